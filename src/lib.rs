@@ -1,0 +1,13 @@
+//! Sensei: a workflow engine for production migrations, driven by YAML runbooks.
+//!
+//! The modules, in pipeline order:
+//! - [`diag`]: positions and diagnostics, rendered like a compiler's.
+//! - [`runbook`]: runbook text to a checked [`runbook::Runbook`] (or every problem in it).
+//! - [`plan`]: the resolved DAG of a runbook with concrete params: phases, fan-out, waves,
+//!   critical path, gates, windows and a digest that approvals bind to.
+//! - [`cli`]: the `sensei` command line, a thin shell over the above.
+
+pub mod cli;
+pub mod diag;
+pub mod plan;
+pub mod runbook;

@@ -1,0 +1,372 @@
+//! Checks of the steps: ids, actions, references, phases, cycles and their templates.
+
+use super::check::Checker;
+use super::check_templates::{Scope, StepGraph};
+use super::duration::Duration;
+use super::model::{Action, ForEach, Gate, Http, Param, Retry, Step, Window};
+use super::raw::{OutputsFormat, Phase, RawStep};
+use super::template;
+use super::wrappers::{Recover, Spanned};
+use crate::diag::{self, Span};
+use petgraph::graph::{DiGraph, NodeIndex};
+use std::collections::{HashMap, HashSet};
+
+/// What the step checks need from the rest of the runbook.
+pub(crate) struct Context<'a> {
+    pub params: &'a [Param],
+    pub pools: &'a [(String, u32)],
+    pub windows: &'a [Window],
+    pub default_retry: &'a Retry,
+    pub default_timeout: Option<Duration>,
+    /// Ids of steps that failed to load (their errors are reported): references to them are
+    /// not reported again as unknown.
+    pub broken_steps: &'a HashSet<String>,
+}
+
+impl Checker<'_> {
+    pub(crate) fn steps(&mut self, steps: Option<&Vec<Recover<RawStep>>>, ctx: &Context) -> Vec<Step> {
+        let Some(steps) = steps else {
+            if self.root.get("steps").is_none() {
+                self.error(Span::new(1, 1, 1), "the runbook has no `steps`")
+                    .hint = Some("add a `steps:` list; each step has an `id` and one action (run, http, gate, wait, check)".into());
+            }
+            return Vec::new();
+        };
+        if steps.is_empty() {
+            let span = self.root.get("steps").map_or(Span::new(1, 1, 1), |n| n.span);
+            self.error(span, "the runbook has no steps").hint =
+                Some("add at least one step with an `id` and an action".into());
+        }
+        let loaded: Vec<&RawStep> = steps.iter().filter_map(|s| s.0.as_ref()).collect();
+        let phases = self.ids(&loaded);
+        let mut out = Vec::new();
+        for raw in &loaded {
+            if let Some(step) = self.step(raw, &phases, ctx) {
+                out.push(step);
+            }
+        }
+        self.cycles(&loaded, &phases);
+        let graph = StepGraph::new(&out);
+        for (raw, step) in loaded.iter().zip(&out) {
+            self.step_templates(raw, step, ctx.params, &graph);
+        }
+        out
+    }
+
+    /// Valid, unique ids; returns each id's phase.
+    fn ids(&mut self, steps: &[&RawStep]) -> HashMap<String, Phase> {
+        let mut phases = HashMap::new();
+        for raw in steps {
+            let id = &raw.id;
+            if !super::check::valid_name(&id.value, usize::MAX) {
+                self.error(id.span, format!("invalid step id `{}`", id.value)).hint =
+                    Some("step ids are lowercase letters, digits, `-` and `_`, starting with a letter or digit".into());
+            }
+            if phases.insert(id.value.clone(), phase_of(raw)).is_some() {
+                self.error(id.span, format!("duplicate step id `{}`", id.value)).hint =
+                    Some("step ids must be unique in a runbook; rename one of them".into());
+            }
+        }
+        phases
+    }
+
+    fn step(&mut self, raw: &RawStep, phases: &HashMap<String, Phase>, ctx: &Context) -> Option<Step> {
+        let id = &raw.id.value;
+        let phase = phase_of(raw);
+        let action = self.action(raw);
+        for need in raw.needs.iter().flatten() {
+            self.need(id, phase, need, phases, ctx);
+        }
+        if let Some(pool) = &raw.pool
+            && !ctx.pools.iter().any(|(name, _)| *name == pool.value)
+        {
+            let hint = diag::suggest(&pool.value, ctx.pools.iter().map(|(n, _)| n.as_str()))
+                .unwrap_or_else(|| "declare it under `pools:`".into());
+            self.error(pool.span, format!("unknown pool `{}`", pool.value)).hint = Some(hint);
+        }
+        if let Some(window) = &raw.window
+            && !ctx.windows.iter().any(|w| w.name == window.value)
+        {
+            let hint = diag::suggest(&window.value, ctx.windows.iter().map(|w| w.name.as_str()))
+                .unwrap_or_else(|| "declare it under `windows:`".into());
+            self.error(window.span, format!("unknown window `{}`", window.value)).hint = Some(hint);
+        }
+        if let (Some(rollback), Some(action)) = (&raw.rollback, &action)
+            && !matches!(action, Action::Run(_) | Action::Http(_))
+        {
+            self.error(rollback.span, format!("a `{}` step has nothing to roll back", action.kind()))
+                .hint = Some("only `run` and `http` steps take a `rollback` command".into());
+        }
+        if raw.outputs == Some(OutputsFormat::Json) && raw.run.is_none() {
+            self.error(raw.id.span, format!("step `{id}` declares `outputs: json` but is not a `run` step"));
+        }
+        let for_each = self.for_each(raw.for_each.as_ref());
+        let retry = self.retry(raw.retry.as_ref(), ctx.default_retry);
+        Some(Step {
+            id: id.clone(),
+            description: raw.description.clone(),
+            phase,
+            needs: raw.needs.iter().flatten().map(|n| n.value.clone()).collect(),
+            when: raw.when.as_ref().map(|w| w.value.clone()),
+            for_each,
+            pool: raw.pool.as_ref().map(|p| p.value.clone()),
+            window: raw.window.as_ref().map(|w| w.value.clone()),
+            idempotent: raw.idempotent.unwrap_or(false),
+            timeout: raw.timeout.as_ref().map(|t| t.value).or(ctx.default_timeout),
+            retry,
+            estimate: raw.estimate.as_ref().map(|e| e.value),
+            action: action?,
+            rollback: raw.rollback.as_ref().map(|r| r.value.clone()),
+            outputs: raw.outputs,
+        })
+    }
+
+    fn action(&mut self, raw: &RawStep) -> Option<Action> {
+        let mut actions = Vec::new();
+        if let Some(run) = &raw.run {
+            actions.push(("run", Action::Run(run.value.clone())));
+        }
+        if let Some(http) = &raw.http {
+            let h = &http.value;
+            for status in h.expect_status.iter().flatten() {
+                if !(100..=599).contains(status) {
+                    self.error(http.span, format!("`{status}` is not an HTTP status"));
+                }
+            }
+            actions.push((
+                "http",
+                Action::Http(Http {
+                    method: h.method.unwrap_or_default(),
+                    url: h.url.value.clone(),
+                    headers: h
+                        .headers
+                        .iter()
+                        .flat_map(|e| e.iter())
+                        .map(|(k, v)| (k.value.clone(), v.value.clone()))
+                        .collect(),
+                    body: h.body.clone(),
+                    expect_status: h.expect_status.clone().unwrap_or_default(),
+                    timeout: h.timeout.as_ref().map(|t| t.value),
+                }),
+            ));
+        }
+        if let Some(gate) = &raw.gate {
+            actions.push(("gate", Action::Gate(self.gate(&raw.id.value, gate))));
+        }
+        if let Some(wait) = &raw.wait {
+            actions.push(("wait", Action::Wait(wait.value)));
+        }
+        if let Some(check) = &raw.check {
+            actions.push(("check", Action::Check(check.value.clone())));
+        }
+        match actions.len() {
+            1 => actions.pop().map(|(_, a)| a),
+            0 => {
+                self.error(raw.id.span, format!("step `{}` has no action", raw.id.value)).hint =
+                    Some("give it exactly one of `run`, `http`, `gate`, `wait` or `check`".into());
+                None
+            }
+            _ => {
+                let names: Vec<String> = actions.iter().map(|(n, _)| format!("`{n}`")).collect();
+                self.error(
+                    raw.id.span,
+                    format!("step `{}` has {} actions: {}", raw.id.value, names.len(), names.join(", ")),
+                )
+                .hint = Some("a step does exactly one thing; split it into several steps joined by `needs`".into());
+                None
+            }
+        }
+    }
+
+    fn gate(&mut self, id: &str, gate: &Spanned<super::raw::RawGate>) -> Gate {
+        let g = &gate.value;
+        let approvers: Vec<String> = g.approvers.value.iter().map(|a| a.value.clone()).collect();
+        if approvers.is_empty() {
+            self.error(g.approvers.span, format!("gate `{id}` has no approvers")).hint =
+                Some("list who may approve it (token names, or `--as` names locally)".into());
+        }
+        let mut seen = HashSet::new();
+        for a in &g.approvers.value {
+            if !seen.insert(&a.value) {
+                self.error(a.span, format!("approver `{}` is listed twice", a.value));
+            }
+        }
+        let required = g.required.as_ref().map_or(1, |r| r.value);
+        if let Some(r) = &g.required {
+            if r.value == 0 {
+                self.error(r.span, "`required` must be at least 1");
+            } else if r.value as usize > approvers.len() && !approvers.is_empty() {
+                self.error(
+                    r.span,
+                    format!(
+                        "gate `{id}` requires {} approvals but lists only {} approver{}",
+                        r.value,
+                        approvers.len(),
+                        if approvers.len() == 1 { "" } else { "s" }
+                    ),
+                )
+                .hint = Some("lower `required` or add approvers".into());
+            }
+        }
+        Gate {
+            approvers,
+            required,
+            timeout: g.timeout.as_ref().map(|t| t.value),
+            on_timeout: g.on_timeout.unwrap_or_default(),
+        }
+    }
+
+    fn need(
+        &mut self,
+        id: &str,
+        phase: Phase,
+        need: &Spanned<String>,
+        phases: &HashMap<String, Phase>,
+        ctx: &Context,
+    ) {
+        match phases.get(&need.value) {
+            None if ctx.broken_steps.contains(&need.value) => {}
+            None => {
+                let hint = diag::suggest(&need.value, phases.keys().map(String::as_str))
+                    .unwrap_or_else(|| "`needs` lists ids of other steps".into());
+                self.error(need.span, format!("step `{id}` needs unknown step `{}`", need.value))
+                    .hint = Some(hint);
+            }
+            Some(other) if *other > phase => {
+                self.error(
+                    need.span,
+                    format!(
+                        "step `{id}` (phase {}) needs `{}`, which runs in a later phase ({})",
+                        phase.as_str(),
+                        need.value,
+                        other.as_str()
+                    ),
+                )
+                .hint = Some("phases run in order analyze, plan, approve, execute, validate; move one of the two steps".into());
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn for_each(&mut self, for_each: Option<&Spanned<serde_json::Value>>) -> Option<ForEach> {
+        let f = for_each?;
+        match &f.value {
+            serde_json::Value::Array(items) => Some(ForEach::List(items.clone())),
+            serde_json::Value::String(text) if is_single_expression(text) => {
+                Some(ForEach::Template(text.clone()))
+            }
+            _ => {
+                self.error(f.span, "`for_each` must be a list or a single template such as \"{{params.tables}}\"")
+                    .hint = Some("the template must be exactly one `{{path}}` so its value stays a list".into());
+                None
+            }
+        }
+    }
+
+    /// Reports each cycle of `needs` once, as the chain of its steps.
+    fn cycles(&mut self, steps: &[&RawStep], _phases: &HashMap<String, Phase>) {
+        let mut graph = DiGraph::<usize, ()>::new();
+        let mut index: HashMap<&str, NodeIndex> = HashMap::new();
+        for (i, raw) in steps.iter().enumerate() {
+            index.entry(raw.id.value.as_str()).or_insert_with(|| graph.add_node(i));
+        }
+        for raw in steps {
+            let from = index[raw.id.value.as_str()];
+            for need in raw.needs.iter().flatten() {
+                if let Some(to) = index.get(need.value.as_str()) {
+                    graph.add_edge(from, *to, ());
+                }
+            }
+        }
+        for scc in petgraph::algo::tarjan_scc(&graph) {
+            let self_loop = scc.len() == 1 && graph.contains_edge(scc[0], scc[0]);
+            if scc.len() < 2 && !self_loop {
+                continue;
+            }
+            let members: HashSet<NodeIndex> = scc.iter().copied().collect();
+            let start = *scc.iter().min_by_key(|n| graph[**n]).expect("non-empty");
+            let chain = cycle_from(&graph, start, &members);
+            let names: Vec<&str> = chain.iter().map(|n| steps[graph[*n]].id.value.as_str()).collect();
+            let first = steps[graph[start]];
+            let second = names.get(1).copied().unwrap_or(names[0]);
+            let span = first
+                .needs
+                .iter()
+                .flatten()
+                .find(|n| n.value == second)
+                .map_or(first.id.span, |n| n.span);
+            self.error(span, format!("steps form a cycle: {}", names.join(" → "))).hint =
+                Some("remove one of these `needs` so the steps can run in an order".into());
+        }
+    }
+
+    fn step_templates(&mut self, raw: &RawStep, step: &Step, params: &[Param], graph: &StepGraph) {
+        let scope = Scope::step(params, &step.id, step.for_each.is_some(), graph);
+        let texts = [&raw.run, &raw.rollback, &raw.when, &raw.check];
+        for t in texts.into_iter().flatten() {
+            self.template(&t.value, t.span, &scope);
+        }
+        if let Some(http) = &raw.http {
+            let h = &http.value;
+            self.template(&h.url.value, h.url.span, &scope);
+            for (_, v) in h.headers.iter().flat_map(|e| e.iter()) {
+                self.template(&v.value, v.span, &scope);
+            }
+            if let Some(body) = &h.body {
+                self.json_templates(body, http.span, &scope);
+            }
+        }
+        if let Some(f) = &raw.for_each
+            && let serde_json::Value::String(text) = &f.value
+        {
+            let scope = Scope::step(params, &step.id, false, graph);
+            self.template(text, f.span, &scope);
+        }
+    }
+}
+
+fn phase_of(raw: &RawStep) -> Phase {
+    match &raw.phase {
+        Some(p) => p.value,
+        None if raw.gate.is_some() => Phase::Approve,
+        None => Phase::Execute,
+    }
+}
+
+/// `{{path}}` and nothing else.
+pub fn is_single_expression(text: &str) -> bool {
+    let t = text.trim();
+    t.starts_with("{{")
+        && t.ends_with("}}")
+        && t.matches("{{").count() == 1
+        && template::analyze(t).is_ok_and(|a| a.paths.len() == 1 && a.unknown_helpers.is_empty())
+}
+
+/// A cycle through `start` inside one strongly connected component, as `[start, ..., start]`.
+fn cycle_from(graph: &DiGraph<usize, ()>, start: NodeIndex, members: &HashSet<NodeIndex>) -> Vec<NodeIndex> {
+    // Depth-first search for a path back to `start`; within an SCC one always exists.
+    let ordered = |n: NodeIndex| {
+        let mut next: Vec<NodeIndex> = graph.neighbors(n).collect();
+        // Pop order follows the order `needs` were written in.
+        next.sort_by_key(|m| std::cmp::Reverse(m.index()));
+        next
+    };
+    let mut stack = vec![(start, ordered(start))];
+    let mut on_path = HashSet::from([start]);
+    while let Some((_, next)) = stack.last_mut() {
+        let Some(n) = next.pop() else {
+            let (done, _) = stack.pop().expect("non-empty");
+            on_path.remove(&done);
+            continue;
+        };
+        if n == start {
+            let mut chain: Vec<NodeIndex> = stack.iter().map(|(n, _)| *n).collect();
+            chain.push(start);
+            return chain;
+        }
+        if members.contains(&n) && on_path.insert(n) {
+            stack.push((n, ordered(n)));
+        }
+    }
+    vec![start, start]
+}

@@ -1,0 +1,197 @@
+//! Checks of templates: they parse, call known helpers, and read only what exists where they
+//! are rendered (SPEC §2 roots).
+
+use super::check::Checker;
+use super::model::{Param, Step};
+use super::raw::Phase;
+use super::template::{self, HELPERS};
+use crate::diag::{self, Span};
+use std::collections::{HashMap, HashSet, VecDeque};
+
+/// Every root a template can start at somewhere.
+const ALL_ROOTS: &[&str] = &["params", "steps", "item", "migration", "runbook", "payload", "event"];
+const MIGRATION_FIELDS: &[&str] = &["id", "state", "started_at"];
+const STEP_FIELDS: &[&str] = &["outputs", "status"];
+
+/// The steps' dependencies, to tell whether a template may read another step's results.
+pub(crate) struct StepGraph {
+    needs: HashMap<String, Vec<String>>,
+    phase: HashMap<String, Phase>,
+}
+
+impl StepGraph {
+    pub fn new(steps: &[Step]) -> Self {
+        StepGraph {
+            needs: steps.iter().map(|s| (s.id.clone(), s.needs.clone())).collect(),
+            phase: steps.iter().map(|s| (s.id.clone(), s.phase)).collect(),
+        }
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.phase.contains_key(id)
+    }
+
+    /// True when `candidate` always finishes before `of` starts: an earlier phase, or a
+    /// dependency through `needs`, directly or not.
+    fn is_upstream(&self, of: &str, candidate: &str) -> bool {
+        if let (Some(a), Some(b)) = (self.phase.get(candidate), self.phase.get(of))
+            && a < b
+        {
+            return true;
+        }
+        let mut seen = HashSet::new();
+        let mut queue: VecDeque<&str> = VecDeque::from([of]);
+        while let Some(id) = queue.pop_front() {
+            for need in self.needs.get(id).into_iter().flatten() {
+                if need == candidate {
+                    return true;
+                }
+                if seen.insert(need.as_str()) {
+                    queue.push_back(need);
+                }
+            }
+        }
+        false
+    }
+}
+
+/// Where a template is rendered, and so what it may read.
+pub(crate) struct Scope<'a> {
+    params: &'a [Param],
+    roots: &'static [&'static str],
+    /// In a step: its id and the graph, for `steps.<id>` reads.
+    step: Option<(&'a str, &'a StepGraph)>,
+    place: &'static str,
+}
+
+impl<'a> Scope<'a> {
+    pub fn runbook(params: &'a [Param]) -> Self {
+        Scope { params, roots: &["params", "migration", "runbook"], step: None, place: "in `env`" }
+    }
+    pub fn schedule(params: &'a [Param]) -> Self {
+        Scope { params, roots: &["runbook"], step: None, place: "in schedule params" }
+    }
+    pub fn trigger(params: &'a [Param]) -> Self {
+        Scope { params, roots: &["payload", "runbook"], step: None, place: "in trigger params" }
+    }
+    pub fn alert(params: &'a [Param]) -> Self {
+        Scope {
+            params,
+            roots: &["event", "migration", "runbook", "params", "steps"],
+            step: None,
+            place: "in alert templates",
+        }
+    }
+    pub fn step(params: &'a [Param], id: &'a str, has_item: bool, graph: &'a StepGraph) -> Self {
+        Scope {
+            params,
+            roots: if has_item {
+                &["params", "steps", "item", "migration", "runbook"]
+            } else {
+                &["params", "steps", "migration", "runbook"]
+            },
+            step: Some((id, graph)),
+            place: "here",
+        }
+    }
+}
+
+impl Checker<'_> {
+    /// Checks one template string written at `span`.
+    pub(crate) fn template(&mut self, text: &str, span: Span, scope: &Scope) {
+        if !template::is_template(text) {
+            return;
+        }
+        let analysis = match template::analyze(text) {
+            Ok(a) => a,
+            Err(reason) => {
+                self.error(span, format!("the template does not parse: {reason}")).hint =
+                    Some("templates use Handlebars syntax, e.g. `{{params.batch_size}}`".into());
+                return;
+            }
+        };
+        for helper in &analysis.unknown_helpers {
+            let at = self.source.locate(span, helper);
+            let hint = diag::suggest(helper, HELPERS.iter().copied())
+                .unwrap_or_else(|| format!("helpers are: {}", HELPERS.join(", ")));
+            self.error(at, format!("unknown template helper `{helper}`")).hint = Some(hint);
+        }
+        for path in &analysis.paths {
+            let at = self.source.locate(span, path);
+            self.path(path, at, scope);
+        }
+    }
+
+    fn path(&mut self, path: &str, at: Span, scope: &Scope) {
+        let segments = template::segments(path);
+        let Some(root) = segments.first().copied() else { return };
+        if !scope.roots.contains(&root) {
+            let (message, hint) = if ALL_ROOTS.contains(&root) {
+                (format!("`{root}` is not available {}", scope.place), Some(root_help(root, scope)))
+            } else {
+                (
+                    format!("unknown template root `{root}` in `{{{{{path}}}}}`"),
+                    diag::suggest(root, scope.roots.iter().copied())
+                        .or_else(|| Some(format!("templates {} read {}", scope.place, list(scope.roots)))),
+                )
+            };
+            self.error(at, message).hint = hint;
+            return;
+        }
+        let second = segments.get(1).copied();
+        match (root, second) {
+            ("params", Some(name)) if !scope.params.iter().any(|p| p.name == name) => {
+                let hint = diag::suggest(name, scope.params.iter().map(|p| p.name.as_str()))
+                    .unwrap_or_else(|| "declare it under `params:`".into());
+                self.error(at, format!("unknown param `{name}`")).hint = Some(hint);
+            }
+            ("steps", Some(id)) => self.step_path(id, segments.get(2).copied(), at, scope),
+            ("steps", None) => {
+                self.error(at, "`steps` needs a step id: `steps.<id>.outputs.<key>`");
+            }
+            ("migration", Some(field)) if !MIGRATION_FIELDS.contains(&field) => {
+                self.error(at, format!("`migration` has no `{field}`")).hint =
+                    Some(format!("it has {}", list(MIGRATION_FIELDS)));
+            }
+            ("runbook", Some(field)) if field != "name" => {
+                self.error(at, format!("`runbook` has no `{field}`")).hint = Some("it has `name`".into());
+            }
+            _ => {}
+        }
+    }
+
+    fn step_path(&mut self, id: &str, field: Option<&str>, at: Span, scope: &Scope) {
+        let Some((current, graph)) = scope.step else {
+            return; // alert templates may read any step
+        };
+        if !graph.contains(id) {
+            let hint = diag::suggest(id, graph.phase.keys().map(String::as_str));
+            self.error(at, format!("unknown step `{id}`")).hint = hint;
+            return;
+        }
+        if id == current || !graph.is_upstream(current, id) {
+            self.error(at, format!("step `{current}` reads `steps.{id}` but does not depend on `{id}`"))
+                .hint = Some(format!("add `{id}` to the `needs` of `{current}` so its results exist when `{current}` runs"));
+            return;
+        }
+        if let Some(field) = field
+            && !STEP_FIELDS.contains(&field)
+        {
+            self.error(at, format!("a step has no `{field}`")).hint =
+                Some(format!("read `steps.{id}.outputs.<key>` or `steps.{id}.status`"));
+        }
+    }
+}
+
+fn root_help(root: &str, scope: &Scope) -> String {
+    match root {
+        "item" => "`item` is set only in steps with `for_each`".into(),
+        "payload" => "`payload` (the webhook's JSON body) is set only in trigger params".into(),
+        "event" => "`event` is set only in alert templates".into(),
+        _ => format!("templates {} read {}", scope.place, list(scope.roots)),
+    }
+}
+
+fn list(names: &[&str]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,105 @@
+//! Runbooks: YAML text in, a checked [`Runbook`] or positioned diagnostics out.
+//!
+//! The pipeline is `yaml` (text to a positioned node tree) -> `node_de` + `raw` (the format's
+//! serde types, every error recorded) -> `check` (semantic rules, all in one pass) -> `model`.
+
+mod check;
+mod check_steps;
+mod check_templates;
+pub mod cron;
+pub mod duration;
+pub mod model;
+mod node_de;
+pub mod params;
+pub mod raw;
+mod source;
+pub mod template;
+mod wrappers;
+mod yaml;
+
+pub use check::ALERT_EVENTS;
+pub use model::Runbook;
+pub use source::Source;
+
+use crate::diag::{self, Diagnostic, Span};
+use std::collections::HashSet;
+use std::path::Path;
+
+/// A runbook file after loading and checking.
+#[derive(Debug)]
+pub struct Checked {
+    pub source: Source,
+    /// Present only when there is no error (warnings may remain).
+    pub runbook: Option<Runbook>,
+    /// Sorted by position.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        diag::has_errors(&self.diagnostics)
+    }
+
+    /// Every diagnostic rendered like a compiler's, in file order.
+    pub fn render(&self) -> String {
+        self.diagnostics
+            .iter()
+            .map(|d| diag::render(&self.source.name, &self.source.text, d))
+            .collect()
+    }
+}
+
+/// Reads and checks a runbook file; `name` is how diagnostics name it.
+pub fn load_file(path: &Path) -> std::io::Result<Checked> {
+    let bytes = std::fs::read(path)?;
+    Ok(load_bytes(&path.display().to_string(), &bytes))
+}
+
+/// Checks runbook text held in memory (the API's validate endpoint, tests).
+pub fn load_bytes(name: &str, bytes: &[u8]) -> Checked {
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let source = Source::new(name, text);
+    let root = match yaml::parse(bytes) {
+        Ok(root) => root,
+        Err(diagnostic) => return finish(source, None, vec![diagnostic]),
+    };
+    if !matches!(root.value, yaml::Value::Map(_)) {
+        let d = Diagnostic::error(root.span.with_len(1), format!("a runbook is a YAML mapping, but this file holds {}", root.kind()))
+            .with_hint("start with `version: 1`, `name: ...` and `steps:`");
+        return finish(source, None, vec![d]);
+    }
+    let (raw, mut diagnostics) = node_de::from_node::<raw::RawRunbook>(&root);
+    let Some(raw) = raw else {
+        return finish(source, None, diagnostics);
+    };
+    let broken = broken_step_ids(&raw, &root);
+    let (runbook, more) = check::check(&raw, &source, &root, &broken);
+    diagnostics.extend(more);
+    let runbook = runbook.filter(|_| !diag::has_errors(&diagnostics));
+    finish(source, runbook, diagnostics)
+}
+
+fn finish(source: Source, runbook: Option<Runbook>, mut diagnostics: Vec<Diagnostic>) -> Checked {
+    diag::sort(&mut diagnostics);
+    diagnostics.dedup();
+    Checked { source, runbook, diagnostics }
+}
+
+/// Ids of steps that did not load (their problems are reported): other steps may still name
+/// them, and those references should not be reported as unknown on top.
+fn broken_step_ids(raw: &raw::RawRunbook, root: &yaml::Node) -> HashSet<String> {
+    let (Some(steps), Some(yaml::Value::Seq(nodes))) = (&raw.steps.0, root.get("steps").map(|n| &n.value)) else {
+        return HashSet::new();
+    };
+    steps
+        .iter()
+        .zip(nodes)
+        .filter(|(step, _)| step.0.is_none())
+        .filter_map(|(_, node)| node.get("id")?.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The span a whole-file problem is reported at.
+pub fn file_start() -> Span {
+    Span::new(1, 1, 1)
+}

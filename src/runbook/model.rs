@@ -1,0 +1,203 @@
+//! The checked runbook: what `check` produces when a runbook has no errors.
+//!
+//! Later stages (plan, engine, server) hold only these types, so they never see unchecked
+//! input: every reference resolves, every duration, cron and zone is parsed, and every step has
+//! exactly one action.
+
+use super::cron::{CronExpr, TimeZone};
+use super::duration::Duration;
+pub use super::raw::{
+    CatchUp, HttpMethod, OnClose, OnFailure, OnTimeout, OutputsFormat, Overlap, ParamType, Phase,
+    WebhookFormat,
+};
+use serde_json::Value as Json;
+
+#[derive(Debug, Clone)]
+pub struct Runbook {
+    pub name: String,
+    pub description: Option<String>,
+    pub params: Vec<Param>,
+    pub env: Vec<(String, String)>,
+    pub concurrency: Option<u32>,
+    pub pools: Vec<(String, u32)>,
+    pub on_failure: OnFailure,
+    pub windows: Vec<Window>,
+    pub schedules: Vec<Schedule>,
+    pub triggers: Vec<Trigger>,
+    pub alerts: Alerts,
+    pub steps: Vec<Step>,
+}
+
+impl Runbook {
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    pub fn param(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    pub fn window(&self, name: &str) -> Option<&Window> {
+        self.windows.iter().find(|w| w.name == name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub name: String,
+    pub kind: ParamType,
+    pub default: Option<Json>,
+    pub required: bool,
+    pub secret: bool,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub name: String,
+    pub cron: CronExpr,
+    pub duration: Duration,
+    pub timezone: TimeZone,
+    pub cutoff: Duration,
+    pub on_close: OnClose,
+}
+
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub cron: CronExpr,
+    pub timezone: TimeZone,
+    pub params: Vec<(String, Json)>,
+    pub overlap: Overlap,
+    pub catch_up: CatchUp,
+}
+
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    pub webhook: String,
+    pub secret_env: String,
+    pub params: Vec<(String, Json)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Alerts {
+    pub channels: Vec<Channel>,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub name: String,
+    pub kind: ChannelKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ChannelKind {
+    Email {
+        to: Vec<String>,
+        cc: Vec<String>,
+        subject: Option<String>,
+        body: Option<String>,
+        html: bool,
+    },
+    Webhook {
+        url: String,
+        format: WebhookFormat,
+        secret_env: Option<String>,
+        headers: Vec<(String, String)>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub on: Vec<String>,
+    pub steps: Vec<String>,
+    pub notify: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub id: String,
+    pub description: Option<String>,
+    pub phase: Phase,
+    pub needs: Vec<String>,
+    pub when: Option<String>,
+    pub for_each: Option<ForEach>,
+    pub pool: Option<String>,
+    pub window: Option<String>,
+    pub idempotent: bool,
+    pub timeout: Option<Duration>,
+    pub retry: Retry,
+    pub estimate: Option<Duration>,
+    pub action: Action,
+    pub rollback: Option<String>,
+    pub outputs: Option<OutputsFormat>,
+}
+
+/// A step's fan-out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ForEach {
+    /// Written as a list in the runbook.
+    List(Vec<Json>),
+    /// A template naming a list (params are known at plan time, step outputs only at run time).
+    Template(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Run(String),
+    Http(Http),
+    Gate(Gate),
+    Wait(Duration),
+    Check(String),
+}
+
+impl Action {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Run(_) => "run",
+            Action::Http(_) => "http",
+            Action::Gate(_) => "gate",
+            Action::Wait(_) => "wait",
+            Action::Check(_) => "check",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Http {
+    pub method: HttpMethod,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Json>,
+    /// Empty means any 2xx.
+    pub expect_status: Vec<u16>,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Gate {
+    pub approvers: Vec<String>,
+    pub required: u32,
+    pub timeout: Option<Duration>,
+    pub on_timeout: OnTimeout,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retry {
+    pub attempts: u32,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    pub on_exit_codes: Vec<i32>,
+}
+
+impl Default for Retry {
+    /// One attempt: no retry unless the runbook asks for it.
+    fn default() -> Self {
+        Retry {
+            attempts: 1,
+            backoff: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(300),
+            on_exit_codes: Vec::new(),
+        }
+    }
+}

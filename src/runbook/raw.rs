@@ -1,0 +1,384 @@
+//! The runbook as written (SPEC §2): serde structs with positions, before any semantic check.
+//!
+//! These types are the single description of the format: the loader fills them (through
+//! `node_de`), and `schemas/runbook.schema.json` is generated from them. A step's action is a
+//! set of optional sibling keys (`run`, `http`, `gate`, `wait`, `check`) rather than an enum,
+//! because positions do not survive serde's tagged enums; `check.rs` demands exactly one.
+//!
+//! Top-level sections and list entries are wrapped in [`Recover`] so that one malformed part
+//! does not hide the problems of the others.
+
+use super::cron::{CronExpr, TimeZone};
+use super::duration::Duration;
+use super::wrappers::{Entries, Recover, Spanned};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// A Sensei runbook: how a migration is done.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Sensei runbook")]
+pub struct RawRunbook {
+    /// Format version; must be 1.
+    #[serde(default)]
+    #[schemars(required)]
+    pub version: Recover<Spanned<u32>>,
+    /// Runbook name: lowercase letters, digits, `-` and `_`; unique within a runbook directory.
+    #[serde(default)]
+    #[schemars(required, regex(pattern = r"^[a-z0-9][a-z0-9_-]{0,62}$"))]
+    pub name: Recover<Spanned<String>>,
+    #[serde(default)]
+    pub description: Recover<String>,
+    /// Typed inputs, set with `-p k=v`, the API body, or a schedule's or trigger's `params`.
+    #[serde(default)]
+    pub params: Recover<Entries<Recover<RawParam>>>,
+    /// Environment for every `run` step (values are templates).
+    #[serde(default)]
+    pub env: Recover<Entries<Spanned<String>>>,
+    /// Settings every step inherits unless it overrides them.
+    #[serde(default)]
+    pub defaults: Recover<RawDefaults>,
+    /// Most steps of this migration running at once (default: the number of CPUs).
+    #[serde(default)]
+    pub concurrency: Recover<Spanned<u32>>,
+    /// Named slot pools; a step with `pool: NAME` takes one slot while it runs.
+    #[serde(default)]
+    pub pools: Recover<Entries<Spanned<u32>>>,
+    /// What happens after a step fails for good (default `fail`).
+    #[serde(default)]
+    pub on_failure: Recover<Spanned<OnFailure>>,
+    /// Recurring periods in which the steps bound to them may start.
+    #[serde(default)]
+    pub windows: Recover<Entries<Recover<RawWindow>>>,
+    /// Cron schedules on which a server creates and starts migrations.
+    #[serde(default)]
+    pub schedules: Recover<Vec<Recover<RawSchedule>>>,
+    /// Signed webhooks (`POST /v1/hooks/NAME`) that create and start migrations.
+    #[serde(default)]
+    pub triggers: Recover<Vec<Recover<RawTrigger>>>,
+    /// Email and webhook notifications on lifecycle events.
+    #[serde(default)]
+    pub alerts: Recover<RawAlerts>,
+    /// The steps: a DAG through `needs`, grouped in phases.
+    #[serde(default)]
+    #[schemars(required)]
+    pub steps: Recover<Vec<Recover<RawStep>>>,
+}
+
+/// A typed input of the runbook.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawParam {
+    #[serde(rename = "type")]
+    pub kind: Spanned<ParamType>,
+    /// Value used when none is given; must have the param's type.
+    pub default: Option<Spanned<serde_json::Value>>,
+    /// A value must be given (a required param has no default).
+    pub required: Option<Spanned<bool>>,
+    /// The value is shown as `***` in logs, events, alerts and the API.
+    pub secret: Option<bool>,
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamType {
+    String,
+    Integer,
+    Number,
+    Boolean,
+    List,
+    Object,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    /// Longest a step may run before it is killed.
+    pub timeout: Option<Spanned<Duration>>,
+    pub retry: Option<RawRetry>,
+}
+
+/// Retries of a failed step, with exponential backoff and jitter.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    /// Total attempts, the first included.
+    pub attempts: Option<Spanned<u32>>,
+    /// Wait before the first retry; doubles after each attempt.
+    pub backoff: Option<Spanned<Duration>>,
+    /// Longest wait between two attempts.
+    pub max_backoff: Option<Spanned<Duration>>,
+    /// Exit codes treated as transient; any other failure is final at once.
+    pub on_exit_codes: Option<Vec<i32>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    Rollback,
+    Pause,
+    #[default]
+    Fail,
+}
+
+/// A recurring period (cron + duration + zone) in which steps bound to it may start.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWindow {
+    /// When the window opens.
+    pub cron: Spanned<CronExpr>,
+    /// How long it stays open.
+    pub duration: Spanned<Duration>,
+    /// IANA zone of `cron` (default UTC).
+    pub timezone: Option<Spanned<TimeZone>>,
+    /// No new bound step starts in the last `cutoff` of the window.
+    pub cutoff: Option<Spanned<Duration>>,
+    /// What the migration does if bound work remains when the window closes (default pause).
+    pub on_close: Option<OnClose>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnClose {
+    #[default]
+    Pause,
+    Rollback,
+    Fail,
+}
+
+/// A cron schedule on which a server creates and starts a migration.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    pub cron: Spanned<CronExpr>,
+    pub timezone: Option<Spanned<TimeZone>>,
+    /// Params of the migrations it creates (values may be templates).
+    pub params: Option<Entries<Spanned<serde_json::Value>>>,
+    pub overlap: Option<Overlap>,
+    pub catch_up: Option<CatchUp>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    #[default]
+    Skip,
+    Queue,
+    Allow,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUp {
+    None,
+    #[default]
+    Latest,
+    All,
+}
+
+/// A signed incoming webhook that creates and starts a migration.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrigger {
+    /// The hook's name: `POST /v1/hooks/NAME`.
+    pub webhook: Spanned<String>,
+    /// Environment variable holding the HMAC-SHA256 key.
+    pub secret_env: Spanned<String>,
+    /// Params of the migration (templates over `payload`, the JSON body).
+    pub params: Option<Entries<Spanned<serde_json::Value>>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerts {
+    #[serde(default)]
+    pub channels: Entries<Recover<RawChannel>>,
+    #[serde(default)]
+    pub rules: Vec<Recover<RawRule>>,
+}
+
+/// Where alerts go: exactly one of `email` or `webhook`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawChannel {
+    pub email: Option<RawEmail>,
+    pub webhook: Option<RawWebhook>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmail {
+    pub to: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub cc: Vec<Spanned<String>>,
+    /// Subject template.
+    pub subject: Option<Spanned<String>>,
+    /// Body template (plain text unless `html: true`).
+    pub body: Option<Spanned<String>>,
+    pub html: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub url: Spanned<String>,
+    pub format: Option<WebhookFormat>,
+    /// Environment variable holding a key to sign deliveries with (HMAC-SHA256).
+    pub secret_env: Option<Spanned<String>>,
+    pub headers: Option<Entries<Spanned<String>>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    #[default]
+    Json,
+    Slack,
+}
+
+/// Which events notify which channels.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    /// Event names: lifecycle states and step, gate, window and rollback events.
+    pub on: Spanned<Vec<Spanned<String>>>,
+    /// Only events of these steps.
+    pub steps: Option<Vec<Spanned<String>>>,
+    pub notify: Spanned<Vec<Spanned<String>>>,
+}
+
+/// A node of the DAG with exactly one action: `run`, `http`, `gate`, `wait` or `check`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    /// Unique id: lowercase letters, digits, `-` and `_`.
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]*$"))]
+    pub id: Spanned<String>,
+    pub description: Option<String>,
+    /// Default: `approve` for gates, `execute` for every other step.
+    pub phase: Option<Spanned<Phase>>,
+    /// Steps that must finish first; needing a fan-out step means needing every expansion.
+    pub needs: Option<Vec<Spanned<String>>>,
+    /// A template; when it renders false the step is skipped.
+    pub when: Option<Spanned<String>>,
+    /// Fan-out: a list, or a template naming a list; `{{item}}` is the element.
+    #[schemars(with = "ForEachSchema")]
+    pub for_each: Option<Spanned<serde_json::Value>>,
+    /// Named pool the step takes a slot from while it runs.
+    pub pool: Option<Spanned<String>>,
+    /// Window the step may only start in.
+    pub window: Option<Spanned<String>>,
+    /// Safe to re-run after a crash.
+    pub idempotent: Option<bool>,
+    pub timeout: Option<Spanned<Duration>>,
+    pub retry: Option<RawRetry>,
+    /// Expected run time, used to decide whether the step fits in its window.
+    pub estimate: Option<Spanned<Duration>>,
+    /// Shell command, run with `sh -c` in the runbook's directory.
+    pub run: Option<Spanned<String>>,
+    pub http: Option<Spanned<RawHttp>>,
+    pub gate: Option<Spanned<RawGate>>,
+    /// Timer.
+    pub wait: Option<Spanned<Duration>>,
+    /// A template that must render `true`.
+    pub check: Option<Spanned<String>>,
+    /// Shell command that undoes the step.
+    pub rollback: Option<Spanned<String>>,
+    /// `json`: the last stdout line is a JSON object of outputs.
+    pub outputs: Option<OutputsFormat>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Analyze,
+    Plan,
+    Approve,
+    Execute,
+    Validate,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 5] = [
+        Phase::Analyze,
+        Phase::Plan,
+        Phase::Approve,
+        Phase::Execute,
+        Phase::Validate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Analyze => "analyze",
+            Phase::Plan => "plan",
+            Phase::Approve => "approve",
+            Phase::Execute => "execute",
+            Phase::Validate => "validate",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputsFormat {
+    Json,
+}
+
+/// An HTTP request step.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    pub method: Option<HttpMethod>,
+    pub url: Spanned<String>,
+    pub headers: Option<Entries<Spanned<String>>>,
+    /// JSON body; string values are templates, JSON-encoded when rendered.
+    pub body: Option<serde_json::Value>,
+    /// Accepted statuses (default: any 2xx).
+    pub expect_status: Option<Vec<u16>>,
+    pub timeout: Option<Spanned<Duration>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    #[default]
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+}
+
+/// An approval gate.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGate {
+    /// Identities (token names, or `--as` names locally) who may decide the gate.
+    pub approvers: Spanned<Vec<Spanned<String>>>,
+    /// Approvals needed (default 1).
+    pub required: Option<Spanned<u32>>,
+    pub timeout: Option<Spanned<Duration>>,
+    /// What happens at the timeout (default `fail`).
+    pub on_timeout: Option<OnTimeout>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTimeout {
+    #[default]
+    Fail,
+    Cancel,
+    Approve,
+}
+
+/// Schema of `for_each`: a list, or a template string that names one.
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+#[allow(dead_code)]
+enum ForEachSchema {
+    Template(String),
+    List(Vec<serde_json::Value>),
+}
