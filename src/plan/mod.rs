@@ -1,1 +1,305 @@
-//! Plans: placeholder, filled in below.
+//! Plans: a checked runbook with concrete params, resolved into the DAG that will run.
+//!
+//! `build` expands `for_each` over lists known now (`copy[orders]`), keeps a placeholder for
+//! fan-outs over step outputs (`copy[*]`), wires `needs` (needing a fan-out step means needing
+//! every expansion), and derives what an operator reviews before approving: waves per phase
+//! (phases are barriers), the critical path, gates, the next window openings and schedule fire
+//! times, and a digest that approvals bind to.
+
+mod calendar;
+mod graph;
+pub mod render;
+
+pub use calendar::{Opening, SchedulePlan, WindowPlan};
+
+use crate::runbook::duration::Duration;
+use crate::runbook::model::{Action, ForEach, OnTimeout, Phase, Runbook};
+use crate::runbook::params::{self, Params};
+use crate::runbook::template;
+use chrono::{DateTime, Utc};
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::Serialize;
+use serde_json::Value as Json;
+use sha2::{Digest as _, Sha256};
+
+/// One node of the plan: a step, or one expansion of a fan-out step.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanStep {
+    /// `copy`, `copy[orders]`, or `copy[*]` for a fan-out over step outputs.
+    pub id: String,
+    /// The runbook step it comes from.
+    pub step: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<Json>,
+    pub phase: Phase,
+    pub action: &'static str,
+    /// Ids of the plan steps it needs.
+    pub needs: Vec<String>,
+    /// 1-based; steps of one wave can run together.
+    pub wave: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<String>,
+    /// Expanded only at run time (a `for_each` over step outputs).
+    pub dynamic: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PhasePlan {
+    pub phase: Phase,
+    /// Plan step ids, grouped in waves (empty when the phase has no steps: it passes at once).
+    pub waves: Vec<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GatePlan {
+    pub id: String,
+    pub phase: Phase,
+    pub approvers: Vec<String>,
+    pub required: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    pub on_timeout: OnTimeout,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub runbook: String,
+    /// `sha256:<hex>` of the runbook text and the resolved params (secrets excluded).
+    pub digest: String,
+    /// Resolved params, secret values shown as `***`.
+    pub params: Params,
+    pub phases: Vec<PhasePlan>,
+    pub steps: Vec<PlanStep>,
+    pub critical_path: Vec<String>,
+    /// Sum of the estimates along the critical path, when every step on it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub critical_path_estimate: Option<String>,
+    pub gates: Vec<GatePlan>,
+    pub windows: Vec<WindowPlan>,
+    pub schedules: Vec<SchedulePlan>,
+    /// Webhook names: `POST /v1/hooks/<name>`.
+    pub triggers: Vec<String>,
+    /// When the openings and fire times were computed from.
+    pub computed_at: DateTime<Utc>,
+    /// Position of each plan step in `steps`, by id.
+    #[serde(skip)]
+    index: std::collections::HashMap<String, usize>,
+}
+
+impl Plan {
+    pub fn step(&self, id: &str) -> Option<&PlanStep> {
+        self.index.get(id).map(|&i| &self.steps[i])
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("`for_each` of step `{step}` must be a list, but {path} is {found}")]
+    NotAList {
+        step: String,
+        path: String,
+        found: &'static str,
+    },
+}
+
+/// Resolves a checked runbook with concrete params into a plan. `now` is when window
+/// openings and schedule fire times are computed from.
+pub fn build(
+    runbook: &Runbook,
+    runbook_text: &str,
+    params: &Params,
+    now: DateTime<Utc>,
+) -> Result<Plan, PlanError> {
+    let steps = expand(runbook, params)?;
+    let mut dag = DiGraph::<usize, ()>::with_capacity(steps.len(), steps.len() * 2);
+    let nodes: Vec<NodeIndex> = (0..steps.len()).map(|i| dag.add_node(i)).collect();
+    let mut by_step: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+    for (i, s) in steps.iter().enumerate() {
+        by_step.entry(s.step.as_str()).or_default().push(i);
+    }
+    let mut needs_of: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+    for (i, s) in steps.iter().enumerate() {
+        let step = runbook.step(&s.step).expect("plan steps come from the runbook");
+        for need in &step.needs {
+            for &j in by_step.get(need.as_str()).into_iter().flatten() {
+                dag.add_edge(nodes[j], nodes[i], ());
+                needs_of[i].push(j);
+            }
+        }
+    }
+    let phases: Vec<Phase> = steps.iter().map(|s| s.phase).collect();
+    let weights: Vec<(u64, u64)> = steps
+        .iter()
+        .map(|s| {
+            let estimate = runbook.step(&s.step).and_then(|st| st.estimate);
+            (estimate.map_or(0, Duration::as_millis), 1)
+        })
+        .collect();
+    let layout = graph::layout(&dag, &phases, &weights);
+    let mut plan_steps: Vec<PlanStep> = steps
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            s.wave = layout.wave[i];
+            s
+        })
+        .collect();
+    let ids: Vec<String> = plan_steps.iter().map(|s| s.id.clone()).collect();
+    for (s, needs) in plan_steps.iter_mut().zip(&needs_of) {
+        s.needs = needs.iter().map(|&j| ids[j].clone()).collect();
+    }
+    let phases = Phase::ALL
+        .iter()
+        .map(|&phase| PhasePlan {
+            phase,
+            waves: layout.waves_of(phase, &plan_steps),
+        })
+        .collect();
+    let masked = params::masked(runbook, params);
+    Ok(Plan {
+        runbook: runbook.name.clone(),
+        digest: digest(runbook_text, &masked),
+        critical_path: layout.critical_path.iter().map(|&i| ids[i].clone()).collect(),
+        critical_path_estimate: critical_estimate(runbook, &plan_steps, &layout.critical_path),
+        params: masked,
+        gates: gates(runbook, &plan_steps),
+        windows: calendar::windows(runbook, &plan_steps, now),
+        schedules: calendar::schedules(runbook, now),
+        triggers: runbook.triggers.iter().map(|t| t.webhook.clone()).collect(),
+        phases,
+        index: ids.iter().enumerate().map(|(i, id)| (id.clone(), i)).collect(),
+        steps: plan_steps,
+        computed_at: now,
+    })
+}
+
+/// sha256 over the runbook text and the canonical JSON of the (masked) params.
+pub fn digest(runbook_text: &str, masked_params: &Params) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"sensei-plan-v1\n");
+    hasher.update(runbook_text.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(serde_json::to_string(masked_params).unwrap_or_default().as_bytes());
+    let bytes = hasher.finalize();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// One plan step per step, or per element of a fan-out known now.
+fn expand(runbook: &Runbook, params: &Params) -> Result<Vec<PlanStep>, PlanError> {
+    let mut out = Vec::with_capacity(runbook.steps.len());
+    for step in &runbook.steps {
+        let base = PlanStep {
+            id: step.id.clone(),
+            step: step.id.clone(),
+            item: None,
+            phase: step.phase,
+            action: step.action.kind(),
+            needs: Vec::new(),
+            wave: 0,
+            window: step.window.clone(),
+            pool: step.pool.clone(),
+            estimate: step.estimate.map(|e| e.to_string()),
+            dynamic: false,
+        };
+        let items = match &step.for_each {
+            None => {
+                out.push(base);
+                continue;
+            }
+            Some(ForEach::List(items)) => items.clone(),
+            Some(ForEach::Template(text)) => match static_items(&step.id, text, params)? {
+                Some(items) => items,
+                None => {
+                    out.push(PlanStep {
+                        id: format!("{}[*]", step.id),
+                        dynamic: true,
+                        ..base
+                    });
+                    continue;
+                }
+            },
+        };
+        for item in items {
+            out.push(PlanStep {
+                id: format!("{}[{}]", step.id, item_label(&item)),
+                item: Some(item),
+                ..base.clone()
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The list a `for_each` template names, when it is known before running (params).
+fn static_items(step: &str, text: &str, params: &Params) -> Result<Option<Vec<Json>>, PlanError> {
+    let analysis = template::analyze(text.trim()).ok();
+    let Some(path) = analysis.and_then(|a| a.paths.into_iter().next()) else {
+        return Ok(None);
+    };
+    let segments = template::segments(&path);
+    if segments.first() != Some(&"params") {
+        return Ok(None); // step outputs: known at run time
+    }
+    let mut value = Json::Object(params.clone());
+    for segment in &segments[1..] {
+        value = value.get(segment).cloned().unwrap_or(Json::Null);
+    }
+    match value {
+        Json::Array(items) => Ok(Some(items)),
+        other => Err(PlanError::NotAList {
+            step: step.to_owned(),
+            path,
+            found: json_kind(&other),
+        }),
+    }
+}
+
+/// How an element names its expansion: strings as they are, other values as JSON.
+pub fn item_label(item: &Json) -> String {
+    match item {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn json_kind(value: &Json) -> &'static str {
+    match value {
+        Json::Null => "not set",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "a list",
+        Json::Object(_) => "an object",
+    }
+}
+
+fn gates(runbook: &Runbook, steps: &[PlanStep]) -> Vec<GatePlan> {
+    steps
+        .iter()
+        .filter_map(|s| {
+            let step = runbook.step(&s.step)?;
+            let Action::Gate(gate) = &step.action else { return None };
+            Some(GatePlan {
+                id: s.id.clone(),
+                phase: s.phase,
+                approvers: gate.approvers.clone(),
+                required: gate.required,
+                timeout: gate.timeout.map(|t| t.to_string()),
+                on_timeout: gate.on_timeout,
+            })
+        })
+        .collect()
+}
+
+fn critical_estimate(runbook: &Runbook, steps: &[PlanStep], path: &[usize]) -> Option<String> {
+    let mut total = std::time::Duration::ZERO;
+    for &i in path {
+        total += runbook.step(&steps[i].step)?.estimate?.as_std();
+    }
+    Some(Duration(total).to_string())
+}

@@ -185,6 +185,8 @@ pub struct OffsetChange {
 }
 
 impl fmt::Display for OffsetChange {
+    /// `clocks go back 1h at 03:00 CEST (to 02:00 CET); the window still lasts its full
+    /// duration in real time`: windows are measured in elapsed time, not wall-clock time.
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         let direction = if self.shift_minutes > 0 { "forward" } else { "back" };
         let minutes = self.shift_minutes.abs();
@@ -193,11 +195,12 @@ impl fmt::Display for OffsetChange {
         } else {
             format!("{minutes}m")
         };
+        let before = self.at.naive_local() - chrono::Duration::minutes(i64::from(self.shift_minutes));
         write!(
             f,
-            "clocks go {direction} {amount} at {} (the window is {amount} {} in real time)",
-            self.at.format("%a %Y-%m-%d %H:%M %Z"),
-            if self.shift_minutes > 0 { "shorter" } else { "longer" }
+            "clocks go {direction} {amount} at {} (to {}); the window still lasts its full duration in real time",
+            before.format("%H:%M"),
+            self.at.format("%H:%M %Z"),
         )
     }
 }
