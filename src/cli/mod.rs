@@ -19,7 +19,11 @@ pub mod exit {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "sensei", version, about = "Run production migrations from declarative runbooks")]
+#[command(
+    name = "sensei",
+    version,
+    about = "Run production migrations from declarative runbooks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,7 +46,9 @@ pub fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => exit::OK,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    exit::OK
+                }
                 _ => exit::USAGE,
             });
         }

@@ -37,11 +37,20 @@ pub fn run(args: &Args) -> u8 {
     };
     eprint!("{}", checked.render());
     let Some(runbook) = &checked.runbook else {
-        error(format!("{} is not a valid runbook; fix the errors above", args.file.display()));
+        error(format!(
+            "{} is not a valid runbook; fix the errors above",
+            args.file.display()
+        ));
         return exit::FAILED;
     };
-    let assignments: Result<Vec<_>, _> = args.params.iter().map(|p| params::parse_assignment(p)).collect();
-    let resolved = assignments.map_err(|e| vec![e]).and_then(|a| params::resolve_text(runbook, &a));
+    let assignments: Result<Vec<_>, _> = args
+        .params
+        .iter()
+        .map(|p| params::parse_assignment(p))
+        .collect();
+    let resolved = assignments
+        .map_err(|e| vec![e])
+        .and_then(|a| params::resolve_text(runbook, &a));
     let params = match resolved {
         Ok(p) => p,
         Err(errors) => {

@@ -47,7 +47,11 @@ pub fn run(args: &Args) -> u8 {
         ValidateFormat::Json => print_json(&checked),
         ValidateFormat::Github => print_github(&checked),
     }
-    if checked.iter().any(Checked::has_errors) { exit::FAILED } else { exit::OK }
+    if checked.iter().any(Checked::has_errors) {
+        exit::FAILED
+    } else {
+        exit::OK
+    }
 }
 
 /// Files named directly, and runbooks found in directories (sorted, hidden entries skipped).
@@ -72,7 +76,10 @@ fn runbook_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     entries.sort();
     for path in entries {
@@ -89,13 +96,18 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 fn duplicate_names(files: &[PathBuf], checked: &mut [Checked]) {
     let mut seen: HashMap<(PathBuf, String), String> = HashMap::new();
     for (file, c) in files.iter().zip(checked.iter_mut()) {
-        let Some(name) = c.runbook.as_ref().map(|r| r.name.clone()) else { continue };
+        let Some(name) = c.runbook.as_ref().map(|r| r.name.clone()) else {
+            continue;
+        };
         let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
         if let Some(first) = seen.get(&(dir.clone(), name.clone())) {
             let span = name_span(&c.source.text);
             c.diagnostics.push(
-                Diagnostic::error(span, format!("runbook name `{name}` is already used by {first}"))
-                    .with_hint("runbook names are unique within a directory; rename one of them"),
+                Diagnostic::error(
+                    span,
+                    format!("runbook name `{name}` is already used by {first}"),
+                )
+                .with_hint("runbook names are unique within a directory; rename one of them"),
             );
             c.runbook = None;
         } else {
@@ -109,8 +121,14 @@ fn name_span(text: &str) -> Span {
         .position(|l| l.starts_with("name:"))
         .map_or(Span::new(1, 1, 1), |i| {
             let line = text.lines().nth(i).unwrap_or_default();
-            let column = line[5..].find(|c: char| !c.is_whitespace()).map_or(6, |c| c + 6);
-            Span::new(i as u32 + 1, column as u32, line.len().saturating_sub(column - 1).max(1) as u32)
+            let column = line[5..]
+                .find(|c: char| !c.is_whitespace())
+                .map_or(6, |c| c + 6);
+            Span::new(
+                i as u32 + 1,
+                column as u32,
+                line.len().saturating_sub(column - 1).max(1) as u32,
+            )
         })
 }
 
@@ -143,8 +161,11 @@ fn print_json(checked: &[Checked]) {
     let files: Vec<serde_json::Value> = checked
         .iter()
         .map(|c| {
-            let diagnostics: Vec<JsonDiagnostic> =
-                c.diagnostics.iter().map(|d| JsonDiagnostic::new(&c.source.name, d)).collect();
+            let diagnostics: Vec<JsonDiagnostic> = c
+                .diagnostics
+                .iter()
+                .map(|d| JsonDiagnostic::new(&c.source.name, d))
+                .collect();
             serde_json::json!({
                 "file": c.source.name,
                 "valid": !c.has_errors(),
@@ -166,8 +187,17 @@ fn print_github(checked: &[Checked]) {
                 .span
                 .map(|s| format!(",line={},col={}", s.line, s.column))
                 .unwrap_or_default();
-            let hint = d.hint.as_deref().map(|h| format!(" ({h})")).unwrap_or_default();
-            println!("::{} file={}{position}::{}{hint}", d.severity.as_str(), c.source.name, d.message);
+            let hint = d
+                .hint
+                .as_deref()
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default();
+            println!(
+                "::{} file={}{position}::{}{hint}",
+                d.severity.as_str(),
+                c.source.name,
+                d.message
+            );
         }
     }
 }

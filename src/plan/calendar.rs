@@ -51,7 +51,11 @@ pub struct SchedulePlan {
     pub display: Vec<String>,
 }
 
-pub(super) fn windows(runbook: &Runbook, steps: &[PlanStep], now: DateTime<Utc>) -> Vec<WindowPlan> {
+pub(super) fn windows(
+    runbook: &Runbook,
+    steps: &[PlanStep],
+    now: DateTime<Utc>,
+) -> Vec<WindowPlan> {
     runbook
         .windows
         .iter()
@@ -64,20 +68,25 @@ pub(super) fn windows(runbook: &Runbook, steps: &[PlanStep], now: DateTime<Utc>)
                 .next_after(tz, now, SHOWN)
                 .into_iter()
                 .map(|opens| {
-                    let closes = opens.clone() + length;
-                    let dst = offset_change(tz, opens.with_timezone(&Utc), closes.with_timezone(&Utc));
-                    let last_start = closes.clone() - cutoff;
+                    let closes = opens + length;
+                    let dst =
+                        offset_change(tz, opens.with_timezone(&Utc), closes.with_timezone(&Utc));
+                    let last_start = closes - cutoff;
                     let display = format!(
                         "{} → {}, last start {}",
                         opens.format("%a %Y-%m-%d %H:%M %Z"),
-                        closes.format(if closes.date_naive() == opens.date_naive() { "%H:%M %Z" } else { "%a %H:%M %Z" }),
+                        closes.format(if closes.date_naive() == opens.date_naive() {
+                            "%H:%M %Z"
+                        } else {
+                            "%a %H:%M %Z"
+                        }),
                         last_start.format("%H:%M %Z"),
                     );
                     Opening {
                         display,
                         opens: opens.to_rfc3339(),
                         closes: closes.to_rfc3339(),
-                        last_start: (closes.clone() - cutoff).to_rfc3339(),
+                        last_start: (closes - cutoff).to_rfc3339(),
                         dst: dst.map(|d| d.to_string()),
                     }
                 })
@@ -107,12 +116,16 @@ pub(super) fn schedules(runbook: &Runbook, now: DateTime<Utc>) -> Vec<SchedulePl
         .map(|s| {
             let next = s.cron.next_after(s.timezone.0, now, SHOWN);
             SchedulePlan {
-            display: next.iter().map(|t| t.format("%a %Y-%m-%d %H:%M %Z").to_string()).collect(),
-            cron: s.cron.as_str().to_owned(),
-            timezone: s.timezone.name().to_owned(),
-            overlap: s.overlap,
-            catch_up: s.catch_up,
-            next: next.iter().map(DateTime::to_rfc3339).collect(),
-        }})
+                display: next
+                    .iter()
+                    .map(|t| t.format("%a %Y-%m-%d %H:%M %Z").to_string())
+                    .collect(),
+                cron: s.cron.as_str().to_owned(),
+                timezone: s.timezone.name().to_owned(),
+                overlap: s.overlap,
+                catch_up: s.catch_up,
+                next: next.iter().map(DateTime::to_rfc3339).collect(),
+            }
+        })
         .collect()
 }

@@ -26,7 +26,8 @@ impl Layout {
 /// `weights[i]` is (estimated milliseconds, 1): the critical path is the chain with the most
 /// estimated time, then the most steps.
 pub(super) fn layout(dag: &DiGraph<usize, ()>, phases: &[Phase], weights: &[(u64, u64)]) -> Layout {
-    let order = petgraph::algo::toposort(dag, None).unwrap_or_else(|_| dag.node_indices().collect());
+    let order =
+        petgraph::algo::toposort(dag, None).unwrap_or_else(|_| dag.node_indices().collect());
     let n = phases.len();
     let mut local = vec![0usize; n];
     let mut best = vec![(0u64, 0u64); n];
@@ -60,7 +61,10 @@ pub(super) fn layout(dag: &DiGraph<usize, ()>, phases: &[Phase], weights: &[(u64
             wave[i] = offset + local[i];
         }
         offset += members.iter().map(|&i| local[i]).max().unwrap_or(0);
-        if let Some(&end) = members.iter().max_by_key(|&&i| (best[i], std::cmp::Reverse(i))) {
+        if let Some(&end) = members
+            .iter()
+            .max_by_key(|&&i| (best[i], std::cmp::Reverse(i)))
+        {
             let mut chain = vec![end];
             while let Some(p) = prev[*chain.last().expect("non-empty")] {
                 chain.push(p);
@@ -69,5 +73,8 @@ pub(super) fn layout(dag: &DiGraph<usize, ()>, phases: &[Phase], weights: &[(u64
             critical_path.extend(chain);
         }
     }
-    Layout { wave, critical_path }
+    Layout {
+        wave,
+        critical_path,
+    }
 }

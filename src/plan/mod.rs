@@ -115,6 +115,9 @@ pub fn build(
     now: DateTime<Utc>,
 ) -> Result<Plan, PlanError> {
     let steps = expand(runbook, params)?;
+    // Runbook steps by id: looked up once per plan step, so the plan stays linear in size.
+    let by_id: std::collections::HashMap<&str, &crate::runbook::model::Step> =
+        runbook.steps.iter().map(|s| (s.id.as_str(), s)).collect();
     let mut dag = DiGraph::<usize, ()>::with_capacity(steps.len(), steps.len() * 2);
     let nodes: Vec<NodeIndex> = (0..steps.len()).map(|i| dag.add_node(i)).collect();
     let mut by_step: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
@@ -123,7 +126,7 @@ pub fn build(
     }
     let mut needs_of: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
     for (i, s) in steps.iter().enumerate() {
-        let step = runbook.step(&s.step).expect("plan steps come from the runbook");
+        let step = by_id[s.step.as_str()];
         for need in &step.needs {
             for &j in by_step.get(need.as_str()).into_iter().flatten() {
                 dag.add_edge(nodes[j], nodes[i], ());
@@ -135,7 +138,7 @@ pub fn build(
     let weights: Vec<(u64, u64)> = steps
         .iter()
         .map(|s| {
-            let estimate = runbook.step(&s.step).and_then(|st| st.estimate);
+            let estimate = by_id[s.step.as_str()].estimate;
             (estimate.map_or(0, Duration::as_millis), 1)
         })
         .collect();
@@ -163,15 +166,23 @@ pub fn build(
     Ok(Plan {
         runbook: runbook.name.clone(),
         digest: digest(runbook_text, &masked),
-        critical_path: layout.critical_path.iter().map(|&i| ids[i].clone()).collect(),
-        critical_path_estimate: critical_estimate(runbook, &plan_steps, &layout.critical_path),
+        critical_path: layout
+            .critical_path
+            .iter()
+            .map(|&i| ids[i].clone())
+            .collect(),
+        critical_path_estimate: critical_estimate(&by_id, &plan_steps, &layout.critical_path),
         params: masked,
-        gates: gates(runbook, &plan_steps),
+        gates: gates(&by_id, &plan_steps),
         windows: calendar::windows(runbook, &plan_steps, now),
         schedules: calendar::schedules(runbook, now),
         triggers: runbook.triggers.iter().map(|t| t.webhook.clone()).collect(),
         phases,
-        index: ids.iter().enumerate().map(|(i, id)| (id.clone(), i)).collect(),
+        index: ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), i))
+            .collect(),
         steps: plan_steps,
         computed_at: now,
     })
@@ -183,7 +194,11 @@ pub fn digest(runbook_text: &str, masked_params: &Params) -> String {
     hasher.update(b"sensei-plan-v1\n");
     hasher.update(runbook_text.as_bytes());
     hasher.update(b"\n");
-    hasher.update(serde_json::to_string(masked_params).unwrap_or_default().as_bytes());
+    hasher.update(
+        serde_json::to_string(masked_params)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
     let bytes = hasher.finalize();
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
@@ -278,12 +293,16 @@ fn json_kind(value: &Json) -> &'static str {
     }
 }
 
-fn gates(runbook: &Runbook, steps: &[PlanStep]) -> Vec<GatePlan> {
+type StepsById<'a> = std::collections::HashMap<&'a str, &'a crate::runbook::model::Step>;
+
+fn gates(by_id: &StepsById, steps: &[PlanStep]) -> Vec<GatePlan> {
     steps
         .iter()
         .filter_map(|s| {
-            let step = runbook.step(&s.step)?;
-            let Action::Gate(gate) = &step.action else { return None };
+            let step = by_id.get(s.step.as_str())?;
+            let Action::Gate(gate) = &step.action else {
+                return None;
+            };
             Some(GatePlan {
                 id: s.id.clone(),
                 phase: s.phase,
@@ -296,10 +315,10 @@ fn gates(runbook: &Runbook, steps: &[PlanStep]) -> Vec<GatePlan> {
         .collect()
 }
 
-fn critical_estimate(runbook: &Runbook, steps: &[PlanStep], path: &[usize]) -> Option<String> {
+fn critical_estimate(by_id: &StepsById, steps: &[PlanStep], path: &[usize]) -> Option<String> {
     let mut total = std::time::Duration::ZERO;
     for &i in path {
-        total += runbook.step(&steps[i].step)?.estimate?.as_std();
+        total += by_id.get(steps[i].step.as_str())?.estimate?.as_std();
     }
     Some(Duration(total).to_string())
 }

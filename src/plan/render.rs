@@ -17,18 +17,37 @@ pub fn text(plan: &Plan) -> String {
     for phase in &plan.phases {
         let steps: usize = phase.waves.iter().map(Vec::len).sum();
         if steps == 0 {
-            let _ = writeln!(out, "  {:<9} no steps: passes at once", phase.phase.as_str());
+            let _ = writeln!(
+                out,
+                "  {:<9} no steps: passes at once",
+                phase.phase.as_str()
+            );
             continue;
         }
-        let _ = writeln!(out, "  {:<9} {steps} step{}, {} wave{}", phase.phase.as_str(), plural(steps), phase.waves.len(), plural(phase.waves.len()));
+        let _ = writeln!(
+            out,
+            "  {:<9} {steps} step{}, {} wave{}",
+            phase.phase.as_str(),
+            plural(steps),
+            phase.waves.len(),
+            plural(phase.waves.len())
+        );
         for wave in &phase.waves {
             let number = plan.step(&wave[0]).map_or(0, |s| s.wave);
             let names: Vec<String> = wave.iter().map(|id| decorated(plan, id)).collect();
             let _ = writeln!(out, "    wave {number:<3} {}", names.join(", "));
         }
     }
-    let _ = writeln!(out, "\ncritical path ({} step{}{})", plan.critical_path.len(), plural(plan.critical_path.len()),
-        plan.critical_path_estimate.as_deref().map(|e| format!(", about {e}")).unwrap_or_default());
+    let _ = writeln!(
+        out,
+        "\ncritical path ({} step{}{})",
+        plan.critical_path.len(),
+        plural(plan.critical_path.len()),
+        plan.critical_path_estimate
+            .as_deref()
+            .map(|e| format!(", about {e}"))
+            .unwrap_or_default()
+    );
     let _ = writeln!(out, "  {}", plan.critical_path.join(" → "));
     if !plan.gates.is_empty() {
         let _ = writeln!(out, "\ngates");
@@ -36,11 +55,31 @@ pub fn text(plan: &Plan) -> String {
             let _ = writeln!(out, "  {}: {}", g.id, gate_summary(g));
         }
     } else {
-        let _ = writeln!(out, "\ngates\n  none: the migration is approved with reason `no gates`");
+        let _ = writeln!(
+            out,
+            "\ngates\n  none: the migration is approved with reason `no gates`"
+        );
     }
     for w in &plan.windows {
-        let _ = writeln!(out, "\nwindow {}: cron \"{}\" {}, open {}, cutoff {}, on close {}", w.name, w.cron, w.timezone, w.duration, w.cutoff, on_close(w.on_close));
-        let _ = writeln!(out, "  bound steps: {}", if w.steps.is_empty() { "none".to_owned() } else { w.steps.join(", ") });
+        let _ = writeln!(
+            out,
+            "\nwindow {}: cron \"{}\" {}, open {}, cutoff {}, on close {}",
+            w.name,
+            w.cron,
+            w.timezone,
+            w.duration,
+            w.cutoff,
+            on_close(w.on_close)
+        );
+        let _ = writeln!(
+            out,
+            "  bound steps: {}",
+            if w.steps.is_empty() {
+                "none".to_owned()
+            } else {
+                w.steps.join(", ")
+            }
+        );
         for o in &w.openings {
             let _ = writeln!(out, "  opens {}", o.display);
             if let Some(dst) = &o.dst {
@@ -49,7 +88,14 @@ pub fn text(plan: &Plan) -> String {
         }
     }
     for s in &plan.schedules {
-        let _ = writeln!(out, "\nschedule \"{}\" {} (overlap {}, catch-up {})", s.cron, s.timezone, lower(s.overlap), lower(s.catch_up));
+        let _ = writeln!(
+            out,
+            "\nschedule \"{}\" {} (overlap {}, catch-up {})",
+            s.cron,
+            s.timezone,
+            lower(s.overlap),
+            lower(s.catch_up)
+        );
         let _ = writeln!(out, "  next: {}", s.display.join(", "));
     }
     for t in &plan.triggers {
@@ -71,7 +117,12 @@ pub fn mermaid(plan: &Plan) -> String {
     let index = ids(plan);
     let mut previous: Option<Phase> = None;
     for phase in plan.phases.iter().filter(|p| !p.waves.is_empty()) {
-        let _ = writeln!(out, "  subgraph {}[\"{}\"]", phase.phase.as_str(), phase.phase.as_str());
+        let _ = writeln!(
+            out,
+            "  subgraph {}[\"{}\"]",
+            phase.phase.as_str(),
+            phase.phase.as_str()
+        );
         for id in phase.waves.iter().flatten() {
             if let Some(step) = plan.step(id) {
                 let label = escape_mermaid(&label(plan, step));
@@ -100,10 +151,18 @@ pub fn mermaid(plan: &Plan) -> String {
 
 /// A Graphviz DOT graph: one cluster per phase, an edge per `needs`.
 pub fn dot(plan: &Plan) -> String {
-    let mut out = format!("digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box];\n", plan.runbook);
+    let mut out = format!(
+        "digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box];\n",
+        plan.runbook
+    );
     let index = ids(plan);
     for phase in plan.phases.iter().filter(|p| !p.waves.is_empty()) {
-        let _ = writeln!(out, "  subgraph cluster_{} {{\n    label=\"{}\";", phase.phase.as_str(), phase.phase.as_str());
+        let _ = writeln!(
+            out,
+            "  subgraph cluster_{} {{\n    label=\"{}\";",
+            phase.phase.as_str(),
+            phase.phase.as_str()
+        );
         for id in phase.waves.iter().flatten() {
             if let Some(step) = plan.step(id) {
                 let shape = match step.action {
@@ -112,7 +171,12 @@ pub fn dot(plan: &Plan) -> String {
                     "check" => "diamond",
                     _ => "box",
                 };
-                let _ = writeln!(out, "    {} [label=\"{}\", shape={shape}];", index(id), escape_dot(&label(plan, step)));
+                let _ = writeln!(
+                    out,
+                    "    {} [label=\"{}\", shape={shape}];",
+                    index(id),
+                    escape_dot(&label(plan, step))
+                );
             }
         }
         out.push_str("  }\n");
@@ -129,44 +193,98 @@ pub fn dot(plan: &Plan) -> String {
 /// Markdown for a pull request: digest, a Mermaid graph, the phase table, gates, windows and
 /// schedules.
 pub fn markdown(plan: &Plan) -> String {
-    let mut out = format!("### Sensei plan: `{}`\n\nDigest: `{}`\n\n", plan.runbook, plan.digest);
+    let mut out = format!(
+        "### Sensei plan: `{}`\n\nDigest: `{}`\n\n",
+        plan.runbook, plan.digest
+    );
     if !plan.params.is_empty() {
         let _ = writeln!(out, "Params: {}\n", params_line(plan).replace('|', "\\|"));
     }
     let _ = writeln!(out, "```mermaid\n{}```\n", mermaid(plan));
     out.push_str("| phase | steps | waves |\n|---|---|---|\n");
     for phase in &plan.phases {
-        let steps: Vec<String> = phase.waves.iter().flatten().map(|id| format!("`{id}`")).collect();
-        let shown = if steps.is_empty() { "(none: passes at once)".to_owned() } else { steps.join(", ") };
-        let _ = writeln!(out, "| {} | {shown} | {} |", phase.phase.as_str(), phase.waves.len());
+        let steps: Vec<String> = phase
+            .waves
+            .iter()
+            .flatten()
+            .map(|id| format!("`{id}`"))
+            .collect();
+        let shown = if steps.is_empty() {
+            "(none: passes at once)".to_owned()
+        } else {
+            steps.join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {shown} | {} |",
+            phase.phase.as_str(),
+            phase.waves.len()
+        );
     }
-    let _ = writeln!(out, "\n**Critical path** ({} steps): {}\n", plan.critical_path.len(),
-        plan.critical_path.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(" → "));
+    let _ = writeln!(
+        out,
+        "\n**Critical path** ({} steps): {}\n",
+        plan.critical_path.len(),
+        plan.critical_path
+            .iter()
+            .map(|id| format!("`{id}`"))
+            .collect::<Vec<_>>()
+            .join(" → ")
+    );
     if plan.gates.is_empty() {
         out.push_str("**Gates:** none (approved with reason `no gates`)\n\n");
     } else {
         out.push_str("| gate | phase | approval |\n|---|---|---|\n");
         for g in &plan.gates {
-            let _ = writeln!(out, "| `{}` | {} | {} |", g.id, g.phase.as_str(), gate_summary(g));
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} |",
+                g.id,
+                g.phase.as_str(),
+                gate_summary(g)
+            );
         }
         out.push('\n');
     }
     if !plan.windows.is_empty() {
         out.push_str("| window | when | open | cutoff | on close | bound steps | next openings |\n|---|---|---|---|---|---|---|\n");
         for w in &plan.windows {
-            let openings: Vec<String> = w.openings.iter().map(|o| match &o.dst {
-                Some(dst) => format!("{} (⚠ {dst})", o.display),
-                None => o.display.clone(),
-            }).collect();
+            let openings: Vec<String> = w
+                .openings
+                .iter()
+                .map(|o| match &o.dst {
+                    Some(dst) => format!("{} (⚠ {dst})", o.display),
+                    None => o.display.clone(),
+                })
+                .collect();
             let steps: Vec<String> = w.steps.iter().map(|s| format!("`{s}`")).collect();
-            let _ = writeln!(out, "| `{}` | `{}` {} | {} | {} | {} | {} | {} |", w.name, w.cron, w.timezone, w.duration, w.cutoff, on_close(w.on_close), steps.join(", "), openings.join("<br>"));
+            let _ = writeln!(
+                out,
+                "| `{}` | `{}` {} | {} | {} | {} | {} | {} |",
+                w.name,
+                w.cron,
+                w.timezone,
+                w.duration,
+                w.cutoff,
+                on_close(w.on_close),
+                steps.join(", "),
+                openings.join("<br>")
+            );
         }
         out.push('\n');
     }
     if !plan.schedules.is_empty() {
         out.push_str("| schedule | overlap | catch-up | next fire times |\n|---|---|---|---|\n");
         for s in &plan.schedules {
-            let _ = writeln!(out, "| `{}` {} | {} | {} | {} |", s.cron, s.timezone, lower(s.overlap), lower(s.catch_up), s.display.join("<br>"));
+            let _ = writeln!(
+                out,
+                "| `{}` {} | {} | {} | {} |",
+                s.cron,
+                s.timezone,
+                lower(s.overlap),
+                lower(s.catch_up),
+                s.display.join("<br>")
+            );
         }
         out.push('\n');
     }
@@ -178,8 +296,12 @@ pub fn markdown(plan: &Plan) -> String {
 
 /// Diagram node names (`s0`, `s1`, ...) by plan step id: ids may hold `[` and `-`.
 fn ids(plan: &Plan) -> impl Fn(&str) -> String + '_ {
-    let map: std::collections::HashMap<&str, usize> =
-        plan.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let map: std::collections::HashMap<&str, usize> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
     move |id: &str| format!("s{}", map.get(id).copied().unwrap_or(usize::MAX))
 }
 
@@ -198,7 +320,9 @@ fn label(plan: &Plan, step: &PlanStep) -> String {
 
 /// A step id with what an operator should notice about it.
 fn decorated(plan: &Plan, id: &str) -> String {
-    let Some(step) = plan.step(id) else { return id.to_owned() };
+    let Some(step) = plan.step(id) else {
+        return id.to_owned();
+    };
     let mut notes = Vec::new();
     if step.action != "run" {
         notes.push(step.action.to_owned());
@@ -212,7 +336,11 @@ fn decorated(plan: &Plan, id: &str) -> String {
     if step.dynamic {
         notes.push("fan-out at run time".into());
     }
-    if notes.is_empty() { id.to_owned() } else { format!("{id} ({})", notes.join(", ")) }
+    if notes.is_empty() {
+        id.to_owned()
+    } else {
+        format!("{id} ({})", notes.join(", "))
+    }
 }
 
 fn gate_summary(g: &super::GatePlan) -> String {
@@ -237,7 +365,11 @@ fn on_close(o: OnClose) -> &'static str {
 }
 
 fn params_line(plan: &Plan) -> String {
-    plan.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+    plan.params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn escape_mermaid(text: &str) -> String {

@@ -5,6 +5,8 @@
 //! `check_templates.rs` every template. A part with an error is left out of the model, and
 //! the model is only returned when there is no error at all.
 
+use super::check_templates::Scope;
+use super::duration::Duration;
 use super::model::{
     Alerts, Channel, ChannelKind, Param, Retry, Rule, Runbook, Schedule, Trigger, Window,
 };
@@ -12,8 +14,6 @@ use super::raw::{
     OnFailure, ParamType, RawAlerts, RawChannel, RawParam, RawRetry, RawRule, RawRunbook,
     RawSchedule, RawTrigger, RawWindow,
 };
-use super::check_templates::Scope;
-use super::duration::Duration;
 use super::source::Source;
 use super::wrappers::{Entries, Recover, Spanned};
 use super::yaml::Node;
@@ -241,7 +241,10 @@ impl Checker<'_> {
         for (name, size) in pools.iter() {
             if size.value == 0 {
                 self.error(size.span, format!("pool `{}` has no slots", name.value))
-                    .hint = Some("a pool's size is the number of steps that may hold it at once: 1 or more".into());
+                    .hint = Some(
+                    "a pool's size is the number of steps that may hold it at once: 1 or more"
+                        .into(),
+                );
             }
             out.push((name.value.clone(), size.value));
         }
@@ -254,20 +257,29 @@ impl Checker<'_> {
         };
         let attempts = match &raw.attempts {
             Some(a) if a.value == 0 => {
-                self.error(a.span, "`attempts` must be at least 1 (the first run counts)");
+                self.error(
+                    a.span,
+                    "`attempts` must be at least 1 (the first run counts)",
+                );
                 1
             }
             Some(a) => a.value,
             None => base.attempts,
         };
         let backoff = raw.backoff.as_ref().map_or(base.backoff, |b| b.value);
-        let max_backoff = raw.max_backoff.as_ref().map_or(base.max_backoff, |b| b.value);
+        let max_backoff = raw
+            .max_backoff
+            .as_ref()
+            .map_or(base.max_backoff, |b| b.value);
         if let Some(max) = &raw.max_backoff
             && max.value < backoff
         {
             self.error(
                 max.span,
-                format!("`max_backoff` ({}) is shorter than `backoff` ({backoff})", max.value),
+                format!(
+                    "`max_backoff` ({}) is shorter than `backoff` ({backoff})",
+                    max.value
+                ),
             );
         }
         Retry {
@@ -329,10 +341,18 @@ impl Checker<'_> {
         out
     }
 
-    fn schedules(&mut self, schedules: Option<&[Recover<RawSchedule>]>, params: &[Param]) -> Vec<Schedule> {
+    fn schedules(
+        &mut self,
+        schedules: Option<&[Recover<RawSchedule>]>,
+        params: &[Param],
+    ) -> Vec<Schedule> {
         let scope = Scope::schedule(params);
         let mut out = Vec::new();
-        for raw in schedules.unwrap_or_default().iter().filter_map(|s| s.0.as_ref()) {
+        for raw in schedules
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| s.0.as_ref())
+        {
             let values = self.param_values(raw.params.as_ref(), params, &scope);
             out.push(Schedule {
                 cron: raw.cron.value.clone(),
@@ -345,17 +365,28 @@ impl Checker<'_> {
         out
     }
 
-    fn triggers(&mut self, triggers: Option<&[Recover<RawTrigger>]>, params: &[Param]) -> Vec<Trigger> {
+    fn triggers(
+        &mut self,
+        triggers: Option<&[Recover<RawTrigger>]>,
+        params: &[Param],
+    ) -> Vec<Trigger> {
         let scope = Scope::trigger(params);
         let mut seen = HashSet::new();
         let mut out = Vec::new();
-        for raw in triggers.unwrap_or_default().iter().filter_map(|t| t.0.as_ref()) {
+        for raw in triggers
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| t.0.as_ref())
+        {
             let hook = &raw.webhook;
             if !valid_name(&hook.value, 63) {
                 self.error(hook.span, format!("invalid webhook name `{}`", hook.value))
                     .hint = Some("webhook names appear in URLs (`/v1/hooks/NAME`): lowercase letters, digits, `-` and `_`".into());
             } else if !seen.insert(hook.value.clone()) {
-                self.error(hook.span, format!("webhook `{}` is declared twice", hook.value));
+                self.error(
+                    hook.span,
+                    format!("webhook `{}` is declared twice", hook.value),
+                );
             }
             if !valid_env_name(&raw.secret_env.value) {
                 self.error(raw.secret_env.span, format!("`{}` is not an environment variable name", raw.secret_env.value))
@@ -383,7 +414,8 @@ impl Checker<'_> {
             if !params.iter().any(|p| p.name == name.value) {
                 let hint = diag::suggest(&name.value, params.iter().map(|p| p.name.as_str()))
                     .unwrap_or_else(|| "declare it under `params:`".into());
-                self.error(name.span, format!("unknown param `{}`", name.value)).hint = Some(hint);
+                self.error(name.span, format!("unknown param `{}`", name.value))
+                    .hint = Some(hint);
             }
             self.json_templates(&value.value, value.span, scope);
             out.push((name.value.clone(), value.value.clone()));
@@ -396,10 +428,13 @@ impl Checker<'_> {
         match value {
             serde_json::Value::String(s) => self.template(s, span, scope),
             serde_json::Value::Array(items) => {
-                items.iter().for_each(|i| self.json_templates(i, span, scope));
+                items
+                    .iter()
+                    .for_each(|i| self.json_templates(i, span, scope));
             }
             serde_json::Value::Object(map) => {
-                map.values().for_each(|v| self.json_templates(v, span, scope));
+                map.values()
+                    .for_each(|v| self.json_templates(v, span, scope));
             }
             _ => {}
         }
@@ -434,16 +469,27 @@ impl Checker<'_> {
         Alerts { channels, rules }
     }
 
-    fn channel(&mut self, name: &Spanned<String>, raw: &RawChannel, scope: &Scope) -> Option<ChannelKind> {
+    fn channel(
+        &mut self,
+        name: &Spanned<String>,
+        raw: &RawChannel,
+        scope: &Scope,
+    ) -> Option<ChannelKind> {
         match (&raw.email, &raw.webhook) {
             (Some(email), None) => {
                 if email.to.value.is_empty() {
-                    self.error(email.to.span, format!("channel `{}` sends email to nobody", name.value))
-                        .hint = Some("list at least one address in `to`".into());
+                    self.error(
+                        email.to.span,
+                        format!("channel `{}` sends email to nobody", name.value),
+                    )
+                    .hint = Some("list at least one address in `to`".into());
                 }
                 for address in email.to.value.iter().chain(&email.cc) {
                     if !address.value.contains('@') {
-                        self.error(address.span, format!("`{}` is not an email address", address.value));
+                        self.error(
+                            address.span,
+                            format!("`{}` is not an email address", address.value),
+                        );
                     }
                 }
                 for t in [&email.subject, &email.body].into_iter().flatten() {
@@ -462,7 +508,11 @@ impl Checker<'_> {
                 if !(url.starts_with("https://") || url.starts_with("http://")) {
                     self.error(hook.url.span, format!("`{url}` is not an http(s) URL"));
                 }
-                let headers = hook.headers.as_ref().map(|h| h.0.as_slice()).unwrap_or_default();
+                let headers = hook
+                    .headers
+                    .as_ref()
+                    .map(|h| h.0.as_slice())
+                    .unwrap_or_default();
                 for (_, value) in headers {
                     self.template(&value.value, value.span, scope);
                 }
@@ -470,11 +520,20 @@ impl Checker<'_> {
                     url: url.clone(),
                     format: hook.format.unwrap_or_default(),
                     secret_env: hook.secret_env.as_ref().map(|s| s.value.clone()),
-                    headers: headers.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect(),
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| (k.value.clone(), v.value.clone()))
+                        .collect(),
                 })
             }
             _ => {
-                self.error(name.span, format!("channel `{}` must have exactly one of `email` or `webhook`", name.value));
+                self.error(
+                    name.span,
+                    format!(
+                        "channel `{}` must have exactly one of `email` or `webhook`",
+                        name.value
+                    ),
+                );
                 None
             }
         }
@@ -491,25 +550,33 @@ impl Checker<'_> {
             if !ALERT_EVENTS.contains(&event.value.as_str()) {
                 let hint = diag::suggest(&event.value, ALERT_EVENTS.iter().copied())
                     .unwrap_or_else(|| format!("events are: {}", ALERT_EVENTS.join(", ")));
-                self.error(event.span, format!("unknown event `{}`", event.value)).hint = Some(hint);
+                self.error(event.span, format!("unknown event `{}`", event.value))
+                    .hint = Some(hint);
             }
         }
         for step in raw.steps.iter().flatten() {
             if !steps.contains(&step.value) && !broken_steps.contains(&step.value) {
                 let hint = diag::suggest(&step.value, steps.iter().map(String::as_str));
-                self.error(step.span, format!("unknown step `{}`", step.value)).hint = hint;
+                self.error(step.span, format!("unknown step `{}`", step.value))
+                    .hint = hint;
             }
         }
         for channel in &raw.notify.value {
             if channels.get(&channel.value).is_none() {
                 let hint = diag::suggest(&channel.value, channels.names())
                     .unwrap_or_else(|| "declare it under `alerts.channels`".into());
-                self.error(channel.span, format!("unknown channel `{}`", channel.value)).hint = Some(hint);
+                self.error(channel.span, format!("unknown channel `{}`", channel.value))
+                    .hint = Some(hint);
             }
         }
         Rule {
             on: raw.on.value.iter().map(|e| e.value.clone()).collect(),
-            steps: raw.steps.iter().flatten().map(|s| s.value.clone()).collect(),
+            steps: raw
+                .steps
+                .iter()
+                .flatten()
+                .map(|s| s.value.clone())
+                .collect(),
             notify: raw.notify.value.iter().map(|c| c.value.clone()).collect(),
         }
     }
@@ -523,7 +590,7 @@ fn shortest_period(window: &Window) -> Option<std::time::Duration> {
     let times = window.cron.next_after(window.timezone.0, start, 64);
     times
         .windows(2)
-        .filter_map(|pair| (pair[1].clone() - pair[0].clone()).to_std().ok())
+        .filter_map(|pair| (pair[1] - pair[0]).to_std().ok())
         .min()
 }
 

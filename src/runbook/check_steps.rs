@@ -24,7 +24,11 @@ pub(crate) struct Context<'a> {
 }
 
 impl Checker<'_> {
-    pub(crate) fn steps(&mut self, steps: Option<&Vec<Recover<RawStep>>>, ctx: &Context) -> Vec<Step> {
+    pub(crate) fn steps(
+        &mut self,
+        steps: Option<&Vec<Recover<RawStep>>>,
+        ctx: &Context,
+    ) -> Vec<Step> {
         let Some(steps) = steps else {
             if self.root.get("steps").is_none() {
                 self.error(Span::new(1, 1, 1), "the runbook has no `steps`")
@@ -33,21 +37,25 @@ impl Checker<'_> {
             return Vec::new();
         };
         if steps.is_empty() {
-            let span = self.root.get("steps").map_or(Span::new(1, 1, 1), |n| n.span);
+            let span = self
+                .root
+                .get("steps")
+                .map_or(Span::new(1, 1, 1), |n| n.span);
             self.error(span, "the runbook has no steps").hint =
                 Some("add at least one step with an `id` and an action".into());
         }
         let loaded: Vec<&RawStep> = steps.iter().filter_map(|s| s.0.as_ref()).collect();
         let phases = self.ids(&loaded);
-        let mut out = Vec::new();
+        let mut checked: Vec<(&RawStep, Step)> = Vec::new();
         for raw in &loaded {
             if let Some(step) = self.step(raw, &phases, ctx) {
-                out.push(step);
+                checked.push((raw, step));
             }
         }
         self.cycles(&loaded, &phases);
+        let out: Vec<Step> = checked.iter().map(|(_, s)| s.clone()).collect();
         let graph = StepGraph::new(&out);
-        for (raw, step) in loaded.iter().zip(&out) {
+        for (raw, step) in &checked {
             self.step_templates(raw, step, ctx.params, &graph);
         }
         out
@@ -63,14 +71,19 @@ impl Checker<'_> {
                     Some("step ids are lowercase letters, digits, `-` and `_`, starting with a letter or digit".into());
             }
             if phases.insert(id.value.clone(), phase_of(raw)).is_some() {
-                self.error(id.span, format!("duplicate step id `{}`", id.value)).hint =
-                    Some("step ids must be unique in a runbook; rename one of them".into());
+                self.error(id.span, format!("duplicate step id `{}`", id.value))
+                    .hint = Some("step ids must be unique in a runbook; rename one of them".into());
             }
         }
         phases
     }
 
-    fn step(&mut self, raw: &RawStep, phases: &HashMap<String, Phase>, ctx: &Context) -> Option<Step> {
+    fn step(
+        &mut self,
+        raw: &RawStep,
+        phases: &HashMap<String, Phase>,
+        ctx: &Context,
+    ) -> Option<Step> {
         let id = &raw.id.value;
         let phase = phase_of(raw);
         let action = self.action(raw);
@@ -82,23 +95,31 @@ impl Checker<'_> {
         {
             let hint = diag::suggest(&pool.value, ctx.pools.iter().map(|(n, _)| n.as_str()))
                 .unwrap_or_else(|| "declare it under `pools:`".into());
-            self.error(pool.span, format!("unknown pool `{}`", pool.value)).hint = Some(hint);
+            self.error(pool.span, format!("unknown pool `{}`", pool.value))
+                .hint = Some(hint);
         }
         if let Some(window) = &raw.window
             && !ctx.windows.iter().any(|w| w.name == window.value)
         {
             let hint = diag::suggest(&window.value, ctx.windows.iter().map(|w| w.name.as_str()))
                 .unwrap_or_else(|| "declare it under `windows:`".into());
-            self.error(window.span, format!("unknown window `{}`", window.value)).hint = Some(hint);
+            self.error(window.span, format!("unknown window `{}`", window.value))
+                .hint = Some(hint);
         }
         if let (Some(rollback), Some(action)) = (&raw.rollback, &action)
             && !matches!(action, Action::Run(_) | Action::Http(_))
         {
-            self.error(rollback.span, format!("a `{}` step has nothing to roll back", action.kind()))
-                .hint = Some("only `run` and `http` steps take a `rollback` command".into());
+            self.error(
+                rollback.span,
+                format!("a `{}` step has nothing to roll back", action.kind()),
+            )
+            .hint = Some("only `run` and `http` steps take a `rollback` command".into());
         }
         if raw.outputs == Some(OutputsFormat::Json) && raw.run.is_none() {
-            self.error(raw.id.span, format!("step `{id}` declares `outputs: json` but is not a `run` step"));
+            self.error(
+                raw.id.span,
+                format!("step `{id}` declares `outputs: json` but is not a `run` step"),
+            );
         }
         let for_each = self.for_each(raw.for_each.as_ref());
         let retry = self.retry(raw.retry.as_ref(), ctx.default_retry);
@@ -106,13 +127,22 @@ impl Checker<'_> {
             id: id.clone(),
             description: raw.description.clone(),
             phase,
-            needs: raw.needs.iter().flatten().map(|n| n.value.clone()).collect(),
+            needs: raw
+                .needs
+                .iter()
+                .flatten()
+                .map(|n| n.value.clone())
+                .collect(),
             when: raw.when.as_ref().map(|w| w.value.clone()),
             for_each,
             pool: raw.pool.as_ref().map(|p| p.value.clone()),
             window: raw.window.as_ref().map(|w| w.value.clone()),
             idempotent: raw.idempotent.unwrap_or(false),
-            timeout: raw.timeout.as_ref().map(|t| t.value).or(ctx.default_timeout),
+            timeout: raw
+                .timeout
+                .as_ref()
+                .map(|t| t.value)
+                .or(ctx.default_timeout),
             retry,
             estimate: raw.estimate.as_ref().map(|e| e.value),
             action: action?,
@@ -162,7 +192,11 @@ impl Checker<'_> {
         match actions.len() {
             1 => actions.pop().map(|(_, a)| a),
             0 => {
-                self.error(raw.id.span, format!("step `{}` has no action", raw.id.value)).hint =
+                self.error(
+                    raw.id.span,
+                    format!("step `{}` has no action", raw.id.value),
+                )
+                .hint =
                     Some("give it exactly one of `run`, `http`, `gate`, `wait` or `check`".into());
                 None
             }
@@ -170,9 +204,17 @@ impl Checker<'_> {
                 let names: Vec<String> = actions.iter().map(|(n, _)| format!("`{n}`")).collect();
                 self.error(
                     raw.id.span,
-                    format!("step `{}` has {} actions: {}", raw.id.value, names.len(), names.join(", ")),
+                    format!(
+                        "step `{}` has {} actions: {}",
+                        raw.id.value,
+                        names.len(),
+                        names.join(", ")
+                    ),
                 )
-                .hint = Some("a step does exactly one thing; split it into several steps joined by `needs`".into());
+                .hint = Some(
+                    "a step does exactly one thing; split it into several steps joined by `needs`"
+                        .into(),
+                );
                 None
             }
         }
@@ -182,7 +224,8 @@ impl Checker<'_> {
         let g = &gate.value;
         let approvers: Vec<String> = g.approvers.value.iter().map(|a| a.value.clone()).collect();
         if approvers.is_empty() {
-            self.error(g.approvers.span, format!("gate `{id}` has no approvers")).hint =
+            self.error(g.approvers.span, format!("gate `{id}` has no approvers"))
+                .hint =
                 Some("list who may approve it (token names, or `--as` names locally)".into());
         }
         let mut seen = HashSet::new();
@@ -229,8 +272,11 @@ impl Checker<'_> {
             None => {
                 let hint = diag::suggest(&need.value, phases.keys().map(String::as_str))
                     .unwrap_or_else(|| "`needs` lists ids of other steps".into());
-                self.error(need.span, format!("step `{id}` needs unknown step `{}`", need.value))
-                    .hint = Some(hint);
+                self.error(
+                    need.span,
+                    format!("step `{id}` needs unknown step `{}`", need.value),
+                )
+                .hint = Some(hint);
             }
             Some(other) if *other > phase => {
                 self.error(
@@ -256,8 +302,13 @@ impl Checker<'_> {
                 Some(ForEach::Template(text.clone()))
             }
             _ => {
-                self.error(f.span, "`for_each` must be a list or a single template such as \"{{params.tables}}\"")
-                    .hint = Some("the template must be exactly one `{{path}}` so its value stays a list".into());
+                self.error(
+                    f.span,
+                    "`for_each` must be a list or a single template such as \"{{params.tables}}\"",
+                )
+                .hint = Some(
+                    "the template must be exactly one `{{path}}` so its value stays a list".into(),
+                );
                 None
             }
         }
@@ -268,7 +319,9 @@ impl Checker<'_> {
         let mut graph = DiGraph::<usize, ()>::new();
         let mut index: HashMap<&str, NodeIndex> = HashMap::new();
         for (i, raw) in steps.iter().enumerate() {
-            index.entry(raw.id.value.as_str()).or_insert_with(|| graph.add_node(i));
+            index
+                .entry(raw.id.value.as_str())
+                .or_insert_with(|| graph.add_node(i));
         }
         for raw in steps {
             let from = index[raw.id.value.as_str()];
@@ -286,7 +339,10 @@ impl Checker<'_> {
             let members: HashSet<NodeIndex> = scc.iter().copied().collect();
             let start = *scc.iter().min_by_key(|n| graph[**n]).expect("non-empty");
             let chain = cycle_from(&graph, start, &members);
-            let names: Vec<&str> = chain.iter().map(|n| steps[graph[*n]].id.value.as_str()).collect();
+            let names: Vec<&str> = chain
+                .iter()
+                .map(|n| steps[graph[*n]].id.value.as_str())
+                .collect();
             let first = steps[graph[start]];
             let second = names.get(1).copied().unwrap_or(names[0]);
             let span = first
@@ -295,8 +351,8 @@ impl Checker<'_> {
                 .flatten()
                 .find(|n| n.value == second)
                 .map_or(first.id.span, |n| n.span);
-            self.error(span, format!("steps form a cycle: {}", names.join(" → "))).hint =
-                Some("remove one of these `needs` so the steps can run in an order".into());
+            self.error(span, format!("steps form a cycle: {}", names.join(" → ")))
+                .hint = Some("remove one of these `needs` so the steps can run in an order".into());
         }
     }
 
@@ -343,7 +399,11 @@ pub fn is_single_expression(text: &str) -> bool {
 }
 
 /// A cycle through `start` inside one strongly connected component, as `[start, ..., start]`.
-fn cycle_from(graph: &DiGraph<usize, ()>, start: NodeIndex, members: &HashSet<NodeIndex>) -> Vec<NodeIndex> {
+fn cycle_from(
+    graph: &DiGraph<usize, ()>,
+    start: NodeIndex,
+    members: &HashSet<NodeIndex>,
+) -> Vec<NodeIndex> {
     // Depth-first search for a path back to `start`; within an SCC one always exists.
     let ordered = |n: NodeIndex| {
         let mut next: Vec<NodeIndex> = graph.neighbors(n).collect();

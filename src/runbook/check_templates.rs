@@ -9,7 +9,15 @@ use crate::diag::{self, Span};
 use std::collections::{HashMap, HashSet, VecDeque};
 
 /// Every root a template can start at somewhere.
-const ALL_ROOTS: &[&str] = &["params", "steps", "item", "migration", "runbook", "payload", "event"];
+const ALL_ROOTS: &[&str] = &[
+    "params",
+    "steps",
+    "item",
+    "migration",
+    "runbook",
+    "payload",
+    "event",
+];
 const MIGRATION_FIELDS: &[&str] = &["id", "state", "started_at"];
 const STEP_FIELDS: &[&str] = &["outputs", "status"];
 
@@ -22,7 +30,10 @@ pub(crate) struct StepGraph {
 impl StepGraph {
     pub fn new(steps: &[Step]) -> Self {
         StepGraph {
-            needs: steps.iter().map(|s| (s.id.clone(), s.needs.clone())).collect(),
+            needs: steps
+                .iter()
+                .map(|s| (s.id.clone(), s.needs.clone()))
+                .collect(),
             phase: steps.iter().map(|s| (s.id.clone(), s.phase)).collect(),
         }
     }
@@ -66,13 +77,28 @@ pub(crate) struct Scope<'a> {
 
 impl<'a> Scope<'a> {
     pub fn runbook(params: &'a [Param]) -> Self {
-        Scope { params, roots: &["params", "migration", "runbook"], step: None, place: "in `env`" }
+        Scope {
+            params,
+            roots: &["params", "migration", "runbook"],
+            step: None,
+            place: "in `env`",
+        }
     }
     pub fn schedule(params: &'a [Param]) -> Self {
-        Scope { params, roots: &["runbook"], step: None, place: "in schedule params" }
+        Scope {
+            params,
+            roots: &["runbook"],
+            step: None,
+            place: "in schedule params",
+        }
     }
     pub fn trigger(params: &'a [Param]) -> Self {
-        Scope { params, roots: &["payload", "runbook"], step: None, place: "in trigger params" }
+        Scope {
+            params,
+            roots: &["payload", "runbook"],
+            step: None,
+            place: "in trigger params",
+        }
     }
     pub fn alert(params: &'a [Param]) -> Self {
         Scope {
@@ -105,7 +131,8 @@ impl Checker<'_> {
         let analysis = match template::analyze(text) {
             Ok(a) => a,
             Err(reason) => {
-                self.error(span, format!("the template does not parse: {reason}")).hint =
+                self.error(span, format!("the template does not parse: {reason}"))
+                    .hint =
                     Some("templates use Handlebars syntax, e.g. `{{params.batch_size}}`".into());
                 return;
             }
@@ -114,7 +141,8 @@ impl Checker<'_> {
             let at = self.source.locate(span, helper);
             let hint = diag::suggest(helper, HELPERS.iter().copied())
                 .unwrap_or_else(|| format!("helpers are: {}", HELPERS.join(", ")));
-            self.error(at, format!("unknown template helper `{helper}`")).hint = Some(hint);
+            self.error(at, format!("unknown template helper `{helper}`"))
+                .hint = Some(hint);
         }
         for path in &analysis.paths {
             let at = self.source.locate(span, path);
@@ -124,15 +152,25 @@ impl Checker<'_> {
 
     fn path(&mut self, path: &str, at: Span, scope: &Scope) {
         let segments = template::segments(path);
-        let Some(root) = segments.first().copied() else { return };
+        let Some(root) = segments.first().copied() else {
+            return;
+        };
         if !scope.roots.contains(&root) {
             let (message, hint) = if ALL_ROOTS.contains(&root) {
-                (format!("`{root}` is not available {}", scope.place), Some(root_help(root, scope)))
+                (
+                    format!("`{root}` is not available {}", scope.place),
+                    Some(root_help(root, scope)),
+                )
             } else {
                 (
                     format!("unknown template root `{root}` in `{{{{{path}}}}}`"),
-                    diag::suggest(root, scope.roots.iter().copied())
-                        .or_else(|| Some(format!("templates {} read {}", scope.place, list(scope.roots)))),
+                    diag::suggest(root, scope.roots.iter().copied()).or_else(|| {
+                        Some(format!(
+                            "templates {} read {}",
+                            scope.place,
+                            list(scope.roots)
+                        ))
+                    }),
                 )
             };
             self.error(at, message).hint = hint;
@@ -154,7 +192,8 @@ impl Checker<'_> {
                     Some(format!("it has {}", list(MIGRATION_FIELDS)));
             }
             ("runbook", Some(field)) if field != "name" => {
-                self.error(at, format!("`runbook` has no `{field}`")).hint = Some("it has `name`".into());
+                self.error(at, format!("`runbook` has no `{field}`")).hint =
+                    Some("it has `name`".into());
             }
             _ => {}
         }
@@ -170,15 +209,21 @@ impl Checker<'_> {
             return;
         }
         if id == current || !graph.is_upstream(current, id) {
-            self.error(at, format!("step `{current}` reads `steps.{id}` but does not depend on `{id}`"))
-                .hint = Some(format!("add `{id}` to the `needs` of `{current}` so its results exist when `{current}` runs"));
+            self.error(
+                at,
+                format!("step `{current}` reads `steps.{id}` but does not depend on `{id}`"),
+            )
+            .hint = Some(format!(
+                "add `{id}` to the `needs` of `{current}` so its results exist when `{current}` runs"
+            ));
             return;
         }
         if let Some(field) = field
             && !STEP_FIELDS.contains(&field)
         {
-            self.error(at, format!("a step has no `{field}`")).hint =
-                Some(format!("read `steps.{id}.outputs.<key>` or `steps.{id}.status`"));
+            self.error(at, format!("a step has no `{field}`")).hint = Some(format!(
+                "read `steps.{id}.outputs.<key>` or `steps.{id}.status`"
+            ));
         }
     }
 }
@@ -193,5 +238,9 @@ fn root_help(root: &str, scope: &Scope) -> String {
 }
 
 fn list(names: &[&str]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

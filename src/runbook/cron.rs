@@ -121,7 +121,12 @@ impl TimeZone {
     pub fn parse(text: &str) -> Result<TimeZone, (String, Option<String>)> {
         text.parse::<Tz>().map(TimeZone).map_err(|_| {
             let hint = crate::diag::suggest(text, chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()))
-                .or_else(|| Some("use an IANA name such as `Europe/Berlin`, `America/New_York` or `UTC`".to_owned()));
+                .or_else(|| {
+                    Some(
+                        "use an IANA name such as `Europe/Berlin`, `America/New_York` or `UTC`"
+                            .to_owned(),
+                    )
+                });
             (format!("`{text}` is not an IANA time zone"), hint)
         })
     }
@@ -188,14 +193,19 @@ impl fmt::Display for OffsetChange {
     /// `clocks go back 1h at 03:00 CEST (to 02:00 CET); the window still lasts its full
     /// duration in real time`: windows are measured in elapsed time, not wall-clock time.
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let direction = if self.shift_minutes > 0 { "forward" } else { "back" };
+        let direction = if self.shift_minutes > 0 {
+            "forward"
+        } else {
+            "back"
+        };
         let minutes = self.shift_minutes.abs();
         let amount = if minutes % 60 == 0 {
             format!("{}h", minutes / 60)
         } else {
             format!("{minutes}m")
         };
-        let before = self.at.naive_local() - chrono::Duration::minutes(i64::from(self.shift_minutes));
+        let before =
+            self.at.naive_local() - chrono::Duration::minutes(i64::from(self.shift_minutes));
         write!(
             f,
             "clocks go {direction} {amount} at {} (to {}); the window still lasts its full duration in real time",
@@ -210,7 +220,9 @@ mod tests {
     use super::*;
 
     fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).expect("rfc3339").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .expect("rfc3339")
+            .with_timezone(&Utc)
     }
 
     #[test]
@@ -230,8 +242,12 @@ mod tests {
     fn sunday_is_zero_and_seven_as_in_posix_cron() {
         let tz = Tz::UTC;
         let after = utc("2026-11-25T00:00:00Z"); // a Wednesday
-        let zero = CronExpr::parse("0 9 * * 0").expect("cron").next_after(tz, after, 1);
-        let seven = CronExpr::parse("0 9 * * 7").expect("cron").next_after(tz, after, 1);
+        let zero = CronExpr::parse("0 9 * * 0")
+            .expect("cron")
+            .next_after(tz, after, 1);
+        let seven = CronExpr::parse("0 9 * * 7")
+            .expect("cron")
+            .next_after(tz, after, 1);
         assert_eq!(zero[0].to_rfc3339(), "2026-11-29T09:00:00+00:00");
         assert_eq!(zero, seven);
     }
@@ -263,7 +279,14 @@ mod tests {
         .expect("a change");
         assert_eq!(change.shift_minutes, 60);
         assert_eq!(change.at.to_rfc3339(), "2027-03-28T03:00:00+02:00");
-        assert!(offset_change(berlin, utc("2027-01-01T00:00:00Z"), utc("2027-01-02T00:00:00Z")).is_none());
+        assert!(
+            offset_change(
+                berlin,
+                utc("2027-01-01T00:00:00Z"),
+                utc("2027-01-02T00:00:00Z")
+            )
+            .is_none()
+        );
     }
 
     #[test]

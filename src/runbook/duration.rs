@@ -141,9 +141,18 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_duration_and_says_why() {
         let err = |t: &str| Duration::parse(t).expect_err(t).to_string();
-        assert_eq!(err("30"), "`30` is not a duration: the number has no unit (ms, s, m, h or d)");
-        assert_eq!(err("5min"), "`5min` is not a duration: units are ms, s, m, h and d");
-        assert_eq!(err("h"), "`h` is not a duration: expected a number followed by ms, s, m, h or d");
+        assert_eq!(
+            err("30"),
+            "`30` is not a duration: the number has no unit (ms, s, m, h or d)"
+        );
+        assert_eq!(
+            err("5min"),
+            "`5min` is not a duration: units are ms, s, m, h and d"
+        );
+        assert_eq!(
+            err("h"),
+            "`h` is not a duration: expected a number followed by ms, s, m, h or d"
+        );
         assert_eq!(err(""), "`` is not a duration: it is empty");
         assert!(err("99999999999999999999d").contains("too"));
     }

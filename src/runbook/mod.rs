@@ -64,8 +64,14 @@ pub fn load_bytes(name: &str, bytes: &[u8]) -> Checked {
         Err(diagnostic) => return finish(source, None, vec![diagnostic]),
     };
     if !matches!(root.value, yaml::Value::Map(_)) {
-        let d = Diagnostic::error(root.span.with_len(1), format!("a runbook is a YAML mapping, but this file holds {}", root.kind()))
-            .with_hint("start with `version: 1`, `name: ...` and `steps:`");
+        let d = Diagnostic::error(
+            root.span.with_len(1),
+            format!(
+                "a runbook is a YAML mapping, but this file holds {}",
+                root.kind()
+            ),
+        )
+        .with_hint("start with `version: 1`, `name: ...` and `steps:`");
         return finish(source, None, vec![d]);
     }
     let (raw, mut diagnostics) = node_de::from_node::<raw::RawRunbook>(&root);
@@ -82,13 +88,19 @@ pub fn load_bytes(name: &str, bytes: &[u8]) -> Checked {
 fn finish(source: Source, runbook: Option<Runbook>, mut diagnostics: Vec<Diagnostic>) -> Checked {
     diag::sort(&mut diagnostics);
     diagnostics.dedup();
-    Checked { source, runbook, diagnostics }
+    Checked {
+        source,
+        runbook,
+        diagnostics,
+    }
 }
 
 /// Ids of steps that did not load (their problems are reported): other steps may still name
 /// them, and those references should not be reported as unknown on top.
 fn broken_step_ids(raw: &raw::RawRunbook, root: &yaml::Node) -> HashSet<String> {
-    let (Some(steps), Some(yaml::Value::Seq(nodes))) = (&raw.steps.0, root.get("steps").map(|n| &n.value)) else {
+    let (Some(steps), Some(yaml::Value::Seq(nodes))) =
+        (&raw.steps.0, root.get("steps").map(|n| &n.value))
+    else {
         return HashSet::new();
     };
     steps

@@ -153,9 +153,10 @@ impl<'a> NodeDe<'a> {
         };
         let mut error = NodeError::new(message);
         let span = self.node.span;
-        self.sink
-            .borrow_mut()
-            .push(Diagnostic::error(span.with_len(span.len.max(1) as usize), error.message.clone()));
+        self.sink.borrow_mut().push(Diagnostic::error(
+            span.with_len(span.len.max(1) as usize),
+            error.message.clone(),
+        ));
         error.reported = true;
         error
     }
@@ -342,19 +343,14 @@ impl<'de> Deserializer<'de> for NodeDe<'de> {
         visitor: V,
     ) -> Result<V::Value, NodeError> {
         if name == SPANNED {
-            return visitor.visit_seq(SpannedAccess {
-                de: self,
-                step: 0,
-            });
+            return visitor.visit_seq(SpannedAccess { de: self, step: 0 });
         }
         self.deserialize_seq(visitor)
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, NodeError> {
         match &self.node.value {
-            Value::Map(entries) => {
-                self.guard(visitor.visit_map(Entries::new(self, entries, None)))
-            }
+            Value::Map(entries) => self.guard(visitor.visit_map(Entries::new(self, entries, None))),
             _ => Err(self.wrong_type("a mapping")),
         }
     }
@@ -386,7 +382,8 @@ impl<'de> Deserializer<'de> for NodeDe<'de> {
     ) -> Result<V::Value, NodeError> {
         match &self.node.value {
             Value::Str(s) => {
-                let access: de::value::StrDeserializer<'_, NodeError> = s.as_str().into_deserializer();
+                let access: de::value::StrDeserializer<'_, NodeError> =
+                    s.as_str().into_deserializer();
                 self.guard(visitor.visit_enum(access))
             }
             _ => Err(self.wrong_type(&format!(
@@ -434,7 +431,9 @@ impl<'de> SeqAccess<'de> for Items<'de> {
         match self.items.next() {
             Some(node) => {
                 let de = self.de.child(node, None);
-                seed.deserialize(de).map(Some).map_err(|e| de.report(e, "this value"))
+                seed.deserialize(de)
+                    .map(Some)
+                    .map_err(|e| de.report(e, "this value"))
             }
             None => Ok(None),
         }
@@ -507,7 +506,9 @@ impl<'de> MapAccess<'de> for Entries<'de> {
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, NodeError> {
         let Some((key, node)) = self.current.take() else {
-            return Err(NodeError::new("a value was asked for before its key".into()));
+            return Err(NodeError::new(
+                "a value was asked for before its key".into(),
+            ));
         };
         let de = self.de.child(node, Some(key.name.as_str()));
         // Errors raised by a type's own `Deserialize` (a bad duration, cron or zone) are

@@ -37,7 +37,10 @@ pub fn parse_assignment(text: &str) -> Result<(String, String), ParamError> {
 
 /// Resolves `-p` assignments: values are parsed by the param's type (lists as JSON
 /// `[a, b]` or comma-separated `a,b`; objects as JSON).
-pub fn resolve_text(runbook: &Runbook, given: &[(String, String)]) -> Result<Params, Vec<ParamError>> {
+pub fn resolve_text(
+    runbook: &Runbook,
+    given: &[(String, String)],
+) -> Result<Params, Vec<ParamError>> {
     let mut errors = Vec::new();
     let mut values = Vec::new();
     for (name, text) in given {
@@ -58,7 +61,10 @@ pub fn resolve_text(runbook: &Runbook, given: &[(String, String)]) -> Result<Par
 }
 
 /// Resolves params given as JSON (API bodies, schedules, triggers).
-pub fn resolve_json(runbook: &Runbook, given: &Map<String, Value>) -> Result<Params, Vec<ParamError>> {
+pub fn resolve_json(
+    runbook: &Runbook,
+    given: &Map<String, Value>,
+) -> Result<Params, Vec<ParamError>> {
     let mut errors = Vec::new();
     let mut values = Vec::new();
     for (name, value) in given {
@@ -105,7 +111,11 @@ fn finish(
             None => {}
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 /// The params as they may be shown anywhere: secret values replaced by `***`.
@@ -114,7 +124,11 @@ pub fn masked(runbook: &Runbook, params: &Params) -> Params {
         .iter()
         .map(|(name, value)| {
             let secret = runbook.param(name).is_some_and(|p| p.secret);
-            let shown = if secret { Value::String("***".into()) } else { value.clone() };
+            let shown = if secret {
+                Value::String("***".into())
+            } else {
+                value.clone()
+            };
             (name.clone(), shown)
         })
         .collect()
@@ -123,15 +137,14 @@ pub fn masked(runbook: &Runbook, params: &Params) -> Params {
 fn unknown(runbook: &Runbook, name: &str) -> ParamError {
     ParamError::Unknown {
         name: name.to_owned(),
-        hint: diag::suggest(name, runbook.params.iter().map(|p| p.name.as_str()))
-            .or_else(|| {
-                let declared: Vec<&str> = runbook.params.iter().map(|p| p.name.as_str()).collect();
-                Some(if declared.is_empty() {
-                    "the runbook declares no params".to_owned()
-                } else {
-                    format!("declared: {}", declared.join(", "))
-                })
-            }),
+        hint: diag::suggest(name, runbook.params.iter().map(|p| p.name.as_str())).or_else(|| {
+            let declared: Vec<&str> = runbook.params.iter().map(|p| p.name.as_str()).collect();
+            Some(if declared.is_empty() {
+                "the runbook declares no params".to_owned()
+            } else {
+                format!("declared: {}", declared.join(", "))
+            })
+        }),
     }
 }
 

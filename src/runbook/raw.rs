@@ -17,15 +17,14 @@ use serde::Deserialize;
 /// A Sensei runbook: how a migration is done.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "Sensei runbook")]
+#[schemars(title = "Sensei runbook", transform = require_core_keys)]
 pub struct RawRunbook {
     /// Format version; must be 1.
     #[serde(default)]
-    #[schemars(required)]
     pub version: Recover<Spanned<u32>>,
     /// Runbook name: lowercase letters, digits, `-` and `_`; unique within a runbook directory.
     #[serde(default)]
-    #[schemars(required, regex(pattern = r"^[a-z0-9][a-z0-9_-]{0,62}$"))]
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]{0,62}$"))]
     pub name: Recover<Spanned<String>>,
     #[serde(default)]
     pub description: Recover<String>,
@@ -61,13 +60,22 @@ pub struct RawRunbook {
     pub alerts: Recover<RawAlerts>,
     /// The steps: a DAG through `needs`, grouped in phases.
     #[serde(default)]
-    #[schemars(required)]
     pub steps: Recover<Vec<Recover<RawStep>>>,
+}
+
+/// `version`, `name` and `steps` are required. The loader takes them as optional so that a
+/// runbook missing one is still checked everywhere else; the schema says what users must write.
+fn require_core_keys(schema: &mut schemars::Schema) {
+    schema.insert(
+        "required".into(),
+        serde_json::json!(["version", "name", "steps"]),
+    );
 }
 
 /// A typed input of the runbook.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Param")]
 pub struct RawParam {
     #[serde(rename = "type")]
     pub kind: Spanned<ParamType>,
@@ -93,6 +101,7 @@ pub enum ParamType {
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Defaults")]
 pub struct RawDefaults {
     /// Longest a step may run before it is killed.
     pub timeout: Option<Spanned<Duration>>,
@@ -102,6 +111,7 @@ pub struct RawDefaults {
 /// Retries of a failed step, with exponential backoff and jitter.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Retry")]
 pub struct RawRetry {
     /// Total attempts, the first included.
     pub attempts: Option<Spanned<u32>>,
@@ -125,6 +135,7 @@ pub enum OnFailure {
 /// A recurring period (cron + duration + zone) in which steps bound to it may start.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Window")]
 pub struct RawWindow {
     /// When the window opens.
     pub cron: Spanned<CronExpr>,
@@ -150,6 +161,7 @@ pub enum OnClose {
 /// A cron schedule on which a server creates and starts a migration.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Schedule")]
 pub struct RawSchedule {
     pub cron: Spanned<CronExpr>,
     pub timezone: Option<Spanned<TimeZone>>,
@@ -180,6 +192,7 @@ pub enum CatchUp {
 /// A signed incoming webhook that creates and starts a migration.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Trigger")]
 pub struct RawTrigger {
     /// The hook's name: `POST /v1/hooks/NAME`.
     pub webhook: Spanned<String>,
@@ -191,6 +204,7 @@ pub struct RawTrigger {
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Alerts")]
 pub struct RawAlerts {
     #[serde(default)]
     pub channels: Entries<Recover<RawChannel>>,
@@ -201,6 +215,7 @@ pub struct RawAlerts {
 /// Where alerts go: exactly one of `email` or `webhook`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Channel")]
 pub struct RawChannel {
     pub email: Option<RawEmail>,
     pub webhook: Option<RawWebhook>,
@@ -208,6 +223,7 @@ pub struct RawChannel {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Email")]
 pub struct RawEmail {
     pub to: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
@@ -221,6 +237,7 @@ pub struct RawEmail {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Webhook")]
 pub struct RawWebhook {
     pub url: Spanned<String>,
     pub format: Option<WebhookFormat>,
@@ -240,6 +257,7 @@ pub enum WebhookFormat {
 /// Which events notify which channels.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Rule")]
 pub struct RawRule {
     /// Event names: lifecycle states and step, gate, window and rollback events.
     pub on: Spanned<Vec<Spanned<String>>>,
@@ -251,6 +269,7 @@ pub struct RawRule {
 /// A node of the DAG with exactly one action: `run`, `http`, `gate`, `wait` or `check`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Step")]
 pub struct RawStep {
     /// Unique id: lowercase letters, digits, `-` and `_`.
     #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]*$"))]
@@ -263,7 +282,7 @@ pub struct RawStep {
     /// A template; when it renders false the step is skipped.
     pub when: Option<Spanned<String>>,
     /// Fan-out: a list, or a template naming a list; `{{item}}` is the element.
-    #[schemars(with = "ForEachSchema")]
+    #[schemars(with = "ForEach")]
     pub for_each: Option<Spanned<serde_json::Value>>,
     /// Named pool the step takes a slot from while it runs.
     pub pool: Option<Spanned<String>>,
@@ -289,7 +308,19 @@ pub struct RawStep {
     pub outputs: Option<OutputsFormat>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, JsonSchema, serde::Serialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Deserialize,
+    JsonSchema,
+    serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     Analyze,
@@ -328,6 +359,7 @@ pub enum OutputsFormat {
 /// An HTTP request step.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Http")]
 pub struct RawHttp {
     pub method: Option<HttpMethod>,
     pub url: Spanned<String>,
@@ -355,6 +387,7 @@ pub enum HttpMethod {
 /// An approval gate.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Gate")]
 pub struct RawGate {
     /// Identities (token names, or `--as` names locally) who may decide the gate.
     pub approvers: Spanned<Vec<Spanned<String>>>,
@@ -378,7 +411,7 @@ pub enum OnTimeout {
 #[derive(JsonSchema)]
 #[schemars(untagged)]
 #[allow(dead_code)]
-enum ForEachSchema {
+enum ForEach {
     Template(String),
     List(Vec<serde_json::Value>),
 }

@@ -76,7 +76,7 @@ mod tests {
     fn locates_text_inside_a_template() {
         let source = Source::new("r.yaml", "steps:\n  - run: echo {{params.tabels}}\n");
         let span = source.locate(Span::new(2, 10, 1), "params.tabels");
-        assert_eq!((span.line, span.column, span.len), (2, 19, 13));
+        assert_eq!((span.line, span.column, span.len), (2, 17, 13));
         let missing = source.locate(Span::new(2, 10, 1), "nothing");
         assert_eq!((missing.line, missing.column), (2, 10));
     }

@@ -120,14 +120,26 @@ mod tests {
 
     #[test]
     fn finds_paths_in_values_helpers_and_blocks() {
-        assert_eq!(paths("copy {{item}} --batch {{params.batch_size}}"), ["item", "params.batch_size"]);
+        assert_eq!(
+            paths("copy {{item}} --batch {{params.batch_size}}"),
+            ["item", "params.batch_size"]
+        );
         assert_eq!(paths("{{join params.tables \",\"}}"), ["params.tables"]);
         assert_eq!(
             paths("{{eq steps.count-source.outputs.rows steps.count-target.outputs.rows}}"),
-            ["steps.count-source.outputs.rows", "steps.count-target.outputs.rows"]
+            [
+                "steps.count-source.outputs.rows",
+                "steps.count-target.outputs.rows"
+            ]
         );
-        assert_eq!(paths("{{#if params.dry_run}}x{{else}}{{params.y}}{{/if}}"), ["params.dry_run", "params.y"]);
-        assert_eq!(paths("{{#each params.tables}}{{this}} {{name}} {{params.z}}{{/each}}"), ["params.tables", "params.z"]);
+        assert_eq!(
+            paths("{{#if params.dry_run}}x{{else}}{{params.y}}{{/if}}"),
+            ["params.dry_run", "params.y"]
+        );
+        assert_eq!(
+            paths("{{#each params.tables}}{{this}} {{name}} {{params.z}}{{/each}}"),
+            ["params.tables", "params.z"]
+        );
         assert_eq!(paths("{{not (eq params.a 1)}}"), ["params.a"]);
     }
 
@@ -141,7 +153,10 @@ mod tests {
 
     #[test]
     fn splits_segments() {
-        assert_eq!(segments("steps.a-b.outputs.rows"), ["steps", "a-b", "outputs", "rows"]);
+        assert_eq!(
+            segments("steps.a-b.outputs.rows"),
+            ["steps", "a-b", "outputs", "rows"]
+        );
         assert_eq!(segments("steps.[a b].status"), ["steps", "a b", "status"]);
     }
 }

@@ -107,8 +107,8 @@ pub fn parse(bytes: &[u8]) -> Result<Node, Diagnostic> {
         strict_booleans: true,
         with_snippet: false,
     };
-    let raw: Spanned<RawValue> = serde_saphyr::from_str_with_options(text, options)
-        .map_err(|e| yaml_error(&e))?;
+    let raw: Spanned<RawValue> =
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| yaml_error(&e))?;
     Ok(into_node(raw))
 }
 
@@ -136,6 +136,10 @@ fn yaml_error(error: &serde_saphyr::Error) -> Diagnostic {
         .map(|l| Span::new(l.line() as u32, l.column() as u32, 1));
     let (message, hint) = match error.without_snippet() {
         serde_saphyr::Error::Budget { breach, .. } => budget_message(breach),
+        other if other.to_string().contains("recursion limit") => (
+            format!("the YAML nests deeper than {MAX_DEPTH} levels"),
+            Some("runbooks are small, shallow YAML mappings; is this the right file?".to_owned()),
+        ),
         other => (
             format!("invalid YAML: {}", strip_location(&other.to_string())),
             Some("check the indentation and quoting around this position".to_owned()),
