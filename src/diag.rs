@@ -135,7 +135,7 @@ pub fn render(file: &str, source: &str, diagnostic: &Diagnostic) -> String {
         let shown: String = line.chars().take(200).collect();
         let _ = writeln!(out, "{:gutter$} |", "");
         let _ = writeln!(out, "{} | {}", span.line, shown.replace('\t', " "));
-        let indent = span.column.saturating_sub(1) as usize;
+        let indent = (span.column.saturating_sub(1) as usize).min(shown.chars().count());
         let available = shown.chars().count().saturating_sub(indent).max(1);
         let carets = (span.len.max(1) as usize).min(available);
         let _ = writeln!(

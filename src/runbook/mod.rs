@@ -115,3 +115,57 @@ fn broken_step_ids(raw: &raw::RawRunbook, root: &yaml::Node) -> HashSet<String> 
 pub fn file_start() -> Span {
     Span::new(1, 1, 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(yaml: &str) -> Vec<String> {
+        load_bytes("r.yaml", yaml.as_bytes())
+            .diagnostics
+            .iter()
+            .map(|d| {
+                let s = d.span.unwrap_or_default();
+                format!("{}:{}: {}", s.line, s.column, d.message)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cycles_are_reported_once_as_a_chain_in_order() {
+        let yaml = "version: 1\nname: c\nsteps:\n  - id: a\n    needs: [c]\n    run: x\n  - id: b\n    needs: [a]\n    run: x\n  - id: c\n    needs: [b]\n    run: x\n";
+        assert_eq!(messages(yaml), ["5:13: steps form a cycle: a → c → b → a"]);
+    }
+
+    #[test]
+    fn template_roots_are_checked_against_params_and_dependencies() {
+        let yaml = "version: 1\nname: t\nparams:\n  table: { type: string, default: orders }\nsteps:\n  - id: count\n    run: echo {{params.tabel}}\n  - id: other\n    run: echo {{steps.count.outputs.rows}}\n  - id: after\n    needs: [count]\n    run: echo {{steps.count.outputs.rows}} {{steps.count.result}} {{migraton.id}}\n";
+        assert_eq!(
+            messages(yaml),
+            [
+                "7:17: unknown param `tabel`",
+                "9:17: step `other` reads `steps.count` but does not depend on `count`",
+                "12:46: a step has no `result`",
+                "12:69: unknown template root `migraton` in `{{migraton.id}}`",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_step_that_fails_to_load_does_not_cause_unknown_step_errors() {
+        let yaml = "version: 1\nname: t\nsteps:\n  - id: a\n    run: x\n    timeout: 5\n  - id: b\n    needs: [a]\n    run: x\n";
+        assert_eq!(
+            messages(yaml),
+            ["6:14: `timeout` must be a string, found the integer 5"]
+        );
+    }
+
+    #[test]
+    fn a_valid_runbook_yields_the_model() {
+        let yaml = "version: 1\nname: ok\nsteps:\n  - id: g\n    gate: { approvers: [alice] }\n  - id: a\n    run: x\n";
+        let checked = load_bytes("r.yaml", yaml.as_bytes());
+        let runbook = checked.runbook.expect("valid");
+        assert_eq!(runbook.steps[0].phase, model::Phase::Approve);
+        assert_eq!(runbook.steps[1].phase, model::Phase::Execute);
+    }
+}

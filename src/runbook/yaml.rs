@@ -94,6 +94,8 @@ pub fn parse(bytes: &[u8]) -> Result<Node, Diagnostic> {
             "a runbook is a YAML mapping with at least `version: 1`, `name` and `steps`",
         ));
     }
+    let mut alias_limits = serde_saphyr::options::AliasLimits::default();
+    alias_limits.max_total_replayed_events = 100_000;
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_depth: MAX_DEPTH,
@@ -103,7 +105,10 @@ pub fn parse(bytes: &[u8]) -> Result<Node, Diagnostic> {
             max_anchors: 1_000,
             max_documents: 1,
             max_total_scalar_bytes: MAX_RUNBOOK_BYTES,
+            // Aliases are replayed events: a few anchors can expand exponentially.
+            max_recorded_anchor_events: 100_000,
         },
+        alias_limits: alias_limits,
         strict_booleans: true,
         with_snippet: false,
     };
@@ -123,9 +128,10 @@ fn not_text(bytes: &[u8], valid_up_to: usize) -> Diagnostic {
     let prefix = &bytes[..valid_up_to];
     let line = prefix.iter().filter(|b| **b == b'\n').count() + 1;
     let column = prefix.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+    // No source line is shown: it would print the binary bytes to the terminal.
     Diagnostic::error(
-        Span::new(line as u32, column as u32, 1),
-        "the file is not UTF-8 text (a binary or differently encoded file?)",
+        None,
+        format!("the file is not UTF-8 text: invalid byte at line {line}, column {column} (a binary or differently encoded file?)"),
     )
     .with_hint("runbooks are UTF-8 YAML files")
 }
@@ -136,6 +142,10 @@ fn yaml_error(error: &serde_saphyr::Error) -> Diagnostic {
         .map(|l| Span::new(l.line() as u32, l.column() as u32, 1));
     let (message, hint) = match error.without_snippet() {
         serde_saphyr::Error::Budget { breach, .. } => budget_message(breach),
+        other if is_alias_bomb(&other.to_string()) => (
+            "the YAML expands too many aliases (an alias bomb?)".to_owned(),
+            Some("runbooks rarely need YAML anchors; write the values out".to_owned()),
+        ),
         other if other.to_string().contains("recursion limit") => (
             format!("the YAML nests deeper than {MAX_DEPTH} levels"),
             Some("runbooks are small, shallow YAML mappings; is this the right file?".to_owned()),
@@ -162,6 +172,10 @@ fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> (String, Optio
         message,
         Some("runbooks are small, shallow YAML mappings; is this the right file?".to_owned()),
     )
+}
+
+fn is_alias_bomb(message: &str) -> bool {
+    message.contains("budget breached") || message.contains("alias") || message.contains("Alias")
 }
 
 /// serde-saphyr appends " at line L column C" to some messages; we show the position ourselves.
