@@ -5,9 +5,13 @@
 //! - [`runbook`]: runbook text to a checked [`runbook::Runbook`] (or every problem in it).
 //! - [`plan`]: the resolved DAG of a runbook with concrete params: phases, fan-out, waves,
 //!   critical path, gates, windows and a digest that approvals bind to.
+//! - [`store`]: the durable event log and derived state of migrations (SQLite).
+//! - [`process`]: step processes in their own process groups, owned and killed with the engine.
 //! - [`cli`]: the `sensei` command line, a thin shell over the above.
 
 pub mod cli;
 pub mod diag;
 pub mod plan;
+pub mod process;
 pub mod runbook;
+pub mod store;

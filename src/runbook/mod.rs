@@ -12,6 +12,7 @@ pub mod model;
 mod node_de;
 pub mod params;
 pub mod raw;
+pub mod render;
 mod source;
 pub mod template;
 mod wrappers;

@@ -1,0 +1,1 @@
+//! Rendering templates with per-context escaping. Being written; see issue 3.
