@@ -4,7 +4,7 @@ use super::check::Checker;
 use super::check_templates::{Scope, StepGraph};
 use super::duration::Duration;
 use super::model::{Action, ForEach, Gate, Http, Param, Retry, Step, Window};
-use super::raw::{OutputsFormat, Phase, RawStep};
+use super::raw::{OutputsFormat, ParamType, Phase, RawStep};
 use super::template;
 use super::wrappers::{Recover, Spanned};
 use crate::diag::{self, Span};
@@ -121,7 +121,7 @@ impl Checker<'_> {
                 format!("step `{id}` declares `outputs: json` but is not a `run` step"),
             );
         }
-        let for_each = self.for_each(raw.for_each.as_ref());
+        let for_each = self.for_each(raw.for_each.as_ref(), ctx.params);
         let retry = self.retry(raw.retry.as_ref(), ctx.default_retry);
         Some(Step {
             id: id.clone(),
@@ -294,11 +294,16 @@ impl Checker<'_> {
         }
     }
 
-    fn for_each(&mut self, for_each: Option<&Spanned<serde_json::Value>>) -> Option<ForEach> {
+    fn for_each(
+        &mut self,
+        for_each: Option<&Spanned<serde_json::Value>>,
+        params: &[Param],
+    ) -> Option<ForEach> {
         let f = for_each?;
         match &f.value {
             serde_json::Value::Array(items) => Some(ForEach::List(items.clone())),
             serde_json::Value::String(text) if is_single_expression(text) => {
+                self.for_each_param_type(text, f.span, params);
                 Some(ForEach::Template(text.clone()))
             }
             _ => {
@@ -311,6 +316,34 @@ impl Checker<'_> {
                 );
                 None
             }
+        }
+    }
+
+    /// `for_each: "{{params.x}}"` needs `x` to be a list param.
+    fn for_each_param_type(&mut self, text: &str, span: Span, params: &[Param]) {
+        let Ok(analysis) = template::analyze(text.trim()) else {
+            return;
+        };
+        let Some(path) = analysis.paths.first() else {
+            return;
+        };
+        let segments = template::segments(path);
+        if segments.len() != 2 || segments[0] != "params" {
+            return;
+        }
+        if let Some(param) = params.iter().find(|p| p.name == segments[1])
+            && param.kind != ParamType::List
+        {
+            let at = self.source.locate(span, path);
+            self.error(
+                at,
+                format!(
+                    "`for_each` needs a list, but param `{}` is {}",
+                    param.name,
+                    super::check::type_name(param.kind)
+                ),
+            )
+            .hint = Some(format!("declare `{}` with `type: list`", param.name));
         }
     }
 
