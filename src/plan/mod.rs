@@ -98,6 +98,10 @@ impl Plan {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
+    #[error(
+        "`for_each` of step `{step}` has `{item}` twice; each element names an expansion, so elements must differ"
+    )]
+    DuplicateItem { step: String, item: String },
     #[error("`for_each` of step `{step}` must be a list, but {path} is {found}")]
     NotAList {
         step: String,
@@ -239,6 +243,15 @@ fn expand(runbook: &Runbook, params: &Params) -> Result<Vec<PlanStep>, PlanError
                 }
             },
         };
+        let mut labels = std::collections::HashSet::new();
+        for item in &items {
+            if !labels.insert(item_label(item)) {
+                return Err(PlanError::DuplicateItem {
+                    step: step.id.clone(),
+                    item: item_label(item),
+                });
+            }
+        }
         for item in items {
             out.push(PlanStep {
                 id: format!("{}[{}]", step.id, item_label(&item)),

@@ -205,9 +205,9 @@ impl Checker<'_> {
                     self.error(
                         default.span,
                         format!(
-                            "the default of param `{}` is {found}, but its type is {}",
+                            "the default of param `{}` is {found}, but the param is {}",
                             name.value,
-                            type_name(raw.kind.value)
+                            article(raw.kind.value)
                         ),
                     );
                 }
@@ -220,6 +220,14 @@ impl Checker<'_> {
                         ),
                     );
                 }
+            }
+            if raw.secret == Some(true)
+                && let Some(default) = &raw.default
+            {
+                self.warning(
+                    default.span,
+                    format!("secret param `{}` has a default, so its value is in the runbook (and in git)", name.value),
+                );
             }
             out.push(Param {
                 name: name.value.clone(),
@@ -354,6 +362,16 @@ impl Checker<'_> {
             .filter_map(|s| s.0.as_ref())
         {
             let values = self.param_values(raw.params.as_ref(), params, &scope);
+            // Secret params cannot be written here (they would be in git); the server has to
+            // supply them, so only plain required params are flagged.
+            for p in params.iter().filter(|p| p.required && !p.secret) {
+                if !values.iter().any(|(n, _)| *n == p.name) {
+                    self.warning(
+                        raw.cron.span,
+                        format!("this schedule does not set required param `{}`: its migrations cannot start", p.name),
+                    );
+                }
+            }
             out.push(Schedule {
                 cron: raw.cron.value.clone(),
                 timezone: raw.timezone.as_ref().map(|t| t.value).unwrap_or_default(),
@@ -418,6 +436,23 @@ impl Checker<'_> {
                     .hint = Some(hint);
             }
             self.json_templates(&value.value, value.span, scope);
+            let templated = value
+                .value
+                .as_str()
+                .is_some_and(super::template::is_template);
+            if let Some(p) = params.iter().find(|p| p.name == name.value)
+                && !templated
+                && let Err(found) = value_has_type(&value.value, p.kind)
+            {
+                self.error(
+                    value.span,
+                    format!(
+                        "param `{}` is {}, but this value is {found}",
+                        p.name,
+                        article(p.kind)
+                    ),
+                );
+            }
             out.push((name.value.clone(), value.value.clone()));
         }
         out
@@ -505,6 +540,7 @@ impl Checker<'_> {
             }
             (None, Some(hook)) => {
                 let url = &hook.url.value;
+                self.template(url, hook.url.span, scope);
                 if !(url.starts_with("https://") || url.starts_with("http://")) {
                     self.error(hook.url.span, format!("`{url}` is not an http(s) URL"));
                 }
@@ -610,6 +646,18 @@ fn valid_identifier(name: &str) -> bool {
 
 fn valid_env_name(name: &str) -> bool {
     valid_identifier(name)
+}
+
+/// "an integer", "a list": a type with its article, for messages.
+pub fn article(kind: ParamType) -> &'static str {
+    match kind {
+        ParamType::Integer => "an integer",
+        ParamType::Object => "an object",
+        ParamType::List => "a list",
+        ParamType::String => "a string",
+        ParamType::Number => "a number",
+        ParamType::Boolean => "a boolean",
+    }
 }
 
 pub fn type_name(kind: ParamType) -> &'static str {

@@ -87,7 +87,15 @@ impl Checker<'_> {
         let id = &raw.id.value;
         let phase = phase_of(raw);
         let action = self.action(raw);
+        let mut seen_needs = HashSet::new();
         for need in raw.needs.iter().flatten() {
+            if !seen_needs.insert(need.value.as_str()) {
+                self.warning(
+                    need.span,
+                    format!("`{}` is listed twice in `needs`", need.value),
+                );
+                continue;
+            }
             self.need(id, phase, need, phases, ctx);
         }
         if let Some(pool) = &raw.pool
@@ -301,7 +309,20 @@ impl Checker<'_> {
     ) -> Option<ForEach> {
         let f = for_each?;
         match &f.value {
-            serde_json::Value::Array(items) => Some(ForEach::List(items.clone())),
+            serde_json::Value::Array(items) => {
+                let mut seen = std::collections::HashSet::new();
+                for item in items {
+                    let label = crate::plan::item_label(item);
+                    if !seen.insert(label.clone()) {
+                        self.error(f.span, format!("`for_each` lists `{label}` twice"))
+                            .hint = Some("each element names an expansion (`step[element]`), so elements must differ".into());
+                    }
+                }
+                if items.is_empty() {
+                    self.warning(f.span, "`for_each` is empty: this step never runs");
+                }
+                Some(ForEach::List(items.clone()))
+            }
             serde_json::Value::String(text) if is_single_expression(text) => {
                 self.for_each_param_type(text, f.span, params);
                 Some(ForEach::Template(text.clone()))
@@ -340,7 +361,7 @@ impl Checker<'_> {
                 format!(
                     "`for_each` needs a list, but param `{}` is {}",
                     param.name,
-                    super::check::type_name(param.kind)
+                    super::check::article(param.kind)
                 ),
             )
             .hint = Some(format!("declare `{}` with `type: list`", param.name));
@@ -391,9 +412,21 @@ impl Checker<'_> {
 
     fn step_templates(&mut self, raw: &RawStep, step: &Step, params: &[Param], graph: &StepGraph) {
         let scope = Scope::step(params, &step.id, step.for_each.is_some(), graph);
-        let texts = [&raw.run, &raw.rollback, &raw.when, &raw.check];
+        let texts = [&raw.run, &raw.when, &raw.check];
         for t in texts.into_iter().flatten() {
             self.template(&t.value, t.span, &scope);
+        }
+        if let Some(rollback) = &raw.rollback {
+            let scope = Scope::rollback(params, &step.id, step.for_each.is_some(), graph);
+            self.template(&rollback.value, rollback.span, &scope);
+        }
+        if let Some(check) = &raw.check
+            && !super::template::is_template(&check.value)
+        {
+            self.warning(
+                check.span,
+                "this check has no template, so its result never changes",
+            )
         }
         if let Some(http) = &raw.http {
             let h = &http.value;

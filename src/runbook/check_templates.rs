@@ -72,6 +72,8 @@ pub(crate) struct Scope<'a> {
     roots: &'static [&'static str],
     /// In a step: its id and the graph, for `steps.<id>` reads.
     step: Option<(&'a str, &'a StepGraph)>,
+    /// A rollback runs after its step succeeded, so it may read the step's own results.
+    own_results: bool,
     place: &'static str,
 }
 
@@ -81,6 +83,7 @@ impl<'a> Scope<'a> {
             params,
             roots: &["params", "migration", "runbook"],
             step: None,
+            own_results: false,
             place: "in `env`",
         }
     }
@@ -89,6 +92,7 @@ impl<'a> Scope<'a> {
             params,
             roots: &["runbook"],
             step: None,
+            own_results: false,
             place: "in schedule params",
         }
     }
@@ -97,6 +101,7 @@ impl<'a> Scope<'a> {
             params,
             roots: &["payload", "runbook"],
             step: None,
+            own_results: false,
             place: "in trigger params",
         }
     }
@@ -105,6 +110,7 @@ impl<'a> Scope<'a> {
             params,
             roots: &["event", "migration", "runbook", "params", "steps"],
             step: None,
+            own_results: false,
             place: "in alert templates",
         }
     }
@@ -117,7 +123,21 @@ impl<'a> Scope<'a> {
                 &["params", "steps", "migration", "runbook"]
             },
             step: Some((id, graph)),
+            own_results: false,
             place: "here",
+        }
+    }
+
+    /// A step's `rollback`: like the step, plus its own outputs (to undo what it made).
+    pub fn rollback(
+        params: &'a [Param],
+        id: &'a str,
+        has_item: bool,
+        graph: &'a StepGraph,
+    ) -> Self {
+        Scope {
+            own_results: true,
+            ..Scope::step(params, id, has_item, graph)
         }
     }
 }
@@ -208,7 +228,18 @@ impl Checker<'_> {
             self.error(at, format!("unknown step `{id}`")).hint = hint;
             return;
         }
-        if id == current || !graph.is_upstream(current, id) {
+        if id == current && !scope.own_results {
+            self.error(
+                at,
+                format!("step `{current}` reads its own results before it has any"),
+            )
+            .hint = Some(
+                "only its `rollback` may read `steps.<itself>`; other fields run before the step"
+                    .into(),
+            );
+            return;
+        }
+        if id != current && !graph.is_upstream(current, id) {
             self.error(
                 at,
                 format!("step `{current}` reads `steps.{id}` but does not depend on `{id}`"),

@@ -67,8 +67,14 @@ impl CronExpr {
             .seconds(Seconds::Disallowed)
             .year(Year::Disallowed)
             .build();
+        // croner has no @midnight; it is cron's other name for @daily.
+        let pattern = if trimmed.eq_ignore_ascii_case("@midnight") {
+            "@daily"
+        } else {
+            trimmed
+        };
         let cron = parser
-            .parse(trimmed)
+            .parse(pattern)
             .map_err(|e| format!("`{trimmed}` is not a valid cron expression: {e}"))?;
         Ok(CronExpr {
             text: trimmed.to_owned(),
@@ -230,6 +236,7 @@ mod tests {
         assert!(CronExpr::parse("0 1 * * SAT").is_ok());
         assert!(CronExpr::parse("*/30 * * * *").is_ok());
         assert!(CronExpr::parse("@daily").is_ok());
+        assert!(CronExpr::parse("@midnight").is_ok());
         let six = CronExpr::parse("0 0 1 * * SAT").expect_err("six fields");
         assert!(six.contains("has 6 fields"), "{six}");
         let bad = CronExpr::parse("61 * * * *").expect_err("minute 61");

@@ -162,6 +162,26 @@ mod tests {
     }
 
     #[test]
+    fn a_rollback_may_read_its_own_outputs_but_the_command_may_not() {
+        let yaml = "version: 1\nname: t\nsteps:\n  - id: a\n    run: make {{steps.a.outputs.x}}\n    rollback: delete {{steps.a.outputs.id}}\n";
+        assert_eq!(
+            messages(yaml),
+            ["5:17: step `a` reads its own results before it has any"]
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_and_fan_out_elements_are_named() {
+        let yaml = "version: 1\nname: t\nsteps:\n  - id: a\n    run: x\n    run: y\n";
+        assert_eq!(
+            messages(yaml),
+            ["6:5: key `run` appears twice in the same mapping"]
+        );
+        let yaml = "version: 1\nname: t\nsteps:\n  - id: a\n    for_each: [x, y, x]\n    run: echo {{item}}\n";
+        assert_eq!(messages(yaml), ["5:15: `for_each` lists `x` twice"]);
+    }
+
+    #[test]
     fn a_valid_runbook_yields_the_model() {
         let yaml = "version: 1\nname: ok\nsteps:\n  - id: g\n    gate: { approvers: [alice] }\n  - id: a\n    run: x\n";
         let checked = load_bytes("r.yaml", yaml.as_bytes());

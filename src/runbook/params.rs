@@ -164,7 +164,20 @@ fn coerce(kind: ParamType, text: &str) -> Option<Value> {
             "false" => Some(Value::Bool(false)),
             _ => None,
         },
-        ParamType::List if text.trim_start().starts_with('[') => json().filter(Value::is_array),
+        ParamType::List if text.trim_start().starts_with('[') => {
+            json().filter(Value::is_array).or_else(|| {
+                // `[a, b]` written without JSON quotes: bare words.
+                let inner = text.trim().strip_prefix('[')?.strip_suffix(']')?;
+                Some(Value::Array(
+                    inner
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| Value::String(s.to_owned()))
+                        .collect(),
+                ))
+            })
+        }
         ParamType::List => Some(Value::Array(
             text.split(',')
                 .map(str::trim)

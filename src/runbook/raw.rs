@@ -282,7 +282,7 @@ pub struct RawStep {
     /// A template; when it renders false the step is skipped.
     pub when: Option<Spanned<String>>,
     /// Fan-out: a list, or a template naming a list; `{{item}}` is the element.
-    #[schemars(with = "ForEach")]
+    #[schemars(with = "Option<ForEach>")]
     pub for_each: Option<Spanned<serde_json::Value>>,
     /// Named pool the step takes a slot from while it runs.
     pub pool: Option<Spanned<String>>,

@@ -142,6 +142,19 @@ fn yaml_error(error: &serde_saphyr::Error) -> Diagnostic {
         .map(|l| Span::new(l.line() as u32, l.column() as u32, 1));
     let (message, hint) = match error.without_snippet() {
         serde_saphyr::Error::Budget { breach, .. } => budget_message(breach),
+        other if other.to_string().contains("duplicate mapping key") => {
+            let text = other.to_string();
+            let key = text
+                .split("duplicate mapping key: ")
+                .nth(1)
+                .and_then(|rest| rest.split(',').next())
+                .unwrap_or("?")
+                .to_owned();
+            (
+                format!("key `{key}` appears twice in the same mapping"),
+                Some("remove one of them; YAML keeps only one value per key".to_owned()),
+            )
+        }
         other if is_alias_bomb(&other.to_string()) => (
             "the YAML expands too many aliases (an alias bomb?)".to_owned(),
             Some("runbooks rarely need YAML anchors; write the values out".to_owned()),
