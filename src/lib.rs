@@ -5,12 +5,16 @@
 //! - [`runbook`]: runbook text to a checked [`runbook::Runbook`] (or every problem in it).
 //! - [`plan`]: the resolved DAG of a runbook with concrete params: phases, fan-out, waves,
 //!   critical path, gates, windows and a digest that approvals bind to.
+//! - [`event`]: migration and step states, event kinds: the names every layer shares.
+//! - [`engine`]: the lifecycle and the executor that walks a plan.
 //! - [`store`]: the durable event log and derived state of migrations (SQLite).
 //! - [`process`]: step processes in their own process groups, owned and killed with the engine.
 //! - [`cli`]: the `sensei` command line, a thin shell over the above.
 
 pub mod cli;
 pub mod diag;
+pub mod engine;
+pub mod event;
 pub mod plan;
 pub mod process;
 pub mod runbook;
