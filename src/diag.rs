@@ -115,6 +115,9 @@ pub fn sort(diagnostics: &mut [Diagnostic]) {
     });
 }
 
+/// The most characters of a source line shown under a diagnostic.
+const SHOWN_CHARS: usize = 200;
+
 /// Renders one diagnostic as `file:line:col: error: message`, the source line, a caret line
 /// under the marked text, and the hint.
 pub fn render(file: &str, source: &str, diagnostic: &Diagnostic) -> String {
@@ -132,10 +135,25 @@ pub fn render(file: &str, source: &str, diagnostic: &Diagnostic) -> String {
     );
     let gutter = span.line.to_string().len();
     if let Some(line) = source_line(source, span.line) {
-        let shown: String = line.chars().take(200).collect();
+        // Long lines are cut to a window that holds the marked column, `…` where cut.
+        let column = span.column.saturating_sub(1) as usize;
+        let skip = if column < SHOWN_CHARS {
+            0
+        } else {
+            column - SHOWN_CHARS / 2
+        };
+        let mut shown: String = line.chars().skip(skip).take(SHOWN_CHARS).collect();
+        let mut indent = column - skip;
+        if skip > 0 {
+            shown.insert(0, '…');
+            indent += 1;
+        }
+        if line.chars().count() > skip + SHOWN_CHARS {
+            shown.push('…');
+        }
         let _ = writeln!(out, "{:gutter$} |", "");
         let _ = writeln!(out, "{} | {}", span.line, shown.replace('\t', " "));
-        let indent = (span.column.saturating_sub(1) as usize).min(shown.chars().count());
+        let indent = indent.min(shown.chars().count());
         let available = shown.chars().count().saturating_sub(indent).max(1);
         let carets = (span.len.max(1) as usize).min(available);
         let _ = writeln!(
@@ -211,6 +229,20 @@ mod tests {
             text,
             "r.yaml:3:5: error: unknown key `neds`\n  |\n3 |     neds: [b]\n  |     ^^^^\n  = hint: did you mean `needs`?\n"
         );
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_marked_column() {
+        let source = format!("{}X{}\n", "[".repeat(300), "]".repeat(300));
+        let d = Diagnostic::error(Span::new(1, 301, 1), "here");
+        let text = render("r.yaml", &source, &d);
+        let lines: Vec<&str> = text.lines().collect();
+        let code = lines[2].strip_prefix("1 | ").expect("source line");
+        let caret = lines[3].strip_prefix("  | ").expect("caret line");
+        assert!(code.starts_with('…') && code.ends_with('…'), "{code}");
+        assert_eq!(code.chars().count(), 202);
+        let at = caret.chars().count() - 1;
+        assert_eq!(code.chars().nth(at), Some('X'), "{text}");
     }
 
     #[test]

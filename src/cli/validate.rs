@@ -193,15 +193,38 @@ fn print_github(checked: &[Checked]) {
                 .map(|h| format!(" ({h})"))
                 .unwrap_or_default();
             println!(
-                "::{} file={}{position}::{}{hint}",
+                "::{} file={}{position}::{}",
                 d.severity.as_str(),
-                c.source.name,
-                d.message
+                escape_property(&c.source.name),
+                escape_data(&format!("{}{hint}", d.message))
             );
         }
     }
 }
 
+/// Workflow-command escaping of a message: `%`, CR and LF would otherwise end or corrupt it.
+fn escape_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// Workflow-command escaping of a property value (a file name), where `:` and `,` separate.
+fn escape_property(text: &str) -> String {
+    escape_data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn github_annotations_escape_separators() {
+        assert_eq!(escape_data("50% done\nnext"), "50%25 done%0Anext");
+        assert_eq!(escape_property("a,b:c.yaml"), "a%2Cb%3Ac.yaml");
+    }
 }

@@ -69,6 +69,24 @@ impl<'a> Checker<'a> {
     fn present(&self, key: &str) -> bool {
         self.root.get(key).is_some()
     }
+
+    /// True when `name` is written under the mapping `section` (`params`, `pools`, `windows`),
+    /// whether or not it loaded. A declared entry that failed to load has had its own error
+    /// reported; references to it must not be reported again as unknown.
+    pub fn declared(&self, section: &str, name: &str) -> bool {
+        self.root.get(section).and_then(|s| s.get(name)).is_some()
+    }
+
+    /// True when a step with this id is written in the runbook, whether or not it loaded
+    /// (a step with a malformed field or without exactly one action is left out of the model).
+    pub fn declared_step(&self, id: &str) -> bool {
+        match self.root.get("steps").map(|s| &s.value) {
+            Some(super::yaml::Value::Seq(steps)) => steps
+                .iter()
+                .any(|s| s.get("id").and_then(Node::as_str) == Some(id)),
+            _ => false,
+        }
+    }
 }
 
 /// Checks a loaded runbook; returns the model when no check found an error.
@@ -429,7 +447,8 @@ impl Checker<'_> {
     ) -> Vec<(String, serde_json::Value)> {
         let mut out = Vec::new();
         for (name, value) in values.map(|v| v.0.as_slice()).unwrap_or_default() {
-            if !params.iter().any(|p| p.name == name.value) {
+            if !params.iter().any(|p| p.name == name.value) && !self.declared("params", &name.value)
+            {
                 let hint = diag::suggest(&name.value, params.iter().map(|p| p.name.as_str()))
                     .unwrap_or_else(|| "declare it under `params:`".into());
                 self.error(name.span, format!("unknown param `{}`", name.value))
@@ -569,6 +588,10 @@ impl Checker<'_> {
                         "channel `{}` must have exactly one of `email` or `webhook`",
                         name.value
                     ),
+                )
+                .hint = Some(
+                    "a channel sends either email or to a webhook; declare two channels to do both"
+                        .into(),
                 );
                 None
             }

@@ -100,6 +100,7 @@ impl Checker<'_> {
         }
         if let Some(pool) = &raw.pool
             && !ctx.pools.iter().any(|(name, _)| *name == pool.value)
+            && !self.declared("pools", &pool.value)
         {
             let hint = diag::suggest(&pool.value, ctx.pools.iter().map(|(n, _)| n.as_str()))
                 .unwrap_or_else(|| "declare it under `pools:`".into());
@@ -108,6 +109,7 @@ impl Checker<'_> {
         }
         if let Some(window) = &raw.window
             && !ctx.windows.iter().any(|w| w.name == window.value)
+            && !self.declared("windows", &window.value)
         {
             let hint = diag::suggest(&window.value, ctx.windows.iter().map(|w| w.name.as_str()))
                 .unwrap_or_else(|| "declare it under `windows:`".into());
@@ -167,8 +169,12 @@ impl Checker<'_> {
         if let Some(http) = &raw.http {
             let h = &http.value;
             for status in h.expect_status.iter().flatten() {
-                if !(100..=599).contains(status) {
-                    self.error(http.span, format!("`{status}` is not an HTTP status"));
+                if !(100..=599).contains(&status.value) {
+                    self.error(
+                        status.span,
+                        format!("`{}` is not an HTTP status", status.value),
+                    )
+                    .hint = Some("HTTP statuses run from 100 to 599".into());
                 }
             }
             actions.push((
@@ -183,7 +189,7 @@ impl Checker<'_> {
                         .map(|(k, v)| (k.value.clone(), v.value.clone()))
                         .collect(),
                     body: h.body.clone(),
-                    expect_status: h.expect_status.clone().unwrap_or_default(),
+                    expect_status: h.expect_status.iter().flatten().map(|s| s.value).collect(),
                     timeout: h.timeout.as_ref().map(|t| t.value),
                 }),
             ));
@@ -411,13 +417,16 @@ impl Checker<'_> {
     }
 
     fn step_templates(&mut self, raw: &RawStep, step: &Step, params: &[Param], graph: &StepGraph) {
-        let scope = Scope::step(params, &step.id, step.for_each.is_some(), graph);
+        // A step that writes `for_each` has an `item`, even when its `for_each` is malformed
+        // (that error is reported already; `item` is not then reported as unavailable).
+        let has_item = raw.for_each.is_some();
+        let scope = Scope::step(params, &step.id, has_item, graph);
         let texts = [&raw.run, &raw.when, &raw.check];
         for t in texts.into_iter().flatten() {
             self.template(&t.value, t.span, &scope);
         }
         if let Some(rollback) = &raw.rollback {
-            let scope = Scope::rollback(params, &step.id, step.for_each.is_some(), graph);
+            let scope = Scope::rollback(params, &step.id, has_item, graph);
             self.template(&rollback.value, rollback.span, &scope);
         }
         if let Some(check) = &raw.check

@@ -150,8 +150,19 @@ impl Checker<'_> {
         }
         let analysis = match template::analyze(text) {
             Ok(a) => a,
-            Err(reason) => {
-                self.error(span, format!("the template does not parse: {reason}"))
+            Err(error) => {
+                let at = match error.near.as_deref() {
+                    Some(near) => {
+                        // Skip the occurrences of `near` before the faulty one.
+                        let mut at = self.source.locate(span, near);
+                        for _ in 0..error.earlier {
+                            at = self.source.locate(at.shifted(1), near);
+                        }
+                        at
+                    }
+                    None => span,
+                };
+                self.error(at, format!("the template does not parse: {}", error.reason))
                     .hint =
                     Some("templates use Handlebars syntax, e.g. `{{params.batch_size}}`".into());
                 return;
@@ -198,7 +209,10 @@ impl Checker<'_> {
         }
         let second = segments.get(1).copied();
         match (root, second) {
-            ("params", Some(name)) if !scope.params.iter().any(|p| p.name == name) => {
+            ("params", Some(name))
+                if !scope.params.iter().any(|p| p.name == name)
+                    && !self.declared("params", name) =>
+            {
                 let hint = diag::suggest(name, scope.params.iter().map(|p| p.name.as_str()))
                     .unwrap_or_else(|| "declare it under `params:`".into());
                 self.error(at, format!("unknown param `{name}`")).hint = Some(hint);
@@ -224,6 +238,9 @@ impl Checker<'_> {
             return; // alert templates may read any step
         };
         if !graph.contains(id) {
+            if self.declared_step(id) {
+                return; // the step did not load; its own errors are reported
+            }
             let hint = diag::suggest(id, graph.phase.keys().map(String::as_str));
             self.error(at, format!("unknown step `{id}`")).hint = hint;
             return;

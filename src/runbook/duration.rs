@@ -55,11 +55,20 @@ impl Duration {
             rest = &rest[digits..];
             let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
             let unit = &rest[..unit_len];
+            let is_unit = |word: &str| UNITS.iter().any(|(name, _)| *name == word);
             let Some((_, ms)) = UNITS.iter().find(|(name, _)| *name == unit) else {
-                return Err(fail(if unit.is_empty() {
-                    "the number has no unit (ms, s, m, h or d)"
-                } else {
-                    "units are ms, s, m, h and d"
+                // `30 m` or `30 minutes`: say what is wrong with the word after the space.
+                let spaced: String = rest
+                    .trim_start()
+                    .chars()
+                    .take_while(char::is_ascii_alphabetic)
+                    .collect();
+                return Err(fail(match (unit.is_empty(), spaced.as_str()) {
+                    (true, "") => "the number has no unit (ms, s, m, h or d)",
+                    (true, word) if is_unit(word) => {
+                        "write the unit right after the number, without a space"
+                    }
+                    _ => "units are ms, s, m, h and d",
                 }));
             };
             rest = &rest[unit_len..];
@@ -152,6 +161,14 @@ mod tests {
         assert_eq!(
             err("h"),
             "`h` is not a duration: expected a number followed by ms, s, m, h or d"
+        );
+        assert_eq!(
+            err("30 m"),
+            "`30 m` is not a duration: write the unit right after the number, without a space"
+        );
+        assert_eq!(
+            err("30 minutes"),
+            "`30 minutes` is not a duration: units are ms, s, m, h and d"
         );
         assert_eq!(err(""), "`` is not a duration: it is empty");
         assert!(err("99999999999999999999d").contains("too"));

@@ -126,7 +126,12 @@ impl<'a> NodeDe<'a> {
                 (None, Some(field)) => format!("invalid `{field}`: {}", error.message),
                 (None, None) => error.message.clone(),
             };
-            let span = self.node.span.with_len(1);
+            // A scalar is marked whole (the bad duration, cron or zone); a mapping or list at
+            // its first character.
+            let span = match self.node.value {
+                Value::Map(_) | Value::Seq(_) | Value::Null => self.node.span.with_len(1),
+                _ => self.node.span.with_len(self.node.span.len.max(1) as usize),
+            };
             self.sink
                 .borrow_mut()
                 .push(Diagnostic::error(span, message).with_hint_opt(error.hint.take()));

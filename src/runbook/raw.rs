@@ -367,7 +367,7 @@ pub struct RawHttp {
     /// JSON body; string values are templates, JSON-encoded when rendered.
     pub body: Option<serde_json::Value>,
     /// Accepted statuses (default: any 2xx).
-    pub expect_status: Option<Vec<u16>>,
+    pub expect_status: Option<Vec<Spanned<u16>>>,
     pub timeout: Option<Spanned<Duration>>,
 }
 

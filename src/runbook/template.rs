@@ -29,12 +29,141 @@ pub fn is_template(text: &str) -> bool {
     text.contains("{{")
 }
 
-/// Parses a template and lists what it refers to; `Err` carries handlebars' reason.
-pub fn analyze(text: &str) -> Result<Analysis, String> {
-    let template = Template::compile(text).map_err(|e| e.reason().to_string())?;
+/// Why a template does not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// One clause, e.g. "`{{params.x` is missing its closing `}}`".
+    pub reason: String,
+    /// The piece of the template the problem is in, as written, so a diagnostic can point at it.
+    pub near: Option<String>,
+    /// How many times `near` occurs in the template before the problem (`{{a}} {{a`: once).
+    pub earlier: usize,
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// Parses a template and lists what it refers to.
+pub fn analyze(text: &str) -> Result<Analysis, ParseError> {
+    // The common mistakes get a plain explanation first: handlebars reports them in terms of
+    // its grammar ("expected trailing_tilde_to_omit_whitespace").
+    braces(text)?;
+    let template = Template::compile(text).map_err(|e| compile_error(text, &e))?;
     let mut analysis = Analysis::default();
     walk(&template, false, &mut analysis);
     Ok(analysis)
+}
+
+/// Finds an unclosed `{{`, an unclosed `{{#block}}` and a `{{/block}}` that closes nothing.
+fn braces(text: &str) -> Result<(), ParseError> {
+    // Open blocks: name, tag as written, and where the tag starts.
+    let mut blocks: Vec<(&str, &str, usize)> = Vec::new();
+    let mut at = 0;
+    while let Some(found) = text[at..].find("{{") {
+        let start = at + found;
+        let rest = &text[start + 2..];
+        if rest.starts_with("{{") || text[..start].ends_with('\\') {
+            return Ok(()); // raw blocks and escaped braces: leave them to handlebars
+        }
+        let comment = rest.starts_with("!--");
+        let end = if comment { "--}}" } else { "}}" };
+        let close = rest.find(end);
+        // A comment may hold braces; anything else must close before the next `{{`.
+        let next_open = rest.find("{{").filter(|_| !comment);
+        let Some(close) = close.filter(|c| next_open.is_none_or(|n| n > *c)) else {
+            // The rest of the expression as written: up to a lone `}` (a brace short), else
+            // to the next `{{` or the end of the line.
+            let line = rest.split("{{").next().unwrap_or_default();
+            let line = line.lines().next().unwrap_or_default();
+            let piece = match line.find('}') {
+                Some(brace) => &line[..=brace],
+                None => line.trim_end(),
+            };
+            let piece = format!("{{{{{piece}");
+            return Err(ParseError {
+                reason: format!("`{piece}` is missing its closing `}}}}`"),
+                earlier: text[..start].matches(piece.as_str()).count(),
+                near: Some(piece),
+            });
+        };
+        let tag = &text[start..start + 2 + close + end.len()];
+        let inner = rest[..close].trim_start_matches('~').trim_start();
+        // `{{#name}}` opens a block, and so does `{{^name}}` (an inverted one; a bare `{{^}}`
+        // is `{{else}}`).
+        let opened = inner.strip_prefix('#').or_else(|| {
+            inner
+                .strip_prefix('^')
+                .filter(|n| !n.trim_end_matches('~').trim().is_empty())
+        });
+        if let Some(opened) = opened {
+            let name = opened
+                .trim_start_matches(['>', '*'])
+                .split_whitespace()
+                .next();
+            blocks.push((name.unwrap_or_default(), tag, start));
+        } else if let Some(closed) = inner.strip_prefix('/') {
+            let name = closed.trim_end_matches('~').trim();
+            if blocks.pop().is_none() {
+                return Err(ParseError {
+                    reason: format!(
+                        "`{tag}` closes a `{{{{#{name}}}}}` block that was never opened"
+                    ),
+                    near: Some(tag.to_owned()),
+                    earlier: text[..start].matches(tag).count(),
+                });
+            }
+        }
+        at = start + 2 + close + end.len();
+    }
+    match blocks.pop() {
+        Some((name, tag, start)) => Err(ParseError {
+            reason: format!("`{tag}` is never closed with `{{{{/{name}}}}}`"),
+            near: Some(tag.to_owned()),
+            earlier: text[..start].matches(tag).count(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Handlebars' error, with the expression it occurred in instead of its grammar's terms.
+fn compile_error(text: &str, error: &handlebars::TemplateError) -> ParseError {
+    use handlebars::TemplateErrorReason as R;
+    let expression = error.pos().and_then(|(line, column)| {
+        let line_start: usize = text
+            .split_inclusive('\n')
+            .take(line.saturating_sub(1))
+            .map(str::len)
+            .sum();
+        let offset = text[line_start..]
+            .char_indices()
+            .nth(column.saturating_sub(1))
+            .map_or(text.len(), |(i, _)| line_start + i);
+        let start = text[..offset.min(text.len())].rfind("{{")?;
+        let end = text[start..]
+            .find("}}")
+            .map_or(text.len(), |e| start + e + 2);
+        let expression = &text[start..end];
+        Some((
+            expression.to_owned(),
+            text[..start].matches(expression).count(),
+        ))
+    });
+    let (near, earlier) = expression.unzip();
+    let reason = match (error.reason(), &near) {
+        (R::InvalidSyntax(_), Some(expression)) => {
+            format!("`{expression}` is not a valid expression")
+        }
+        (R::InvalidSyntax(_), None) => "invalid Handlebars syntax".to_owned(),
+        (reason, _) => reason.to_string(),
+    };
+    ParseError {
+        reason,
+        near,
+        earlier: earlier.unwrap_or_default(),
+    }
 }
 
 /// The segments of a path: `steps.count-source.outputs.rows` -> [steps, count-source, ...].
@@ -149,6 +278,39 @@ mod tests {
         assert_eq!(a.unknown_helpers, ["jion"]);
         assert!(analyze("{{params.x").is_err());
         assert!(analyze("{{#if a}}x").is_err());
+    }
+
+    #[test]
+    fn explains_parse_errors_in_plain_words_and_names_the_piece() {
+        let err = |t: &str| analyze(t).expect_err(t);
+        let e = err("copy {{params.table} --fast");
+        assert_eq!(e.reason, "`{{params.table}` is missing its closing `}}`");
+        assert_eq!(e.near.as_deref(), Some("{{params.table}"));
+        let e = err("{{params.a}} {{params.b {{params.c}}");
+        assert_eq!(e.reason, "`{{params.b` is missing its closing `}}`");
+        let e = err("{{params.a}} {{params.a");
+        assert_eq!((e.near.as_deref(), e.earlier), (Some("{{params.a"), 1));
+        let e = err("{{#if params.x}}yes");
+        assert_eq!(
+            e.reason,
+            "`{{#if params.x}}` is never closed with `{{/if}}`"
+        );
+        let e = err("echo {{/if}}");
+        assert_eq!(
+            e.reason,
+            "`{{/if}}` closes a `{{#if}}` block that was never opened"
+        );
+        let e = err("echo {{params..x}}");
+        assert_eq!(e.reason, "`{{params..x}}` is not a valid expression");
+        assert_eq!(e.near.as_deref(), Some("{{params..x}}"));
+        // Comments, escapes and raw output are not mistaken for unclosed braces.
+        assert!(analyze("{{!-- {{x}} --}} {{params.a}}").is_ok());
+        assert!(analyze("{{{raw params.a}}} \\{{literal").is_ok());
+        assert!(analyze("{{#each params.t}}{{this}}{{else}}none{{/each}}").is_ok());
+        assert_eq!(
+            analyze("{{#if params.b}}x{{^}}y{{~/if~}}").map(|_| ()),
+            Ok(())
+        );
     }
 
     #[test]

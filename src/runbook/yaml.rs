@@ -85,9 +85,10 @@ pub fn parse(bytes: &[u8]) -> Result<Node, Diagnostic> {
         )
         .with_hint("split the runbook, or generate its repetitive parts with `for_each`"));
     }
-    let text = std::str::from_utf8(bytes).map_err(|e| not_text(bytes, e.valid_up_to()))?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| not_text(bytes, e.valid_up_to(), "is not UTF-8 text: invalid byte"))?;
     if let Some(at) = text.find('\0') {
-        return Err(not_text(bytes, at));
+        return Err(not_text(bytes, at, "holds a NUL byte"));
     }
     if text.trim().is_empty() || only_comments(text) {
         return Err(Diagnostic::error(None, "the runbook is empty").with_hint(
@@ -124,14 +125,14 @@ fn only_comments(text: &str) -> bool {
     })
 }
 
-fn not_text(bytes: &[u8], valid_up_to: usize) -> Diagnostic {
+fn not_text(bytes: &[u8], valid_up_to: usize, what: &str) -> Diagnostic {
     let prefix = &bytes[..valid_up_to];
     let line = prefix.iter().filter(|b| **b == b'\n').count() + 1;
     let column = prefix.iter().rev().take_while(|b| **b != b'\n').count() + 1;
     // No source line is shown: it would print the binary bytes to the terminal.
     Diagnostic::error(
         None,
-        format!("the file is not UTF-8 text: invalid byte at line {line}, column {column} (a binary or differently encoded file?)"),
+        format!("the file {what} at line {line}, column {column} (a binary or differently encoded file?)"),
     )
     .with_hint("runbooks are UTF-8 YAML files")
 }
@@ -336,6 +337,11 @@ mod tests {
         assert!(err.message.contains("nests deeper"), "{}", err.message);
         let err = parse(b"\x00\x01\x02\xff").expect_err("binary");
         assert!(err.message.contains("not UTF-8"), "{}", err.message);
+        let err = parse(b"version: 1\nname: a\x00\n").expect_err("NUL");
+        assert_eq!(
+            err.message,
+            "the file holds a NUL byte at line 2, column 8 (a binary or differently encoded file?)"
+        );
         let err = parse(b"  \n# only a comment\n").expect_err("empty");
         assert_eq!(err.message, "the runbook is empty");
     }
