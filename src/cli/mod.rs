@@ -37,6 +37,9 @@ enum Command {
     Plan(plan::Args),
     /// Print the runbook JSON Schema (the same as schemas/runbook.schema.json).
     Schema,
+    /// Internal: the watchdog the engine starts to kill step process groups if it dies.
+    #[command(hide = true, name = "__reap")]
+    Reap,
 }
 
 /// Parses the command line and runs the command.
@@ -57,6 +60,10 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Schema => schema::run(),
+        Command::Reap => {
+            let code = crate::process::reap_main(std::io::stdin().lock());
+            u8::try_from(code).unwrap_or(exit::FAILED)
+        }
     };
     ExitCode::from(code)
 }

@@ -1,0 +1,327 @@
+//! Step processes, owned by the engine (DESIGN habit 10).
+//!
+//! [`run`] starts a step's command as `sh -c <command>` in a process group of its own, streams
+//! its stdout and stderr line by line, and ends with the group gone: on timeout or cancel the
+//! whole group gets SIGTERM, then SIGKILL after a grace period; when the shell exits, whatever
+//! is left of its group (background jobs) is killed, so a step ends when its shell ends. If the
+//! engine itself dies, the [`Reaper`] watchdog kills the groups it was told about.
+//!
+//! - `lines`: capped line reading of the pipes.
+//! - `outputs`: the `$SENSEI_OUTPUT` file (SPEC §2).
+//! - `group`: signals to a group, reaping of re-parented members, the kill-on-drop guard.
+//! - `reaper`: the `sensei __reap` watchdog and the engine's handle on it.
+
+mod group;
+mod lines;
+mod outputs;
+mod reaper;
+
+pub use outputs::OUTPUT_ENV;
+pub use reaper::{Reaper, reap_main};
+
+use group::Group;
+use lines::Lines;
+use outputs::OutputFile;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// After the shell exited and its group was killed, how long to keep reading pipes that are
+/// still open: only a process that left the group (`setsid`) can hold them now, and the step
+/// must not wait for it.
+const PIPE_DRAIN_LIMIT: Duration = Duration::from_secs(1);
+
+/// What to run for one step.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Run with `sh -c`.
+    pub command: String,
+    /// The working directory.
+    pub dir: PathBuf,
+    /// Added to the engine's environment (which the process inherits).
+    pub env: Vec<(String, String)>,
+    /// From the start; `None` waits for ever.
+    pub timeout: Option<Duration>,
+    /// On timeout or cancel: SIGTERM to the group, then SIGKILL after this.
+    pub kill_grace: Duration,
+    /// Keep the last non-empty stdout line (for `outputs: json`).
+    pub capture_last_line: bool,
+}
+
+/// Which pipe a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// The shell exited with this code.
+    Code(i32),
+    /// The shell was killed by this signal (not by the engine).
+    Signal(i32),
+    /// The timeout passed; the group was killed.
+    TimedOut,
+    /// Cancelled through the watch channel; the group was killed (or never started).
+    Cancelled,
+    /// The process could not be started; one sentence saying why.
+    SpawnFailed(String),
+}
+
+/// The result of [`run`].
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub exit: Exit,
+    /// `key=value` lines of the `$SENSEI_OUTPUT` file, in order (also after a timeout or cancel).
+    pub outputs: Vec<(String, String)>,
+    /// One sentence per line of that file that was not `key=value`.
+    pub output_errors: Vec<String>,
+    /// The last non-empty stdout line, when [`RunSpec::capture_last_line`] is set. Lines longer
+    /// than 64 KiB arrive in pieces, so this is at most the last 64 KiB piece.
+    pub last_stdout_line: Option<String>,
+    /// From the start of `run` until the group was gone.
+    pub duration: Duration,
+}
+
+impl RunOutcome {
+    /// An outcome of a run that never started a process.
+    fn unstarted(exit: Exit, started: Instant) -> Self {
+        RunOutcome {
+            exit,
+            outputs: Vec::new(),
+            output_errors: Vec::new(),
+            last_stdout_line: None,
+            duration: started.elapsed(),
+        }
+    }
+}
+
+/// Errors of this module. [`run`] reports its own as [`Exit::SpawnFailed`] sentences.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("could not start the process watchdog `{}`: {source}", program.display())]
+    ReaperSpawn {
+        program: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("could not create the ${OUTPUT_ENV} file in {}: {source}", dir.display())]
+    OutputFile {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the working directory {} does not exist or is not a directory", dir.display())]
+    MissingDir { dir: PathBuf },
+    #[error("could not start `sh -c {command}` in {}: {source}", dir.display())]
+    Spawn {
+        command: String,
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the shell for `{command}` started but has no usable process id")]
+    NoPid { command: String },
+}
+
+/// Runs one step's command as an owned process group; see the module documentation.
+///
+/// `on_line` receives each line of stdout and stderr as it arrives (each pipe in order).
+/// `cancel` becoming true kills the group; a dropped sender never cancels. If the returned future
+/// is dropped before it completes, the group is killed at once (SIGKILL).
+pub async fn run(
+    spec: RunSpec,
+    reaper: Option<&Reaper>,
+    mut on_line: impl FnMut(Stream, String) + Send,
+    mut cancel: watch::Receiver<bool>,
+) -> RunOutcome {
+    let started = Instant::now();
+    if *cancel.borrow_and_update() {
+        return RunOutcome::unstarted(Exit::Cancelled, started);
+    }
+    let output_file = match OutputFile::create() {
+        Ok(file) => file,
+        Err(e) => return RunOutcome::unstarted(Exit::SpawnFailed(e.to_string()), started),
+    };
+    group::adopt_orphans();
+    let mut child = match command(&spec, output_file.path()).spawn() {
+        Ok(child) => child,
+        Err(source) => {
+            let error = spawn_error(&spec, source).to_string();
+            return RunOutcome::unstarted(Exit::SpawnFailed(error), started);
+        }
+    };
+    let Some(pgid) = child.id().and_then(|pid| i32::try_from(pid).ok()) else {
+        let error = ProcessError::NoPid {
+            command: short(&spec.command),
+        };
+        return RunOutcome::unstarted(Exit::SpawnFailed(error.to_string()), started);
+    };
+    let group = Group::new(pgid, reaper);
+
+    let mut stdout = Lines::new(child.stdout.take());
+    let mut stderr = Lines::new(child.stderr.take());
+    let mut last_stdout_line = None;
+    // Set when the shell has exited: how it ended by itself.
+    let mut exited: Option<Exit> = None;
+    // Set when the engine stopped it: TimedOut or Cancelled.
+    let mut stopped: Option<Exit> = None;
+    let mut cancel_open = true;
+
+    let deadline = spec.timeout.map(|timeout| started + timeout);
+    let timeout = tokio::time::sleep_until(deadline.unwrap_or(started));
+    let sigkill = tokio::time::sleep_until(started);
+    let drain = tokio::time::sleep_until(started);
+    tokio::pin!(timeout, sigkill, drain);
+    let (mut sigkill_armed, mut drain_armed) = (false, false);
+
+    let exit = loop {
+        if stdout.done()
+            && stderr.done()
+            && let Some(exit) = exited.take()
+        {
+            break stopped.take().unwrap_or(exit);
+        }
+        let running = exited.is_none();
+        tokio::select! {
+            line = stdout.next_line(), if !stdout.done() => {
+                if let Some(line) = line {
+                    if spec.capture_last_line && !line.trim().is_empty() {
+                        last_stdout_line = Some(line.clone());
+                    }
+                    on_line(Stream::Stdout, line);
+                }
+            }
+            line = stderr.next_line(), if !stderr.done() => {
+                if let Some(line) = line {
+                    on_line(Stream::Stderr, line);
+                }
+            }
+            status = child.wait(), if running => {
+                exited = Some(match status {
+                    Ok(status) => exit_of(status),
+                    Err(e) => Exit::SpawnFailed(format!("could not wait for the shell: {e}")),
+                });
+                // The step ends when its shell ends: kill background jobs left in the group, so
+                // one holding the pipes cannot keep the step open.
+                group.kill();
+                if !(stdout.done() && stderr.done()) {
+                    drain.as_mut().reset(Instant::now() + PIPE_DRAIN_LIMIT);
+                    drain_armed = true;
+                }
+            }
+            () = &mut timeout, if running && stopped.is_none() && deadline.is_some() => {
+                stopped = Some(Exit::TimedOut);
+                group.terminate();
+                sigkill.as_mut().reset(Instant::now() + spec.kill_grace);
+                sigkill_armed = true;
+            }
+            changed = cancel.changed(), if running && stopped.is_none() && cancel_open => {
+                match changed {
+                    Err(_) => cancel_open = false,
+                    Ok(()) if *cancel.borrow_and_update() => {
+                        stopped = Some(Exit::Cancelled);
+                        group.terminate();
+                        sigkill.as_mut().reset(Instant::now() + spec.kill_grace);
+                        sigkill_armed = true;
+                    }
+                    Ok(()) => {}
+                }
+            }
+            () = &mut sigkill, if running && sigkill_armed => {
+                group.kill();
+                sigkill_armed = false;
+            }
+            () = &mut drain, if drain_armed => {
+                stdout.abandon();
+                stderr.abandon();
+            }
+        }
+    };
+    group.finish().await;
+    let (outputs, output_errors) = output_file.read();
+    RunOutcome {
+        exit,
+        outputs,
+        output_errors,
+        last_stdout_line,
+        duration: started.elapsed(),
+    }
+}
+
+fn command(spec: &RunSpec, output_file: &Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new("sh");
+    command
+        .arg("-c")
+        .arg(&spec.command)
+        .current_dir(&spec.dir)
+        .envs(spec.env.iter().map(|(key, value)| (key, value)))
+        .env(OUTPUT_ENV, output_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    command
+}
+
+/// Names the likely cause: a missing directory gives the same "not found" as a missing `sh`.
+fn spawn_error(spec: &RunSpec, source: std::io::Error) -> ProcessError {
+    if !spec.dir.is_dir() {
+        return ProcessError::MissingDir {
+            dir: spec.dir.clone(),
+        };
+    }
+    ProcessError::Spawn {
+        command: short(&spec.command),
+        dir: spec.dir.clone(),
+        source,
+    }
+}
+
+/// The command's first line, cut to 80 characters, for messages.
+fn short(command: &str) -> String {
+    let first = command.trim().lines().next().unwrap_or_default();
+    let mut short: String = first.chars().take(80).collect();
+    if short.len() < command.trim().len() {
+        short.push_str(" ...");
+    }
+    short
+}
+
+fn exit_of(status: ExitStatus) -> Exit {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Exit::Code(code),
+        (None, Some(signal)) => Exit::Signal(signal),
+        // Neither a code nor a signal happens only for stopped processes, which `wait` skips.
+        (None, None) => Exit::Code(-1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_keeps_the_first_line_and_marks_a_cut() {
+        assert_eq!(short("  echo hi \n"), "echo hi");
+        assert_eq!(short("a\nb"), "a ...");
+        assert_eq!(short(&"x".repeat(100)), format!("{} ...", "x".repeat(80)));
+    }
+
+    #[test]
+    fn the_run_future_is_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let (_tx, rx) = watch::channel(false);
+        let spec = RunSpec {
+            command: "true".into(),
+            dir: ".".into(),
+            env: Vec::new(),
+            timeout: None,
+            kill_grace: Duration::from_secs(1),
+            capture_last_line: false,
+        };
+        assert_send(&run(spec, None, |_, _| {}, rx));
+    }
+}
