@@ -8,14 +8,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use std::fmt;
-use std::str::FromStr;
 
 /// Declares a fieldless enum with a stable snake_case wire name per variant, `as_str`,
 /// `Display`, `FromStr` (the error lists every name) and `ALL`.
 macro_rules! wire_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $wire:literal,)+ }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize, ::serde::Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant,)+ }
 
@@ -27,18 +26,18 @@ macro_rules! wire_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
-            type Err = UnknownName;
-            fn from_str(s: &str) -> Result<Self, UnknownName> {
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::event::UnknownName;
+            fn from_str(s: &str) -> ::std::result::Result<Self, $crate::event::UnknownName> {
                 match s {
-                    $($wire => Ok($name::$variant),)+
-                    _ => Err(UnknownName {
+                    $($wire => ::std::result::Result::Ok($name::$variant),)+
+                    _ => Err($crate::event::UnknownName {
                         what: stringify!($name),
                         found: s.to_owned(),
                         expected: &[$($wire,)+],
@@ -48,6 +47,9 @@ macro_rules! wire_enum {
         }
     };
 }
+
+/// Lets other modules (the store's gate and log enums) declare wire enums the same way.
+pub(crate) use wire_enum;
 
 /// A name that is not one of an enum's wire names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,2 +1,335 @@
-//! The store: durable migrations, their event log, derived state, logs, gate decisions and
-//! leases (SQLite in the state directory by default). Being written; see issue 3.
+//! The store: durable migrations, their event log, derived step rows, logs, gate decisions
+//! and leases, in SQLite in the state directory (`<state_dir>/sensei.db`, WAL).
+//!
+//! It knows nothing of windows, runbook actions or the lifecycle table: callers decide, the
+//! store makes their decisions durable and atomic. Every write goes to one writer thread that
+//! commits whatever is queued in one transaction (`writer`); reads use a second connection.
+//! A call that writes returns only after the COMMIT, at the configured [`Durability`].
+//!
+//! The files: `types` (what goes in and out), `schema` (tables and column encodings),
+//! `writer` (group commit), `write` (migrations, batches, logs), `read`, `gate`, `lease`.
+
+mod error;
+mod gate;
+mod lease;
+mod read;
+mod schema;
+mod types;
+mod write;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{GateError, LeaseError, StoreError};
+pub use gate::{GateDecision, GateInfo, GateOpen, GateOutcome, GateStatus, GateVote};
+pub use lease::{Lease, LeaseHolder};
+pub use schema::{DB_FILE, SCHEMA_VERSION};
+pub use types::{
+    Batch, Committed, Durability, LogLine, LogStream, Migration, NewLogLine, NewMigration, StepRow,
+};
+
+use crate::event::{Event, MigrationId, MigrationState, NewEvent};
+use rusqlite::Connection;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use writer::{Group, Job, Reply, Stats};
+
+/// A handle on the store of one state directory. Cheap to clone; the writer thread stops
+/// (after committing everything queued) when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    /// `None` only while dropping.
+    jobs: Option<Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+    reader: Mutex<Connection>,
+    me: lease::Me,
+    lost_logs: Arc<AtomicU64>,
+    stats: Arc<Stats>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer drain the queue and return.
+        self.jobs.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Store {
+    /// Opens (creating it if needed) the store in `state_dir`, with [`Durability::Full`].
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(state_dir, Durability::Full)
+    }
+
+    pub fn open_with(state_dir: &Path, durability: Durability) -> Result<Store, StoreError> {
+        let conn = schema::open_writer(state_dir, durability)?;
+        let reader = schema::open_reader(state_dir)?;
+        let (tx, rx) = mpsc::channel();
+        let stats = Arc::new(Stats::default());
+        let writer = std::thread::Builder::new()
+            .name("sensei-store".to_owned())
+            .spawn({
+                let stats = stats.clone();
+                move || writer::run(conn, rx, stats)
+            })
+            .map_err(|e| StoreError::Open {
+                path: state_dir.join(DB_FILE),
+                reason: format!("cannot start the writer thread: {e}"),
+            })?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: state_dir.join(DB_FILE),
+                jobs: Some(tx),
+                writer: Some(writer),
+                reader: Mutex::new(reader),
+                me: lease::Me::discover(),
+                lost_logs: Arc::new(AtomicU64::new(0)),
+                stats,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        let jobs = self.inner.jobs.as_ref().ok_or(StoreError::Closed)?;
+        jobs.send(job).map_err(|_| StoreError::Closed)
+    }
+
+    /// Runs `work` in the next group commit and waits for the COMMIT.
+    fn call<T, E>(
+        &self,
+        work: impl FnOnce(&Connection, &Group) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Job::new(work, Reply::Blocking(tx)))?;
+        rx.recv().map_err(|_| E::from(StoreError::Closed))?
+    }
+
+    /// The same without blocking: the future resolves after the COMMIT.
+    fn call_async<T, E>(
+        &self,
+        work: impl FnOnce(&Connection, &Group) -> Result<T, E> + Send + 'static,
+    ) -> impl Future<Output = Result<T, E>> + Send + 'static
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = self.send(Job::new(work, Reply::Async(tx)));
+        async move {
+            sent?;
+            rx.await.map_err(|_| E::from(StoreError::Closed))?
+        }
+    }
+
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        // A panic while reading leaves the connection usable: no transaction spans calls.
+        self.inner
+            .reader
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Creates a migration in `created`, with its `migration_created` event and a pending row
+    /// per plan step, in one transaction.
+    pub fn create_migration(&self, new: NewMigration) -> Result<Migration, StoreError> {
+        self.call(move |conn, group| write::create_migration(conn, group, new))
+    }
+
+    /// Commits a batch and blocks until it is durable. Not for a tokio runtime thread: use
+    /// [`Store::commit_async`] there.
+    pub fn commit(&self, id: &MigrationId, batch: Batch) -> Result<Committed, StoreError> {
+        let id = id.clone();
+        self.call(move |conn, group| write::apply_batch(conn, group, &id, batch))
+    }
+
+    /// Commits a batch; the future resolves once it is durable, without blocking the runtime.
+    pub fn commit_async(
+        &self,
+        id: &MigrationId,
+        batch: Batch,
+    ) -> impl Future<Output = Result<Committed, StoreError>> + Send + 'static {
+        let id = id.clone();
+        self.call_async(move |conn, group| write::apply_batch(conn, group, &id, batch))
+    }
+
+    /// Queues a line of step output and returns at once. It is written with the next group
+    /// commit, or within about 50 ms; lines keep their order. A line that cannot be written
+    /// (an unknown migration, a failing disk) is counted in [`Store::lost_log_lines`].
+    pub fn log(&self, id: &MigrationId, line: NewLogLine) {
+        let id = id.clone();
+        let job = Job::detached(
+            move |conn, _| write::insert_log(conn, &id, &line),
+            self.inner.lost_logs.clone(),
+        );
+        if self.send(job).is_err() {
+            self.inner.lost_logs.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many log lines could not be written since this store was opened.
+    pub fn lost_log_lines(&self) -> u64 {
+        self.inner.lost_logs.load(Ordering::Relaxed)
+    }
+
+    /// Blocks until everything sent before, log lines included, is committed.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.call(|_, _| Ok::<_, StoreError>(()))
+    }
+
+    /// [`Store::flush`] without blocking.
+    pub fn flush_async(&self) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
+        self.call_async(|_, _| Ok::<_, StoreError>(()))
+    }
+
+    pub fn migration(&self, id: &MigrationId) -> Result<Option<Migration>, StoreError> {
+        read::migration(&self.reader(), id)
+    }
+
+    /// The migration whose id is `prefix_or_id`, or the only one whose id starts with it.
+    pub fn resolve_id(&self, prefix_or_id: &str) -> Result<MigrationId, StoreError> {
+        read::resolve_id(&self.reader(), prefix_or_id)
+    }
+
+    /// The most recently created migration.
+    pub fn latest(&self) -> Result<Option<MigrationId>, StoreError> {
+        read::latest(&self.reader())
+    }
+
+    /// Migrations, newest first; only those in `state` when given.
+    pub fn list(&self, state: Option<MigrationState>) -> Result<Vec<Migration>, StoreError> {
+        read::list(&self.reader(), state)
+    }
+
+    /// Step rows in the order they were first written (the plan's order at creation).
+    pub fn steps(&self, id: &MigrationId) -> Result<Vec<StepRow>, StoreError> {
+        read::steps(&self.reader(), id)
+    }
+
+    /// Events with a seq above `after_seq` (0 for all), in order.
+    pub fn events(&self, id: &MigrationId, after_seq: i64) -> Result<Vec<Event>, StoreError> {
+        read::events(&self.reader(), id, after_seq)
+    }
+
+    /// Log lines of one step, or of all, in the order they were written.
+    pub fn logs(&self, id: &MigrationId, step: Option<&str>) -> Result<Vec<LogLine>, StoreError> {
+        read::logs(&self.reader(), id, step)
+    }
+
+    /// Records a vote on an open gate, atomically with its `gate_decided` event; a rejection
+    /// closes the gate, and so does the `required`-th approval. Who may vote is the caller's
+    /// rule, not the store's.
+    pub fn decide_gate(&self, id: &MigrationId, vote: GateVote) -> Result<GateOutcome, GateError> {
+        let id = id.clone();
+        self.call(move |conn, group| gate::decide(conn, group, &id, vote))
+    }
+
+    /// Closes an open gate with `status` (a timeout, a cancel) and appends `event`, atomically;
+    /// false when the gate was no longer open, and then nothing is written. `Open` as the
+    /// status changes nothing.
+    pub fn close_gate(
+        &self,
+        id: &MigrationId,
+        step: &str,
+        status: GateStatus,
+        event: NewEvent,
+    ) -> Result<bool, StoreError> {
+        let (id, step) = (id.clone(), step.to_owned());
+        self.call(move |conn, group| gate::close(conn, group, &id, &step, status, event))
+    }
+
+    /// [`Store::close_gate`] without blocking.
+    pub fn close_gate_async(
+        &self,
+        id: &MigrationId,
+        step: &str,
+        status: GateStatus,
+        event: NewEvent,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send + 'static {
+        let (id, step) = (id.clone(), step.to_owned());
+        self.call_async(move |conn, group| gate::close(conn, group, &id, &step, status, event))
+    }
+
+    /// A gate as it stands, if it was ever opened.
+    pub fn gate(&self, id: &MigrationId, step: &str) -> Result<Option<GateInfo>, StoreError> {
+        gate::info(&self.reader(), id, step)
+    }
+
+    /// Every vote on the migration's gates (the audit trail), in the order cast.
+    pub fn gate_decisions(&self, id: &MigrationId) -> Result<Vec<GateDecision>, StoreError> {
+        gate::decisions(&self.reader(), id)
+    }
+
+    /// Takes the migration's lease for `ttl`, unless a live process (this one included)
+    /// holds it.
+    pub fn acquire_lease(&self, id: &MigrationId, ttl: Duration) -> Result<Lease, LeaseError> {
+        let (id, me) = (id.clone(), self.inner.me.clone());
+        self.call(move |conn, group| lease::acquire(conn, group, &me, &id, ttl))
+    }
+
+    /// Extends a held lease to `ttl` from now; [`LeaseError::Lost`] if another process took it.
+    pub fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<(), LeaseError> {
+        let (lease, me) = (lease.clone(), self.inner.me.clone());
+        self.call(move |conn, group| lease::renew(conn, group, &me, &lease, ttl))
+    }
+
+    /// [`Store::renew_lease`] without blocking.
+    pub fn renew_lease_async(
+        &self,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), LeaseError>> + Send + 'static {
+        let (lease, me) = (lease.clone(), self.inner.me.clone());
+        self.call_async(move |conn, group| lease::renew(conn, group, &me, &lease, ttl))
+    }
+
+    /// Gives a lease up (nothing happens if another process took it meanwhile).
+    pub fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        let lease = lease.clone();
+        self.call(move |conn, _| lease::release(conn, &lease))
+    }
+
+    /// The live process driving the migration, if any.
+    pub fn driver(&self, id: &MigrationId) -> Result<Option<LeaseHolder>, StoreError> {
+        lease::driver(&self.reader(), &self.inner.me, id, schema::now())
+    }
+
+    /// SQLite's `PRAGMA data_version` on the reader: it changes whenever another connection
+    /// (this store's writer, or another process) commits. A cheap "anything new?" poll.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .reader()
+            .pragma_query_value(None, "data_version", |r| r.get(0))?)
+    }
+
+    /// Transactions and jobs the writer committed so far: jobs / transactions is the average
+    /// group size.
+    pub fn write_stats(&self) -> (u64, u64) {
+        (
+            self.inner.stats.transactions.load(Ordering::Relaxed),
+            self.inner.stats.jobs.load(Ordering::Relaxed),
+        )
+    }
+}

@@ -1,0 +1,193 @@
+//! Reads, on the reader connection: migrations, id prefixes, step rows, events and logs.
+//! Nothing here writes; WAL lets these run while the writer commits.
+
+use super::StoreError;
+use super::schema::{json_col, name_col, opt_json_col, opt_time_col, time_col};
+use super::types::{LogLine, Migration, StepRow};
+use crate::event::{Event, MigrationId, MigrationState};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+/// How many candidates an ambiguous prefix names.
+const AMBIGUOUS_SHOWN: i64 = 5;
+
+const MIGRATION_COLUMNS: &str = "id, runbook, runbook_path, runbook_text, params, masked_params, \
+     digest, state, starter, created_at, updated_at, last_seq";
+
+fn migration_row(r: &Row<'_>) -> rusqlite::Result<Migration> {
+    Ok(Migration {
+        id: MigrationId::from(r.get::<_, String>(0)?),
+        runbook: r.get(1)?,
+        runbook_path: r.get(2)?,
+        runbook_text: r.get(3)?,
+        params: json_col(r, 4)?,
+        masked_params: json_col(r, 5)?,
+        digest: r.get(6)?,
+        state: name_col(r, 7)?,
+        starter: r.get(8)?,
+        created_at: time_col(r, 9)?,
+        updated_at: time_col(r, 10)?,
+        last_seq: r.get(11)?,
+    })
+}
+
+pub fn migration(conn: &Connection, id: &MigrationId) -> Result<Option<Migration>, StoreError> {
+    let sql = format!("SELECT {MIGRATION_COLUMNS} FROM migrations WHERE id = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([id.as_str()], migration_row)
+        .optional()?)
+}
+
+/// Newest first; only those in `state` when given.
+pub fn list(
+    conn: &Connection,
+    state: Option<MigrationState>,
+) -> Result<Vec<Migration>, StoreError> {
+    let sql = format!(
+        "SELECT {MIGRATION_COLUMNS} FROM migrations
+         WHERE ?1 IS NULL OR state = ?1 ORDER BY n DESC"
+    );
+    let rows = conn
+        .prepare_cached(&sql)?
+        .query_map([state.map(|s| s.as_str())], migration_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The most recently created migration.
+pub fn latest(conn: &Connection) -> Result<Option<MigrationId>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM migrations ORDER BY n DESC LIMIT 1")?
+        .query_row([], |r| r.get::<_, String>(0))
+        .optional()?
+        .map(MigrationId::from))
+}
+
+/// An exact id, or the one id starting with `prefix`.
+pub fn resolve_id(conn: &Connection, prefix: &str) -> Result<MigrationId, StoreError> {
+    if prefix.is_empty() {
+        return Err(StoreError::NotFound(String::new()));
+    }
+    let exact: Option<String> = conn
+        .prepare_cached("SELECT id FROM migrations WHERE id = ?1")?
+        .query_row([prefix], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = exact {
+        return Ok(MigrationId::from(id));
+    }
+    // A range scan on the unique index rather than LIKE, whose `_` and `%` are wildcards.
+    // Ids are ASCII, so the successor of the prefix's last byte bounds the range.
+    let upper = format!("{prefix}\u{10FFFF}");
+    let mut matches = conn
+        .prepare_cached(
+            "SELECT id FROM migrations WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3",
+        )?
+        .query_map(params![prefix, upper, AMBIGUOUS_SHOWN + 1], |r| {
+            r.get::<_, String>(0)
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    match matches.len() {
+        0 => Err(StoreError::NotFound(prefix.to_owned())),
+        1 => Ok(MigrationId::from(matches.remove(0))),
+        shown => {
+            let total = if shown as i64 <= AMBIGUOUS_SHOWN {
+                shown
+            } else {
+                let n: i64 = conn
+                    .prepare_cached("SELECT count(*) FROM migrations WHERE id >= ?1 AND id < ?2")?
+                    .query_row(params![prefix, upper], |r| r.get(0))?;
+                n as usize
+            };
+            matches.truncate(AMBIGUOUS_SHOWN as usize);
+            Err(StoreError::Ambiguous {
+                prefix: prefix.to_owned(),
+                total,
+                matches: matches.into_iter().map(MigrationId::from).collect(),
+            })
+        }
+    }
+}
+
+/// Step rows in the order they were first written.
+pub fn steps(conn: &Connection, id: &MigrationId) -> Result<Vec<StepRow>, StoreError> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT step, state, attempts, started_at, finished_at, exit_code, outputs, error, reason
+             FROM steps WHERE migration = ?1 ORDER BY n",
+        )?
+        .query_map([id.as_str()], |r| {
+            Ok(StepRow {
+                step: r.get(0)?,
+                state: name_col(r, 1)?,
+                attempts: r.get(2)?,
+                started_at: opt_time_col(r, 3)?,
+                finished_at: opt_time_col(r, 4)?,
+                exit_code: r.get(5)?,
+                outputs: opt_json_col(r, 6)?,
+                error: r.get(7)?,
+                reason: r.get(8)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Events with a seq above `after_seq`, in order.
+pub fn events(
+    conn: &Connection,
+    id: &MigrationId,
+    after_seq: i64,
+) -> Result<Vec<Event>, StoreError> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT seq, at, kind, step, data FROM events
+             WHERE migration = ?1 AND seq > ?2 ORDER BY seq",
+        )?
+        .query_map(params![id.as_str(), after_seq], |r| {
+            Ok(Event {
+                seq: r.get(0)?,
+                migration: id.clone(),
+                at: time_col(r, 1)?,
+                kind: name_col(r, 2)?,
+                step: r.get(3)?,
+                data: json_col(r, 4)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Log lines in the order they were written, of one step or of all.
+pub fn logs(
+    conn: &Connection,
+    id: &MigrationId,
+    step: Option<&str>,
+) -> Result<Vec<LogLine>, StoreError> {
+    // Two statements, so that each uses its index.
+    let mut stmt = match step {
+        Some(_) => conn.prepare_cached(
+            "SELECT seq, step, attempt, stream, at, text FROM logs
+             WHERE migration = ?1 AND step = ?2 ORDER BY seq",
+        )?,
+        None => conn.prepare_cached(
+            "SELECT seq, step, attempt, stream, at, text FROM logs
+             WHERE migration = ?1 ORDER BY seq",
+        )?,
+    };
+    let line = |r: &Row<'_>| {
+        Ok(LogLine {
+            seq: r.get(0)?,
+            step: r.get(1)?,
+            attempt: r.get(2)?,
+            stream: name_col(r, 3)?,
+            at: time_col(r, 4)?,
+            text: r.get(5)?,
+        })
+    };
+    let rows = match step {
+        Some(step) => stmt.query_map(params![id.as_str(), step], line)?,
+        None => stmt.query_map(params![id.as_str()], line)?,
+    }
+    .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}

@@ -1,0 +1,293 @@
+//! How the store lies on disk: the SQLite file, its pragmas, the tables (versioned with
+//! `PRAGMA user_version`, upgraded in order) and the encoding of times, JSON and wire names
+//! in columns.
+//!
+//! Times are RFC 3339 text in UTC with millisecond precision, so they sort as text and read
+//! the same in the `sqlite3` shell; JSON is text.
+
+use super::{Durability, StoreError};
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::types::Type;
+use rusqlite::{Connection, OpenFlags, Row, TransactionBehavior};
+use serde_json::Value as Json;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The file inside the state directory.
+pub const DB_FILE: &str = "sensei.db";
+
+/// How long a connection waits for another process's lock before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Prepared statements kept per connection: more than the store has, so none is re-prepared.
+const STATEMENT_CACHE: usize = 64;
+
+/// Each entry upgrades the schema by one version; the index + 1 is the version it reaches.
+/// Never edit a shipped entry: append a new one.
+const UPGRADES: &[&str] = &[V1];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = UPGRADES.len() as i64;
+
+const V1: &str = "
+CREATE TABLE migrations (
+    n             INTEGER PRIMARY KEY,   -- creation order
+    id            TEXT NOT NULL UNIQUE,
+    runbook       TEXT NOT NULL,
+    runbook_path  TEXT NOT NULL,
+    runbook_text  TEXT NOT NULL,
+    params        TEXT NOT NULL,         -- JSON, secrets included
+    masked_params TEXT NOT NULL,         -- JSON
+    digest        TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    starter       TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    last_seq      INTEGER NOT NULL
+);
+CREATE INDEX migrations_by_state ON migrations (state, n);
+
+CREATE TABLE events (
+    migration TEXT NOT NULL REFERENCES migrations (id),
+    seq       INTEGER NOT NULL,
+    at        TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    step      TEXT,
+    data      TEXT NOT NULL,               -- JSON
+    PRIMARY KEY (migration, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE steps (
+    n           INTEGER PRIMARY KEY,       -- insertion order
+    migration   TEXT NOT NULL REFERENCES migrations (id),
+    step        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    attempts    INTEGER NOT NULL,
+    started_at  TEXT,
+    finished_at TEXT,
+    exit_code   INTEGER,
+    outputs     TEXT,                      -- JSON
+    error       TEXT,
+    reason      TEXT,
+    UNIQUE (migration, step)
+);
+
+CREATE TABLE logs (
+    seq       INTEGER PRIMARY KEY,
+    migration TEXT NOT NULL REFERENCES migrations (id),
+    step      TEXT NOT NULL,
+    attempt   INTEGER NOT NULL,
+    stream    TEXT NOT NULL,
+    at        TEXT NOT NULL,
+    text      TEXT NOT NULL
+);
+CREATE INDEX logs_by_step ON logs (migration, step, seq);
+
+CREATE TABLE gates (
+    migration TEXT NOT NULL REFERENCES migrations (id),
+    step      TEXT NOT NULL,
+    round     INTEGER NOT NULL,            -- bumped each time a closed gate opens again
+    status    TEXT NOT NULL,
+    approvers TEXT NOT NULL,               -- JSON list of names
+    required  INTEGER NOT NULL,
+    deadline  TEXT,
+    opened_at TEXT NOT NULL,
+    closed_at TEXT,
+    PRIMARY KEY (migration, step)
+) WITHOUT ROWID;
+
+CREATE TABLE gate_votes (
+    n         INTEGER PRIMARY KEY,
+    migration TEXT NOT NULL,
+    step      TEXT NOT NULL,
+    round     INTEGER NOT NULL,
+    who       TEXT NOT NULL,
+    decision  TEXT NOT NULL,
+    comment   TEXT,
+    digest    TEXT NOT NULL,
+    local     INTEGER NOT NULL,
+    at        TEXT NOT NULL,
+    UNIQUE (migration, step, round, who),
+    FOREIGN KEY (migration, step) REFERENCES gates (migration, step)
+);
+
+CREATE TABLE leases (
+    migration  TEXT PRIMARY KEY REFERENCES migrations (id),
+    token      TEXT NOT NULL,
+    pid        INTEGER NOT NULL,
+    pid_start  INTEGER,                    -- the holder's start time (/proc), against pid reuse
+    host       TEXT NOT NULL,
+    since      TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+) WITHOUT ROWID;
+";
+
+/// Creates the state directory and opens its database for writing, with the schema upgraded
+/// to this build's version.
+pub fn open_writer(state_dir: &Path, durability: Durability) -> Result<Connection, StoreError> {
+    let not_writable = |e: std::io::Error| StoreError::StateDir {
+        path: state_dir.to_path_buf(),
+        reason: e.to_string(),
+    };
+    std::fs::create_dir_all(state_dir).map_err(not_writable)?;
+    // SQLite needs to create its -wal and -shm files beside the database; find out now, in
+    // words, rather than at the first commit.
+    let probe = state_dir.join(format!(
+        ".write-test-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(not_writable)?;
+    let _ = std::fs::remove_file(&probe);
+    let path = state_dir.join(DB_FILE);
+    let open_err = |e: rusqlite::Error| match StoreError::from(e) {
+        StoreError::Busy => StoreError::Busy,
+        other => StoreError::Open {
+            path: path.clone(),
+            reason: reason_of(other),
+        },
+    };
+    let mut conn = Connection::open(&path).map_err(open_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(open_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Open {
+            path,
+            reason: format!("SQLite refused write-ahead logging (journal mode stays {mode})"),
+        });
+    }
+    let sync = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync)
+        .map_err(open_err)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(open_err)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    upgrade(&mut conn, &path)?;
+    Ok(conn)
+}
+
+/// Opens the database a second time for reads; WAL lets it read while the writer writes.
+pub fn open_reader(state_dir: &Path) -> Result<Connection, StoreError> {
+    let path = state_dir.join(DB_FILE);
+    let open_err = |e: rusqlite::Error| StoreError::Open {
+        path: path.clone(),
+        reason: reason_of(StoreError::from(e)),
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(&path, flags).map_err(open_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+    conn.pragma_update(None, "query_only", "ON")
+        .map_err(open_err)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+fn reason_of(e: StoreError) -> String {
+    match e {
+        StoreError::Database(m) | StoreError::Corrupt(m) => m,
+        other => other.to_string(),
+    }
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`], in one transaction so that two processes opening
+/// a new state directory at once do not both create it.
+fn upgrade(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let version = |c: &Connection| -> Result<i64, StoreError> {
+        Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?)
+    };
+    if version(conn)? == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found = version(&tx)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for sql in UPGRADES.iter().skip(found.max(0) as usize) {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// A time as stored: RFC 3339, UTC, milliseconds.
+pub fn fmt_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// `t` cut to what the store keeps, so that what a caller is told equals what it reads back.
+pub fn to_millis(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+/// Now, as the store will keep it.
+pub fn now() -> DateTime<Utc> {
+    to_millis(Utc::now())
+}
+
+fn conversion(idx: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e))
+}
+
+/// Reads a stored time.
+pub fn time_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let s: String = row.get(idx)?;
+    DateTime::parse_from_rfc3339(&s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| conversion(idx, e))
+}
+
+/// Reads a stored time that may be absent.
+pub fn opt_time_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    match row.get_ref(idx)? {
+        rusqlite::types::ValueRef::Null => Ok(None),
+        _ => time_col(row, idx).map(Some),
+    }
+}
+
+/// Reads stored JSON.
+pub fn json_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Json> {
+    let s: String = row.get(idx)?;
+    serde_json::from_str(&s).map_err(|e| conversion(idx, e))
+}
+
+/// Reads stored JSON that may be absent.
+pub fn opt_json_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Json>> {
+    match row.get_ref(idx)? {
+        rusqlite::types::ValueRef::Null => Ok(None),
+        _ => json_col(row, idx).map(Some),
+    }
+}
+
+/// Reads a wire name (a state, a kind, a status).
+pub fn name_col<T>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T>
+where
+    T: FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let s: String = row.get(idx)?;
+    s.parse().map_err(|e| conversion(idx, e))
+}
+
+/// JSON as stored.
+pub fn json_text(v: &Json) -> String {
+    // Serialising a `Value` cannot fail: its map keys are strings.
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
+}

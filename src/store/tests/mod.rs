@@ -1,0 +1,71 @@
+//! The store's tests, against real SQLite files in temporary directories. Shared helpers here;
+//! one file per concern.
+
+#![allow(clippy::unwrap_used)]
+
+mod basics;
+mod commits;
+mod gates;
+mod leases;
+mod logs;
+
+use super::*;
+use crate::event::{EventKind, MigrationId, NewEvent, StepState};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tempfile::TempDir;
+
+/// A fresh state directory and a store on it.
+fn store() -> (TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
+}
+
+fn new_migration(id: &str, steps: &[&str]) -> NewMigration {
+    NewMigration {
+        id: MigrationId::from(id.to_owned()),
+        runbook: "orders-cutover".to_owned(),
+        runbook_path: "runbooks/orders.yaml".to_owned(),
+        runbook_text: "version: 1\nname: orders-cutover\n".to_owned(),
+        params: json!({"tables": ["orders"], "dsn": "postgres://secret"}),
+        masked_params: json!({"tables": ["orders"], "dsn": "***"}),
+        digest: "sha256:abc".to_owned(),
+        starter: "alice".to_owned(),
+        created_at: at(0),
+        steps: steps.iter().map(|s| (*s).to_owned()).collect(),
+        created_event_data: json!({"runbook": "orders-cutover"}),
+    }
+}
+
+/// Creates a migration with steps a, b, c.
+fn create(store: &Store, id: &str) -> MigrationId {
+    store
+        .create_migration(new_migration(id, &["a", "b", "c"]))
+        .unwrap()
+        .id
+}
+
+fn id(s: &str) -> MigrationId {
+    MigrationId::from(s.to_owned())
+}
+
+fn event(kind: EventKind, step: &str) -> NewEvent {
+    NewEvent::for_step(kind, step, json!({"step": step}))
+}
+
+fn step(name: &str, state: StepState) -> StepRow {
+    StepRow::new(name, state)
+}
+
+/// A second, plain connection to the database, to look or meddle behind the store's back.
+fn raw(dir: &TempDir) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    conn
+}
