@@ -1,1 +1,410 @@
-//! Rendering templates with per-context escaping. Being written; see issue 3.
+//! Rendering templates at run time: strict, typed, and escaped for where the output lands.
+//!
+//! - **Strict.** A path that resolves to nothing is an error naming it, never an empty string;
+//!   so is printing a `null`. `default` is the way to accept a missing value.
+//! - **Typed.** A template that is exactly one `{{...}}` yields the value with its type
+//!   ([`Renderer::render_value`]); that is how `for_each` gets a list and an HTTP body keeps
+//!   numbers numbers. Anything else renders to text; lists and objects print as compact JSON.
+//! - **Escaped per context** ([`Escape`]). In shell commands each value is quoted for the spot
+//!   it lands in (a bare word, `"..."`, `'...'`, a here-document; see `render/shell.rs`), so a
+//!   value can never become code. `{{{...}}}` inserts a value as it is, on purpose.
+//!
+//! Templates are compiled once per escape mode and cached: the same text renders again for
+//! every fan-out element and every retry.
+
+mod compile;
+mod helpers;
+mod mask;
+mod shell;
+#[cfg(test)]
+mod tests;
+
+pub use mask::{Masker, secret_values};
+
+use crate::runbook::template;
+use compile::CompileError;
+use handlebars::template::Template;
+use handlebars::{
+    Context, Handlebars, RenderContext, RenderError as HbError, RenderErrorReason, Renderable,
+    StringOutput,
+};
+use helpers::Problem;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// The helper every printing `{{...}}` is compiled into, and its argument naming the spot.
+const VALUE_HELPER: &str = "sensei-value";
+const SPOT_KEY: &str = "sensei-spot";
+/// Compiled templates kept; past this the cache starts over (a runbook has far fewer).
+const CACHE_LIMIT: usize = 4096;
+
+/// How values are escaped, by where the rendered text goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Escape {
+    /// `run` and `rollback`: each value quoted for the shell where it lands.
+    Shell,
+    /// JSON text: a value outside a string literal is written as JSON (`"text"`, `5`,
+    /// `["a"]`, `null`); inside a string literal it is escaped as string content.
+    Json,
+    /// HTML email bodies: values HTML-escaped.
+    Html,
+    /// Everything else (`env`, URLs, headers, subjects): values as they are.
+    None,
+}
+
+/// Why a template did not render. Each message is one sentence naming the `{{...}}` at fault
+/// (or the template) and what is wrong. Messages can contain rendered text (`NotBool`), so
+/// mask them like any other output.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("`{template}` is not a valid template: {reason}")]
+    Invalid { template: String, reason: String },
+    #[error("{}", no_value(expr, path, "is not set"))]
+    Missing { expr: String, path: String },
+    #[error("{}", no_value(expr, path, "is null"))]
+    Null { expr: String, path: String },
+    #[error("`{expr}` cannot be rendered safely: {reason}")]
+    Unsafe { expr: String, reason: String },
+    #[error("`{expr}` cannot be rendered: {reason}")]
+    Failed { expr: String, reason: String },
+    #[error("`{template}` must render true or false, got `{got}`")]
+    NotBool { template: String, got: String },
+}
+
+fn no_value(expr: &str, path: &str, what: &str) -> String {
+    let inner = expr.trim_start_matches('{').trim_end_matches('}').trim();
+    if inner == path {
+        format!("`{expr}` has no value: {path} {what}")
+    } else {
+        format!("`{expr}` cannot be rendered: {path} {what}")
+    }
+}
+
+/// Renders runbook templates. Build one per engine and share it (it is `Send + Sync`).
+pub struct Renderer {
+    shell: Handlebars<'static>,
+    json: Handlebars<'static>,
+    html: Handlebars<'static>,
+    none: Handlebars<'static>,
+    cache: RwLock<HashMap<(Escape, String), Arc<Template>>>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cached = self.cache.read().map_or(0, |c| c.len());
+        f.debug_struct("Renderer")
+            .field("cached", &cached)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Renderer {
+    fn default() -> Self {
+        Renderer::new()
+    }
+}
+
+impl Renderer {
+    pub fn new() -> Renderer {
+        Renderer {
+            shell: registry(Escape::Shell),
+            json: registry(Escape::Json),
+            html: registry(Escape::Html),
+            none: registry(Escape::None),
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Renders `template` to text, escaping values for `escape`.
+    pub fn render(
+        &self,
+        template: &str,
+        ctx: &Value,
+        escape: Escape,
+    ) -> Result<String, RenderError> {
+        if !template::is_template(template) {
+            return Ok(template.to_owned());
+        }
+        let compiled = self.compiled(template, escape)?;
+        let context = Context::from(ctx.clone());
+        let mut rc = RenderContext::new(None);
+        let mut out = StringOutput::new();
+        compiled
+            .render(self.registry(escape), &context, &mut rc, &mut out)
+            .map_err(|e| explain(&e, template, ctx))?;
+        out.into_string().map_err(|e| RenderError::Failed {
+            expr: excerpt(template),
+            reason: e.to_string(),
+        })
+    }
+
+    /// A template that is exactly one `{{...}}` (whitespace around it allowed) yields that
+    /// value with its type: a list stays a list, a number a number, `null` stays `null`.
+    /// Any other template renders to a string (without escaping); text without `{{` is
+    /// returned as it is.
+    pub fn render_value(&self, template: &str, ctx: &Value) -> Result<Value, RenderError> {
+        if !template::is_template(template) {
+            return Ok(Value::String(template.to_owned()));
+        }
+        let compiled = self.compiled(template, Escape::None)?;
+        let Some((index, expression)) = compile::single_expression(&compiled) else {
+            return self.render(template, ctx, Escape::None).map(Value::String);
+        };
+        let context = Context::from(ctx.clone());
+        let mut rc = RenderContext::new(None);
+        let result = expression.expand(&self.none, &context, &mut rc);
+        let at = compiled.mapping.get(index).map(|m| (m.0, m.1));
+        let value = result.map_err(|mut e| {
+            e.line_no = e.line_no.or(at.map(|p| p.0));
+            e.column_no = e.column_no.or(at.map(|p| p.1));
+            explain(&e, template, ctx)
+        })?;
+        if value.is_value_missing() {
+            return Err(RenderError::Missing {
+                expr: expression_at(template, at).unwrap_or_else(|| excerpt(template)),
+                path: value
+                    .relative_path()
+                    .cloned()
+                    .unwrap_or_else(|| "the value".into()),
+            });
+        }
+        Ok(value.value().clone())
+    }
+
+    /// An HTTP JSON body: every string in it (keys too) is rendered with
+    /// [`render_value`](Self::render_value), so values enter the body as JSON values, never
+    /// as text spliced into JSON (a param holding `"}` cannot break out of its string).
+    pub fn render_json(&self, body: &Value, ctx: &Value) -> Result<Value, RenderError> {
+        Ok(match body {
+            Value::String(s) => self.render_value(s, ctx)?,
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|v| self.render_json(v, ctx))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => {
+                let mut out = Map::new();
+                for (key, value) in map {
+                    out.insert(
+                        self.render(key, ctx, Escape::None)?,
+                        self.render_json(value, ctx)?,
+                    );
+                }
+                Value::Object(out)
+            }
+            other => other.clone(),
+        })
+    }
+
+    /// For `when` and `check`: the template must yield the boolean `true` or `false`, or
+    /// render to the text `true` or `false` (surrounding whitespace ignored). Anything else —
+    /// `yes`, `1`, an empty string — is an error, not a guess.
+    pub fn render_bool(&self, template: &str, ctx: &Value) -> Result<bool, RenderError> {
+        let value = self.render_value(template, ctx)?;
+        match &value {
+            Value::Bool(b) => return Ok(*b),
+            Value::String(s) if s.trim() == "true" => return Ok(true),
+            Value::String(s) if s.trim() == "false" => return Ok(false),
+            _ => {}
+        }
+        let got = match &value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        Err(RenderError::NotBool {
+            template: excerpt(template),
+            got: excerpt(&got),
+        })
+    }
+
+    fn registry(&self, escape: Escape) -> &Handlebars<'static> {
+        match escape {
+            Escape::Shell => &self.shell,
+            Escape::Json => &self.json,
+            Escape::Html => &self.html,
+            Escape::None => &self.none,
+        }
+    }
+
+    fn compiled(&self, text: &str, escape: Escape) -> Result<Arc<Template>, RenderError> {
+        let key = (escape, text.to_owned());
+        if let Some(t) = self
+            .cache
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&key)
+        {
+            return Ok(Arc::clone(t));
+        }
+        let compiled = compile::compile(text, escape).map_err(|e| compile_error(text, e))?;
+        let compiled = Arc::new(compiled);
+        let mut cache = self
+            .cache
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, Arc::clone(&compiled));
+        Ok(compiled)
+    }
+}
+
+/// Checks what can be checked before any value is known: the template parses, and no
+/// `{{...}}` sits where `escape` cannot make a value safe (for the shell: inside backticks,
+/// right after `$`, ...). For the loader, so such a runbook fails validation rather than a
+/// step at run time; [`Renderer::render`] checks the same.
+pub fn check(template: &str, escape: Escape) -> Result<(), RenderError> {
+    if !template::is_template(template) {
+        return Ok(());
+    }
+    compile::compile(template, escape)
+        .map(drop)
+        .map_err(|e| compile_error(template, e))
+}
+
+fn compile_error(text: &str, e: CompileError) -> RenderError {
+    match e {
+        CompileError::Invalid(reason) => RenderError::Invalid {
+            template: excerpt(text),
+            reason,
+        },
+        CompileError::Unsafe { position, reason } => RenderError::Unsafe {
+            expr: expression_at(text, position).unwrap_or_else(|| excerpt(text)),
+            reason,
+        },
+        CompileError::Unsupported { position, reason } => RenderError::Failed {
+            expr: expression_at(text, position).unwrap_or_else(|| excerpt(text)),
+            reason,
+        },
+    }
+}
+
+fn registry(escape: Escape) -> Handlebars<'static> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    // Every printed value goes through the value helper, which escapes it; the registry's
+    // escape function is a second line that only a Handlebars path Sensei does not rewrite
+    // would reach.
+    match escape {
+        Escape::Shell => hb.register_escape_fn(shell::word),
+        Escape::Json => hb.register_escape_fn(|s| Value::String(s.to_owned()).to_string()),
+        Escape::Html => hb.register_escape_fn(handlebars::html_escape),
+        Escape::None => hb.register_escape_fn(handlebars::no_escape),
+    }
+    hb.register_helper(VALUE_HELPER, Box::new(helpers::ValueHelper { escape }));
+    hb.register_helper("join", Box::new(helpers::Join));
+    hb.register_helper("json", Box::new(helpers::Json));
+    hb.register_helper("default", Box::new(helpers::Default));
+    hb.register_helper("upper", Box::new(helpers::Case { upper: true }));
+    hb.register_helper("lower", Box::new(helpers::Case { upper: false }));
+    hb.register_helper("shell", Box::new(helpers::Shell));
+    hb
+}
+
+/// A Handlebars error as one of ours, naming the `{{...}}` it happened in.
+fn explain(e: &HbError, template: &str, ctx: &Value) -> RenderError {
+    let position = e.line_no.zip(e.column_no);
+    let expr = expression_at(template, position).unwrap_or_else(|| excerpt(template));
+    let missing = |expr: String| match first_missing(&expr, template, ctx) {
+        Some(path) => RenderError::Missing { expr, path },
+        None => RenderError::Failed {
+            expr,
+            reason: "a value it reads is not set".into(),
+        },
+    };
+    match e.reason() {
+        RenderErrorReason::NestedError(inner) => match inner.downcast_ref::<Problem>() {
+            Some(Problem::Missing(path)) => RenderError::Missing {
+                expr,
+                path: path.clone(),
+            },
+            Some(Problem::Null(path)) => RenderError::Null {
+                expr,
+                path: path.clone(),
+            },
+            Some(Problem::Unsafe(reason)) => RenderError::Unsafe {
+                expr,
+                reason: reason.clone(),
+            },
+            Some(Problem::Failed(reason)) => RenderError::Failed {
+                expr,
+                reason: reason.clone(),
+            },
+            None => RenderError::Failed {
+                expr,
+                reason: inner.to_string(),
+            },
+        },
+        RenderErrorReason::MissingVariable(Some(path)) => RenderError::Missing {
+            expr,
+            path: path.clone(),
+        },
+        RenderErrorReason::MissingVariable(None)
+        | RenderErrorReason::ParamNotFoundForIndex(..)
+        | RenderErrorReason::ParamNotFoundForName(..)
+        | RenderErrorReason::InvalidJsonIndex(_) => missing(expr),
+        RenderErrorReason::HelperNotFound(name) => RenderError::Failed {
+            expr,
+            reason: format!("there is no helper `{name}`"),
+        },
+        other => RenderError::Failed {
+            expr,
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// The first path `expr` (or, failing that, the whole template) reads that `ctx` lacks.
+fn first_missing(expr: &str, template: &str, ctx: &Value) -> Option<String> {
+    let analysis = template::analyze(expr).or_else(|_| template::analyze(template));
+    analysis.ok()?.paths.into_iter().find(|path| {
+        let mut value = Some(ctx);
+        for segment in template::segments(path) {
+            value = value.and_then(|v| match v {
+                Value::Object(map) => map.get(segment),
+                Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+                _ => None,
+            });
+        }
+        value.is_none_or(Value::is_null)
+    })
+}
+
+/// The `{{...}}` that starts at a 1-based line and column of `template`.
+fn expression_at(template: &str, position: Option<(usize, usize)>) -> Option<String> {
+    let (line, column) = position?;
+    let line_start: usize = template
+        .split_inclusive('\n')
+        .take(line.checked_sub(1)?)
+        .map(str::len)
+        .sum();
+    let rest = template.get(line_start..)?;
+    let offset = line_start
+        + rest
+            .char_indices()
+            .nth(column.checked_sub(1)?)
+            .map_or(rest.len(), |(i, _)| i);
+    let start = offset + template.get(offset..)?.find("{{")?;
+    let open = &template[start..];
+    let close = ["{{{{", "{{{", "{{"]
+        .iter()
+        .zip(["}}}}", "}}}", "}}"])
+        .find(|(o, _)| open.starts_with(**o))
+        .map_or("}}", |(_, c)| c);
+    let end = start + open.find(close)? + close.len();
+    Some(excerpt(&template[start..end]))
+}
+
+/// A template shortened for a message: its first line, at most 80 characters.
+fn excerpt(text: &str) -> String {
+    let text = text.trim();
+    let first = text.lines().next().unwrap_or_default();
+    let mut short: String = first.chars().take(80).collect();
+    if short.len() < first.len() || first.len() < text.len() {
+        short.push('…');
+    }
+    short
+}
