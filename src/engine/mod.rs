@@ -1,4 +1,92 @@
 //! The engine: walks a plan, runs its steps and maps their outcomes onto the migration
 //! lifecycle, committing every event before it takes effect.
+//!
+//! - [`lifecycle`]: the transition table, the only judge of state changes.
+//! - [`operation`]: operator operations as paths through the lifecycle.
+//! - `open`: creating a migration, and attaching a driver to one (start, resume, retry,
+//!   rollback), including recovery after a crash.
+//! - `driver`: the round loop (decide, commit, act); `launch`, `outcome`, `outside` and
+//!   `rollback` are its parts; `actions` runs `run`/`http`/`wait`; `graph` is the run-time
+//!   DAG; `context` the values templates see.
 
+mod actions;
+mod context;
+mod driver;
+pub mod gate;
+mod graph;
+mod launch;
 pub mod lifecycle;
+mod open;
+pub mod operation;
+mod outcome;
+mod outside;
+mod rollback;
+
+pub use driver::Driver;
+pub use open::{Attach, Interrupted, NewRun, attach, create};
+pub use rollback::ROLLBACK_ATTEMPT;
+
+use crate::event::Event;
+use crate::process::Reaper;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a driver runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where `run` steps run: the runbook's directory.
+    pub dir: PathBuf,
+    /// Kills step processes if this process dies.
+    pub reaper: Option<Arc<Reaper>>,
+    /// Who drives (recorded on the events it causes).
+    pub identity: String,
+    pub lease_ttl: Duration,
+    /// How often the driver looks for requests and decisions of other processes.
+    pub poll: Duration,
+}
+
+impl Options {
+    pub fn new(dir: PathBuf, identity: String) -> Options {
+        Options {
+            dir,
+            reaper: None,
+            identity,
+            lease_ttl: Duration::from_secs(15),
+            poll: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Sees every event of the migration as it is committed (progress output, tests).
+pub trait Observer: Send {
+    fn event(&mut self, event: &Event);
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default)]
+pub struct Quiet;
+
+impl Observer for Quiet {
+    fn event(&mut self, _: &Event) {}
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Lease(#[from] crate::store::LeaseError),
+    #[error(transparent)]
+    Illegal(#[from] lifecycle::IllegalTransition),
+    #[error(transparent)]
+    Refused(#[from] operation::Refused),
+    #[error("the runbook stored with migration {id} no longer loads: {reason}")]
+    Runbook { id: String, reason: String },
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    #[error("the runbook's `env` cannot be rendered: {0}")]
+    Env(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}

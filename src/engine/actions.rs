@@ -1,0 +1,298 @@
+//! Step actions that take time: `run` (a shell command, through `process`), `http` (reqwest)
+//! and `wait` (a timer). Each returns an [`Outcome`]; the driver decides what it means for the
+//! step and the migration. `check` and `gate` do not run here: a check is decided when it
+//! starts, and a gate waits for decisions in the store.
+
+use crate::event::MigrationId;
+use crate::process::{self, Exit, Reaper, RunSpec, Stream};
+use crate::runbook::render::Masker;
+use crate::store::{LogStream, NewLogLine, Store};
+use chrono::Utc;
+use serde_json::{Map, Value as Json, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// An action with every template rendered, ready to start.
+#[derive(Debug, Clone)]
+pub enum Prepared {
+    Run {
+        command: String,
+        env: Vec<(String, String)>,
+        json_outputs: bool,
+    },
+    Http {
+        method: reqwest::Method,
+        url: String,
+        headers: Vec<(String, String)>,
+        body: Option<Json>,
+        expect_status: Vec<u16>,
+        transient_status: Vec<u16>,
+    },
+    Wait(Duration),
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Succeeded {
+        outputs: Option<Json>,
+        exit_code: Option<i32>,
+    },
+    Failed {
+        error: String,
+        exit_code: Option<i32>,
+        transient: bool,
+    },
+    Cancelled,
+}
+
+/// What every attempt needs besides its action.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub migration: MigrationId,
+    pub step: String,
+    pub attempt: u32,
+    pub dir: PathBuf,
+    pub timeout: Option<Duration>,
+    pub transient_codes: Vec<i32>,
+    pub store: Store,
+    pub masker: Arc<Masker>,
+    pub reaper: Option<Arc<Reaper>>,
+    pub http: reqwest::Client,
+}
+
+impl Attempt {
+    fn log(&self, stream: LogStream, text: &str) {
+        self.store.log(
+            &self.migration,
+            NewLogLine {
+                step: self.step.clone(),
+                attempt: self.attempt,
+                stream,
+                at: Utc::now(),
+                text: self.masker.mask(text).into_owned(),
+            },
+        );
+    }
+}
+
+/// Runs one attempt of an action until it ends, times out or is cancelled.
+pub async fn perform(action: Prepared, attempt: Attempt, cancel: watch::Receiver<bool>) -> Outcome {
+    match action {
+        Prepared::Run {
+            command,
+            env,
+            json_outputs,
+        } => run(command, env, json_outputs, &attempt, cancel).await,
+        Prepared::Http { .. } => {
+            let timeout = attempt.timeout.unwrap_or(Duration::from_secs(30));
+            let call = http(action, &attempt);
+            tokio::select! {
+                outcome = tokio::time::timeout(timeout, call) => outcome.unwrap_or_else(|_| Outcome::Failed {
+                    error: format!("no response within {}", crate::runbook::duration::Duration(timeout)),
+                    exit_code: None,
+                    transient: true,
+                }),
+                () = cancelled(cancel) => Outcome::Cancelled,
+            }
+        }
+        Prepared::Wait(duration) => tokio::select! {
+            () = tokio::time::sleep(duration) => Outcome::Succeeded { outputs: None, exit_code: None },
+            () = cancelled(cancel) => Outcome::Cancelled,
+        },
+    }
+}
+
+/// Resolves when the watch turns true (or its sender is gone, which never cancels).
+async fn cancelled(mut cancel: watch::Receiver<bool>) {
+    if cancel.wait_for(|&c| c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn run(
+    command: String,
+    env: Vec<(String, String)>,
+    json_outputs: bool,
+    attempt: &Attempt,
+    cancel: watch::Receiver<bool>,
+) -> Outcome {
+    let spec = RunSpec {
+        command,
+        dir: attempt.dir.clone(),
+        env,
+        timeout: attempt.timeout,
+        kill_grace: Duration::from_secs(5),
+        capture_last_line: json_outputs,
+    };
+    let mut last_stderr = String::new();
+    let on_line = |stream: Stream, line: String| {
+        let stream = match stream {
+            Stream::Stdout => LogStream::Stdout,
+            Stream::Stderr => {
+                last_stderr.clone_from(&line);
+                LogStream::Stderr
+            }
+        };
+        attempt.log(stream, &line);
+    };
+    let outcome = process::run(spec, attempt.reaper.as_deref(), on_line, cancel).await;
+    for problem in &outcome.output_errors {
+        attempt.log(LogStream::Sensei, problem);
+    }
+    let exit_code = match outcome.exit {
+        Exit::Code(code) => Some(code),
+        _ => None,
+    };
+    let failure = |error: String, transient: bool| Outcome::Failed {
+        error,
+        exit_code,
+        transient,
+    };
+    match outcome.exit {
+        Exit::Code(0) => {}
+        Exit::Code(code) => {
+            let tail = if last_stderr.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", attempt.masker.mask(&last_stderr))
+            };
+            return failure(
+                format!("exited with code {code}{tail}"),
+                attempt.transient_codes.contains(&code),
+            );
+        }
+        Exit::Signal(n) => return failure(format!("killed by signal {n}"), false),
+        Exit::TimedOut => {
+            let limit = attempt.timeout.map(crate::runbook::duration::Duration);
+            return failure(
+                format!(
+                    "timed out after {}; its processes were killed",
+                    limit.map(|d| d.to_string()).unwrap_or_default()
+                ),
+                false,
+            );
+        }
+        Exit::Cancelled => return Outcome::Cancelled,
+        Exit::SpawnFailed(reason) => return failure(reason, false),
+    }
+    let mut outputs: Map<String, Json> = outcome
+        .outputs
+        .into_iter()
+        .map(|(k, v)| (k, Json::String(v)))
+        .collect();
+    if json_outputs {
+        let last = outcome.last_stdout_line.unwrap_or_default();
+        match serde_json::from_str::<Json>(&last) {
+            Ok(Json::Object(fields)) => outputs.extend(fields),
+            _ => {
+                return failure(
+                    format!(
+                        "the step declares `outputs: json`, but its last line of output is not a JSON object: `{}`",
+                        attempt.masker.mask(&last)
+                    ),
+                    false,
+                );
+            }
+        }
+    }
+    let outputs = (!outputs.is_empty()).then(|| attempt.masker.mask_json(&Json::Object(outputs)));
+    Outcome::Succeeded { outputs, exit_code }
+}
+
+async fn http(action: Prepared, attempt: &Attempt) -> Outcome {
+    let Prepared::Http {
+        method,
+        url,
+        headers,
+        body,
+        expect_status,
+        transient_status,
+    } = action
+    else {
+        return Outcome::Failed {
+            error: "not an http action".into(),
+            exit_code: None,
+            transient: false,
+        };
+    };
+    let shown_url = attempt.masker.mask(&url).into_owned();
+    attempt.log(LogStream::Sensei, &format!("{method} {shown_url}"));
+    let mut request = attempt.http.request(method, &url);
+    for (name, value) in &headers {
+        request = request.header(name, value);
+    }
+    if let Some(body) = &body {
+        request = request.json(body);
+    }
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let reason = attempt.masker.mask(&error_chain(&e)).into_owned();
+            return Outcome::Failed {
+                error: format!("request to {shown_url} failed: {reason}"),
+                exit_code: None,
+                transient: e.is_connect() || e.is_timeout(),
+            };
+        }
+    };
+    let status = response.status().as_u16();
+    let response_headers: Map<String, Json> = response
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                k.as_str().to_owned(),
+                Json::String(v.to_str().ok()?.to_owned()),
+            ))
+        })
+        .collect();
+    let text = response.text().await.unwrap_or_default();
+    attempt.log(LogStream::Stdout, &format!("HTTP {status}"));
+    for line in text.lines().take(200) {
+        attempt.log(LogStream::Stdout, line);
+    }
+    let body = serde_json::from_str::<Json>(&text).unwrap_or(Json::String(text));
+    let outputs = attempt.masker.mask_json(&json!({
+        "status": status,
+        "headers": response_headers,
+        "body": body,
+    }));
+    let expected = if expect_status.is_empty() {
+        (200..300).contains(&status)
+    } else {
+        expect_status.contains(&status)
+    };
+    if expected {
+        Outcome::Succeeded {
+            outputs: Some(outputs),
+            exit_code: None,
+        }
+    } else {
+        let wanted = if expect_status.is_empty() {
+            "a 2xx status".to_owned()
+        } else {
+            let list: Vec<String> = expect_status.iter().map(u16::to_string).collect();
+            format!("status {}", list.join(" or "))
+        };
+        Outcome::Failed {
+            error: format!("{shown_url} answered {status}, expected {wanted}"),
+            exit_code: None,
+            transient: transient_status.contains(&status),
+        }
+    }
+}
+
+/// reqwest's error with its causes, which say what actually went wrong.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

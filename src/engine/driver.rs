@@ -1,0 +1,391 @@
+//! The driver: one process walking one migration. It owns the migration's lease, keeps the
+//! run-time graph, and moves in rounds: decide what changes (state transitions, steps that
+//! start or finish), commit it as one batch, and only then act on it (spawn processes,
+//! notify the observer). A crash between two rounds loses nothing that had an effect.
+
+use super::actions::{self, Attempt, Outcome, Prepared};
+use super::context::Context;
+use super::graph::Graph;
+use super::lifecycle::{self, phase_of_state, state_after_phase};
+use super::{EngineError, Observer, Options};
+use crate::event::{Event, EventKind, MigrationState, NewEvent, StepState};
+use crate::runbook::model::{OnFailure, Phase, Runbook};
+use crate::runbook::render::{Masker, Renderer};
+use crate::store::{Batch, Lease, Migration, Store};
+use chrono::{DateTime, Utc};
+use serde_json::{Value as Json, json};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// Why the driver stopped starting new steps, and what it does once in-flight ones end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stop {
+    Fail,
+    Pause,
+    Rollback,
+    Cancel,
+}
+
+/// The driver of one migration.
+pub struct Driver {
+    pub(super) store: Store,
+    pub(super) migration: Migration,
+    pub(super) runbook: Arc<Runbook>,
+    pub(super) graph: Graph,
+    pub(super) state: MigrationState,
+    /// The state as last committed: the next batch's expectation.
+    pub(super) committed: MigrationState,
+    pub(super) ctx: Context,
+    pub(super) renderer: Arc<Renderer>,
+    pub(super) masker: Arc<Masker>,
+    /// The runbook's `env`, rendered once.
+    pub(super) env: Vec<(String, String)>,
+    pub(super) opts: Options,
+    pub(super) lease: Lease,
+    pub(super) http: reqwest::Client,
+    pub(super) tasks: JoinSet<(usize, Outcome)>,
+    pub(super) cancels: HashMap<usize, watch::Sender<bool>>,
+    /// Steps waiting out a retry backoff.
+    pub(super) retries: Vec<(Instant, usize)>,
+    /// Free slots per pool, and the nodes waiting for one.
+    pub(super) pools: HashMap<String, u32>,
+    pub(super) pool_waiting: HashSet<usize>,
+    pub(super) concurrency: usize,
+    pub(super) busy: usize,
+    pub(super) stop: Option<Stop>,
+    /// Gates waiting for decisions, with their deadlines.
+    pub(super) gates: HashMap<usize, Option<DateTime<Utc>>>,
+    pub(super) placeholders: Vec<usize>,
+    pub(super) batch: Batch,
+    pub(super) spawn: Vec<(usize, Prepared)>,
+    pub(super) observer: Box<dyn Observer>,
+    /// Events of other processes (requests, gate decisions) already handled.
+    pub(super) seen_seq: i64,
+    pub(super) data_version: i64,
+    /// The operator (or `timeout`) whose request the next state change answers.
+    pub(super) actor: Option<String>,
+    /// Fault injection for crash tests: abort the process right after this many commits,
+    /// as abruptly as `kill -9` (`SENSEI_TEST_CRASH_AFTER_COMMITS`).
+    pub(super) crash_after: Option<u64>,
+    pub(super) commits: u64,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("migration", &self.migration.id)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    /// Drives the migration until it rests: certified, failed, cancelled or paused (or it
+    /// waits for an operator after an interruption). Returns the final state.
+    pub async fn drive(mut self) -> Result<MigrationState, EngineError> {
+        let result = self.drive_loop().await;
+        // Whatever happened, let in-flight processes go and give up the lease.
+        for cancel in self.cancels.values() {
+            let _ = cancel.send(true);
+        }
+        while self.tasks.join_next().await.is_some() {}
+        let store = self.store.clone();
+        let lease = self.lease.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = store.flush();
+            store.release_lease(&lease)
+        })
+        .await;
+        result
+    }
+
+    async fn drive_loop(&mut self) -> Result<MigrationState, EngineError> {
+        let mut poll = tokio::time::interval(self.opts.poll);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut renew = tokio::time::interval(self.opts.lease_ttl / 3);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.advance().await?;
+            self.commit().await?;
+            if self.at_rest() {
+                return Ok(self.state);
+            }
+            let next_retry = self.retries.iter().map(|(at, _)| *at).min();
+            tokio::select! {
+                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    self.joined(joined);
+                    while let Some(joined) = self.tasks.try_join_next() {
+                        self.joined(joined);
+                    }
+                }
+                () = sleep_until(next_retry) => self.due_retries(),
+                _ = poll.tick() => {
+                    self.outside().await?;
+                    self.gate_deadlines().await?;
+                }
+                _ = renew.tick() => self.renew_lease().await?,
+            }
+        }
+    }
+
+    fn joined(&mut self, joined: Result<(usize, Outcome), tokio::task::JoinError>) {
+        match joined {
+            Ok((node, outcome)) => self.finished(node, outcome),
+            // A step task panicked: a bug in Sensei, not the step. Fail the migration
+            // visibly rather than hang.
+            Err(e) => {
+                self.stop = Some(Stop::Fail);
+                self.emit(NewEvent::new(
+                    EventKind::StepFailed,
+                    json!({ "error": format!("internal error in a step task: {e}") }),
+                ));
+            }
+        }
+    }
+
+    /// Resting: nothing in flight and nothing more to do without an operator.
+    fn at_rest(&self) -> bool {
+        self.tasks.is_empty()
+            && self.retries.is_empty()
+            && (self.state.is_at_rest() || (self.stop.is_none() && self.stalled()))
+    }
+
+    /// Steps remain but none can start (an interrupted step waits for an operator).
+    fn stalled(&self) -> bool {
+        phase_of_state(self.state).is_some_and(|p| {
+            self.graph.phase_stuck(p)
+                && self
+                    .graph
+                    .of_phase(p)
+                    .any(|i| self.graph.nodes[i].row.state == StepState::Interrupted)
+        })
+    }
+
+    /// Decides what changes next: phase transitions, steps to start, what a stop leads to.
+    async fn advance(&mut self) -> Result<(), EngineError> {
+        self.settle_placeholders();
+        if let Some(stop) = self.stop {
+            if self.tasks.is_empty() {
+                self.conclude(stop).await?;
+            }
+            return Ok(());
+        }
+        loop {
+            match self.state {
+                MigrationState::Approved => {
+                    self.set_state(MigrationState::Running, "execute phase starts")?;
+                    continue;
+                }
+                MigrationState::Completed => {
+                    self.set_state(MigrationState::Validating, "validate phase starts")?;
+                    continue;
+                }
+                _ => {}
+            }
+            let Some(phase) = phase_of_state(self.state) else {
+                return Ok(());
+            };
+            if self.state == MigrationState::Paused {
+                return Ok(());
+            }
+            if self.graph.phase_done(phase) {
+                let reason = self.phase_reason(phase);
+                self.set_state(state_after_phase(phase), &reason)?;
+                continue;
+            }
+            self.launch_ready(phase);
+            self.settle_placeholders();
+            if self.graph.phase_done(phase) {
+                continue;
+            }
+            // A failure committed just before a crash: apply the failure policy now.
+            if self.stop.is_none()
+                && self.tasks.is_empty()
+                && self.spawn.is_empty()
+                && self.graph.phase_stuck(phase)
+            {
+                let failed = self
+                    .graph
+                    .of_phase(phase)
+                    .any(|i| self.graph.nodes[i].row.state == StepState::Failed);
+                if failed {
+                    self.failed_for_good();
+                }
+            }
+            return Ok(());
+        }
+    }
+
+    fn phase_reason(&self, phase: Phase) -> String {
+        let count = self.graph.of_phase(phase).count();
+        match (phase, count) {
+            (Phase::Approve, 0) => "no gates".to_owned(),
+            (Phase::Approve, _) => "every gate approved".to_owned(),
+            (_, 0) => format!("no {} steps", phase.as_str()),
+            _ => format!("every {} step finished", phase.as_str()),
+        }
+    }
+
+    /// A dynamic fan-out's placeholder finishes with its expansions.
+    fn settle_placeholders(&mut self) {
+        for k in 0..self.placeholders.len() {
+            let p = self.placeholders[k];
+            if self.graph.nodes[p].row.state != StepState::Waiting {
+                continue;
+            }
+            let expansions = &self.graph.nodes[p].expansions;
+            if !expansions
+                .iter()
+                .all(|&e| self.graph.nodes[e].row.state.is_settled())
+            {
+                continue;
+            }
+            let ok = expansions
+                .iter()
+                .all(|&e| self.graph.nodes[e].row.state.lets_dependents_run());
+            let to = if ok {
+                StepState::Succeeded
+            } else {
+                StepState::Failed
+            };
+            self.update(p, |row| {
+                row.state = to;
+                row.finished_at = Some(Utc::now());
+                row.reason = None;
+            });
+            let kind = if ok {
+                EventKind::StepSucceeded
+            } else {
+                EventKind::StepFailed
+            };
+            let id = self.graph.nodes[p].id.clone();
+            self.emit(NewEvent::for_step(
+                kind,
+                &id,
+                json!({ "expansions": self.graph.nodes[p].expansions.len() }),
+            ));
+        }
+    }
+
+    /// Moves the migration to another state (checked by the lifecycle) and records why.
+    pub(super) fn set_state(
+        &mut self,
+        to: MigrationState,
+        reason: &str,
+    ) -> Result<(), EngineError> {
+        let from = self.state;
+        lifecycle::transition(from, to)?;
+        self.state = to;
+        let mut data = json!({ "from": from.as_str(), "to": to.as_str(), "reason": reason });
+        if let (Some(actor), Some(obj)) = (&self.actor, data.as_object_mut()) {
+            obj.insert("by".into(), Json::String(actor.clone()));
+        }
+        self.emit(NewEvent::new(EventKind::StateChanged, data));
+        Ok(())
+    }
+
+    /// Adds an event to the batch being built (masking any secret in it).
+    pub(super) fn emit(&mut self, mut event: NewEvent) {
+        if !self.masker.is_empty() {
+            event.data = self.masker.mask_json(&event.data);
+        }
+        self.batch.events.push(event);
+    }
+
+    /// Changes a node's row and queues it for the next commit.
+    pub(super) fn update(&mut self, node: usize, change: impl FnOnce(&mut crate::store::StepRow)) {
+        let mut row = self.graph.nodes[node].row.clone();
+        change(&mut row);
+        let state = row.state;
+        row.state = self.graph.nodes[node].row.state;
+        self.graph.nodes[node].row = row;
+        self.graph.set_state(node, state);
+        self.batch.steps.push(self.graph.nodes[node].row.clone());
+    }
+
+    /// Commits the batch built this round, then acts on it: spawns the steps it started and
+    /// tells the observer what happened.
+    pub(super) async fn commit(&mut self) -> Result<(), EngineError> {
+        if self.batch.events.is_empty()
+            && self.batch.steps.is_empty()
+            && self.batch.gates.is_empty()
+        {
+            return Ok(());
+        }
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.expect_state = Some(self.committed);
+        batch.state = (self.state != self.committed).then_some(self.state);
+        let events = batch.events.clone();
+        let committed = self.store.commit_async(&self.migration.id, batch).await?;
+        self.committed = self.state;
+        self.actor = None;
+        self.commits += 1;
+        if self.crash_after == Some(self.commits) {
+            std::process::abort();
+        }
+        for (event, seq) in events.into_iter().zip(committed.seqs) {
+            self.observer.event(&Event {
+                seq,
+                migration: self.migration.id.clone(),
+                at: committed.at,
+                kind: event.kind,
+                step: event.step,
+                data: event.data,
+            });
+        }
+        for (node, action) in std::mem::take(&mut self.spawn) {
+            self.spawn_attempt(node, action);
+        }
+        Ok(())
+    }
+
+    fn spawn_attempt(&mut self, node: usize, action: Prepared) {
+        let step = self.graph.step(&self.runbook, node);
+        let (tx, rx) = watch::channel(false);
+        self.cancels.insert(node, tx);
+        let attempt = Attempt {
+            migration: self.migration.id.clone(),
+            step: self.graph.nodes[node].id.clone(),
+            attempt: self.graph.nodes[node].row.attempts,
+            dir: self.opts.dir.clone(),
+            timeout: step.timeout.map(|t| t.as_std()),
+            transient_codes: step.retry.on_exit_codes.clone(),
+            store: self.store.clone(),
+            masker: self.masker.clone(),
+            reaper: self.opts.reaper.clone(),
+            http: self.http.clone(),
+        };
+        self.tasks
+            .spawn(async move { (node, actions::perform(action, attempt, rx).await) });
+    }
+
+    async fn renew_lease(&mut self) -> Result<(), EngineError> {
+        let store = self.store.clone();
+        let lease = self.lease.clone();
+        let ttl = self.opts.lease_ttl;
+        tokio::task::spawn_blocking(move || store.renew_lease(&lease, ttl))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
+        Ok(())
+    }
+
+    /// What the runbook says to do after a step failed for good, in the current phase.
+    pub(super) fn failure_policy(&self) -> Stop {
+        match (self.runbook.on_failure, self.state) {
+            (OnFailure::Rollback, _) => Stop::Rollback,
+            // Only a running migration can pause (SPEC §3); elsewhere a failure fails it.
+            (OnFailure::Pause, MigrationState::Running) => Stop::Pause,
+            _ => Stop::Fail,
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

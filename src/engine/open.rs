@@ -1,0 +1,426 @@
+//! Creating a migration, and attaching a driver to one: start, resume (also after a crash),
+//! retry and rollback. Attaching takes the migration's lease, rebuilds the run-time graph
+//! from the stored runbook text, params and step rows, and settles steps that a crash left
+//! running (SPEC §4): idempotent ones run again, others become `interrupted` and wait for an
+//! operator.
+
+use super::context::Context;
+use super::driver::{Driver, Stop};
+use super::graph::Graph;
+use super::operation;
+use super::{EngineError, Observer, Options};
+use crate::event::{EventKind, MigrationId, MigrationState, NewEvent, Operation, StepState};
+use crate::plan;
+use crate::runbook::model::Runbook;
+use crate::runbook::params::Params;
+use crate::runbook::render::{self, Escape, Masker, Renderer};
+use crate::store::{Batch, Migration, NewMigration, Store};
+use chrono::Utc;
+use serde_json::{Value as Json, json};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// A migration about to be created.
+#[derive(Debug)]
+pub struct NewRun<'a> {
+    pub runbook: &'a Runbook,
+    pub runbook_path: String,
+    pub runbook_text: String,
+    pub params: Params,
+    pub starter: String,
+}
+
+/// Creates a migration in state `created`, with a pending row per plan step.
+pub fn create(store: &Store, new: NewRun<'_>) -> Result<Migration, EngineError> {
+    let now = Utc::now();
+    let plan = plan::build(new.runbook, &new.runbook_text, &new.params, now)?;
+    let masked = Json::Object(plan.params.clone());
+    let id = MigrationId::generate(now);
+    let migration = store.create_migration(NewMigration {
+        id,
+        runbook: new.runbook.name.clone(),
+        runbook_path: new.runbook_path.clone(),
+        runbook_text: new.runbook_text,
+        params: Json::Object(new.params),
+        masked_params: masked.clone(),
+        digest: plan.digest.clone(),
+        starter: new.starter.clone(),
+        created_at: now,
+        steps: plan.steps.iter().map(|s| s.id.clone()).collect(),
+        created_event_data: json!({
+            "runbook": new.runbook.name,
+            "path": new.runbook_path,
+            "params": masked,
+            "digest": plan.digest,
+            "by": new.starter,
+            "steps": plan.steps.len(),
+        }),
+    })?;
+    Ok(migration)
+}
+
+/// The reason of a succeeded step that a retry keeps: it passes again, in order, without
+/// running (`launch` recognises it; it survives a crash through the stored row).
+pub const KEPT: &str = "kept from an earlier run";
+
+/// What to do with steps a crash interrupted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupted {
+    Retry,
+    Skip,
+}
+
+/// Why a driver attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    Start,
+    Resume(Option<Interrupted>),
+    Retry,
+    Rollback,
+    /// Pause or cancel a migration no live process drives.
+    Pause,
+    Cancel,
+}
+
+impl Attach {
+    fn operation(self) -> Operation {
+        match self {
+            Attach::Start => Operation::Start,
+            Attach::Resume(_) => Operation::Resume,
+            Attach::Retry => Operation::Retry,
+            Attach::Rollback => Operation::Rollback,
+            Attach::Pause => Operation::Pause,
+            Attach::Cancel => Operation::Cancel,
+        }
+    }
+}
+
+/// Takes the migration's lease and prepares a driver for it. Refuses when another live
+/// process drives it, or when the lifecycle does not allow the operation.
+pub async fn attach(
+    store: &Store,
+    id: &MigrationId,
+    opts: Options,
+    observer: Box<dyn Observer>,
+    how: Attach,
+) -> Result<Driver, EngineError> {
+    let migration = store
+        .migration(id)?
+        .ok_or_else(|| EngineError::Internal(format!("migration {id} disappeared")))?;
+    check_operation(how, migration.state)?;
+    let lease = {
+        let (store, id, ttl) = (store.clone(), id.clone(), opts.lease_ttl);
+        tokio::task::spawn_blocking(move || store.acquire_lease(&id, ttl))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??
+    };
+    let mut driver = build(store, migration, opts, observer, lease)?;
+    driver.recover(how)?;
+    driver.operate(how)?;
+    Ok(driver)
+}
+
+/// Resume also continues a migration a crash left mid-phase (no transition needed).
+fn check_operation(how: Attach, state: MigrationState) -> Result<(), EngineError> {
+    let crashed_mid_phase = matches!(
+        state,
+        MigrationState::Analyzing
+            | MigrationState::Planning
+            | MigrationState::AwaitingApproval
+            | MigrationState::Approved
+            | MigrationState::Running
+            | MigrationState::Completed
+            | MigrationState::Validating
+    );
+    if matches!(how, Attach::Resume(_)) && crashed_mid_phase {
+        return Ok(());
+    }
+    operation::path(how.operation(), state)?;
+    Ok(())
+}
+
+fn build(
+    store: &Store,
+    migration: Migration,
+    opts: Options,
+    observer: Box<dyn Observer>,
+    lease: crate::store::Lease,
+) -> Result<Driver, EngineError> {
+    let checked =
+        crate::runbook::load_bytes(&migration.runbook_path, migration.runbook_text.as_bytes());
+    let runbook = checked.runbook.ok_or_else(|| EngineError::Runbook {
+        id: migration.id.to_string(),
+        reason: "it has errors now; was it created by another version of sensei?".into(),
+    })?;
+    let params: Params = match &migration.params {
+        Json::Object(map) => map.clone(),
+        _ => Params::new(),
+    };
+    let plan = plan::build(&runbook, &migration.runbook_text, &params, Utc::now())?;
+    let mut graph = Graph::from_plan(&runbook, &plan);
+    let events = store.events(&migration.id, 0)?;
+    for event in events.iter().filter(|e| e.kind == EventKind::StepExpanded) {
+        let (Some(step), Some(Json::Array(items))) = (&event.step, event.data.get("items")) else {
+            continue;
+        };
+        if let Some(p) = graph.find(step) {
+            graph.expand(p, items);
+        }
+    }
+    for row in store.steps(&migration.id)? {
+        if let Some(node) = graph.find(&row.step) {
+            let state = row.state;
+            let mut row = row;
+            row.state = graph.nodes[node].row.state;
+            graph.nodes[node].row = row;
+            graph.set_state(node, state);
+        }
+    }
+    let renderer = Arc::new(Renderer::new());
+    let masker = Arc::new(Masker::new(render::secret_values(&runbook, &params)));
+    let ctx = Context {
+        params,
+        migration: migration.id.clone(),
+        runbook: runbook.name.clone(),
+        started_at: migration.created_at,
+    };
+    let base = ctx.base(migration.state.as_str());
+    let env = runbook
+        .env
+        .iter()
+        .map(|(k, v)| {
+            let value = if v.contains("{{") {
+                renderer
+                    .render(v, &base, Escape::None)
+                    .map_err(|e| EngineError::Env(e.to_string()))?
+            } else {
+                v.clone()
+            };
+            Ok((k.clone(), value))
+        })
+        .collect::<Result<Vec<_>, EngineError>>()?;
+    let concurrency = runbook
+        .concurrency
+        .map(|c| c.max(1) as usize)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let pools: HashMap<String, u32> = runbook.pools.iter().cloned().collect();
+    let placeholders = (0..graph.len())
+        .filter(|&i| graph.nodes[i].placeholder)
+        .collect();
+    let seen_seq = events.last().map_or(0, |e| e.seq);
+    let rolling_back = rollback_in_progress(&events);
+    let state = migration.state;
+    let mut driver = Driver {
+        store: store.clone(),
+        runbook: Arc::new(runbook),
+        graph,
+        state,
+        committed: state,
+        ctx,
+        renderer,
+        masker,
+        env,
+        opts,
+        lease,
+        http: reqwest::Client::new(),
+        tasks: tokio::task::JoinSet::new(),
+        cancels: HashMap::new(),
+        retries: Vec::new(),
+        pools,
+        pool_waiting: HashSet::new(),
+        concurrency,
+        busy: 0,
+        stop: None,
+        gates: HashMap::new(),
+        placeholders,
+        batch: Batch::default(),
+        spawn: Vec::new(),
+        observer,
+        seen_seq,
+        data_version: store.data_version()?,
+        actor: None,
+        crash_after: std::env::var("SENSEI_TEST_CRASH_AFTER_COMMITS")
+            .ok()
+            .and_then(|n| n.parse().ok()),
+        commits: 0,
+        migration,
+    };
+    if rolling_back {
+        driver.stop = Some(Stop::Rollback);
+    }
+    Ok(driver)
+}
+
+/// A rollback started and did not finish: a crash interrupted it.
+fn rollback_in_progress(events: &[crate::event::Event]) -> bool {
+    let last = |kind| events.iter().rev().find(|e| e.kind == kind).map(|e| e.seq);
+    match (
+        last(EventKind::RollbackStarted),
+        last(EventKind::RollbackFinished),
+    ) {
+        (Some(started), Some(finished)) => started > finished,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
+impl Driver {
+    /// Settles what the previous driver left: steps it was running when it died, gates
+    /// still waiting, steps waiting for a pool.
+    fn recover(&mut self, how: Attach) -> Result<(), EngineError> {
+        let choice = match how {
+            Attach::Resume(choice) => choice,
+            _ => None,
+        };
+        let now = Utc::now();
+        for node in 0..self.graph.len() {
+            let row = &self.graph.nodes[node].row;
+            let id = row.step.clone();
+            match row.state {
+                StepState::Running | StepState::Retrying => {
+                    let idempotent = self.graph.step(&self.runbook, node).idempotent;
+                    let to = if idempotent {
+                        StepState::Pending
+                    } else {
+                        StepState::Interrupted
+                    };
+                    self.update(node, |row| {
+                        row.state = to;
+                        row.reason =
+                            (!idempotent).then(|| "was running when its driver stopped".to_owned());
+                    });
+                    self.emit(NewEvent::for_step(
+                        EventKind::StepInterrupted,
+                        &id,
+                        json!({ "rerun": idempotent, "idempotent": idempotent }),
+                    ));
+                }
+                StepState::Waiting if self.graph.nodes[node].placeholder => {}
+                StepState::Waiting => {
+                    if let Some(gate) = self.store.gate(&self.migration.id, &id)? {
+                        self.gates.insert(node, gate.deadline);
+                    } else {
+                        self.update(node, |row| {
+                            row.state = StepState::Pending;
+                            row.reason = None;
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        for node in 0..self.graph.len() {
+            if self.graph.nodes[node].row.state != StepState::Interrupted {
+                continue;
+            }
+            let id = self.graph.nodes[node].id.clone();
+            match choice {
+                Some(Interrupted::Retry) => self.update(node, |row| {
+                    row.state = StepState::Pending;
+                    row.reason = None;
+                }),
+                Some(Interrupted::Skip) => {
+                    self.update(node, |row| {
+                        row.state = StepState::Skipped;
+                        row.finished_at = Some(now);
+                        row.reason = Some("skipped by an operator after an interruption".into());
+                    });
+                    self.emit(NewEvent::for_step(
+                        EventKind::StepSkipped,
+                        &id,
+                        json!({ "reason": "skipped after interruption" }),
+                    ));
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the operation the driver attached for, and records who attached.
+    fn operate(&mut self, how: Attach) -> Result<(), EngineError> {
+        let who = self.opts.identity.clone();
+        self.emit(NewEvent::new(
+            EventKind::DriverAttached,
+            json!({ "by": who, "op": how.operation(), "pid": self.lease.pid, "host": self.lease.host }),
+        ));
+        self.actor = Some(who.clone());
+        match how {
+            Attach::Start => {
+                self.set_state(MigrationState::Analyzing, &format!("started by {who}"))?
+            }
+            Attach::Resume(_) => {
+                if self.interrupted().is_some() {
+                    if self.state == MigrationState::Running {
+                        self.set_state(MigrationState::Paused, "a step was interrupted")?;
+                    }
+                } else if self.state == MigrationState::Paused {
+                    self.set_state(MigrationState::Running, &format!("resumed by {who}"))?;
+                    self.retry_unfinished(false);
+                }
+            }
+            Attach::Retry => {
+                self.set_state(MigrationState::Analyzing, &format!("retried by {who}"))?;
+                self.retry_unfinished(true);
+            }
+            Attach::Rollback => self.stop = Some(Stop::Rollback),
+            Attach::Pause => self.set_state(MigrationState::Paused, &format!("paused by {who}"))?,
+            Attach::Cancel => {
+                if self.state == MigrationState::Running {
+                    self.set_state(
+                        MigrationState::Paused,
+                        &format!("cancel requested by {who}"),
+                    )?;
+                }
+                self.stop = Some(Stop::Cancel);
+            }
+        }
+        Ok(())
+    }
+
+    /// The first step waiting for an operator after an interruption.
+    pub fn interrupted(&self) -> Option<&str> {
+        self.graph
+            .nodes
+            .iter()
+            .find(|n| n.row.state == StepState::Interrupted)
+            .map(|n| n.id.as_str())
+    }
+
+    /// Steps to run again: failed and cancelled ones (and, on retry, rolled-back ones);
+    /// succeeded steps are kept (SPEC §3).
+    fn retry_unfinished(&mut self, rolled_back_too: bool) {
+        let mut again = vec![false; self.graph.len()];
+        for node in self.graph.topological_order() {
+            let state = self.graph.nodes[node].row.state;
+            let rerun = matches!(state, StepState::Failed | StepState::Cancelled)
+                || (rolled_back_too && state == StepState::RolledBack);
+            let upstream_reruns = self.graph.nodes[node].needs.iter().any(|&n| again[n]);
+            again[node] = rerun || upstream_reruns;
+            if rerun {
+                self.update(node, |row| {
+                    row.state = StepState::Pending;
+                    row.attempts = 0;
+                    row.error = None;
+                    row.reason = None;
+                    row.finished_at = None;
+                });
+            } else if upstream_reruns && state == StepState::Succeeded {
+                // Kept, but it passes again in order: its dependents must not start before
+                // what it depends on has run again.
+                self.update(node, |row| {
+                    row.state = StepState::Pending;
+                    row.reason = Some(KEPT.to_owned());
+                });
+            }
+        }
+    }
+
+    pub fn id(&self) -> &MigrationId {
+        &self.migration.id
+    }
+
+    pub fn state(&self) -> MigrationState {
+        self.state
+    }
+}

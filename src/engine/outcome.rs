@@ -1,0 +1,170 @@
+//! What a step's outcome means: the step's next state (succeeded, retrying, failed,
+//! cancelled), and for a failure, what the migration does (SPEC §2 `on_failure`). The one
+//! place where step outcomes turn into migration transitions.
+
+use super::EngineError;
+use super::actions::Outcome;
+use super::driver::{Driver, Stop};
+use crate::event::{EventKind, MigrationState, NewEvent, StepState};
+use chrono::Utc;
+use serde_json::json;
+
+impl Driver {
+    /// An attempt ended.
+    pub(super) fn finished(&mut self, node: usize, outcome: Outcome) {
+        self.cancels.remove(&node);
+        self.release_slot(node);
+        let now = Utc::now();
+        let id = self.graph.nodes[node].id.clone();
+        let attempt = self.graph.nodes[node].row.attempts;
+        let started = self.graph.nodes[node].row.started_at;
+        let duration_ms = started.map(|s| (now - s).num_milliseconds().max(0));
+        match outcome {
+            Outcome::Succeeded { outputs, exit_code } => {
+                self.update(node, |row| {
+                    row.state = StepState::Succeeded;
+                    row.finished_at = Some(now);
+                    row.exit_code = exit_code;
+                    row.outputs = outputs.clone();
+                });
+                self.emit(NewEvent::for_step(
+                    EventKind::StepSucceeded,
+                    &id,
+                    json!({ "attempt": attempt, "duration_ms": duration_ms, "exit_code": exit_code, "outputs": outputs }),
+                ));
+            }
+            Outcome::Failed {
+                error,
+                exit_code,
+                transient,
+            } => {
+                let max = self.graph.step(&self.runbook, node).retry.attempts;
+                if transient && attempt < max && self.stop.is_none() {
+                    let delay = self.backoff(node, attempt + 1);
+                    self.update(node, |row| {
+                        row.state = StepState::Retrying;
+                        row.exit_code = exit_code;
+                        row.error = Some(error.clone());
+                    });
+                    self.emit(NewEvent::for_step(
+                        EventKind::StepRetrying,
+                        &id,
+                        json!({ "attempt": attempt, "of": max, "error": error, "exit_code": exit_code, "delay_ms": delay.as_millis() as u64 }),
+                    ));
+                    self.retries
+                        .push((tokio::time::Instant::now() + delay, node));
+                    return;
+                }
+                self.update(node, |row| {
+                    row.state = StepState::Failed;
+                    row.finished_at = Some(now);
+                    row.exit_code = exit_code;
+                    row.error = Some(error.clone());
+                });
+                self.emit(NewEvent::for_step(
+                    EventKind::StepFailed,
+                    &id,
+                    json!({ "attempt": attempt, "error": error, "exit_code": exit_code, "duration_ms": duration_ms }),
+                ));
+                self.failed_for_good();
+            }
+            Outcome::Cancelled => {
+                self.update(node, |row| {
+                    row.state = StepState::Cancelled;
+                    row.finished_at = Some(now);
+                });
+                self.emit(NewEvent::for_step(
+                    EventKind::StepCancelled,
+                    &id,
+                    json!({ "attempt": attempt }),
+                ));
+            }
+        }
+    }
+
+    /// A step failed and will not be retried: stop starting steps, as the runbook says.
+    pub(super) fn failed_for_good(&mut self) {
+        if self.stop.is_none() {
+            self.stop = Some(self.failure_policy());
+        }
+    }
+
+    /// In-flight steps have ended after a stop: take the migration where the stop leads.
+    pub(super) async fn conclude(&mut self, stop: Stop) -> Result<(), EngineError> {
+        self.retries.clear();
+        match stop {
+            Stop::Fail => {
+                if !self.state.is_at_rest() {
+                    let to = self.failed_state();
+                    self.set_state(to, "a step failed")?;
+                }
+            }
+            Stop::Pause => {
+                if self.state == MigrationState::Running {
+                    self.set_state(MigrationState::Paused, "a step failed; on_failure is pause")?;
+                }
+            }
+            Stop::Cancel => {
+                let who = self
+                    .actor
+                    .clone()
+                    .unwrap_or_else(|| self.opts.identity.clone());
+                self.close_open_gates(crate::store::GateStatus::Cancelled, &who)
+                    .await?;
+                self.cancel_remaining();
+                if self.state != MigrationState::Cancelled {
+                    self.set_state(MigrationState::Cancelled, "cancelled")?;
+                }
+            }
+            Stop::Rollback => {
+                self.commit().await?;
+                self.rollback().await?;
+                if self.state != MigrationState::Failed {
+                    let to = self.failed_state();
+                    self.set_state(to, "rolled back")?;
+                }
+            }
+        }
+        self.stop = None;
+        Ok(())
+    }
+
+    /// Where a failure leads from the current state: `failed`, except while gates wait
+    /// (awaiting_approval may only become approved or cancelled, SPEC §3), and a paused
+    /// migration resumes first so the failure is visible.
+    pub(super) fn failed_state(&mut self) -> MigrationState {
+        match self.state {
+            MigrationState::AwaitingApproval
+            | MigrationState::Approved
+            | MigrationState::Created => MigrationState::Cancelled,
+            MigrationState::Paused => {
+                let _ = self.set_state(MigrationState::Running, "resumed to record the failure");
+                MigrationState::Failed
+            }
+            _ => MigrationState::Failed,
+        }
+    }
+
+    /// Steps that never ran become cancelled; open gates close.
+    fn cancel_remaining(&mut self) {
+        let now = Utc::now();
+        for node in 0..self.graph.len() {
+            let state = self.graph.nodes[node].row.state;
+            if matches!(
+                state,
+                StepState::Pending
+                    | StepState::Waiting
+                    | StepState::Retrying
+                    | StepState::Interrupted
+            ) {
+                self.update(node, |row| {
+                    row.state = StepState::Cancelled;
+                    row.finished_at = Some(now);
+                    row.reason = None;
+                });
+            }
+        }
+        self.gates.clear();
+        self.pool_waiting.clear();
+    }
+}

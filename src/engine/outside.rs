@@ -1,0 +1,228 @@
+//! What other processes ask of a driven migration: operator requests (`sensei pause`,
+//! `cancel`, `rollback` from another shell, or the API) and gate decisions. They arrive as
+//! committed events; the driver polls the store's cheap change counter and reads only what
+//! is new. Gate deadlines are enforced here too, racing human decisions atomically in the store.
+
+use super::EngineError;
+use super::driver::{Driver, Stop};
+use crate::event::{Event, EventKind, MigrationState, NewEvent, Operation, StepState};
+use crate::runbook::model::{Action, OnTimeout};
+use crate::store::{GateStatus, Store};
+use chrono::Utc;
+use serde_json::json;
+
+impl Driver {
+    /// Reads and handles what other processes committed since the last look.
+    pub(super) async fn outside(&mut self) -> Result<(), EngineError> {
+        let version = self.store.data_version()?;
+        if version == self.data_version {
+            return Ok(());
+        }
+        self.data_version = version;
+        let events = self.store.events(&self.migration.id, self.seen_seq)?;
+        for event in events {
+            self.seen_seq = self.seen_seq.max(event.seq);
+            match event.kind {
+                EventKind::OperatorRequest => {
+                    self.observer.event(&event);
+                    self.request(&event).await?;
+                }
+                EventKind::GateDecided => {
+                    self.observer.event(&event);
+                    if let Some(step) = &event.step {
+                        self.gate_changed(step)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// An operator asked for a lifecycle operation while this process drives the migration.
+    async fn request(&mut self, event: &Event) -> Result<(), EngineError> {
+        let op = event
+            .data
+            .get("op")
+            .and_then(|v| v.as_str())
+            .and_then(|s| s.parse::<Operation>().ok());
+        let who = event
+            .data
+            .get("by")
+            .and_then(|v| v.as_str())
+            .unwrap_or("someone")
+            .to_owned();
+        let Some(op) = op else { return Ok(()) };
+        self.actor = Some(who.clone());
+        match (op, self.state) {
+            (Operation::Pause, MigrationState::Running) => {
+                self.set_state(MigrationState::Paused, &format!("paused by {who}"))?;
+                self.stop = Some(Stop::Pause);
+            }
+            (Operation::Cancel, state) if !state.is_terminal() => {
+                if state == MigrationState::Running {
+                    self.set_state(
+                        MigrationState::Paused,
+                        &format!("cancel requested by {who}"),
+                    )?;
+                }
+                self.kill_in_flight();
+                self.close_open_gates(GateStatus::Cancelled, &who).await?;
+                self.stop = Some(Stop::Cancel);
+            }
+            (Operation::Rollback, MigrationState::Running | MigrationState::Paused) => {
+                self.kill_in_flight();
+                self.stop = Some(Stop::Rollback);
+            }
+            // Anything else was possible when asked but no longer is; the requester saw
+            // the state it acted on, and the event stays in the history.
+            _ => self.actor = None,
+        }
+        Ok(())
+    }
+
+    /// Cancels every running attempt (their process groups are killed).
+    pub(super) fn kill_in_flight(&mut self) {
+        for cancel in self.cancels.values() {
+            let _ = cancel.send(true);
+        }
+    }
+
+    /// A decision was recorded on a gate: apply it if the gate is now closed.
+    fn gate_changed(&mut self, step: &str) -> Result<(), EngineError> {
+        let Some(node) = self.graph.find(step) else {
+            return Ok(());
+        };
+        if !self.gates.contains_key(&node) {
+            return Ok(());
+        }
+        let Some(gate) = self.store.gate(&self.migration.id, step)? else {
+            return Ok(());
+        };
+        self.gate_closed(node, gate.status);
+        Ok(())
+    }
+
+    fn gate_closed(&mut self, node: usize, status: GateStatus) {
+        let now = Utc::now();
+        let (state, error) = match status {
+            GateStatus::Open => return,
+            GateStatus::Approved => (StepState::Succeeded, None),
+            GateStatus::Rejected => (StepState::Failed, Some("rejected".to_owned())),
+            GateStatus::TimedOut => (
+                StepState::Failed,
+                Some("timed out without a decision".to_owned()),
+            ),
+            GateStatus::Cancelled => (StepState::Cancelled, None),
+        };
+        self.gates.remove(&node);
+        self.update(node, |row| {
+            row.state = state;
+            row.finished_at = Some(now);
+            row.reason = None;
+            row.error = error.clone();
+        });
+        let id = self.graph.nodes[node].id.clone();
+        match state {
+            StepState::Succeeded => self.emit(NewEvent::for_step(
+                EventKind::StepSucceeded,
+                &id,
+                json!({ "gate": status }),
+            )),
+            StepState::Failed => {
+                self.emit(NewEvent::for_step(
+                    EventKind::StepFailed,
+                    &id,
+                    json!({ "gate": status, "error": error }),
+                ));
+                self.failed_for_good();
+            }
+            _ => {}
+        }
+    }
+
+    /// Gates whose deadline passed: close them atomically (a human decision that won the
+    /// race stands), then apply `on_timeout`.
+    pub(super) async fn gate_deadlines(&mut self) -> Result<(), EngineError> {
+        let now = Utc::now();
+        let due: Vec<usize> = self
+            .gates
+            .iter()
+            .filter(|(_, deadline)| deadline.is_some_and(|d| d <= now))
+            .map(|(&node, _)| node)
+            .collect();
+        for node in due {
+            let step = self.graph.step(&self.runbook, node).clone();
+            let Action::Gate(gate) = &step.action else {
+                continue;
+            };
+            let id = self.graph.nodes[node].id.clone();
+            let (status, outcome) = match gate.on_timeout {
+                OnTimeout::Approve => (GateStatus::Approved, "approve"),
+                OnTimeout::Fail => (GateStatus::TimedOut, "fail"),
+                OnTimeout::Cancel => (GateStatus::TimedOut, "cancel"),
+            };
+            let event = NewEvent::for_step(
+                EventKind::GateDecided,
+                &id,
+                json!({ "who": "timeout", "decision": "timeout", "on_timeout": outcome, "status": status }),
+            );
+            let won = blocking(&self.store, {
+                let (m, id) = (self.migration.id.clone(), id.clone());
+                move |s| s.close_gate(&m, &id, status, event)
+            })
+            .await?;
+            let status = if won {
+                status
+            } else {
+                match self.store.gate(&self.migration.id, &id)? {
+                    Some(g) => g.status,
+                    None => continue,
+                }
+            };
+            if won && gate.on_timeout == OnTimeout::Cancel {
+                self.actor = Some("timeout".into());
+                self.gates.remove(&node);
+                self.close_open_gates(GateStatus::Cancelled, "timeout")
+                    .await?;
+                self.stop = Some(Stop::Cancel);
+                continue;
+            }
+            self.gate_closed(node, status);
+        }
+        Ok(())
+    }
+
+    /// Closes every gate still waiting (on cancel).
+    pub(super) async fn close_open_gates(
+        &mut self,
+        status: GateStatus,
+        who: &str,
+    ) -> Result<(), EngineError> {
+        let open: Vec<usize> = self.gates.keys().copied().collect();
+        for node in open {
+            let id = self.graph.nodes[node].id.clone();
+            let event = NewEvent::for_step(
+                EventKind::GateDecided,
+                &id,
+                json!({ "who": who, "decision": "cancel", "status": status }),
+            );
+            let m = self.migration.id.clone();
+            blocking(&self.store, move |s| s.close_gate(&m, &id, status, event)).await?;
+            self.gates.remove(&node);
+        }
+        Ok(())
+    }
+}
+
+/// Runs a blocking store call off the async runtime's threads.
+pub(super) async fn blocking<T: Send + 'static>(
+    store: &Store,
+    call: impl FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, EngineError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || call(&store))
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?
+        .map_err(EngineError::from)
+}
