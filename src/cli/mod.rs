@@ -1,9 +1,19 @@
 //! The `sensei` command line: clap parses, one function per subcommand does the work through
 //! the library, and every outcome maps to an exit code (SPEC §5).
 
+mod decide;
+mod drive;
+mod inspect;
+mod local;
 mod plan;
+mod progress;
 pub mod schema;
 mod validate;
+
+use crate::engine::Attach;
+use crate::event::{Decision, Operation};
+use crate::runbook::model::Runbook;
+use crate::runbook::params::{self, Params};
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -37,7 +47,34 @@ enum Command {
     Plan(plan::Args),
     /// Print the runbook JSON Schema (the same as schemas/runbook.schema.json).
     Schema,
-    /// Internal: the watchdog the engine starts to kill step process groups if it dies.
+    /// Create a migration from a runbook and drive it here until it is certified, fails,
+    /// is cancelled or pauses; exit 0 only when certified.
+    Run(drive::RunArgs),
+    /// Show a migration's state and steps (default: the newest).
+    Status(inspect::StatusArgs),
+    /// List migrations, newest first.
+    List(inspect::ListArgs),
+    /// Show the output of a migration's steps.
+    Logs(inspect::LogsArgs),
+    /// Show a migration's event history.
+    Events(inspect::EventsArgs),
+    /// Start a created migration and drive it here.
+    Start(drive::IdArgs),
+    /// Pause a running migration (in-flight steps finish; no new step starts).
+    Pause(drive::IdArgs),
+    /// Continue a paused migration, or one whose driver died, and drive it here.
+    Resume(drive::ResumeArgs),
+    /// Cancel a migration (a running one pauses first; its running steps are killed).
+    Cancel(drive::IdArgs),
+    /// Run a failed migration again, keeping the steps that succeeded.
+    Retry(drive::IdArgs),
+    /// Roll back the succeeded steps of a migration, in reverse dependency order.
+    Rollback(drive::IdArgs),
+    /// Approve a gate (as `--as NAME`; not the migration's starter).
+    Approve(decide::DecideArgs),
+    /// Reject a gate.
+    Reject(decide::DecideArgs),
+    /// Internal: the watchdog that kills step processes when sensei dies.
     #[command(hide = true, name = "__reap")]
     Reap,
 }
@@ -60,6 +97,19 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Schema => schema::run(),
+        Command::Run(args) => drive::run(&args),
+        Command::Status(args) => inspect::status(&args),
+        Command::List(args) => inspect::list(&args),
+        Command::Logs(args) => inspect::logs(&args),
+        Command::Events(args) => inspect::events(&args),
+        Command::Start(args) => drive::attach(&args, Attach::Start),
+        Command::Resume(args) => drive::resume(&args),
+        Command::Retry(args) => drive::attach(&args, Attach::Retry),
+        Command::Pause(args) => decide::operate(&args, Operation::Pause),
+        Command::Cancel(args) => decide::operate(&args, Operation::Cancel),
+        Command::Rollback(args) => decide::operate(&args, Operation::Rollback),
+        Command::Approve(args) => decide::decide(&args, Decision::Approve),
+        Command::Reject(args) => decide::decide(&args, Decision::Reject),
         Command::Reap => {
             let code = crate::process::reap_main(std::io::stdin().lock());
             u8::try_from(code).unwrap_or(exit::FAILED)
@@ -78,4 +128,18 @@ pub(crate) fn error(message: impl std::fmt::Display) {
 pub enum Format {
     Text,
     Json,
+}
+
+/// Resolves `-p name=value` flags against a runbook's params; every problem is printed,
+/// and nothing runs (exit 2).
+pub(crate) fn params_from_flags(runbook: &Runbook, flags: &[String]) -> Result<Params, u8> {
+    let assignments: Result<Vec<_>, _> =
+        flags.iter().map(|p| params::parse_assignment(p)).collect();
+    let resolved = assignments
+        .map_err(|e| vec![e])
+        .and_then(|a| params::resolve_text(runbook, &a));
+    resolved.map_err(|errors| {
+        errors.iter().for_each(error);
+        exit::USAGE
+    })
 }

@@ -2,7 +2,7 @@
 
 use super::{error, exit};
 use crate::plan::{self, render};
-use crate::runbook::{self, params};
+use crate::runbook;
 use chrono::{DateTime, Utc};
 use std::path::PathBuf;
 
@@ -43,20 +43,9 @@ pub fn run(args: &Args) -> u8 {
         ));
         return exit::FAILED;
     };
-    let assignments: Result<Vec<_>, _> = args
-        .params
-        .iter()
-        .map(|p| params::parse_assignment(p))
-        .collect();
-    let resolved = assignments
-        .map_err(|e| vec![e])
-        .and_then(|a| params::resolve_text(runbook, &a));
-    let params = match resolved {
+    let params = match super::params_from_flags(runbook, &args.params) {
         Ok(p) => p,
-        Err(errors) => {
-            errors.iter().for_each(error);
-            return exit::USAGE;
-        }
+        Err(code) => return code,
     };
     let plan = match plan::build(runbook, &checked.source.text, &params, now()) {
         Ok(plan) => plan,

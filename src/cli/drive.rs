@@ -1,0 +1,215 @@
+//! Commands that drive a migration in the foreground: `run`, `start`, `resume`, `retry` and
+//! (when no other process drives it) `rollback`, `pause`, `cancel`. They hold the
+//! migration's lease while they work and print progress as events commit.
+
+use super::local::{self, Local};
+use super::progress::Lines;
+use super::{error, exit, params_from_flags};
+use crate::engine::{self, Attach, EngineError, Interrupted, NewRun, Options};
+use crate::event::{MigrationId, MigrationState};
+use crate::process::Reaper;
+use crate::runbook;
+use crate::store::{LeaseError, Store};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The runbook file.
+    file: PathBuf,
+    /// A param value, `name=value` (repeatable).
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    #[command(flatten)]
+    local: Local,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IdArgs {
+    /// The migration id (or a unique prefix of it, or `latest`).
+    pub(super) id: String,
+    #[command(flatten)]
+    pub(super) local: Local,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResumeArgs {
+    /// The migration id (or a unique prefix of it, or `latest`).
+    id: String,
+    /// Run again the steps a crash interrupted (they were not marked idempotent).
+    #[arg(long, conflicts_with = "skip_interrupted")]
+    retry_interrupted: bool,
+    /// Skip the steps a crash interrupted; their dependents proceed.
+    #[arg(long)]
+    skip_interrupted: bool,
+    #[command(flatten)]
+    local: Local,
+}
+
+/// `sensei run FILE [-p k=v]`: create a migration and drive it until it rests.
+pub fn run(args: &RunArgs) -> u8 {
+    let checked = match runbook::load_file(&args.file) {
+        Ok(c) => c,
+        Err(e) => {
+            error(format!("cannot read {}: {e}", args.file.display()));
+            return exit::USAGE;
+        }
+    };
+    eprint!("{}", checked.render());
+    let Some(runbook) = &checked.runbook else {
+        error(format!(
+            "{} is not a valid runbook; fix the errors above",
+            args.file.display()
+        ));
+        return exit::FAILED;
+    };
+    let params = match params_from_flags(runbook, &args.params) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let store = match args.local.open() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let path = std::fs::canonicalize(&args.file).unwrap_or_else(|_| args.file.clone());
+    let created = engine::create(
+        &store,
+        NewRun {
+            runbook,
+            runbook_path: path.display().to_string(),
+            runbook_text: checked.source.text.clone(),
+            params,
+            starter: args.local.identity(),
+        },
+    );
+    let migration = match created {
+        Ok(m) => m,
+        Err(e) => {
+            error(e);
+            return exit::FAILED;
+        }
+    };
+    println!("migration {} created", migration.id);
+    drive(&store, &migration.id, &args.local, Attach::Start)
+}
+
+/// `sensei start|retry|rollback ID`.
+pub fn attach(args: &IdArgs, how: Attach) -> u8 {
+    let store = match args.local.open_existing() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match local::find(&store, &args.id) {
+        Ok(m) => drive(&store, &m.id, &args.local, how),
+        Err(code) => code,
+    }
+}
+
+/// `sensei resume ID [--retry-interrupted|--skip-interrupted]`.
+pub fn resume(args: &ResumeArgs) -> u8 {
+    let choice = match (args.retry_interrupted, args.skip_interrupted) {
+        (true, _) => Some(Interrupted::Retry),
+        (_, true) => Some(Interrupted::Skip),
+        _ => None,
+    };
+    attach(
+        &IdArgs {
+            id: args.id.clone(),
+            local: args.local.clone(),
+        },
+        Attach::Resume(choice),
+    )
+}
+
+/// Drives a migration in this process until it rests; the exit code says how it ended.
+pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            error(format!("cannot start the async runtime: {e}"));
+            return exit::FAILED;
+        }
+    };
+    let dir = runbook_dir(store, id);
+    let mut opts = Options::new(dir, local.identity());
+    opts.reaper = spawn_reaper();
+    let result = runtime.block_on(async {
+        let driver = engine::attach(store, id, opts, Box::new(Lines::new(id.clone())), how).await?;
+        driver.drive().await
+    });
+    let _ = store.flush();
+    match result {
+        Ok(state) => finish(store, id, state),
+        Err(EngineError::Lease(e @ LeaseError::Held { .. })) => {
+            error(e);
+            exit::REFUSED
+        }
+        Err(e @ (EngineError::Refused(_) | EngineError::Illegal(_))) => {
+            error(e);
+            exit::REFUSED
+        }
+        Err(e) => {
+            error(e);
+            exit::FAILED
+        }
+    }
+}
+
+/// The last line: where the migration rests and what an operator can do next.
+fn finish(store: &Store, id: &MigrationId, state: MigrationState) -> u8 {
+    let next = match state {
+        MigrationState::Certified => String::new(),
+        MigrationState::Failed => {
+            format!(" — `sensei retry {id}` runs it again, keeping succeeded steps")
+        }
+        MigrationState::Paused => format!(" — `sensei resume {id}` continues"),
+        MigrationState::Cancelled => String::new(),
+        _ => interrupted_hint(store, id),
+    };
+    println!("migration {id} {state}{next}");
+    if state == MigrationState::Certified {
+        exit::OK
+    } else {
+        exit::FAILED
+    }
+}
+
+fn interrupted_hint(store: &Store, id: &MigrationId) -> String {
+    let interrupted = store.steps(id).ok().and_then(|rows| {
+        rows.into_iter()
+            .find(|r| r.state == crate::event::StepState::Interrupted)
+            .map(|r| r.step)
+    });
+    match interrupted {
+        Some(step) => format!(
+            " — step {step} was interrupted; `sensei resume {id} --retry-interrupted` or `--skip-interrupted`"
+        ),
+        None => String::new(),
+    }
+}
+
+/// Steps run in the directory of the runbook they came from.
+fn runbook_dir(store: &Store, id: &MigrationId) -> PathBuf {
+    store
+        .migration(id)
+        .ok()
+        .flatten()
+        .and_then(|m| Path::new(&m.runbook_path).parent().map(Path::to_path_buf))
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The watchdog that kills step processes if this process dies (`sensei __reap`).
+fn spawn_reaper() -> Option<Arc<Reaper>> {
+    let exe = std::env::current_exe().ok()?;
+    match Reaper::spawn(&exe, &["__reap"]) {
+        Ok(r) => Some(Arc::new(r)),
+        Err(e) => {
+            eprintln!("warning: {e}; step processes will not be killed if sensei itself is killed");
+            None
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Local mode (SPEC §5): the embedded store in `--state-dir`, the caller's identity from
+//! `--as` (default: the operating-system user), and finding a migration by id or prefix.
+
+use super::{error, exit};
+use crate::event::MigrationId;
+use crate::store::{Migration, Store};
+use std::path::PathBuf;
+
+/// Flags every local command shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Local {
+    /// The state directory holding the embedded store.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "SENSEI_STATE_DIR",
+        default_value = ".sensei"
+    )]
+    pub state_dir: PathBuf,
+    /// Who you are, for gates and the audit trail (default: your user name). Local
+    /// identities are not authenticated; decisions record that they were local.
+    #[arg(long = "as", value_name = "NAME")]
+    pub identity: Option<String>,
+}
+
+impl Local {
+    pub fn identity(&self) -> String {
+        self.identity
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .or_else(|| std::env::var("LOGNAME").ok())
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| "unknown".to_owned())
+    }
+
+    /// Opens the store, or says why not (exit code for the failure).
+    pub fn open(&self) -> Result<Store, u8> {
+        Store::open(&self.state_dir).map_err(|e| {
+            error(e);
+            exit::USAGE
+        })
+    }
+
+    /// Opens the store only when it exists: inspecting commands should not create one.
+    pub fn open_existing(&self) -> Result<Store, u8> {
+        if !self.state_dir.join("sensei.db").exists() {
+            error(format!(
+                "no migrations in {}: the state directory has no store yet (run `sensei run FILE` first, or pass --state-dir)",
+                self.state_dir.display()
+            ));
+            return Err(exit::USAGE);
+        }
+        self.open()
+    }
+}
+
+/// Finds a migration by id or unique prefix (`latest` for the newest).
+pub fn find(store: &Store, id: &str) -> Result<Migration, u8> {
+    let id = if id == "latest" {
+        match store.latest() {
+            Ok(Some(id)) => id,
+            Ok(None) => {
+                error("there are no migrations yet");
+                return Err(exit::USAGE);
+            }
+            Err(e) => {
+                error(e);
+                return Err(exit::FAILED);
+            }
+        }
+    } else {
+        store.resolve_id(id).map_err(|e| {
+            error(e);
+            exit::USAGE
+        })?
+    };
+    load(store, &id)
+}
+
+pub fn load(store: &Store, id: &MigrationId) -> Result<Migration, u8> {
+    match store.migration(id) {
+        Ok(Some(m)) => Ok(m),
+        Ok(None) => {
+            error(format!("no migration {id}"));
+            Err(exit::USAGE)
+        }
+        Err(e) => {
+            error(e);
+            Err(exit::FAILED)
+        }
+    }
+}

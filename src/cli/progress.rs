@@ -1,0 +1,148 @@
+//! Live progress of a driven migration: one plain line per event that matters to the person
+//! at the terminal (also when output goes to a file or CI log).
+
+use crate::engine::Observer;
+use crate::event::{Event, EventKind, MigrationId};
+use serde_json::Value as Json;
+use std::io::Write;
+
+#[derive(Debug)]
+pub struct Lines {
+    id: MigrationId,
+}
+
+impl Lines {
+    pub fn new(id: MigrationId) -> Lines {
+        Lines { id }
+    }
+}
+
+fn field<'a>(event: &'a Event, name: &str) -> &'a Json {
+    event.data.get(name).unwrap_or(&Json::Null)
+}
+
+fn text(value: &Json) -> String {
+    match value {
+        Json::String(s) => s.clone(),
+        Json::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn list(value: &Json) -> String {
+    match value {
+        Json::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(", "),
+        other => text(other),
+    }
+}
+
+/// A duration in milliseconds, short: `850ms`, `12.4s`, `3m05s`.
+pub fn short_duration(ms: i64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    }
+}
+
+impl Lines {
+    fn line(&self, event: &Event) -> Option<String> {
+        let step = event.step.as_deref().unwrap_or("");
+        Some(match event.kind {
+            EventKind::StateChanged => format!(
+                "● {}  ({})",
+                text(field(event, "to")),
+                text(field(event, "reason"))
+            ),
+            EventKind::StepStarted => match field(event, "attempt").as_u64() {
+                Some(n) if n > 1 => format!("  ▶ {step} (attempt {n})"),
+                _ => format!("  ▶ {step}"),
+            },
+            EventKind::StepSucceeded => match field(event, "duration_ms").as_i64() {
+                Some(ms) => format!("  ✓ {step}  {}", short_duration(ms)),
+                None => format!("  ✓ {step}"),
+            },
+            EventKind::StepFailed => format!("  ✗ {step}: {}", text(field(event, "error"))),
+            EventKind::StepRetrying => format!(
+                "  ↻ {step}: {}; attempt {} of {} in {}",
+                text(field(event, "error")),
+                field(event, "attempt").as_u64().unwrap_or(0) + 1,
+                text(field(event, "of")),
+                short_duration(field(event, "delay_ms").as_i64().unwrap_or(0))
+            ),
+            EventKind::StepSkipped => {
+                format!("  - {step} skipped ({})", text(field(event, "reason")))
+            }
+            EventKind::StepCancelled => format!("  ■ {step} cancelled"),
+            EventKind::StepInterrupted if field(event, "rerun") == &Json::Bool(true) => {
+                format!(
+                    "  ! {step} was running when its driver stopped; it is idempotent and runs again"
+                )
+            }
+            EventKind::StepInterrupted => format!(
+                "  ! {step} was running when its driver stopped and is not idempotent; decide with `sensei resume {} --retry-interrupted` or `--skip-interrupted`",
+                self.id
+            ),
+            EventKind::StepExpanded => {
+                format!("  ⑃ {step} expands to {}", list(field(event, "steps")))
+            }
+            EventKind::GateWaiting => {
+                let approvers = list(field(event, "approvers"));
+                let who = if approvers.is_empty() {
+                    format!("anyone but {}", text(field(event, "starter")))
+                } else {
+                    format!("{approvers} (not {})", text(field(event, "starter")))
+                };
+                format!(
+                    "  ⏸ gate {step} waits for {} approval(s) from {who}:\n      sensei approve {} {step} --as NAME [--comment TEXT]",
+                    text(field(event, "required")),
+                    self.id
+                )
+            }
+            EventKind::GateDecided => format!(
+                "  ⚑ gate {step}: {} by {}{}",
+                text(field(event, "decision")),
+                text(field(event, "who")),
+                match field(event, "comment") {
+                    Json::String(c) => format!(" — {c}"),
+                    _ => String::new(),
+                }
+            ),
+            EventKind::RollbackStarted => {
+                format!("↶ rolling back: {}", list(field(event, "steps")))
+            }
+            EventKind::StepRolledBack => format!("  ↶ {step} rolled back"),
+            EventKind::RollbackFailed => format!(
+                "  ✗ rollback of {step} failed: {}",
+                text(field(event, "error"))
+            ),
+            EventKind::RollbackFinished => format!(
+                "↶ rollback finished: {} step(s) rolled back{}",
+                text(field(event, "rolled_back")),
+                match field(event, "failed_step") {
+                    Json::String(s) => format!(", stopped at {s}"),
+                    _ => String::new(),
+                }
+            ),
+            EventKind::OperatorRequest => format!(
+                "  ⚑ {} requested by {}",
+                text(field(event, "op")),
+                text(field(event, "by"))
+            ),
+            EventKind::MigrationCreated | EventKind::StepWaiting | EventKind::DriverAttached => {
+                return None;
+            }
+        })
+    }
+}
+
+impl Observer for Lines {
+    fn event(&mut self, event: &Event) {
+        if let Some(line) = self.line(event) {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+        }
+    }
+}
