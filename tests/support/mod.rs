@@ -1,0 +1,232 @@
+//! A small builder for running the real `sensei` binary against a temporary state
+//! directory and runbooks written inline, plus polling helpers with deadlines (no sleeps as
+//! synchronisation).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sensei");
+
+/// A scratch directory with a state dir and runbooks.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+/// The result of one command.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// The id printed on the first line by `sensei run`.
+    pub fn id(&self) -> String {
+        migration_id(&self.stdout).unwrap_or_else(|| panic!("no id in output:\n{self:?}"))
+    }
+
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "command failed:\n{}\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+pub fn migration_id(stdout: &str) -> Option<String> {
+    let first = stdout.lines().next()?;
+    let id = first.strip_prefix("migration ")?.strip_suffix(" created")?;
+    Some(id.to_owned())
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a file in the sandbox (a runbook, a script) and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap_or_default()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("SENSEI_STATE_DIR", self.path(".sensei"))
+            .env("USER", "starter")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `sensei ARGS` to completion.
+    pub fn sensei(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("run sensei"))
+    }
+
+    /// Starts `sensei ARGS` in the background, output captured to files.
+    pub fn spawn(&self, args: &[&str]) -> Background {
+        let out = self.path(&format!("bg-{}.out", fastrand_suffix()));
+        let err = out.with_extension("err");
+        let child = self
+            .command(args)
+            .stdout(std::fs::File::create(&out).expect("out file"))
+            .stderr(std::fs::File::create(&err).expect("err file"))
+            .spawn()
+            .expect("spawn sensei");
+        Background { child, out, err }
+    }
+
+    /// `sensei status ID --format json`, parsed.
+    pub fn status(&self, id: &str) -> serde_json::Value {
+        let run = self.sensei(&["status", id, "--format", "json"]);
+        assert_eq!(run.code, 0, "status failed: {run:?}");
+        serde_json::from_str(&run.stdout).expect("status json")
+    }
+
+    pub fn state(&self, id: &str) -> String {
+        self.status(id)["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub fn step(&self, id: &str, step: &str) -> serde_json::Value {
+        let status = self.status(id);
+        status["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["step"] == step).cloned())
+            .unwrap_or_else(|| panic!("no step {step} in {status}"))
+    }
+
+    pub fn events(&self, id: &str) -> Vec<serde_json::Value> {
+        let run = self.sensei(&["events", id, "--format", "json"]);
+        assert_eq!(run.code, 0, "events failed: {run:?}");
+        serde_json::from_str(&run.stdout).expect("events json")
+    }
+
+    /// The `to` of every state change, in order.
+    pub fn states(&self, id: &str) -> Vec<String> {
+        self.events(id)
+            .iter()
+            .filter(|e| e["kind"] == "state_changed")
+            .map(|e| e["data"]["to"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+fn fastrand_suffix() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    )
+}
+
+/// A `sensei` running in the background.
+pub struct Background {
+    pub child: Child,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl Background {
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    /// Waits (bounded) for the id line.
+    pub fn id(&self) -> String {
+        wait_for("migration id", || migration_id(&self.stdout()));
+        migration_id(&self.stdout()).unwrap_or_default()
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn finish(mut self) -> Run {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return Run {
+                    code: status.code().unwrap_or(-1),
+                    stdout: self.stdout(),
+                    stderr: self.stderr(),
+                };
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sensei did not exit:\n{}\n{}",
+                self.stdout(),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `kill -9`.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `probe` until it gives a value (deadline 30 s).
+pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// True when a process with this pid exists (and is not a zombie).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .split(") ")
+            .nth(1)
+            .is_some_and(|rest| rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+pub fn pids_in(path: &Path) -> Vec<i32> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
