@@ -48,11 +48,24 @@ pub struct ResumeArgs {
 
 /// `sensei run FILE [-p k=v]`: create a migration and drive it until it rests.
 pub fn run(args: &RunArgs) -> u8 {
+    // The loaded runbook is dropped before driving: the driver rebuilds what it needs from
+    // the stored text, so the parse tree does not stay in memory for the whole run.
+    let (store, migration) = match create(args) {
+        Ok(created) => created,
+        Err(code) => return code,
+    };
+    println!("migration {} created", migration.id);
+    drive(&store, &migration.id, &args.local, Attach::Start)
+}
+
+/// Loads the runbook and params (nothing is stored when they are wrong), then creates the
+/// migration.
+fn create(args: &RunArgs) -> Result<(Store, crate::store::Migration), u8> {
     let checked = match runbook::load_file(&args.file) {
         Ok(c) => c,
         Err(e) => {
             error(format!("cannot read {}: {e}", args.file.display()));
-            return exit::USAGE;
+            return Err(exit::USAGE);
         }
     };
     eprint!("{}", checked.render());
@@ -61,16 +74,10 @@ pub fn run(args: &RunArgs) -> u8 {
             "{} is not a valid runbook; fix the errors above",
             args.file.display()
         ));
-        return exit::FAILED;
+        return Err(exit::FAILED);
     };
-    let params = match params_from_flags(runbook, &args.params) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let store = match args.local.open() {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+    let params = params_from_flags(runbook, &args.params)?;
+    let store = args.local.open()?;
     let path = std::fs::canonicalize(&args.file).unwrap_or_else(|_| args.file.clone());
     let created = engine::create(
         &store,
@@ -82,15 +89,13 @@ pub fn run(args: &RunArgs) -> u8 {
             starter: args.local.identity(),
         },
     );
-    let migration = match created {
-        Ok(m) => m,
+    match created {
+        Ok(migration) => Ok((store, migration)),
         Err(e) => {
             error(e);
-            return exit::FAILED;
+            Err(exit::FAILED)
         }
-    };
-    println!("migration {} created", migration.id);
-    drive(&store, &migration.id, &args.local, Attach::Start)
+    }
 }
 
 /// `sensei start|retry|rollback ID`.

@@ -98,6 +98,11 @@ pub async fn perform(action: Prepared, attempt: Attempt, cancel: watch::Receiver
                 () = cancelled(cancel) => Outcome::Cancelled,
             }
         }
+        // A zero wait is a no-op step: do not round it up to the timer's 1 ms tick.
+        Prepared::Wait(duration) if duration.is_zero() => Outcome::Succeeded {
+            outputs: None,
+            exit_code: None,
+        },
         Prepared::Wait(duration) => tokio::select! {
             () = tokio::time::sleep(duration) => Outcome::Succeeded { outputs: None, exit_code: None },
             () = cancelled(cancel) => Outcome::Cancelled,
