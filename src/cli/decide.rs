@@ -65,7 +65,7 @@ pub fn decide(args: &DecideArgs, decision: Decision) -> u8 {
     };
     match store.decide_gate(&migration.id, vote) {
         Ok(outcome) => {
-            println!(
+            outln!(
                 "gate {} of {}: {} by {who} ({} of {} approvals; gate {})",
                 args.gate,
                 migration.id,
@@ -148,11 +148,11 @@ fn request(store: &Store, id: &MigrationId, state: MigrationState, op: Operation
     loop {
         let state = store.migration(id).ok().flatten().map(|m| m.state);
         if let Some(state) = state.filter(|&s| done(s)) {
-            println!("migration {id} {state}");
+            outln!("migration {id} {state}");
             return exit::OK;
         }
         if Instant::now() > deadline {
-            println!(
+            outln!(
                 "{op} of {id} requested; its driver has not finished it yet (`sensei status {id}` shows progress)"
             );
             return exit::OK;

@@ -54,7 +54,7 @@ pub fn run(args: &RunArgs) -> u8 {
         Ok(created) => created,
         Err(code) => return code,
     };
-    println!("migration {} created", migration.id);
+    outln!("migration {} created", migration.id);
     drive(&store, &migration.id, &args.local, Attach::Start)
 }
 
@@ -141,8 +141,11 @@ pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 
     let dir = runbook_dir(store, id);
     let mut opts = Options::new(dir, local.identity());
     opts.reaper = spawn_reaper();
+    let rows = store.steps(id).unwrap_or_default();
+    let done = rows.iter().filter(|r| r.state.is_settled()).count();
+    let lines = Lines::new(id.clone(), rows.len(), done);
     let result = runtime.block_on(async {
-        let driver = engine::attach(store, id, opts, Box::new(Lines::new(id.clone())), how).await?;
+        let driver = engine::attach(store, id, opts, Box::new(lines), how).await?;
         driver.drive().await
     });
     let _ = store.flush();
@@ -174,7 +177,7 @@ fn finish(store: &Store, id: &MigrationId, state: MigrationState) -> u8 {
         MigrationState::Cancelled => String::new(),
         _ => interrupted_hint(store, id),
     };
-    println!("migration {id} {state}{next}");
+    outln!("migration {id} {state}{next}");
     if state == MigrationState::Certified {
         exit::OK
     } else {

@@ -30,6 +30,13 @@ impl Local {
             .or_else(|| std::env::var("USER").ok())
             .or_else(|| std::env::var("LOGNAME").ok())
             .filter(|s| !s.trim().is_empty())
+            .or_else(|| {
+                let uid = nix::unistd::getuid();
+                nix::unistd::User::from_uid(uid)
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+            })
             .unwrap_or_else(|| "unknown".to_owned())
     }
 

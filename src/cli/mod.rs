@@ -1,6 +1,23 @@
 //! The `sensei` command line: clap parses, one function per subcommand does the work through
 //! the library, and every outcome maps to an exit code (SPEC §5).
 
+/// Writes a line to stdout, ignoring errors: a closed pipe (`sensei run ... | head`) must not
+/// stop a command half-way, least of all one that drives a migration.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// Like [`outln!`], without the newline.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod decide;
 mod drive;
 mod inspect;

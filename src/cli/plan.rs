@@ -61,7 +61,7 @@ pub fn run(args: &Args) -> u8 {
         PlanFormat::Dot => render::dot(&plan),
         PlanFormat::Markdown => render::markdown(&plan),
     };
-    print!("{text}");
+    out!("{text}");
     exit::OK
 }
 

@@ -1,5 +1,6 @@
 //! Live progress of a driven migration: one plain line per event that matters to the person
-//! at the terminal (also when output goes to a file or CI log).
+//! at the terminal, and on a terminal a progress bar below them (steps done of all, and the
+//! migration's state). When output goes to a file or a CI log, only the lines.
 
 use crate::engine::Observer;
 use crate::event::{Event, EventKind, MigrationId};
@@ -9,11 +10,31 @@ use std::io::Write;
 #[derive(Debug)]
 pub struct Lines {
     id: MigrationId,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl Lines {
-    pub fn new(id: MigrationId) -> Lines {
-        Lines { id }
+    /// Progress of a migration with `steps` steps; a bar only when stdout is a terminal.
+    pub fn new(id: MigrationId, steps: usize, done: usize) -> Lines {
+        use std::io::IsTerminal as _;
+        let bar = std::io::stdout().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(steps as u64);
+            let style =
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_position(done as u64);
+            bar
+        });
+        Lines { id, bar }
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
     }
 }
 
@@ -140,9 +161,29 @@ impl Lines {
 
 impl Observer for Lines {
     fn event(&mut self, event: &Event) {
-        if let Some(line) = self.line(event) {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
+        if let Some(bar) = &self.bar {
+            match event.kind {
+                EventKind::StepSucceeded
+                | EventKind::StepSkipped
+                | EventKind::StepFailed
+                | EventKind::StepCancelled => bar.inc(1),
+                EventKind::StepExpanded => bar.inc_length(
+                    field(event, "steps")
+                        .as_array()
+                        .map_or(0, |s| s.len() as u64),
+                ),
+                EventKind::StateChanged => bar.set_message(text(field(event, "to"))),
+                _ => {}
+            }
+        }
+        let Some(line) = self.line(event) else { return };
+        match &self.bar {
+            Some(bar) => bar.suspend(|| {
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            }),
+            None => {
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            }
         }
     }
 }

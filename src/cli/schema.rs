@@ -11,6 +11,6 @@ pub fn text() -> String {
 }
 
 pub fn run() -> u8 {
-    print!("{}", text());
+    out!("{}", text());
     exit::OK
 }

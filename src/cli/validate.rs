@@ -140,14 +140,14 @@ fn counts(checked: &[Checked]) -> (usize, usize) {
 
 fn print_text(checked: &[Checked]) {
     for c in checked {
-        print!("{}", c.render());
+        out!("{}", c.render());
         if c.diagnostics.is_empty() {
-            println!("{}: ok", c.source.name);
+            outln!("{}: ok", c.source.name);
         }
     }
     let (errors, warnings) = counts(checked);
     let invalid = checked.iter().filter(|c| c.has_errors()).count();
-    println!(
+    outln!(
         "checked {} runbook{}: {} valid, {invalid} with errors ({errors} error{}, {warnings} warning{})",
         checked.len(),
         plural(checked.len()),
@@ -176,7 +176,7 @@ fn print_json(checked: &[Checked]) {
         .collect();
     let (errors, warnings) = counts(checked);
     let out = serde_json::json!({ "files": files, "errors": errors, "warnings": warnings });
-    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
 }
 
 /// GitHub Actions workflow commands: each diagnostic becomes an annotation on the PR.
@@ -192,7 +192,7 @@ fn print_github(checked: &[Checked]) {
                 .as_deref()
                 .map(|h| format!(" ({h})"))
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "::{} file={}{position}::{}",
                 d.severity.as_str(),
                 escape_property(&c.source.name),
