@@ -252,7 +252,9 @@ pub async fn run(
 }
 
 fn command(spec: &RunSpec, output_file: &Path) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new("sh");
+    // An absolute path: POSIX sh lives at /bin/sh, and searching PATH costs a failed
+    // execve per entry before it, for every step.
+    let mut command = tokio::process::Command::new("/bin/sh");
     command
         .arg("-c")
         .arg(&spec.command)
