@@ -3,6 +3,8 @@
 //! The modules, in pipeline order:
 //! - [`diag`]: positions and diagnostics, rendered like a compiler's.
 //! - [`runbook`]: runbook text to a checked [`runbook::Runbook`] (or every problem in it).
+//! - [`calendar`]: window math shared by plan and engine: where a window stands at an
+//!   instant, its next openings (DST included), whether a bound step fits, waiting reasons.
 //! - [`plan`]: the resolved DAG of a runbook with concrete params: phases, fan-out, waves,
 //!   critical path, gates, windows and a digest that approvals bind to.
 //! - [`event`]: migration and step states, event kinds: the names every layer shares.
@@ -11,6 +13,7 @@
 //! - [`process`]: step processes in their own process groups, owned and killed with the engine.
 //! - [`cli`]: the `sensei` command line, a thin shell over the above.
 
+pub mod calendar;
 pub mod cli;
 pub mod diag;
 pub mod engine;

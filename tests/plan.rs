@@ -11,12 +11,16 @@ fn fixture(name: &str) -> String {
 }
 
 fn plan(file: &str, args: &[&str]) -> (i32, String, String) {
+    plan_at(NOW, file, args)
+}
+
+fn plan_at(now: &str, file: &str, args: &[&str]) -> (i32, String, String) {
     let output = Command::cargo_bin("sensei")
         .expect("binary")
         .arg("plan")
         .arg(fixture(file))
         .args(args)
-        .env("SENSEI_NOW", NOW)
+        .env("SENSEI_NOW", now)
         .output()
         .expect("runs");
     (
@@ -187,5 +191,77 @@ fn an_invalid_runbook_is_not_planned() {
     assert!(
         stderr.contains("error: steps form a cycle: a → b → a"),
         "{stderr}"
+    );
+}
+
+/// The week of the spring-forward change in Berlin (Sun 2027-03-28).
+const SPRING: &str = "2027-03-20T00:00:00Z";
+
+fn windows_plan(format: &str) -> String {
+    let (code, stdout, stderr) = plan_at(SPRING, "windows.yaml", &["--format", format]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    stdout
+}
+
+#[test]
+fn window_fit_renderings() {
+    insta::assert_snapshot!("windows_text", windows_plan("text"));
+    insta::assert_snapshot!("windows_json", windows_plan("json"));
+    insta::assert_snapshot!("windows_markdown", windows_plan("markdown"));
+}
+
+#[test]
+fn bound_work_is_measured_from_the_opening_through_unbound_steps_between() {
+    let plan: serde_json::Value = serde_json::from_str(&windows_plan("json")).expect("json");
+    let fit = |i: usize| plan["windows"][i]["fit"].clone();
+    // `prepare` runs before the window; `verify` is not bound but runs between two bound steps.
+    assert_eq!(
+        fit(0),
+        serde_json::json!({
+            "fits": true,
+            "chain": ["freeze", "verify", "switch"],
+            "work": "30m",
+            "last_start": "15m",
+            "start_before": "1h30m",
+            "done_by": "2h"
+        })
+    );
+    // The two backfills run side by side; reindex starts after both.
+    assert_eq!(fit(1)["fits"], serde_json::json!(false));
+    assert_eq!(fit(1)["work"], "1h5m");
+    assert_eq!(fit(1)["last_start"], "40m");
+    // No bound steps: no fit.
+    assert!(plan["windows"][2].get("fit").is_none());
+    // A bound step without an estimate: unknown.
+    let orders: serde_json::Value = serde_json::from_str(&ok(
+        "orders.yaml",
+        &["-p", "target_dsn=x", "--format", "json"],
+    ))
+    .expect("json");
+    let fit = &orders["windows"][0]["fit"];
+    assert_eq!(fit["fits"], serde_json::Value::Null);
+    assert_eq!(fit["unestimated"], serde_json::json!(["freeze-writes"]));
+}
+
+#[test]
+fn a_window_too_short_for_its_bound_work_is_a_warning() {
+    let text = windows_plan("text");
+    assert!(
+        text.contains(
+            "  warning: the bound work does not fit in window short: it ends 1h5m after opening, after the close at 1h; `reindex` starts 40m after opening, not before the cutoff at 35m\n"
+        ),
+        "{text}"
+    );
+    assert_eq!(text.matches("warning:").count(), 1, "{text}");
+}
+
+#[test]
+fn an_opening_moved_past_a_spring_forward_gap_is_noted() {
+    let text = windows_plan("text");
+    assert!(
+        text.contains(
+            "  opens Sun 2027-03-28 03:00 CEST → 05:00 CEST, last start 04:30 CEST\n    note: 02:30 does not exist on Sun 2027-03-28: clocks go forward 1h at 02:00; the window opens right after, at 03:00 CEST\n"
+        ),
+        "{text}"
     );
 }

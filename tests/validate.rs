@@ -641,6 +641,31 @@ const CASES: &[(&str, &[Expected])] = &[
         )],
     ),
     (
+        "window-longer-than-period-dst",
+        &[(
+            "7:15",
+            "window `nightly` lasts 23h30m but opens again after 23h across the DST change after Sun 2026-03-29 01:00 CET",
+            Some(
+                "a window must close before it reopens, also when clocks change: shorten `duration` or open it less often",
+            ),
+        )],
+    ),
+    (
+        "window-never-opens",
+        &[
+            (
+                "5:11",
+                "window `leap` never opens: `0 1 30 2 *` matches no date",
+                Some("check the day-of-month and month fields"),
+            ),
+            (
+                "8:11",
+                "this schedule never fires: `0 0 31 4 *` matches no date",
+                Some("check the day-of-month and month fields"),
+            ),
+        ],
+    ),
+    (
         "wrong-type",
         &[(
             "4:14",

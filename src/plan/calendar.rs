@@ -1,7 +1,8 @@
-//! The calendar side of a plan: next window openings (with DST notes) and schedule fire times.
+//! The calendar side of a plan: next window openings (with DST notes, from
+//! [`crate::calendar`]), whether the bound work fits each window, and schedule fire times.
 
 use super::PlanStep;
-use crate::runbook::cron::offset_change;
+use super::fit::{WindowFit, fit};
 use crate::runbook::model::{CatchUp, OnClose, Overlap, Runbook};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -19,6 +20,9 @@ pub struct WindowPlan {
     pub on_close: OnClose,
     /// Plan steps bound to the window.
     pub steps: Vec<String>,
+    /// Whether the estimated bound work fits; absent when no step is bound to the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fit: Option<WindowFit>,
     pub openings: Vec<Opening>,
 }
 
@@ -30,7 +34,8 @@ pub struct Opening {
     pub closes: String,
     /// Last moment a bound step may start (closes minus cutoff).
     pub last_start: String,
-    /// A DST change inside the window, if any.
+    /// What DST does to this opening, if anything: moved past a spring-forward gap, or a
+    /// clock change while the window is open.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dst: Option<String>,
     /// For people: `Sat 2026-11-28 01:00 CET → 05:00 CET, last start 04:30`.
@@ -61,33 +66,32 @@ pub(super) fn windows(
         .iter()
         .map(|w| {
             let tz = w.timezone.0;
-            let length = chrono::Duration::milliseconds(w.duration.as_millis() as i64);
-            let cutoff = chrono::Duration::milliseconds(w.cutoff.as_millis() as i64);
-            let openings = w
-                .cron
-                .next_after(tz, now, SHOWN)
+            let openings = crate::calendar::openings(w, now, SHOWN)
                 .into_iter()
-                .map(|opens| {
-                    let closes = opens + length;
-                    let dst =
-                        offset_change(tz, opens.with_timezone(&Utc), closes.with_timezone(&Utc));
-                    let last_start = closes - cutoff;
-                    let display = format!(
-                        "{} → {}, last start {}",
-                        opens.format("%a %Y-%m-%d %H:%M %Z"),
-                        closes.format(if closes.date_naive() == opens.date_naive() {
+                .map(|o| {
+                    let (opens, closes, last_start) = (
+                        o.opens.with_timezone(&tz),
+                        o.closes.with_timezone(&tz),
+                        o.last_start.with_timezone(&tz),
+                    );
+                    let on_opening_day = |t: &DateTime<chrono_tz::Tz>| {
+                        t.format(if t.date_naive() == opens.date_naive() {
                             "%H:%M %Z"
                         } else {
                             "%a %H:%M %Z"
-                        }),
-                        last_start.format("%H:%M %Z"),
-                    );
+                        })
+                    };
                     Opening {
-                        display,
+                        display: format!(
+                            "{} → {}, last start {}",
+                            opens.format("%a %Y-%m-%d %H:%M %Z"),
+                            on_opening_day(&closes),
+                            on_opening_day(&last_start),
+                        ),
                         opens: opens.to_rfc3339(),
                         closes: closes.to_rfc3339(),
-                        last_start: (closes - cutoff).to_rfc3339(),
-                        dst: dst.map(|d| d.to_string()),
+                        last_start: last_start.to_rfc3339(),
+                        dst: o.dst,
                     }
                 })
                 .collect();
@@ -103,6 +107,7 @@ pub(super) fn windows(
                     .filter(|s| s.window.as_deref() == Some(w.name.as_str()))
                     .map(|s| s.id.clone())
                     .collect(),
+                fit: fit(runbook, steps, w),
                 openings,
             }
         })

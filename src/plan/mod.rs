@@ -7,10 +7,12 @@
 //! times, and a digest that approvals bind to.
 
 mod calendar;
+mod fit;
 mod graph;
 pub mod render;
 
 pub use calendar::{Opening, SchedulePlan, WindowPlan};
+pub use fit::WindowFit;
 
 use crate::runbook::duration::Duration;
 use crate::runbook::model::{Action, ForEach, OnTimeout, Phase, Runbook};

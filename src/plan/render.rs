@@ -1,6 +1,10 @@
 //! Renderings of a plan: text for the terminal, JSON for tools, Mermaid and DOT diagrams, and
 //! Markdown to paste into a pull request.
 
+mod markdown;
+
+pub use markdown::markdown;
+
 use super::{Plan, PlanStep};
 use crate::runbook::model::{OnClose, OnTimeout, Phase};
 use std::fmt::Write as _;
@@ -80,6 +84,16 @@ pub fn text(plan: &Plan) -> String {
                 w.steps.join(", ")
             }
         );
+        if let Some(fit) = &w.fit {
+            let _ = writeln!(out, "  fits: {}", fit_summary(fit));
+            if let Some(problem) = &fit.problem {
+                let _ = writeln!(
+                    out,
+                    "  warning: the bound work does not fit in window {}: {problem}",
+                    w.name
+                );
+            }
+        }
         for o in &w.openings {
             let _ = writeln!(out, "  opens {}", o.display);
             if let Some(dst) = &o.dst {
@@ -190,110 +204,6 @@ pub fn dot(plan: &Plan) -> String {
     out
 }
 
-/// Markdown for a pull request: digest, a Mermaid graph, the phase table, gates, windows and
-/// schedules.
-pub fn markdown(plan: &Plan) -> String {
-    let mut out = format!(
-        "### Sensei plan: `{}`\n\nDigest: `{}`\n\n",
-        plan.runbook, plan.digest
-    );
-    if !plan.params.is_empty() {
-        let _ = writeln!(out, "Params: {}\n", params_line(plan).replace('|', "\\|"));
-    }
-    let _ = writeln!(out, "```mermaid\n{}```\n", mermaid(plan));
-    out.push_str("| phase | steps | waves |\n|---|---|---|\n");
-    for phase in &plan.phases {
-        let steps: Vec<String> = phase
-            .waves
-            .iter()
-            .flatten()
-            .map(|id| format!("`{id}`"))
-            .collect();
-        let shown = if steps.is_empty() {
-            "(none: passes at once)".to_owned()
-        } else {
-            steps.join(", ")
-        };
-        let _ = writeln!(
-            out,
-            "| {} | {shown} | {} |",
-            phase.phase.as_str(),
-            phase.waves.len()
-        );
-    }
-    let _ = writeln!(
-        out,
-        "\n**Critical path** ({} steps): {}\n",
-        plan.critical_path.len(),
-        plan.critical_path
-            .iter()
-            .map(|id| format!("`{id}`"))
-            .collect::<Vec<_>>()
-            .join(" → ")
-    );
-    if plan.gates.is_empty() {
-        out.push_str("**Gates:** none (approved with reason `no gates`)\n\n");
-    } else {
-        out.push_str("| gate | phase | approval |\n|---|---|---|\n");
-        for g in &plan.gates {
-            let _ = writeln!(
-                out,
-                "| `{}` | {} | {} |",
-                g.id,
-                g.phase.as_str(),
-                gate_summary(g)
-            );
-        }
-        out.push('\n');
-    }
-    if !plan.windows.is_empty() {
-        out.push_str("| window | when | open | cutoff | on close | bound steps | next openings |\n|---|---|---|---|---|---|---|\n");
-        for w in &plan.windows {
-            let openings: Vec<String> = w
-                .openings
-                .iter()
-                .map(|o| match &o.dst {
-                    Some(dst) => format!("{} (⚠ {dst})", o.display),
-                    None => o.display.clone(),
-                })
-                .collect();
-            let steps: Vec<String> = w.steps.iter().map(|s| format!("`{s}`")).collect();
-            let _ = writeln!(
-                out,
-                "| `{}` | `{}` {} | {} | {} | {} | {} | {} |",
-                w.name,
-                w.cron,
-                w.timezone,
-                w.duration,
-                w.cutoff,
-                on_close(w.on_close),
-                steps.join(", "),
-                openings.join("<br>")
-            );
-        }
-        out.push('\n');
-    }
-    if !plan.schedules.is_empty() {
-        out.push_str("| schedule | overlap | catch-up | next fire times |\n|---|---|---|---|\n");
-        for s in &plan.schedules {
-            let _ = writeln!(
-                out,
-                "| `{}` {} | {} | {} | {} |",
-                s.cron,
-                s.timezone,
-                lower(s.overlap),
-                lower(s.catch_up),
-                s.display.join("<br>")
-            );
-        }
-        out.push('\n');
-    }
-    for t in &plan.triggers {
-        let _ = writeln!(out, "Trigger: `POST /v1/hooks/{t}`\n");
-    }
-    out
-}
-
 /// Diagram node names (`s0`, `s1`, ...) by plan step id: ids may hold `[` and `-`.
 fn ids(plan: &Plan) -> impl Fn(&str) -> String + '_ {
     let map: std::collections::HashMap<&str, usize> = plan
@@ -340,6 +250,19 @@ fn decorated(plan: &Plan, id: &str) -> String {
         id.to_owned()
     } else {
         format!("{id} ({})", notes.join(", "))
+    }
+}
+
+/// `true (bound work a → b, 26m: last start +21m, cutoff +3h30m; done +26m, close +4h)`:
+/// offsets from the opening.
+fn fit_summary(fit: &super::WindowFit) -> String {
+    let chain = fit.chain.join(" → ");
+    match (fit.fits, &fit.work, &fit.last_start) {
+        (Some(fits), Some(work), Some(start)) => format!(
+            "{fits} (bound work {chain}, {work}: last start +{start}, cutoff +{}; done +{work}, close +{})",
+            fit.start_before, fit.done_by
+        ),
+        _ => format!("unknown (no estimate: {})", fit.unestimated.join(", ")),
     }
 }
 

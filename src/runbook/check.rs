@@ -348,19 +348,43 @@ impl Checker<'_> {
                 cutoff,
                 on_close: raw.on_close.unwrap_or_default(),
             };
-            if let Some(period) = shortest_period(&window)
-                && window.duration.as_std() > period
+            if never_fires(&window.cron, timezone) {
+                self.error(
+                    raw.cron.span,
+                    format!(
+                        "window `{}` never opens: `{}` matches no date",
+                        name.value,
+                        window.cron.as_str()
+                    ),
+                )
+                .hint = Some("check the day-of-month and month fields".into());
+            } else if let Some(period) = window.cron.shortest_period(timezone.0)
+                && window.duration.as_std() > period.length
             {
+                let (when, hint) = if period.across_dst {
+                    (
+                        format!(
+                            " across the DST change after {}",
+                            period.from.format("%a %Y-%m-%d %H:%M %Z")
+                        ),
+                        "a window must close before it reopens, also when clocks change: shorten `duration` or open it less often",
+                    )
+                } else {
+                    (
+                        String::new(),
+                        "a window must close before it reopens: shorten `duration` or open it less often",
+                    )
+                };
                 self.error(
                     raw.duration.span,
                     format!(
-                        "window `{}` lasts {} but opens again after {}",
+                        "window `{}` lasts {} but opens again after {}{when}",
                         name.value,
                         window.duration,
-                        Duration(period)
+                        Duration(period.length)
                     ),
                 )
-                .hint = Some("a window must close before it reopens: shorten `duration` or open it less often".into());
+                .hint = Some(hint.into());
             }
             out.push(window);
         }
@@ -390,9 +414,20 @@ impl Checker<'_> {
                     );
                 }
             }
+            let timezone = raw.timezone.as_ref().map(|t| t.value).unwrap_or_default();
+            if never_fires(&raw.cron.value, timezone) {
+                self.error(
+                    raw.cron.span,
+                    format!(
+                        "this schedule never fires: `{}` matches no date",
+                        raw.cron.value.as_str()
+                    ),
+                )
+                .hint = Some("check the day-of-month and month fields".into());
+            }
             out.push(Schedule {
                 cron: raw.cron.value.clone(),
-                timezone: raw.timezone.as_ref().map(|t| t.value).unwrap_or_default(),
+                timezone,
                 params: values,
                 overlap: raw.overlap.unwrap_or_default(),
                 catch_up: raw.catch_up.unwrap_or_default(),
@@ -641,16 +676,13 @@ impl Checker<'_> {
     }
 }
 
-/// The shortest gap between consecutive openings over the next year or 64 openings.
-fn shortest_period(window: &Window) -> Option<std::time::Duration> {
-    let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-        .ok()?
-        .with_timezone(&chrono::Utc);
-    let times = window.cron.next_after(window.timezone.0, start, 64);
-    times
-        .windows(2)
-        .filter_map(|pair| (pair[1] - pair[0]).to_std().ok())
-        .min()
+/// An expression such as `0 0 30 2 *` (February 30th) is valid cron but never fires.
+fn never_fires(cron: &crate::runbook::cron::CronExpr, tz: crate::runbook::cron::TimeZone) -> bool {
+    let Some(start) = chrono::DateTime::from_timestamp(1_767_225_600, 0) else {
+        return false;
+    };
+    // 2026-01-01T00:00:00Z; croner searches several years ahead, so leap days are found.
+    cron.next_after(tz.0, start, 1).is_empty()
 }
 
 /// `^[a-z0-9][a-z0-9_-]{0,max-1}$`: runbook, webhook names.

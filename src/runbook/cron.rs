@@ -3,11 +3,12 @@
 //! Parsing is croner's, restricted to what SPEC §2 promises: standard 5-field expressions
 //! (minute hour day-of-month month day-of-week, POSIX semantics: 0 and 7 are Sunday, a
 //! restricted day-of-month OR day-of-week) and the `@hourly`-style macros. Fire times are
-//! computed in the zone with croner's DST rules (the Vixie-cron rules, see docs/runbooks.md):
-//! a fixed time that falls in a spring-forward gap fires right after the gap, and a fixed time
-//! in a fall-back overlap fires once, at its first occurrence.
+//! computed in the zone by [`super::dst`], with cronie's DST rules (see docs/runbooks.md): a
+//! named time that falls in a spring-forward gap fires right after the gap, a named time in a
+//! fall-back overlap fires once, at its first occurrence, and a rhythm (`*/30`) keeps to real
+//! time.
 
-use chrono::{DateTime, Offset, TimeZone as _, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
@@ -15,6 +16,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::{self, Deserialize, Deserializer};
 use std::borrow::Cow;
 use std::fmt;
+
+pub use super::dst::{Fire, Fires, OffsetChange, Period, offset_change};
 
 const MACROS: [&str; 7] = [
     "@yearly",
@@ -31,6 +34,9 @@ const MACROS: [&str; 7] = [
 pub struct CronExpr {
     text: String,
     cron: Cron,
+    /// No `*` in the minute and hour fields: the expression names times of day (`30 2`,
+    /// `0 1,13`) rather than a rhythm (`*/30 *`), which decides its DST behaviour.
+    names_times: bool,
 }
 
 impl fmt::Debug for CronExpr {
@@ -76,9 +82,18 @@ impl CronExpr {
         let cron = parser
             .parse(pattern)
             .map_err(|e| format!("`{trimmed}` is not a valid cron expression: {e}"))?;
+        let names_times = if trimmed.starts_with('@') {
+            !trimmed.eq_ignore_ascii_case("@hourly")
+        } else {
+            trimmed
+                .split_whitespace()
+                .take(2)
+                .all(|field| !field.contains(['*', '?']))
+        };
         Ok(CronExpr {
             text: trimmed.to_owned(),
             cron,
+            names_times,
         })
     }
 
@@ -86,10 +101,29 @@ impl CronExpr {
         &self.text
     }
 
+    /// True when the expression names times of day rather than a rhythm (see [`super::dst`]).
+    pub fn names_times(&self) -> bool {
+        self.names_times
+    }
+
     /// The first fire times strictly after `after`, in `tz`.
     pub fn next_after(&self, tz: Tz, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Tz>> {
-        let start = after.with_timezone(&tz);
-        self.cron.iter_after(start).take(count).collect()
+        self.fires_after(tz, after)
+            .take(count)
+            .map(|f| f.at)
+            .collect()
+    }
+
+    /// Fire times strictly after `after`, in `tz`, with the DST rules of [`super::dst`]; each
+    /// says whether it was moved past a spring-forward gap.
+    pub fn fires_after(&self, tz: Tz, after: DateTime<Utc>) -> Fires {
+        Fires::new(&self.cron, self.names_times, tz, after)
+    }
+
+    /// The shortest time between two openings, DST changes included; `None` when the
+    /// expression fires less than twice.
+    pub fn shortest_period(&self, tz: Tz) -> Option<Period> {
+        super::dst::shortest_period(|after| self.fires_after(tz, after), tz)
     }
 }
 
@@ -165,62 +199,6 @@ impl JsonSchema for TimeZone {
     }
 }
 
-/// A change of UTC offset (a DST change) between two instants, if there is one.
-pub fn offset_change(tz: Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<OffsetChange> {
-    let offset_at = |t: DateTime<Utc>| tz.offset_from_utc_datetime(&t.naive_utc()).fix();
-    let (before, after) = (offset_at(from), offset_at(to));
-    if before == after {
-        return None;
-    }
-    // Binary search for the first minute with the new offset.
-    let (mut lo, mut hi) = (from, to);
-    while hi - lo > chrono::Duration::minutes(1) {
-        let mid = lo + (hi - lo) / 2;
-        if offset_at(mid) == before {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    Some(OffsetChange {
-        at: hi.with_timezone(&tz),
-        shift_minutes: (after.local_minus_utc() - before.local_minus_utc()) / 60,
-    })
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct OffsetChange {
-    pub at: DateTime<Tz>,
-    /// Positive when clocks go forward (spring), negative when they go back (autumn).
-    pub shift_minutes: i32,
-}
-
-impl fmt::Display for OffsetChange {
-    /// `clocks go back 1h at 03:00 CEST (to 02:00 CET); the window still lasts its full
-    /// duration in real time`: windows are measured in elapsed time, not wall-clock time.
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let direction = if self.shift_minutes > 0 {
-            "forward"
-        } else {
-            "back"
-        };
-        let minutes = self.shift_minutes.abs();
-        let amount = if minutes % 60 == 0 {
-            format!("{}h", minutes / 60)
-        } else {
-            format!("{minutes}m")
-        };
-        let before =
-            self.at.naive_local() - chrono::Duration::minutes(i64::from(self.shift_minutes));
-        write!(
-            f,
-            "clocks go {direction} {amount} at {} (to {}); the window still lasts its full duration in real time",
-            before.format("%H:%M"),
-            self.at.format("%H:%M %Z"),
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,27 +250,6 @@ mod tests {
                 "2026-12-05T01:00:00+01:00",
                 "2026-12-12T01:00:00+01:00"
             ]
-        );
-    }
-
-    #[test]
-    fn finds_the_dst_change_inside_an_interval() {
-        let berlin: Tz = "Europe/Berlin".parse().expect("tz");
-        let change = offset_change(
-            berlin,
-            utc("2027-03-27T23:00:00Z"),
-            utc("2027-03-28T03:00:00Z"),
-        )
-        .expect("a change");
-        assert_eq!(change.shift_minutes, 60);
-        assert_eq!(change.at.to_rfc3339(), "2027-03-28T03:00:00+02:00");
-        assert!(
-            offset_change(
-                berlin,
-                utc("2027-01-01T00:00:00Z"),
-                utc("2027-01-02T00:00:00Z")
-            )
-            .is_none()
         );
     }
 

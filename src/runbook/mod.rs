@@ -7,6 +7,7 @@ mod check;
 mod check_steps;
 mod check_templates;
 pub mod cron;
+pub mod dst;
 pub mod duration;
 pub mod model;
 mod node_de;
