@@ -152,6 +152,8 @@ wire_enum! {
         StepRolledBack = "step_rolled_back",
         RollbackFailed = "rollback_step_failed",
         RollbackFinished = "rollback_finished",
+        WindowClosing = "window_closing",
+        WindowClosed = "window_closed",
         OperatorRequest = "operator_request",
         DriverAttached = "driver_attached",
     }

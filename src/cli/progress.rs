@@ -147,12 +147,23 @@ impl Lines {
                     _ => String::new(),
                 }
             ),
+            EventKind::WindowClosing => format!(
+                "⏰ window {} reaches its cutoff: no new bound step starts; it closes {}",
+                text(field(event, "window")),
+                text(field(event, "closes"))
+            ),
+            EventKind::WindowClosed => format!(
+                "⏰ window {} closed with bound work left (on_close: {})",
+                text(field(event, "window")),
+                text(field(event, "on_close"))
+            ),
+            EventKind::StepWaiting => format!("  … {step}: {}", text(field(event, "reason"))),
             EventKind::OperatorRequest => format!(
                 "  ⚑ {} requested by {}",
                 text(field(event, "op")),
                 text(field(event, "by"))
             ),
-            EventKind::MigrationCreated | EventKind::StepWaiting | EventKind::DriverAttached => {
+            EventKind::MigrationCreated | EventKind::DriverAttached => {
                 return None;
             }
         })

@@ -61,6 +61,7 @@ pub struct Attempt {
     pub masker: Arc<Masker>,
     pub reaper: Option<Arc<Reaper>>,
     pub http: reqwest::Client,
+    pub clock: Arc<dyn super::clock::Clock>,
 }
 
 impl Attempt {
@@ -104,7 +105,9 @@ pub async fn perform(action: Prepared, attempt: Attempt, cancel: watch::Receiver
             exit_code: None,
         },
         Prepared::Wait(duration) => tokio::select! {
-            () = tokio::time::sleep(duration) => Outcome::Succeeded { outputs: None, exit_code: None },
+            () = attempt.clock.sleep_until(attempt.clock.now() + chrono::Duration::from_std(duration).unwrap_or_default()) => {
+                Outcome::Succeeded { outputs: None, exit_code: None }
+            }
             () = cancelled(cancel) => Outcome::Cancelled,
         },
     }

@@ -18,7 +18,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
 /// Why the driver stopped starting new steps, and what it does once in-flight ones end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +47,14 @@ pub struct Driver {
     pub(super) http: reqwest::Client,
     pub(super) tasks: JoinSet<(usize, Outcome)>,
     pub(super) cancels: HashMap<usize, watch::Sender<bool>>,
-    /// Steps waiting out a retry backoff.
-    pub(super) retries: Vec<(Instant, usize)>,
+    /// Steps waiting out a retry backoff, with when they may start again.
+    pub(super) retries: Vec<(DateTime<Utc>, usize)>,
+    /// Steps waiting for their window, with when to look again.
+    pub(super) window_waiting: HashMap<usize, DateTime<Utc>>,
+    /// Window occurrences bound steps started in: their cutoff and close matter.
+    pub(super) windows_in_use: HashMap<String, super::window::InUse>,
+    /// Paused by a window's close: resume at this time (its next opening).
+    pub(super) window_pause: Option<DateTime<Utc>>,
     /// Free slots per pool, and the nodes waiting for one.
     pub(super) pools: HashMap<String, u32>,
     pub(super) pool_waiting: HashSet<usize>,
@@ -113,7 +118,7 @@ impl Driver {
             if self.at_rest() {
                 return Ok(self.state);
             }
-            let next_retry = self.retries.iter().map(|(at, _)| *at).min();
+            let wake = self.next_wake().map(|at| self.clock().sleep_until(at));
             tokio::select! {
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     self.joined(joined);
@@ -121,10 +126,15 @@ impl Driver {
                         self.joined(joined);
                     }
                 }
-                () = sleep_until(next_retry) => self.due_retries(),
+                () = sleep_until(wake) => {
+                    self.due_retries();
+                    self.gate_deadlines().await?;
+                    self.window_deadlines()?;
+                }
                 _ = poll.tick() => {
                     self.outside().await?;
                     self.gate_deadlines().await?;
+                    self.window_deadlines()?;
                 }
                 _ = renew.tick() => self.renew_lease().await?,
             }
@@ -150,6 +160,7 @@ impl Driver {
     fn at_rest(&self) -> bool {
         self.tasks.is_empty()
             && self.retries.is_empty()
+            && self.window_pause.is_none()
             && (self.state.is_at_rest() || (self.stop.is_none() && self.stalled()))
     }
 
@@ -176,6 +187,9 @@ impl Driver {
         loop {
             match self.state {
                 MigrationState::Approved => {
+                    if !self.execute_can_start() {
+                        return Ok(()); // only window-bound steps remain, and their window is closed
+                    }
                     self.set_state(MigrationState::Running, "execute phase starts")?;
                     continue;
                 }
@@ -251,9 +265,10 @@ impl Driver {
             } else {
                 StepState::Failed
             };
+            let now = self.clock().now();
             self.update(p, |row| {
                 row.state = to;
-                row.finished_at = Some(Utc::now());
+                row.finished_at = Some(now);
                 row.reason = None;
             });
             let kind = if ok {
@@ -357,6 +372,7 @@ impl Driver {
             masker: self.masker.clone(),
             reaper: self.opts.reaper.clone(),
             http: self.http.clone(),
+            clock: self.opts.clock.clone(),
         };
         self.tasks
             .spawn(async move { (node, actions::perform(action, attempt, rx).await) });
@@ -383,9 +399,22 @@ impl Driver {
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
+async fn sleep_until(sleep: Option<super::clock::Sleep>) {
+    match sleep {
+        Some(sleep) => sleep.await,
         None => std::future::pending().await,
+    }
+}
+
+impl Driver {
+    pub(super) fn clock(&self) -> &dyn super::clock::Clock {
+        self.opts.clock.as_ref()
+    }
+
+    /// The next time the driver must look at the clock: a retry, a gate deadline, a window.
+    fn next_wake(&self) -> Option<DateTime<Utc>> {
+        let retries = self.retries.iter().map(|(at, _)| *at);
+        let gates = self.gates.values().flatten().copied();
+        retries.chain(gates).chain(self.next_window_wake()).min()
     }
 }

@@ -8,7 +8,6 @@ use crate::event::{EventKind, NewEvent, StepState};
 use crate::runbook::model::{Action, ForEach, Gate, Phase};
 use crate::runbook::render::Escape;
 use crate::store::GateOpen;
-use chrono::Utc;
 use serde_json::{Value as Json, json};
 use std::time::Duration;
 
@@ -21,6 +20,12 @@ impl Driver {
                 break;
             }
             self.launch(node);
+        }
+        // Window waiters whose window may have changed.
+        for node in self.window_waiters_due() {
+            if self.busy < self.concurrency && self.graph.nodes[node].phase == phase {
+                self.launch(node);
+            }
         }
         // Pool waiters whose pool has room again.
         let waiting: Vec<usize> = self.pool_waiting.iter().copied().collect();
@@ -71,6 +76,10 @@ impl Driver {
                 }
             }
             _ => {
+                if !self.window_allows(node) {
+                    return;
+                }
+                self.window_waiting.remove(&node);
                 if !self.take_pool_slot(node, step.pool.as_deref()) {
                     return;
                 }
@@ -189,7 +198,7 @@ impl Driver {
 
     /// Records the start of an attempt; the process starts after the commit.
     pub(super) fn start(&mut self, node: usize, action: Prepared) {
-        let now = Utc::now();
+        let now = self.clock().now();
         self.update(node, |row| {
             row.state = StepState::Running;
             row.attempts += 1;
@@ -208,7 +217,7 @@ impl Driver {
     }
 
     fn skip(&mut self, node: usize, reason: &str) {
-        let now = Utc::now();
+        let now = self.clock().now();
         self.update(node, |row| {
             row.state = StepState::Skipped;
             row.finished_at = Some(now);
@@ -223,7 +232,7 @@ impl Driver {
     }
 
     fn succeed_at_once(&mut self, node: usize) {
-        let now = Utc::now();
+        let now = self.clock().now();
         self.update(node, |row| {
             row.state = StepState::Succeeded;
             row.attempts += 1;
@@ -254,7 +263,7 @@ impl Driver {
 
     /// A step that fails before anything runs (a template that cannot render, a false check).
     fn fail_at_start(&mut self, node: usize, error: String) {
-        let now = Utc::now();
+        let now = self.clock().now();
         let error = self.masker.mask(&error).into_owned();
         self.update(node, |row| {
             row.state = StepState::Failed;
@@ -316,7 +325,7 @@ impl Driver {
 
     /// Opens a gate: it waits for decisions recorded in the store by `sensei approve`/the API.
     fn open_gate(&mut self, node: usize, gate: &Gate) {
-        let now = Utc::now();
+        let now = self.clock().now();
         let deadline = gate
             .timeout
             .and_then(|t| chrono::Duration::from_std(t.as_std()).ok())
@@ -355,7 +364,7 @@ impl Driver {
 
     /// Starts the attempts whose backoff has passed.
     pub(super) fn due_retries(&mut self) {
-        let now = tokio::time::Instant::now();
+        let now = self.clock().now();
         let (due, later): (Vec<_>, Vec<_>) = self.retries.drain(..).partition(|(at, _)| *at <= now);
         self.retries = later;
         for (_, node) in due {

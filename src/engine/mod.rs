@@ -10,6 +10,7 @@
 //!   DAG; `context` the values templates see.
 
 mod actions;
+pub mod clock;
 mod context;
 mod driver;
 pub mod gate;
@@ -21,6 +22,7 @@ pub mod operation;
 mod outcome;
 mod outside;
 mod rollback;
+mod window;
 
 pub use driver::Driver;
 pub use open::{Attach, Interrupted, NewRun, attach, create};
@@ -28,6 +30,7 @@ pub use rollback::ROLLBACK_ATTEMPT;
 
 use crate::event::Event;
 use crate::process::Reaper;
+use clock::{Clock, SystemClock};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +47,8 @@ pub struct Options {
     pub lease_ttl: Duration,
     /// How often the driver looks for requests and decisions of other processes.
     pub poll: Duration,
+    /// Time for windows, gate deadlines, retry backoff and waits.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Options {
@@ -54,6 +59,7 @@ impl Options {
             identity,
             lease_ttl: Duration::from_secs(15),
             poll: Duration::from_millis(100),
+            clock: Arc::new(SystemClock),
         }
     }
 }

@@ -226,6 +226,9 @@ fn build(
         tasks: tokio::task::JoinSet::new(),
         cancels: HashMap::new(),
         retries: Vec::new(),
+        window_waiting: HashMap::new(),
+        windows_in_use: HashMap::new(),
+        window_pause: None,
         pools,
         pool_waiting: HashSet::new(),
         concurrency,
@@ -272,7 +275,7 @@ impl Driver {
             Attach::Resume(choice) => choice,
             _ => None,
         };
-        let now = Utc::now();
+        let now = self.clock().now();
         for node in 0..self.graph.len() {
             let row = &self.graph.nodes[node].row;
             let id = row.step.clone();

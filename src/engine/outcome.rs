@@ -6,7 +6,6 @@ use super::EngineError;
 use super::actions::Outcome;
 use super::driver::{Driver, Stop};
 use crate::event::{EventKind, MigrationState, NewEvent, StepState};
-use chrono::Utc;
 use serde_json::json;
 
 impl Driver {
@@ -14,7 +13,7 @@ impl Driver {
     pub(super) fn finished(&mut self, node: usize, outcome: Outcome) {
         self.cancels.remove(&node);
         self.release_slot(node);
-        let now = Utc::now();
+        let now = self.clock().now();
         let id = self.graph.nodes[node].id.clone();
         let attempt = self.graph.nodes[node].row.attempts;
         let started = self.graph.nodes[node].row.started_at;
@@ -51,8 +50,9 @@ impl Driver {
                         &id,
                         json!({ "attempt": attempt, "of": max, "error": error, "exit_code": exit_code, "delay_ms": delay.as_millis() as u64 }),
                     ));
-                    self.retries
-                        .push((tokio::time::Instant::now() + delay, node));
+                    let at =
+                        self.clock().now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                    self.retries.push((at, node));
                     return;
                 }
                 self.update(node, |row| {
@@ -105,6 +105,7 @@ impl Driver {
                 }
             }
             Stop::Cancel => {
+                self.window_pause = None;
                 let who = self
                     .actor
                     .clone()
@@ -147,7 +148,7 @@ impl Driver {
 
     /// Steps that never ran become cancelled; open gates close.
     fn cancel_remaining(&mut self) {
-        let now = Utc::now();
+        let now = self.clock().now();
         for node in 0..self.graph.len() {
             let state = self.graph.nodes[node].row.state;
             if matches!(

@@ -8,7 +8,6 @@ use super::driver::{Driver, Stop};
 use crate::event::{Event, EventKind, MigrationState, NewEvent, Operation, StepState};
 use crate::runbook::model::{Action, OnTimeout};
 use crate::store::{GateStatus, Store};
-use chrono::Utc;
 use serde_json::json;
 
 impl Driver {
@@ -104,7 +103,7 @@ impl Driver {
     }
 
     fn gate_closed(&mut self, node: usize, status: GateStatus) {
-        let now = Utc::now();
+        let now = self.clock().now();
         let (state, error) = match status {
             GateStatus::Open => return,
             GateStatus::Approved => (StepState::Succeeded, None),
@@ -144,7 +143,7 @@ impl Driver {
     /// Gates whose deadline passed: close them atomically (a human decision that won the
     /// race stands), then apply `on_timeout`.
     pub(super) async fn gate_deadlines(&mut self) -> Result<(), EngineError> {
-        let now = Utc::now();
+        let now = self.clock().now();
         let due: Vec<usize> = self
             .gates
             .iter()

@@ -90,6 +90,7 @@ impl Driver {
             masker: self.masker.clone(),
             reaper: self.opts.reaper.clone(),
             http: self.http.clone(),
+            clock: self.opts.clock.clone(),
         };
         let (_keep, cancel) = watch::channel(false);
         let action = Prepared::Run {

@@ -228,6 +228,16 @@ impl Store {
         read::steps(&self.reader(), id)
     }
 
+    /// Durations of the last `limit` successful runs of a step of a runbook, newest first.
+    pub fn step_durations(
+        &self,
+        runbook: &str,
+        step: &str,
+        limit: u32,
+    ) -> Result<Vec<chrono::Duration>, StoreError> {
+        read::step_durations(&self.reader(), runbook, step, limit)
+    }
+
     /// Events with a seq above `after_seq` (0 for all), in order.
     pub fn events(&self, id: &MigrationId, after_seq: i64) -> Result<Vec<Event>, StoreError> {
         read::events(&self.reader(), id, after_seq)

@@ -191,3 +191,25 @@ pub fn logs(
     .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
+
+/// How long the last `limit` successful runs of a runbook step took, newest first: the
+/// engine's estimate for a window-bound step that declares none.
+pub fn step_durations(
+    conn: &Connection,
+    runbook: &str,
+    step: &str,
+    limit: u32,
+) -> Result<Vec<chrono::Duration>, StoreError> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT s.started_at, s.finished_at FROM steps s JOIN migrations m ON m.id = s.migration
+             WHERE m.runbook = ?1 AND s.step = ?2 AND s.state = 'succeeded'
+               AND s.started_at IS NOT NULL AND s.finished_at IS NOT NULL
+             ORDER BY s.n DESC LIMIT ?3",
+        )?
+        .query_map(params![runbook, step, limit], |r| {
+            Ok(time_col(r, 1)? - time_col(r, 0)?)
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}

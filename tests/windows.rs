@@ -1,0 +1,321 @@
+//! Cutover windows and gate timeouts on a manual clock (issue 4): the engine is driven through
+//! the library with real processes and a real SQLite store, but time moves only when a test
+//! says so, so hours of window time pass in milliseconds.
+
+use chrono::{DateTime, Duration, TimeZone as _, Utc};
+use sensei::engine::clock::ManualClock;
+use sensei::engine::{self, Attach, NewRun, Options, Quiet};
+use sensei::event::{EventKind, MigrationId, MigrationState, StepState};
+use sensei::store::Store;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Saturday 2027-03-06 00:00 UTC: windows below open daily at 01:00 UTC.
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2027, 3, 6, 0, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+struct Harness {
+    dir: tempfile::TempDir,
+    store: Store,
+    clock: Arc<ManualClock>,
+    id: MigrationId,
+    driver: tokio::task::JoinHandle<Result<MigrationState, engine::EngineError>>,
+}
+
+async fn start(runbook: &str) -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join(".sensei")).expect("store");
+    let checked = sensei::runbook::load_bytes("w.yaml", runbook.as_bytes());
+    assert!(!checked.has_errors(), "{}", checked.render());
+    let parsed = checked.runbook.clone().expect("runbook");
+    let params = sensei::runbook::params::resolve_text(&parsed, &[]).expect("params");
+    let migration = engine::create(
+        &store,
+        NewRun {
+            runbook: &parsed,
+            runbook_path: dir.path().join("w.yaml").display().to_string(),
+            runbook_text: runbook.to_owned(),
+            params,
+            starter: "alice".into(),
+        },
+    )
+    .expect("create");
+    let clock = Arc::new(ManualClock::new(t0()));
+    let mut opts = Options::new(dir.path().to_path_buf(), "alice".into());
+    opts.clock = clock.clone();
+    opts.poll = std::time::Duration::from_millis(10);
+    let driver = engine::attach(&store, &migration.id, opts, Box::new(Quiet), Attach::Start)
+        .await
+        .expect("attach");
+    let driver = tokio::spawn(driver.drive());
+    Harness {
+        dir,
+        store,
+        clock,
+        id: migration.id,
+        driver,
+    }
+}
+
+impl Harness {
+    /// Polls the store until `check` holds (deadline 20 s of real time).
+    async fn until(&self, what: &str, check: impl Fn(&Harness) -> bool) {
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        while !check(self) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; state {:?}, steps {:?}",
+                self.state(),
+                self.store.steps(&self.id)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    fn state(&self) -> MigrationState {
+        self.store
+            .migration(&self.id)
+            .ok()
+            .flatten()
+            .map(|m| m.state)
+            .unwrap_or(MigrationState::Created)
+    }
+
+    fn step(&self, id: &str) -> sensei::store::StepRow {
+        self.store
+            .steps(&self.id)
+            .ok()
+            .and_then(|rows| rows.into_iter().find(|r| r.step == id))
+            .unwrap_or_else(|| panic!("no step {id}"))
+    }
+
+    fn kinds(&self) -> Vec<EventKind> {
+        self.store
+            .events(&self.id, 0)
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+
+    fn at(&self, hours: i64, minutes: i64) {
+        self.clock
+            .set(t0() + Duration::hours(hours) + Duration::minutes(minutes));
+    }
+
+    async fn finish(&mut self) -> MigrationState {
+        match (&mut self.driver).await {
+            Ok(Ok(state)) => state,
+            other => panic!("driver ended badly: {other:?}"),
+        }
+    }
+}
+
+const NIGHTLY: &str = r#"
+version: 1
+name: nightly
+on_failure: ON_FAILURE
+windows:
+  night: { cron: "0 1 * * *", duration: 1h, timezone: UTC, cutoff: 10m, on_close: ON_CLOSE }
+steps:
+  - id: prepare
+    run: "true"
+  - id: freeze
+    needs: [prepare]
+    window: night
+    wait: 30m
+  - id: switch
+    needs: [freeze]
+    window: night
+    estimate: 25m
+    run: echo switched >> trace
+    rollback: echo unswitched >> trace
+"#;
+
+fn nightly(on_close: &str) -> String {
+    NIGHTLY
+        .replace("ON_CLOSE", on_close)
+        .replace("ON_FAILURE", "fail")
+}
+
+#[tokio::test]
+async fn a_bound_step_waits_for_its_window_and_the_migration_stays_approved() {
+    let mut h = start(&nightly("pause")).await;
+    h.until("freeze to wait", |h| {
+        h.step("freeze").state == StepState::Waiting
+    })
+    .await;
+    assert_eq!(
+        h.state(),
+        MigrationState::Running,
+        "prepare ran, so the migration is running"
+    );
+    assert_eq!(
+        h.step("freeze").reason.as_deref(),
+        Some("window night opens Sat 01:00 UTC (in 1h)")
+    );
+    h.at(1, 0);
+    h.until("freeze to run", |h| {
+        h.step("freeze").state == StepState::Running
+    })
+    .await;
+    h.at(1, 30);
+    h.until("switch to run", |h| {
+        h.step("switch").state == StepState::Succeeded
+    })
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(h.dir.path().join("trace")).unwrap_or_default(),
+        "switched\n"
+    );
+    assert_eq!(h.finish().await, MigrationState::Certified);
+}
+
+#[tokio::test]
+async fn only_bound_steps_left_and_a_closed_window_keep_the_migration_approved() {
+    let text = r#"
+version: 1
+name: only-bound
+windows:
+  night: { cron: "0 1 * * *", duration: 1h, timezone: UTC }
+steps:
+  - id: switch
+    window: night
+    run: "true"
+"#;
+    let mut h = start(text).await;
+    h.until("switch to wait", |h| {
+        h.step("switch").state == StepState::Waiting
+    })
+    .await;
+    assert_eq!(h.state(), MigrationState::Approved);
+    h.at(1, 5);
+    assert_eq!(h.finish().await, MigrationState::Certified);
+}
+
+#[tokio::test]
+async fn the_cutoff_and_the_estimate_decide_whether_a_bound_step_starts() {
+    let mut h = start(&nightly("pause")).await;
+    h.at(1, 0);
+    h.until("freeze to run", |h| {
+        h.step("freeze").state == StepState::Running
+    })
+    .await;
+    // freeze ends at 01:40: switch's 25m estimate no longer fits before 02:00.
+    h.at(1, 40);
+    h.until("switch to wait", |h| {
+        h.step("switch").state == StepState::Waiting
+    })
+    .await;
+    let reason = h.step("switch").reason.unwrap_or_default();
+    assert!(reason.contains("does not fit"), "{reason}");
+    // The cutoff (01:50) with bound work left: window_closing.
+    h.at(1, 50);
+    h.until("window_closing", |h| {
+        h.kinds().contains(&EventKind::WindowClosing)
+    })
+    .await;
+    // The close (02:00): on_close pause; the migration pauses and resumes by itself at the
+    // next opening.
+    h.at(2, 0);
+    h.until("paused", |h| h.state() == MigrationState::Paused)
+        .await;
+    h.at(25, 0);
+    h.until("switch to succeed", |h| {
+        h.step("switch").state == StepState::Succeeded
+    })
+    .await;
+    assert_eq!(h.finish().await, MigrationState::Certified);
+}
+
+const LONG: &str = r#"
+version: 1
+name: long
+windows:
+  night: { cron: "0 1 * * *", duration: 1h, timezone: UTC, on_close: ON_CLOSE }
+steps:
+  - id: long-copy
+    window: night
+    run: "while [ ! -e go ]; do sleep 0.02; done"
+    rollback: echo undone >> trace
+  - id: switch
+    needs: [long-copy]
+    window: night
+    run: echo switched >> trace
+"#;
+
+#[tokio::test]
+async fn at_the_close_running_steps_finish_and_on_close_decides_the_rest() {
+    for on_close in ["fail", "rollback"] {
+        let mut h = start(&LONG.replace("ON_CLOSE", on_close)).await;
+        h.at(1, 0);
+        h.until("long-copy to run", |h| {
+            h.step("long-copy").state == StepState::Running
+        })
+        .await;
+        h.at(2, 0);
+        h.until("window_closed", |h| {
+            h.kinds().contains(&EventKind::WindowClosed)
+        })
+        .await;
+        // Still running: a close never kills a step.
+        assert_eq!(
+            h.step("long-copy").state,
+            StepState::Running,
+            "on_close {on_close}"
+        );
+        std::fs::write(h.dir.path().join("go"), "").expect("go");
+        let trace = h.dir.path().join("trace");
+        assert_eq!(
+            h.finish().await,
+            MigrationState::Failed,
+            "on_close {on_close}"
+        );
+        let (store, id) = (h.store.clone(), h.id.clone());
+        let rows = store.steps(&id).unwrap_or_default();
+        let state = |s: &str| rows.iter().find(|r| r.step == s).map(|r| r.state);
+        assert_eq!(
+            state("switch"),
+            Some(StepState::Pending),
+            "on_close {on_close}"
+        );
+        let text = std::fs::read_to_string(&trace).unwrap_or_default();
+        if on_close == "rollback" {
+            assert_eq!(state("long-copy"), Some(StepState::RolledBack));
+            assert_eq!(text, "undone\n");
+        } else {
+            assert_eq!(state("long-copy"), Some(StepState::Succeeded));
+            assert_eq!(text, "");
+        }
+    }
+}
+
+#[tokio::test]
+async fn gate_timeouts_run_on_the_clock() {
+    for (on_timeout, end) in [
+        ("approve", MigrationState::Certified),
+        ("cancel", MigrationState::Cancelled),
+        ("fail", MigrationState::Cancelled),
+    ] {
+        let text = format!(
+            "version: 1\nname: g\nsteps:\n  - id: signoff\n    gate: {{ approvers: [bob], timeout: 2h, on_timeout: {on_timeout} }}\n  - id: go\n    run: \"true\"\n"
+        );
+        let mut h = start(&text).await;
+        h.until("the gate to wait", |h| {
+            h.step("signoff").state == StepState::Waiting
+        })
+        .await;
+        h.at(1, 59);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(
+            h.step("signoff").state,
+            StepState::Waiting,
+            "{on_timeout}: not yet"
+        );
+        h.at(2, 0);
+        assert_eq!(h.finish().await, end, "on_timeout {on_timeout}");
+    }
+}
