@@ -89,7 +89,7 @@ pub fn run(args: &RunArgs) -> u8 {
             return exit::FAILED;
         }
     };
-    println!("migration {} created", migration.id);
+    sayln!("migration {} created", migration.id);
     drive(&store, &migration.id, &args.local, Attach::Start)
 }
 
@@ -169,7 +169,7 @@ fn finish(store: &Store, id: &MigrationId, state: MigrationState) -> u8 {
         MigrationState::Cancelled => String::new(),
         _ => interrupted_hint(store, id),
     };
-    println!("migration {id} {state}{next}");
+    sayln!("migration {id} {state}{next}");
     if state == MigrationState::Certified {
         exit::OK
     } else {

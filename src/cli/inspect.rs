@@ -76,6 +76,17 @@ pub fn status(args: &StatusArgs) -> u8 {
     let done = steps.iter().filter(|s| s.state.is_settled()).count();
     match args.format {
         Format::Json => {
+            // SPEC §5 names each step's id `id`; `step` stays for scripts that read it.
+            let steps: Vec<Json> = steps
+                .iter()
+                .map(|row| {
+                    let mut value = serde_json::to_value(row).unwrap_or_default();
+                    if let Some(obj) = value.as_object_mut() {
+                        obj.insert("id".into(), Json::String(row.step.clone()));
+                    }
+                    value
+                })
+                .collect();
             let doc = json!({
                 "id": m.id,
                 "runbook": m.runbook,
@@ -90,20 +101,20 @@ pub fn status(args: &StatusArgs) -> u8 {
                 "driver": driver.map(|d| json!({ "pid": d.pid, "host": d.host, "since": d.since })),
                 "steps": steps,
             });
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         Format::Text => {
-            println!("migration {}  {}  {}", m.id, m.runbook, m.state);
-            println!(
+            outln!("migration {}  {}  {}", m.id, m.runbook, m.state);
+            outln!(
                 "  started by {} at {}; {done} of {} steps done",
                 m.starter,
                 m.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
                 steps.len()
             );
             match driver {
-                Some(d) => println!("  driven by process {} on {}", d.pid, d.host),
+                Some(d) => outln!("  driven by process {} on {}", d.pid, d.host),
                 None if !m.state.is_at_rest() && m.state != MigrationState::Created => {
-                    println!(
+                    outln!(
                         "  no process drives it: `sensei resume {}` continues it",
                         m.id
                     )
@@ -117,7 +128,7 @@ pub fn status(args: &StatusArgs) -> u8 {
                 .unwrap_or(4)
                 .max(4);
             for row in &steps {
-                println!(
+                outln!(
                     "  {:<width$}  {:<11} {}",
                     row.step,
                     row.state.as_str(),
@@ -169,14 +180,14 @@ pub fn list(args: &ListArgs) -> u8 {
                 .iter()
                 .map(|m| json!({ "id": m.id, "runbook": m.runbook, "state": m.state, "starter": m.starter, "created_at": m.created_at, "updated_at": m.updated_at }))
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&items).unwrap_or_default()
             );
         }
         Format::Text => {
             for m in &migrations {
-                println!(
+                outln!(
                     "{}  {:<17} {:<24} {}",
                     m.id,
                     m.state.as_str(),
@@ -212,11 +223,19 @@ pub fn logs(args: &LogsArgs) -> u8 {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
+    if args.format == Format::Json {
+        // One document, like `events` and `list`.
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&lines).unwrap_or_default()
+        );
+        return exit::OK;
+    }
     for line in &lines {
-        match args.format {
-            Format::Json => println!("{}", serde_json::to_string(line).unwrap_or_default()),
-            Format::Text if args.step.is_some() => println!("{}", line.text),
-            Format::Text => println!("{} | {}", line.step, line.text),
+        if args.step.is_some() {
+            outln!("{}", line.text);
+        } else {
+            outln!("{} | {}", line.step, line.text);
         }
     }
     exit::OK
@@ -233,13 +252,13 @@ pub fn events(args: &EventsArgs) -> u8 {
         Err(e) => return fail(e),
     };
     match args.format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&events).unwrap_or_default()
         ),
         Format::Text => {
             for e in &events {
-                println!(
+                outln!(
                     "{:>4}  {}  {:<18} {:<20} {}",
                     e.seq,
                     e.at.format("%H:%M:%S%.3f"),

@@ -1,6 +1,32 @@
 //! The `sensei` command line: clap parses, one function per subcommand does the work through
 //! the library, and every outcome maps to an exit code (SPEC §5).
 
+#[macro_use]
+mod output {
+    /// `println!` for output people pipe into `head` or a pager: when the reader has gone,
+    /// the command ends quietly (exit 0), as Unix tools do, instead of panicking.
+    macro_rules! outln {
+        ($($arg:tt)*) => {{
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = writeln!(out, $($arg)*)
+                && e.kind() == std::io::ErrorKind::BrokenPipe
+            {
+                std::process::exit(0);
+            }
+        }};
+    }
+
+    /// `println!` for commands that drive a migration: a closed stdout must not stop the
+    /// driver halfway, so write errors are ignored (progress lines do the same).
+    macro_rules! sayln {
+        ($($arg:tt)*) => {{
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+        }};
+    }
+}
+
 mod decide;
 mod drive;
 mod inspect;
