@@ -227,7 +227,9 @@ const CASES: &[(&str, &[Expected])] = &[
         &[(
             "5:24",
             "gate `dba-signoff` has no approvers",
-            Some("list who may approve it (token names, or `--as` names locally)"),
+            Some(
+                "list who may approve it (token names, or `--as` names locally), or leave `approvers` out to let anyone but the starter approve",
+            ),
         )],
     ),
     (

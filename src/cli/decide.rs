@@ -7,7 +7,8 @@ use super::local::{self, Local};
 use super::{error, exit};
 use crate::engine::{Attach, gate, operation};
 use crate::event::{Decision, EventKind, MigrationId, MigrationState, NewEvent, Operation};
-use crate::store::{Batch, GateError, GateVote, Store};
+use crate::runbook::model::Action;
+use crate::store::{Batch, GateError, GateVote, Migration, Store};
 use chrono::Utc;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -37,13 +38,7 @@ pub fn decide(args: &DecideArgs, decision: Decision) -> u8 {
     };
     let info = match store.gate(&migration.id, &args.gate) {
         Ok(Some(info)) => info,
-        Ok(None) => {
-            error(format!(
-                "migration {} has no gate `{}` waiting for a decision; `sensei status {}` shows its steps",
-                migration.id, args.gate, migration.id
-            ));
-            return exit::REFUSED;
-        }
+        Ok(None) => return no_gate(&store, &migration, &args.gate),
         Err(e) => {
             error(e);
             return exit::FAILED;
@@ -65,7 +60,7 @@ pub fn decide(args: &DecideArgs, decision: Decision) -> u8 {
     };
     match store.decide_gate(&migration.id, vote) {
         Ok(outcome) => {
-            outln!(
+            sayln!(
                 "gate {} of {}: {} by {who} ({} of {} approvals; gate {})",
                 args.gate,
                 migration.id,
@@ -85,6 +80,40 @@ pub fn decide(args: &DecideArgs, decision: Decision) -> u8 {
             exit::FAILED
         }
     }
+}
+
+/// Why a gate has nothing to decide yet: the migration has no such step, or the step is not
+/// a gate (usage errors, like any unknown name), or the migration has not reached the gate
+/// (refused: it may be decided later).
+fn no_gate(store: &Store, migration: &Migration, gate: &str) -> u8 {
+    let id = &migration.id;
+    let row = store
+        .steps(id)
+        .ok()
+        .and_then(|rows| rows.into_iter().find(|r| r.step == gate));
+    let Some(row) = row else {
+        error(format!(
+            "migration {id} has no step `{gate}`; `sensei status {id}` lists its steps"
+        ));
+        return exit::USAGE;
+    };
+    let base = gate.split('[').next().unwrap_or(gate);
+    let is_gate =
+        crate::runbook::load_bytes(&migration.runbook_path, migration.runbook_text.as_bytes())
+            .runbook
+            .and_then(|rb| rb.step(base).map(|s| matches!(s.action, Action::Gate(_))))
+            .unwrap_or(true);
+    if !is_gate {
+        error(format!(
+            "step `{gate}` of migration {id} is not a gate; only gates are approved or rejected"
+        ));
+        return exit::USAGE;
+    }
+    error(format!(
+        "gate `{gate}` of migration {id} is not waiting for a decision: the migration has not reached it (its step is {})",
+        row.state.as_str()
+    ));
+    exit::REFUSED
 }
 
 /// `sensei pause|cancel|rollback ID`.
@@ -114,45 +143,117 @@ pub fn operate(args: &IdArgs, op: Operation) -> u8 {
         _ => Attach::Rollback,
     };
     if driven.is_none() {
-        return drive::drive(&store, &migration.id, &args.local, how);
+        return carry_out(
+            &store,
+            &migration.id,
+            op,
+            &args.local,
+            how,
+            migration.last_seq,
+        );
     }
-    request(
-        &store,
-        &migration.id,
-        migration.state,
-        op,
-        &args.local.identity(),
-    )
+    request(&store, &migration.id, migration.state, op, &args.local, how)
+}
+
+/// Carries an operation out in this process (no other drives the migration). Exit 0 when it
+/// was done — the migration paused, cancelled, or rolled back — whatever state that is.
+fn carry_out(
+    store: &Store,
+    id: &MigrationId,
+    op: Operation,
+    local: &Local,
+    how: Attach,
+    after: i64,
+) -> u8 {
+    let code = drive::drive(store, id, local, how);
+    done(store, id, op, after).unwrap_or(code)
+}
+
+/// Whether `op` was carried out by events after seq `after`, and with what exit code: a pause
+/// or cancel when the migration became paused or cancelled, a rollback when it finished (1
+/// when a rollback action failed).
+fn done(store: &Store, id: &MigrationId, op: Operation, after: i64) -> Option<u8> {
+    let events = store.events(id, after).ok()?;
+    let field = |e: &crate::event::Event, name: &str| e.data.get(name).cloned();
+    match op {
+        Operation::Rollback => events
+            .iter()
+            .find(|e| e.kind == EventKind::RollbackFinished)
+            .map(|e| match field(e, "ok") {
+                Some(serde_json::Value::Bool(false)) => exit::FAILED,
+                _ => exit::OK,
+            }),
+        _ => {
+            let target = if op == Operation::Pause {
+                MigrationState::Paused
+            } else {
+                MigrationState::Cancelled
+            };
+            events
+                .iter()
+                .any(|e| {
+                    e.kind == EventKind::StateChanged
+                        && field(e, "to").as_ref().and_then(|t| t.as_str()) == Some(target.as_str())
+                })
+                .then_some(exit::OK)
+        }
+    }
 }
 
 /// Asks the driving process to carry out an operation, then waits (bounded) to see it done.
-fn request(store: &Store, id: &MigrationId, state: MigrationState, op: Operation, who: &str) -> u8 {
+/// The driver may never act on it: it can move the migration on first (the execute phase
+/// ends, a rollback runs) so that the operation is no longer possible, or stop driving.
+/// The first is a refusal, said at once; in the second case this process carries it out.
+fn request(
+    store: &Store,
+    id: &MigrationId,
+    state: MigrationState,
+    op: Operation,
+    local: &Local,
+    how: Attach,
+) -> u8 {
     let batch = Batch {
         expect_state: Some(state),
         events: vec![NewEvent::new(
             EventKind::OperatorRequest,
-            json!({ "op": op, "by": who, "local": true }),
+            json!({ "op": op, "by": local.identity(), "local": true }),
         )],
         ..Batch::default()
     };
-    if let Err(e) = store.commit(id, batch) {
-        error(e);
-        return exit::REFUSED;
-    }
-    let done = |s: MigrationState| match op {
-        Operation::Pause => s == MigrationState::Paused,
-        Operation::Cancel => s == MigrationState::Cancelled,
-        _ => s == MigrationState::Failed,
+    let asked = match store.commit(id, batch) {
+        Ok(committed) => committed.seqs.first().copied().unwrap_or(0),
+        Err(e) => {
+            error(e);
+            return exit::REFUSED;
+        }
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let state = store.migration(id).ok().flatten().map(|m| m.state);
-        if let Some(state) = state.filter(|&s| done(s)) {
-            outln!("migration {id} {state}");
-            return exit::OK;
+        // The state first, then the events: a state read before the events cannot be newer
+        // than what the events show.
+        let now = store.migration(id).ok().flatten().map(|m| m.state);
+        if let Some(code) = done(store, id, op, asked) {
+            match (op, code) {
+                (Operation::Pause, _) => sayln!("migration {id} paused"),
+                (Operation::Cancel, _) => sayln!("migration {id} cancelled"),
+                (_, exit::OK) => sayln!("migration {id} rolled back; it is failed"),
+                _ => sayln!(
+                    "migration {id}: a rollback action failed, so the rollback stopped (`sensei events {id}` shows where)"
+                ),
+            }
+            return code;
+        }
+        if let Some(Err(refused)) = now.map(|s| operation::path(op, s)) {
+            error(format!(
+                "{refused} — its driver moved the migration on before acting on the {op} request"
+            ));
+            return exit::REFUSED;
+        }
+        if store.driver(id).is_ok_and(|d| d.is_none()) {
+            return carry_out(store, id, op, local, how, asked);
         }
         if Instant::now() > deadline {
-            outln!(
+            sayln!(
                 "{op} of {id} requested; its driver has not finished it yet (`sensei status {id}` shows progress)"
             );
             return exit::OK;

@@ -54,7 +54,7 @@ pub fn run(args: &RunArgs) -> u8 {
         Ok(created) => created,
         Err(code) => return code,
     };
-    outln!("migration {} created", migration.id);
+    sayln!("migration {} created", migration.id);
     drive(&store, &migration.id, &args.local, Attach::Start)
 }
 
@@ -177,7 +177,7 @@ fn finish(store: &Store, id: &MigrationId, state: MigrationState) -> u8 {
         MigrationState::Cancelled => String::new(),
         _ => interrupted_hint(store, id),
     };
-    outln!("migration {id} {state}{next}");
+    sayln!("migration {id} {state}{next}");
     if state == MigrationState::Certified {
         exit::OK
     } else {

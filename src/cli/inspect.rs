@@ -76,6 +76,17 @@ pub fn status(args: &StatusArgs) -> u8 {
     let done = steps.iter().filter(|s| s.state.is_settled()).count();
     match args.format {
         Format::Json => {
+            // SPEC §5 names each step's id `id`; `step` stays for scripts that read it.
+            let steps: Vec<Json> = steps
+                .iter()
+                .map(|row| {
+                    let mut value = serde_json::to_value(row).unwrap_or_default();
+                    if let Some(obj) = value.as_object_mut() {
+                        obj.insert("id".into(), Json::String(row.step.clone()));
+                    }
+                    value
+                })
+                .collect();
             let doc = json!({
                 "id": m.id,
                 "runbook": m.runbook,
@@ -212,11 +223,19 @@ pub fn logs(args: &LogsArgs) -> u8 {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
+    if args.format == Format::Json {
+        // One document, like `events` and `list`.
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&lines).unwrap_or_default()
+        );
+        return exit::OK;
+    }
     for line in &lines {
-        match args.format {
-            Format::Json => outln!("{}", serde_json::to_string(line).unwrap_or_default()),
-            Format::Text if args.step.is_some() => outln!("{}", line.text),
-            Format::Text => outln!("{} | {}", line.step, line.text),
+        if args.step.is_some() {
+            outln!("{}", line.text);
+        } else {
+            outln!("{} | {}", line.step, line.text);
         }
     }
     exit::OK

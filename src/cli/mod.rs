@@ -1,21 +1,43 @@
 //! The `sensei` command line: clap parses, one function per subcommand does the work through
 //! the library, and every outcome maps to an exit code (SPEC §5).
 
-/// Writes a line to stdout, ignoring errors: a closed pipe (`sensei run ... | head`) must not
-/// stop a command half-way, least of all one that drives a migration.
-macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
-    }};
-}
+#[macro_use]
+mod output {
+    /// `println!` for output people pipe into `head` or a pager: when the reader has gone,
+    /// the command ends quietly (exit 0), as Unix tools do, instead of panicking.
+    macro_rules! outln {
+        ($($arg:tt)*) => {{
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = writeln!(out, $($arg)*)
+                && e.kind() == std::io::ErrorKind::BrokenPipe
+            {
+                std::process::exit(0);
+            }
+        }};
+    }
 
-/// Like [`outln!`], without the newline.
-macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = write!(std::io::stdout().lock(), $($arg)*);
-    }};
+    /// `print!` with the same rule as [`outln!`].
+    macro_rules! out {
+        ($($arg:tt)*) => {{
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = write!(out, $($arg)*)
+                && e.kind() == std::io::ErrorKind::BrokenPipe
+            {
+                std::process::exit(0);
+            }
+        }};
+    }
+
+    /// `println!` for commands that drive a migration: a closed stdout must not stop the
+    /// driver halfway, so write errors are ignored (progress lines do the same).
+    macro_rules! sayln {
+        ($($arg:tt)*) => {{
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+        }};
+    }
 }
 
 mod decide;

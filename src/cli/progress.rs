@@ -122,6 +122,10 @@ impl Lines {
                     self.id
                 )
             }
+            EventKind::GateDecided if field(event, "decision") == "timeout" => format!(
+                "  ⚑ gate {step} timed out without a decision; on_timeout: {}",
+                text(field(event, "on_timeout"))
+            ),
             EventKind::GateDecided => format!(
                 "  ⚑ gate {step}: {} by {}{}",
                 text(field(event, "decision")),

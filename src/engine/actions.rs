@@ -29,6 +29,8 @@ pub enum Prepared {
         body: Option<Json>,
         expect_status: Vec<u16>,
         transient_status: Vec<u16>,
+        /// The request's own `timeout`; without it the step's, then 30 s.
+        timeout: Option<Duration>,
     },
     Wait(Duration),
 }
@@ -87,8 +89,10 @@ pub async fn perform(action: Prepared, attempt: Attempt, cancel: watch::Receiver
             env,
             json_outputs,
         } => run(command, env, json_outputs, &attempt, cancel).await,
-        Prepared::Http { .. } => {
-            let timeout = attempt.timeout.unwrap_or(Duration::from_secs(30));
+        Prepared::Http { timeout, .. } => {
+            let timeout = timeout
+                .or(attempt.timeout)
+                .unwrap_or(Duration::from_secs(30));
             let call = http(action, &attempt);
             tokio::select! {
                 outcome = tokio::time::timeout(timeout, call) => outcome.unwrap_or_else(|_| Outcome::Failed {
@@ -218,6 +222,7 @@ async fn http(action: Prepared, attempt: &Attempt) -> Outcome {
         body,
         expect_status,
         transient_status,
+        ..
     } = action
     else {
         return Outcome::Failed {

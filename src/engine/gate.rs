@@ -36,7 +36,7 @@ pub fn may_decide(migration: &Migration, gate: &GateInfo, who: &str) -> Result<(
     if gate.status != GateStatus::Open {
         return Err(GateRefusal::Closed {
             gate: gate.step.clone(),
-            status: gate.status.as_str().to_owned(),
+            status: gate.status.describe().to_owned(),
         });
     }
     if who == migration.starter {

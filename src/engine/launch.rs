@@ -189,6 +189,7 @@ impl Driver {
                         .iter()
                         .filter_map(|&c| u16::try_from(c).ok())
                         .collect(),
+                    timeout: http.timeout.map(|t| t.as_std()),
                 })
             }
             Action::Wait(d) => Ok(Prepared::Wait(d.as_std())),

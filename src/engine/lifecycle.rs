@@ -24,14 +24,24 @@ impl IllegalTransition {
 
 fn describe(from: MigrationState, to: MigrationState) -> String {
     let allowed = allowed(from);
+    let a = article(from);
     if allowed.is_empty() {
-        format!("a {from} migration cannot become {to}: {from} is final")
+        format!("{a} {from} migration cannot become {to}: {from} is final")
     } else {
         let names: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
         format!(
-            "a {from} migration cannot become {to}; from {from} it can only become {}",
+            "{a} {from} migration cannot become {to}; from {from} it can only become {}",
             names.join(" or ")
         )
+    }
+}
+
+/// "a running migration", "an approved migration".
+pub fn article(state: MigrationState) -> &'static str {
+    if state.as_str().starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }
 

@@ -302,6 +302,9 @@ impl Driver {
                 StepState::Waiting => {
                     if let Some(gate) = self.store.gate(&self.migration.id, &id)? {
                         self.gates.insert(node, gate.deadline);
+                        // Decided while no process drove the migration: its event is older
+                        // than what this driver reads as news, so apply the decision now.
+                        self.gate_closed(node, gate.status);
                     } else {
                         self.update(node, |row| {
                             row.state = StepState::Pending;

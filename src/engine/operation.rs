@@ -8,7 +8,7 @@ use crate::event::Operation;
 
 /// An operation that the lifecycle does not allow in the migration's current state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot {op} a {state} migration; {}", hint(*state))]
+#[error("cannot {op} {} {state} migration; {}", lifecycle::article(*state), hint(*state))]
 pub struct Refused {
     pub op: Operation,
     pub state: MigrationState,

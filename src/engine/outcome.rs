@@ -95,7 +95,15 @@ impl Driver {
         match stop {
             Stop::Fail => {
                 if !self.state.is_at_rest() {
+                    // Nobody may decide a gate of a migration that ended: close the ones
+                    // still waiting (a retry opens them again). A cancelled migration never
+                    // runs what is left; a failed one keeps it pending for a retry.
+                    self.close_open_gates(crate::store::GateStatus::Cancelled, "sensei")
+                        .await?;
                     let to = self.failed_state();
+                    if to == MigrationState::Cancelled {
+                        self.cancel_remaining();
+                    }
                     self.set_state(to, "a step failed")?;
                 }
             }

@@ -52,13 +52,19 @@ impl Driver {
             .unwrap_or("someone")
             .to_owned();
         let Some(op) = op else { return Ok(()) };
+        // The request was possible when it was committed, but this driver may have moved
+        // the migration on since (the execute phase ended, say): judge it by the lifecycle
+        // as it is now, like the CLI does. The requester sees that it was not carried out.
+        if super::operation::path(op, self.state).is_err() {
+            return Ok(());
+        }
         self.actor = Some(who.clone());
         match (op, self.state) {
             (Operation::Pause, MigrationState::Running) => {
                 self.set_state(MigrationState::Paused, &format!("paused by {who}"))?;
                 self.stop = Some(Stop::Pause);
             }
-            (Operation::Cancel, state) if !state.is_terminal() => {
+            (Operation::Cancel, state) => {
                 if state == MigrationState::Running {
                     self.set_state(
                         MigrationState::Paused,
@@ -102,7 +108,9 @@ impl Driver {
         Ok(())
     }
 
-    fn gate_closed(&mut self, node: usize, status: GateStatus) {
+    /// A gate closed with `status` (nothing happens while it is open): its step succeeds,
+    /// fails or is cancelled.
+    pub(super) fn gate_closed(&mut self, node: usize, status: GateStatus) {
         let now = self.clock().now();
         let (state, error) = match status {
             GateStatus::Open => return,
@@ -151,6 +159,10 @@ impl Driver {
             .map(|(&node, _)| node)
             .collect();
         for node in due {
+            // An earlier one's consequences (a cancel) may have closed it already.
+            if !self.gates.contains_key(&node) {
+                continue;
+            }
             let step = self.graph.step(&self.runbook, node).clone();
             let Action::Gate(gate) = &step.action else {
                 continue;
@@ -171,28 +183,28 @@ impl Driver {
                 move |s| s.close_gate(&m, &id, status, event)
             })
             .await?;
-            let status = if won {
-                status
-            } else {
-                match self.store.gate(&self.migration.id, &id)? {
-                    Some(g) => g.status,
-                    None => continue,
-                }
-            };
             if won && gate.on_timeout == OnTimeout::Cancel {
                 self.actor = Some("timeout".into());
                 self.gates.remove(&node);
                 self.close_open_gates(GateStatus::Cancelled, "timeout")
                     .await?;
                 self.stop = Some(Stop::Cancel);
-                continue;
             }
-            self.gate_closed(node, status);
+            // The decision that closed the gate — the timeout's, or a human's that got there
+            // first — is now a committed event like any decision of another process: show it
+            // and apply it the same way (the gate is closed at most once either way).
+            self.outside().await?;
+            if self.gates.contains_key(&node)
+                && let Some(g) = self.store.gate(&self.migration.id, &id)?
+            {
+                self.gate_closed(node, g.status);
+            }
         }
         Ok(())
     }
 
-    /// Closes every gate still waiting (on cancel).
+    /// Closes every gate still waiting (on cancel, or when the migration ends otherwise);
+    /// their steps become cancelled.
     pub(super) async fn close_open_gates(
         &mut self,
         status: GateStatus,
@@ -209,6 +221,14 @@ impl Driver {
             let m = self.migration.id.clone();
             blocking(&self.store, move |s| s.close_gate(&m, &id, status, event)).await?;
             self.gates.remove(&node);
+            if self.graph.nodes[node].row.state == StepState::Waiting {
+                let now = self.clock().now();
+                self.update(node, |row| {
+                    row.state = StepState::Cancelled;
+                    row.finished_at = Some(now);
+                    row.reason = None;
+                });
+            }
         }
         Ok(())
     }

@@ -223,7 +223,11 @@ fn label(plan: &Plan, step: &PlanStep) -> String {
     if step.action == "gate"
         && let Some(g) = plan.gates.iter().find(|g| g.id == step.id)
     {
-        let _ = write!(label, " ({} of {})", g.required, g.approvers.len());
+        if g.approvers.is_empty() {
+            let _ = write!(label, " ({} of anyone)", g.required);
+        } else {
+            let _ = write!(label, " ({} of {})", g.required, g.approvers.len());
+        }
     }
     label
 }
@@ -267,7 +271,12 @@ fn fit_summary(fit: &super::WindowFit) -> String {
 }
 
 fn gate_summary(g: &super::GatePlan) -> String {
-    let mut text = format!("{} of {}", g.required, g.approvers.join(", "));
+    let who = if g.approvers.is_empty() {
+        "anyone but the starter".to_owned()
+    } else {
+        g.approvers.join(", ")
+    };
+    let mut text = format!("{} of {who}", g.required);
     if let Some(t) = &g.timeout {
         let then = match g.on_timeout {
             OnTimeout::Fail => "fail",

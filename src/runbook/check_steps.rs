@@ -236,14 +236,18 @@ impl Checker<'_> {
 
     fn gate(&mut self, id: &str, gate: &Spanned<super::raw::RawGate>) -> Gate {
         let g = &gate.value;
-        let approvers: Vec<String> = g.approvers.value.iter().map(|a| a.value.clone()).collect();
-        if approvers.is_empty() {
-            self.error(g.approvers.span, format!("gate `{id}` has no approvers"))
-                .hint =
-                Some("list who may approve it (token names, or `--as` names locally)".into());
+        // Without a list anyone but the starter may decide; an empty list is a mistake.
+        let listed: &[Spanned<String>] = g.approvers.as_ref().map_or(&[], |a| &a.value);
+        let approvers: Vec<String> = listed.iter().map(|a| a.value.clone()).collect();
+        if let Some(list) = g.approvers.as_ref().filter(|a| a.value.is_empty()) {
+            self.error(list.span, format!("gate `{id}` has no approvers"))
+                .hint = Some(
+                "list who may approve it (token names, or `--as` names locally), or leave `approvers` out to let anyone but the starter approve"
+                    .into(),
+            );
         }
         let mut seen = HashSet::new();
-        for a in &g.approvers.value {
+        for a in listed {
             if !seen.insert(&a.value) {
                 self.error(a.span, format!("approver `{}` is listed twice", a.value));
             }

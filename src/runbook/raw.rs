@@ -403,8 +403,9 @@ impl HttpMethod {
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Gate")]
 pub struct RawGate {
-    /// Identities (token names, or `--as` names locally) who may decide the gate.
-    pub approvers: Spanned<Vec<Spanned<String>>>,
+    /// Identities (token names, or `--as` names locally) who may decide the gate; without
+    /// the list, anyone but the migration's starter may.
+    pub approvers: Option<Spanned<Vec<Spanned<String>>>>,
     /// Approvals needed (default 1).
     pub required: Option<Spanned<u32>>,
     pub timeout: Option<Spanned<Duration>>,
