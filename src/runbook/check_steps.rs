@@ -158,6 +158,7 @@ impl Checker<'_> {
             action: action?,
             rollback: raw.rollback.as_ref().map(|r| r.value.clone()),
             outputs: raw.outputs,
+            poll: None,
         })
     }
 

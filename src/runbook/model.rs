@@ -131,6 +131,25 @@ pub struct Step {
     pub action: Action,
     pub rollback: Option<String>,
     pub outputs: Option<OutputsFormat>,
+    /// A `check` that polls (an automatic gate): `every`, `stable_for`, `probe`.
+    pub poll: Option<Poll>,
+}
+
+/// An automatic gate: the check is evaluated `every` interval, after running its `probe`
+/// (whose outputs the check reads as `probe.outputs`), and passes once it has held true
+/// continuously for `stable_for`; the step's `timeout` fails it.
+#[derive(Debug, Clone)]
+pub struct Poll {
+    pub every: Duration,
+    pub stable_for: Duration,
+    pub probe: Option<Probe>,
+}
+
+/// What a polling check runs before each evaluation.
+#[derive(Debug, Clone)]
+pub enum Probe {
+    Run(String),
+    Http(Http),
 }
 
 /// A step's fan-out.
