@@ -141,6 +141,9 @@ pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 
     let dir = runbook_dir(store, id);
     let mut opts = Options::new(dir, local.identity());
     opts.reaper = spawn_reaper();
+    if let Some(start) = super::fixed_now() {
+        opts.clock = std::sync::Arc::new(crate::engine::clock::ShiftedClock::starting_at(start));
+    }
     let rows = store.steps(id).unwrap_or_default();
     let done = rows.iter().filter(|r| r.state.is_settled()).count();
     let lines = Lines::new(id.clone(), rows.len(), done);

@@ -182,3 +182,13 @@ pub(crate) fn params_from_flags(runbook: &Runbook, flags: &[String]) -> Result<P
         exit::USAGE
     })
 }
+
+/// `SENSEI_NOW` (RFC 3339): the time plans are computed from, and the time a driven
+/// migration's clock starts at (then flowing normally) — to rehearse a window cutover, and to
+/// test one without waiting for Saturday night.
+pub(crate) fn fixed_now() -> Option<chrono::DateTime<chrono::Utc>> {
+    let text = std::env::var("SENSEI_NOW").ok()?;
+    chrono::DateTime::parse_from_rfc3339(&text)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}

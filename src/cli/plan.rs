@@ -67,8 +67,5 @@ pub fn run(args: &Args) -> u8 {
 
 /// The current time, or `SENSEI_NOW` (RFC 3339) so plans can be reproduced and snapshot-tested.
 fn now() -> DateTime<Utc> {
-    std::env::var("SENSEI_NOW")
-        .ok()
-        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-        .map_or_else(Utc::now, |t| t.with_timezone(&Utc))
+    super::fixed_now().unwrap_or_else(Utc::now)
 }

@@ -33,6 +33,8 @@ pub enum Prepared {
         timeout: Option<Duration>,
     },
     Wait(Duration),
+    /// A polling check (an automatic gate).
+    Poll(Box<super::poll::Poll>),
 }
 
 /// How an attempt ended.
@@ -67,7 +69,7 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    fn log(&self, stream: LogStream, text: &str) {
+    pub(super) fn log(&self, stream: LogStream, text: &str) {
         self.store.log(
             &self.migration,
             NewLogLine {
@@ -103,6 +105,7 @@ pub async fn perform(action: Prepared, attempt: Attempt, cancel: watch::Receiver
                 () = cancelled(cancel) => Outcome::Cancelled,
             }
         }
+        Prepared::Poll(poll) => super::poll::run(*poll, &attempt, cancel).await,
         // A zero wait is a no-op step: do not round it up to the timer's 1 ms tick.
         Prepared::Wait(duration) if duration.is_zero() => Outcome::Succeeded {
             outputs: None,
@@ -118,7 +121,7 @@ pub async fn perform(action: Prepared, attempt: Attempt, cancel: watch::Receiver
 }
 
 /// Resolves when the watch turns true (or its sender is gone, which never cancels).
-async fn cancelled(mut cancel: watch::Receiver<bool>) {
+pub(super) async fn cancelled(mut cancel: watch::Receiver<bool>) {
     if cancel.wait_for(|&c| c).await.is_err() {
         std::future::pending::<()>().await;
     }

@@ -32,6 +32,35 @@ impl Clock for SystemClock {
     }
 }
 
+/// Real time shifted to start at a chosen instant: `sensei run` with `SENSEI_NOW` set, to
+/// rehearse (and test) a cutover as if it were, say, Saturday 00:59 — time then flows at the
+/// normal rate from there.
+#[derive(Debug, Clone, Copy)]
+pub struct ShiftedClock {
+    start: DateTime<Utc>,
+    began: std::time::Instant,
+}
+
+impl ShiftedClock {
+    pub fn starting_at(start: DateTime<Utc>) -> ShiftedClock {
+        ShiftedClock {
+            start,
+            began: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.start + chrono::Duration::from_std(self.began.elapsed()).unwrap_or_default()
+    }
+
+    fn sleep_until(&self, at: DateTime<Utc>) -> Sleep {
+        let wait = (at - self.now()).to_std().unwrap_or_default();
+        Box::pin(tokio::time::sleep(wait))
+    }
+}
+
 /// A clock that moves only when told to (tests).
 #[derive(Debug)]
 pub struct ManualClock {

@@ -6,7 +6,6 @@ use super::actions::Prepared;
 use super::driver::Driver;
 use crate::event::{EventKind, NewEvent, StepState};
 use crate::runbook::model::{Action, ForEach, Gate, Phase};
-use crate::runbook::render::Escape;
 use crate::store::GateOpen;
 use serde_json::{Value as Json, json};
 use std::time::Duration;
@@ -65,7 +64,7 @@ impl Driver {
         }
         match &step.action {
             Action::Gate(gate) => self.open_gate(node, gate),
-            Action::Check(template) => {
+            Action::Check(template) if step.poll.is_none() => {
                 let ctx = self.context(node);
                 match self.renderer.render_bool(template, &ctx) {
                     Ok(true) => self.succeed_at_once(node),
@@ -121,79 +120,6 @@ impl Driver {
         self.busy = self.busy.saturating_sub(1);
         if let Some(pool) = &self.graph.step(&self.runbook, node).pool {
             *self.pools.entry(pool.clone()).or_insert(0) += 1;
-        }
-    }
-
-    /// Renders an action's templates with the escaping its context needs.
-    fn prepare(
-        &self,
-        node: usize,
-        action: &Action,
-        json_outputs: bool,
-    ) -> Result<Prepared, String> {
-        let needs_ctx = match action {
-            Action::Run(cmd) => cmd.contains("{{"),
-            Action::Http(_) => true,
-            _ => false,
-        };
-        let ctx = if needs_ctx {
-            self.context(node)
-        } else {
-            Json::Null
-        };
-        match action {
-            Action::Run(command) => {
-                let command = if command.contains("{{") {
-                    self.renderer
-                        .render(command, &ctx, Escape::Shell)
-                        .map_err(|e| format!("the command cannot be rendered: {e}"))?
-                } else {
-                    command.clone()
-                };
-                Ok(Prepared::Run {
-                    command,
-                    env: self.env.clone(),
-                    json_outputs,
-                })
-            }
-            Action::Http(http) => {
-                let text = |t: &str| {
-                    self.renderer
-                        .render(t, &ctx, Escape::None)
-                        .map_err(|e| format!("the request cannot be rendered: {e}"))
-                };
-                let url = text(&http.url)?;
-                let headers = http
-                    .headers
-                    .iter()
-                    .map(|(k, v)| Ok((k.clone(), text(v)?)))
-                    .collect::<Result<Vec<_>, String>>()?;
-                let body = match &http.body {
-                    Some(body) => Some(
-                        self.renderer
-                            .render_json(body, &ctx)
-                            .map_err(|e| format!("the request body cannot be rendered: {e}"))?,
-                    ),
-                    None => None,
-                };
-                let retry = &self.graph.step(&self.runbook, node).retry;
-                Ok(Prepared::Http {
-                    method: reqwest::Method::from_bytes(http.method.as_str().as_bytes())
-                        .unwrap_or(reqwest::Method::GET),
-                    url,
-                    headers,
-                    body,
-                    expect_status: http.expect_status.clone(),
-                    transient_status: retry
-                        .on_exit_codes
-                        .iter()
-                        .filter_map(|&c| u16::try_from(c).ok())
-                        .collect(),
-                    timeout: http.timeout.map(|t| t.as_std()),
-                })
-            }
-            Action::Wait(d) => Ok(Prepared::Wait(d.as_std())),
-            Action::Gate(_) | Action::Check(_) => Err("not an action that runs".into()),
         }
     }
 

@@ -21,6 +21,8 @@ mod open;
 pub mod operation;
 mod outcome;
 mod outside;
+mod poll;
+mod prepare;
 mod rollback;
 mod window;
 

@@ -91,10 +91,16 @@ impl Sandbox {
 
     /// Starts `sensei ARGS` in the background, output captured to files.
     pub fn spawn(&self, args: &[&str]) -> Background {
+        self.spawn_with_env(args, &[])
+    }
+
+    /// [`Sandbox::spawn`] with extra environment variables.
+    pub fn spawn_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Background {
         let out = self.path(&format!("bg-{}.out", fastrand_suffix()));
         let err = out.with_extension("err");
         let child = self
             .command(args)
+            .envs(env.iter().copied())
             .stdout(std::fs::File::create(&out).expect("out file"))
             .stderr(std::fs::File::create(&err).expect("err file"))
             .spawn()

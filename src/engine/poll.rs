@@ -1,0 +1,127 @@
+//! Automatic gates: a `check` with `every` is evaluated on the clock, after its `probe` runs,
+//! and passes once it has held true continuously for `stable_for`. A false evaluation, or a
+//! probe that fails, resets the continuity; the step's `timeout` (on the clock) fails it.
+//! Each evaluation is logged, so `sensei logs` shows the lag creeping down.
+
+use super::actions::{self, Attempt, Outcome, Prepared};
+use crate::runbook::duration::Duration as Shown;
+use crate::runbook::render::Renderer;
+use crate::store::LogStream;
+use serde_json::{Value as Json, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// A polling check, rendered and ready.
+#[derive(Debug, Clone)]
+pub struct Poll {
+    pub template: String,
+    /// The step's template context; `probe.outputs` is added at each evaluation.
+    pub ctx: Json,
+    pub renderer: Arc<Renderer>,
+    pub probe: Option<Prepared>,
+    pub every: Duration,
+    pub stable_for: Duration,
+    pub timeout: Option<Duration>,
+}
+
+fn chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or_default()
+}
+
+/// Evaluates the check until it has held for `stable_for`, the timeout passes, or the step
+/// is cancelled.
+pub async fn run(poll: Poll, attempt: &Attempt, cancel: watch::Receiver<bool>) -> Outcome {
+    let clock = Arc::clone(&attempt.clock);
+    let started = clock.now();
+    let mut held_since = None;
+    loop {
+        let mut ctx = poll.ctx.clone();
+        let mut probe_ok = true;
+        if let Some(probe) = &poll.probe {
+            // A probe that takes longer than the interval is itself a problem: bound it.
+            let probe_attempt = Attempt {
+                timeout: Some(poll.every),
+                ..attempt.clone()
+            };
+            let outcome = Box::pin(actions::perform(
+                probe.clone(),
+                probe_attempt,
+                cancel.clone(),
+            ))
+            .await;
+            match outcome {
+                Outcome::Succeeded { outputs, .. } => {
+                    if let Some(obj) = ctx.as_object_mut() {
+                        obj.insert(
+                            "probe".into(),
+                            json!({ "outputs": outputs.unwrap_or_else(|| json!({})) }),
+                        );
+                    }
+                }
+                Outcome::Failed { error, .. } => {
+                    attempt.log(LogStream::Sensei, &format!("probe failed: {error}"));
+                    probe_ok = false;
+                }
+                Outcome::Cancelled => return Outcome::Cancelled,
+            }
+        }
+        let holds = if probe_ok {
+            match poll.renderer.render_bool(&poll.template, &ctx) {
+                Ok(holds) => holds,
+                Err(e) => {
+                    return Outcome::Failed {
+                        error: format!("check cannot be rendered: {e}"),
+                        exit_code: None,
+                        transient: false,
+                    };
+                }
+            }
+        } else {
+            false
+        };
+        let now = clock.now();
+        if holds {
+            let since = *held_since.get_or_insert(now);
+            let held = (now - since).to_std().unwrap_or_default();
+            attempt.log(
+                LogStream::Sensei,
+                &format!(
+                    "check holds (for {} of {})",
+                    Shown(held),
+                    Shown(poll.stable_for)
+                ),
+            );
+            if held >= poll.stable_for {
+                return Outcome::Succeeded {
+                    outputs: Some(json!({ "held_for_ms": held.as_millis() as u64 })),
+                    exit_code: None,
+                };
+            }
+        } else {
+            if probe_ok {
+                attempt.log(LogStream::Sensei, "check does not hold");
+            }
+            held_since = None;
+        }
+        if let Some(limit) = poll.timeout.filter(|&l| now - started >= chrono(l)) {
+            return Outcome::Failed {
+                error: format!(
+                    "the check did not hold for {} within its timeout of {}",
+                    Shown(poll.stable_for),
+                    Shown(limit)
+                ),
+                exit_code: None,
+                transient: false,
+            };
+        }
+        let mut next = now + chrono(poll.every);
+        if let Some(limit) = poll.timeout {
+            next = next.min(started + chrono(limit));
+        }
+        tokio::select! {
+            () = clock.sleep_until(next) => {}
+            () = actions::cancelled(cancel.clone()) => return Outcome::Cancelled,
+        }
+    }
+}

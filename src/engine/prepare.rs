@@ -1,0 +1,116 @@
+//! Rendering a step's action into what runs: templates filled with the escaping their context
+//! needs (shell-quoted commands, JSON-encoded bodies), before anything is committed or spawned,
+//! so a template that cannot render fails the step without running anything.
+
+use super::actions::Prepared;
+use super::driver::Driver;
+use super::poll::Poll;
+use crate::runbook::model::{Action, Http, Probe};
+use crate::runbook::render::Escape;
+use serde_json::Value as Json;
+use std::sync::Arc;
+
+impl Driver {
+    pub(super) fn prepare(
+        &self,
+        node: usize,
+        action: &Action,
+        json_outputs: bool,
+    ) -> Result<Prepared, String> {
+        let needs_ctx = match action {
+            Action::Run(cmd) => cmd.contains("{{"),
+            Action::Http(_) | Action::Check(_) => true,
+            Action::Wait(_) | Action::Gate(_) => false,
+        };
+        let ctx = if needs_ctx {
+            self.context(node)
+        } else {
+            Json::Null
+        };
+        match action {
+            Action::Run(command) => self.prepare_run(command, &ctx, json_outputs),
+            Action::Http(http) => self.prepare_http(node, http, &ctx),
+            Action::Wait(d) => Ok(Prepared::Wait(d.as_std())),
+            Action::Check(template) => {
+                let step = self.graph.step(&self.runbook, node);
+                let Some(poll) = &step.poll else {
+                    return Err("a check without `every` is decided when it starts".into());
+                };
+                let probe = match &poll.probe {
+                    None => None,
+                    Some(Probe::Run(command)) => {
+                        Some(self.prepare_run(command, &ctx, step.outputs.is_some())?)
+                    }
+                    Some(Probe::Http(http)) => Some(self.prepare_http(node, http, &ctx)?),
+                };
+                Ok(Prepared::Poll(Box::new(Poll {
+                    template: template.clone(),
+                    ctx,
+                    renderer: Arc::clone(&self.renderer),
+                    probe,
+                    every: poll.every.as_std(),
+                    stable_for: poll.stable_for.as_std(),
+                    timeout: step.timeout.map(|t| t.as_std()),
+                })))
+            }
+            Action::Gate(_) => Err("a gate does not run".into()),
+        }
+    }
+
+    fn prepare_run(
+        &self,
+        command: &str,
+        ctx: &Json,
+        json_outputs: bool,
+    ) -> Result<Prepared, String> {
+        let command = if command.contains("{{") {
+            self.renderer
+                .render(command, ctx, Escape::Shell)
+                .map_err(|e| format!("the command cannot be rendered: {e}"))?
+        } else {
+            command.to_owned()
+        };
+        Ok(Prepared::Run {
+            command,
+            env: self.env.clone(),
+            json_outputs,
+        })
+    }
+
+    fn prepare_http(&self, node: usize, http: &Http, ctx: &Json) -> Result<Prepared, String> {
+        let text = |t: &str| {
+            self.renderer
+                .render(t, ctx, Escape::None)
+                .map_err(|e| format!("the request cannot be rendered: {e}"))
+        };
+        let url = text(&http.url)?;
+        let headers = http
+            .headers
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), text(v)?)))
+            .collect::<Result<Vec<_>, String>>()?;
+        let body = match &http.body {
+            Some(body) => Some(
+                self.renderer
+                    .render_json(body, ctx)
+                    .map_err(|e| format!("the request body cannot be rendered: {e}"))?,
+            ),
+            None => None,
+        };
+        let retry = &self.graph.step(&self.runbook, node).retry;
+        Ok(Prepared::Http {
+            method: reqwest::Method::from_bytes(http.method.as_str().as_bytes())
+                .unwrap_or(reqwest::Method::GET),
+            url,
+            headers,
+            body,
+            expect_status: http.expect_status.clone(),
+            transient_status: retry
+                .on_exit_codes
+                .iter()
+                .filter_map(|&c| u16::try_from(c).ok())
+                .collect(),
+            timeout: http.timeout.map(|t| t.as_std()),
+        })
+    }
+}

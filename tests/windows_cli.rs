@@ -1,0 +1,114 @@
+//! Cutover windows as a user sees them with `sensei run`, in real time: `SENSEI_NOW` starts
+//! the migration's clock a moment before a window opens, so each test takes seconds.
+
+mod support;
+
+use support::{Sandbox, wait_for};
+
+const OPENS_SOON: &str = r#"
+version: 1
+name: opens-soon
+windows:
+  night: { cron: "0 1 * * *", duration: 1h, timezone: Europe/Berlin, cutoff: 10m }
+steps:
+  - id: prepare
+    run: "true"
+  - id: switch
+    needs: [prepare]
+    window: night
+    run: echo switched > switched
+"#;
+
+#[test]
+fn a_bound_step_waits_with_its_reason_then_runs_when_the_window_opens() {
+    let sb = Sandbox::new();
+    let file = sb.write("w.yaml", OPENS_SOON);
+    // 00:59:58 in Berlin (CET, UTC+1).
+    let bg = sb.spawn_with_env(
+        &["run", file.to_str().unwrap_or_default()],
+        &[("SENSEI_NOW", "2027-03-05T23:59:58Z")],
+    );
+    let id = bg.id();
+    wait_for("switch to wait", || {
+        (sb.step(&id, "switch")["state"] == "waiting").then_some(())
+    });
+    let reason = sb.step(&id, "switch")["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        reason.starts_with("window night opens Sat 01:00 CET (in "),
+        "{reason}"
+    );
+    assert_eq!(sb.state(&id), "running");
+    let run = bg.finish();
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("switch: window night opens Sat 01:00 CET"),
+        "{}",
+        run.stdout
+    );
+    assert!(sb.path("switched").exists());
+}
+
+const CLOSES_SOON: &str = r#"
+version: 1
+name: closes-soon
+windows:
+  night: { cron: "0 1 * * *", duration: 3s, timezone: UTC, cutoff: 1s, on_close: pause }
+steps:
+  - id: copy
+    window: night
+    run: "while [ ! -e go ]; do sleep 0.02; done"
+  - id: switch
+    needs: [copy]
+    window: night
+    run: touch switched
+"#;
+
+#[test]
+fn a_window_closing_on_bound_work_pauses_and_an_operator_can_cancel_it() {
+    let sb = Sandbox::new();
+    let file = sb.write("w.yaml", CLOSES_SOON);
+    let bg = sb.spawn_with_env(
+        &["run", file.to_str().unwrap_or_default()],
+        &[("SENSEI_NOW", "2027-03-06T00:59:59.500Z")],
+    );
+    let id = bg.id();
+    wait_for("copy to run", || {
+        (sb.step(&id, "copy")["state"] == "running").then_some(())
+    });
+    let kinds = |sb: &Sandbox| -> Vec<String> {
+        sb.events(&id)
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    wait_for("window_closing at the cutoff", || {
+        kinds(&sb)
+            .contains(&"window_closing".to_owned())
+            .then_some(())
+    });
+    wait_for("the close to pause it", || {
+        (sb.state(&id) == "paused").then_some(())
+    });
+    // The running step was not killed: it finishes when it is done.
+    assert_eq!(sb.step(&id, "copy")["state"], "running");
+    sb.write("go", "");
+    wait_for("copy to finish", || {
+        (sb.step(&id, "copy")["state"] == "succeeded").then_some(())
+    });
+    assert_eq!(sb.state(&id), "paused", "it waits for the next opening");
+    sb.sensei(&["cancel", &id, "--as", "ops"]).ok();
+    let run = bg.finish();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(sb.state(&id), "cancelled");
+    assert!(!sb.path("switched").exists());
+    assert!(
+        run.stdout
+            .contains("window night closed with bound work left (on_close: pause)"),
+        "{}",
+        run.stdout
+    );
+}
