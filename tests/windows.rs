@@ -18,7 +18,7 @@ fn t0() -> DateTime<Utc> {
 }
 
 struct Harness {
-    dir: tempfile::TempDir,
+    dir: Arc<tempfile::TempDir>,
     store: Store,
     clock: Arc<ManualClock>,
     id: MigrationId,
@@ -26,7 +26,12 @@ struct Harness {
 }
 
 async fn start(runbook: &str) -> Harness {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+    start_on(dir, Arc::new(ManualClock::new(t0())), runbook).await
+}
+
+/// Another migration in the same state directory, on the same clock.
+async fn start_on(dir: Arc<tempfile::TempDir>, clock: Arc<ManualClock>, runbook: &str) -> Harness {
     let store = Store::open(&dir.path().join(".sensei")).expect("store");
     let checked = sensei::runbook::load_bytes("w.yaml", runbook.as_bytes());
     assert!(!checked.has_errors(), "{}", checked.render());
@@ -43,7 +48,6 @@ async fn start(runbook: &str) -> Harness {
         },
     )
     .expect("create");
-    let clock = Arc::new(ManualClock::new(t0()));
     let mut opts = Options::new(dir.path().to_path_buf(), "alice".into());
     opts.clock = clock.clone();
     opts.poll = std::time::Duration::from_millis(10);
@@ -318,4 +322,110 @@ async fn gate_timeouts_run_on_the_clock() {
         h.at(2, 0);
         assert_eq!(h.finish().await, end, "on_timeout {on_timeout}");
     }
+}
+
+#[tokio::test]
+async fn without_an_estimate_a_bound_step_uses_the_median_of_its_earlier_runs() {
+    let text = r#"
+version: 1
+name: observed
+windows:
+  night: { cron: "0 1 * * *", duration: 1h, timezone: UTC }
+steps:
+  - id: copy
+    window: night
+    wait: 40m
+"#;
+    let mut first = start(text).await;
+    first.at(1, 0);
+    first
+        .until("copy to run", |h| {
+            h.step("copy").state == StepState::Running
+        })
+        .await;
+    first.at(1, 40);
+    assert_eq!(first.finish().await, MigrationState::Certified);
+
+    // The next night, 20 minutes before the close: 40 minutes observed do not fit.
+    first.at(25, 40);
+    let second = start_on(Arc::clone(&first.dir), Arc::clone(&first.clock), text).await;
+    second
+        .until("copy to wait", |h| {
+            h.step("copy").state == StepState::Waiting
+        })
+        .await;
+    let reason = second.step("copy").reason.unwrap_or_default();
+    assert!(reason.contains("does not fit"), "{reason}");
+    assert!(reason.contains("40m"), "{reason}");
+}
+
+const POLLING: &str = r#"
+version: 1
+name: polling
+steps:
+  - id: lag
+    check: "{{lt probe.outputs.lag 5}}"
+    probe: { run: "echo lag=$(cat lag) >> $SENSEI_OUTPUT" }
+    every: 30s
+    stable_for: 2m
+    timeout: 10m
+"#;
+
+#[tokio::test]
+async fn an_automatic_gate_passes_once_its_condition_held_for_stable_for() {
+    let h = start(POLLING).await;
+    let lag = |v: &str| std::fs::write(h.dir.path().join("lag"), v).expect("lag");
+    lag("9");
+    h.until("the check to run", |h| {
+        h.step("lag").state == StepState::Running
+    })
+    .await;
+    let logs = |h: &Harness| h.store.logs(&h.id, Some("lag")).unwrap_or_default().len();
+    h.until("a first evaluation", |h| logs(h) >= 1).await;
+    lag("3");
+    // Held at 0:30, 1:00, 1:30; a relapse at 2:00 resets it; held again from 2:30 to 4:30.
+    for (m, s) in [(0, 30), (1, 0), (1, 30)] {
+        let n = logs(&h);
+        h.clock
+            .set(t0() + Duration::minutes(m) + Duration::seconds(s));
+        h.until("an evaluation", |h| logs(h) > n).await;
+    }
+    lag("7");
+    let n = logs(&h);
+    h.at(0, 2);
+    h.until("the relapse", |h| logs(h) > n).await;
+    lag("2");
+    for minutes in [2.5, 3.0, 3.5, 4.0] {
+        let n = logs(&h);
+        h.clock
+            .set(t0() + Duration::seconds((minutes * 60.0) as i64));
+        h.until("an evaluation", |h| logs(h) > n).await;
+        assert_eq!(
+            h.step("lag").state,
+            StepState::Running,
+            "passed too early at {minutes}m"
+        );
+    }
+    h.clock.set(t0() + Duration::seconds(270));
+    h.until("the gate to pass", |h| {
+        h.step("lag").state == StepState::Succeeded
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_automatic_gate_fails_at_its_timeout() {
+    let mut h = start(POLLING).await;
+    std::fs::write(h.dir.path().join("lag"), "60").expect("lag");
+    h.until("the check to run", |h| {
+        h.step("lag").state == StepState::Running
+    })
+    .await;
+    h.at(0, 10);
+    assert_eq!(h.finish().await, MigrationState::Failed);
+    let error = h.step("lag").error.unwrap_or_default();
+    assert_eq!(
+        error,
+        "the check did not hold for 2m within its timeout of 10m"
+    );
 }

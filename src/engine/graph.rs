@@ -230,15 +230,5 @@ impl Graph {
 
 /// A fresh row.
 pub fn pending(id: &str) -> StepRow {
-    StepRow {
-        step: id.to_owned(),
-        state: StepState::Pending,
-        attempts: 0,
-        started_at: None,
-        finished_at: None,
-        exit_code: None,
-        outputs: None,
-        error: None,
-        reason: None,
-    }
+    StepRow::new(id, StepState::Pending)
 }
