@@ -131,7 +131,7 @@ impl Checker<'_> {
         )
     }
 
-    fn probe(&mut self, probe: &Spanned<RawProbe>) -> Option<CheckedProbe> {
+    fn probe(&mut self, probe: &Spanned<Box<RawProbe>>) -> Option<CheckedProbe> {
         let p = &probe.value;
         let json = p.outputs.as_ref().map(|o| (o.value, o.span));
         match (&p.run, &p.http) {

@@ -293,13 +293,13 @@ pub struct RawStep {
     /// Longest run time (replaces `defaults.timeout`); a polling check fails when its
     /// condition has not held for `stable_for` by then.
     pub timeout: Option<Spanned<Duration>>,
-    pub retry: Option<RawRetry>,
+    pub retry: Option<Box<RawRetry>>,
     /// Expected run time, used to decide whether the step fits in its window.
     pub estimate: Option<Spanned<Duration>>,
     /// Shell command, run with `sh -c` in the runbook's directory.
     pub run: Option<Spanned<String>>,
-    pub http: Option<Spanned<RawHttp>>,
-    pub gate: Option<Spanned<RawGate>>,
+    pub http: Option<Spanned<Box<RawHttp>>>,
+    pub gate: Option<Spanned<Box<RawGate>>>,
     /// Timer.
     pub wait: Option<Spanned<Duration>>,
     /// A template that must render `true`.
@@ -312,7 +312,7 @@ pub struct RawStep {
     pub stable_for: Option<Spanned<Duration>>,
     /// What a polling check runs before each evaluation; the check reads its outputs as
     /// `probe.outputs.KEY`. Needs `every`.
-    pub probe: Option<Spanned<RawProbe>>,
+    pub probe: Option<Spanned<Box<RawProbe>>>,
     /// Shell command that undoes the step.
     pub rollback: Option<Spanned<String>>,
     /// `json`: the last stdout line is a JSON object of outputs.
