@@ -9,8 +9,11 @@
 //!   critical path, gates, windows and a digest that approvals bind to.
 //! - [`event`]: migration and step states, event kinds: the names every layer shares.
 //! - [`engine`]: the lifecycle and the executor that walks a plan.
+//! - [`operator`]: what an operator does from outside a driver (requests, gate decisions),
+//!   shared by the CLI and the server.
 //! - [`store`]: the durable event log and derived state of migrations (SQLite).
 //! - [`process`]: step processes in their own process groups, owned and killed with the engine.
+//! - [`view`]: JSON documents of migrations shared by the CLI's `--format json` and the API.
 //! - [`cli`]: the `sensei` command line, a thin shell over the above.
 
 pub mod calendar;
@@ -18,7 +21,9 @@ pub mod cli;
 pub mod diag;
 pub mod engine;
 pub mod event;
+pub mod operator;
 pub mod plan;
 pub mod process;
 pub mod runbook;
 pub mod store;
+pub mod view;

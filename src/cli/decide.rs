@@ -5,12 +5,10 @@
 use super::drive::{self, IdArgs};
 use super::local::{self, Local};
 use super::{error, exit};
-use crate::engine::{Attach, gate, operation};
-use crate::event::{Decision, EventKind, MigrationId, MigrationState, NewEvent, Operation};
-use crate::runbook::model::Action;
-use crate::store::{Batch, GateError, GateVote, Migration, Store};
-use chrono::Utc;
-use serde_json::json;
+use crate::engine::{Attach, operation};
+use crate::event::{Decision, MigrationId, MigrationState, Operation};
+use crate::operator::{self, DecideError, Done, Requester};
+use crate::store::Store;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
@@ -36,29 +34,13 @@ pub fn decide(args: &DecideArgs, decision: Decision) -> u8 {
         Ok(m) => m,
         Err(code) => return code,
     };
-    let info = match store.gate(&migration.id, &args.gate) {
-        Ok(Some(info)) => info,
-        Ok(None) => return no_gate(&store, &migration, &args.gate),
-        Err(e) => {
-            error(e);
-            return exit::FAILED;
-        }
-    };
     let who = args.local.identity();
-    if let Err(refusal) = gate::may_decide(&migration, &info, &who) {
-        error(refusal);
-        return exit::REFUSED;
-    }
-    let vote = GateVote {
-        step: args.gate.clone(),
-        who: who.clone(),
-        decision,
-        comment: args.comment.clone(),
-        digest: migration.digest.clone(),
+    let by = Requester {
+        who: &who,
         local: true,
-        at: Utc::now(),
+        comment: args.comment.as_deref(),
     };
-    match store.decide_gate(&migration.id, vote) {
+    match operator::decide(&store, &migration, &args.gate, decision, &by) {
         Ok(outcome) => {
             sayln!(
                 "gate {} of {}: {} by {who} ({} of {} approvals; gate {})",
@@ -71,49 +53,26 @@ pub fn decide(args: &DecideArgs, decision: Decision) -> u8 {
             );
             exit::OK
         }
-        Err(e @ (GateError::NotOpen { .. } | GateError::AlreadyVoted { .. })) => {
-            error(e);
-            exit::REFUSED
+        Err(e @ DecideError::NoStep { .. }) => {
+            error(format!(
+                "{e}; `sensei status {}` lists its steps",
+                migration.id
+            ));
+            exit::USAGE
         }
-        Err(e) => {
+        Err(e) if e.is_unknown_name() => {
+            error(e);
+            exit::USAGE
+        }
+        Err(e) if e.is_fault() => {
             error(e);
             exit::FAILED
         }
+        Err(e) => {
+            error(e);
+            exit::REFUSED
+        }
     }
-}
-
-/// Why a gate has nothing to decide yet: the migration has no such step, or the step is not
-/// a gate (usage errors, like any unknown name), or the migration has not reached the gate
-/// (refused: it may be decided later).
-fn no_gate(store: &Store, migration: &Migration, gate: &str) -> u8 {
-    let id = &migration.id;
-    let row = store
-        .steps(id)
-        .ok()
-        .and_then(|rows| rows.into_iter().find(|r| r.step == gate));
-    let Some(row) = row else {
-        error(format!(
-            "migration {id} has no step `{gate}`; `sensei status {id}` lists its steps"
-        ));
-        return exit::USAGE;
-    };
-    let base = gate.split('[').next().unwrap_or(gate);
-    let is_gate =
-        crate::runbook::load_bytes(&migration.runbook_path, migration.runbook_text.as_bytes())
-            .runbook
-            .and_then(|rb| rb.step(base).map(|s| matches!(s.action, Action::Gate(_))))
-            .unwrap_or(true);
-    if !is_gate {
-        error(format!(
-            "step `{gate}` of migration {id} is not a gate; only gates are approved or rejected"
-        ));
-        return exit::USAGE;
-    }
-    error(format!(
-        "gate `{gate}` of migration {id} is not waiting for a decision: the migration has not reached it (its step is {})",
-        row.state.as_str()
-    ));
-    exit::REFUSED
 }
 
 /// `sensei pause|cancel|rollback ID`.
@@ -137,11 +96,7 @@ pub fn operate(args: &IdArgs, op: Operation) -> u8 {
             return exit::FAILED;
         }
     };
-    let how = match op {
-        Operation::Pause => Attach::Pause,
-        Operation::Cancel => Attach::Cancel,
-        _ => Attach::Rollback,
-    };
+    let how = operator::attach_for(op);
     if driven.is_none() {
         return carry_out(
             &store,
@@ -174,30 +129,10 @@ fn carry_out(
 /// when a rollback action failed).
 fn done(store: &Store, id: &MigrationId, op: Operation, after: i64) -> Option<u8> {
     let events = store.events(id, after).ok()?;
-    let field = |e: &crate::event::Event, name: &str| e.data.get(name).cloned();
-    match op {
-        Operation::Rollback => events
-            .iter()
-            .find(|e| e.kind == EventKind::RollbackFinished)
-            .map(|e| match field(e, "ok") {
-                Some(serde_json::Value::Bool(false)) => exit::FAILED,
-                _ => exit::OK,
-            }),
-        _ => {
-            let target = if op == Operation::Pause {
-                MigrationState::Paused
-            } else {
-                MigrationState::Cancelled
-            };
-            events
-                .iter()
-                .any(|e| {
-                    e.kind == EventKind::StateChanged
-                        && field(e, "to").as_ref().and_then(|t| t.as_str()) == Some(target.as_str())
-                })
-                .then_some(exit::OK)
-        }
-    }
+    operator::done(&events, op).map(|done| match done {
+        Done::RolledBack { ok: false } => exit::FAILED,
+        _ => exit::OK,
+    })
 }
 
 /// Asks the driving process to carry out an operation, then waits (bounded) to see it done.
@@ -212,16 +147,14 @@ fn request(
     local: &Local,
     how: Attach,
 ) -> u8 {
-    let batch = Batch {
-        expect_state: Some(state),
-        events: vec![NewEvent::new(
-            EventKind::OperatorRequest,
-            json!({ "op": op, "by": local.identity(), "local": true }),
-        )],
-        ..Batch::default()
+    let who = local.identity();
+    let by = Requester {
+        who: &who,
+        local: true,
+        comment: None,
     };
-    let asked = match store.commit(id, batch) {
-        Ok(committed) => committed.seqs.first().copied().unwrap_or(0),
+    let asked = match operator::request(store, id, state, op, &by) {
+        Ok(seq) => seq,
         Err(e) => {
             error(e);
             return exit::REFUSED;

@@ -6,7 +6,7 @@ use super::progress::short_duration;
 use super::{Format, error, exit};
 use crate::event::{MigrationState, StepState};
 use crate::store::{Migration, StepRow, Store};
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -73,34 +73,10 @@ pub fn status(args: &StatusArgs) -> u8 {
         Err(e) => return fail(e),
     };
     let driver = store.driver(&m.id).ok().flatten();
-    let done = steps.iter().filter(|s| s.state.is_settled()).count();
+    let (done, _) = crate::view::progress(&steps);
     match args.format {
         Format::Json => {
-            // SPEC §5 names each step's id `id`; `step` stays for scripts that read it.
-            let steps: Vec<Json> = steps
-                .iter()
-                .map(|row| {
-                    let mut value = serde_json::to_value(row).unwrap_or_default();
-                    if let Some(obj) = value.as_object_mut() {
-                        obj.insert("id".into(), Json::String(row.step.clone()));
-                    }
-                    value
-                })
-                .collect();
-            let doc = json!({
-                "id": m.id,
-                "runbook": m.runbook,
-                "state": m.state,
-                "phase": crate::engine::lifecycle::phase_of_state(m.state).map(|p| p.as_str()),
-                "digest": m.digest,
-                "starter": m.starter,
-                "params": m.masked_params,
-                "created_at": m.created_at,
-                "updated_at": m.updated_at,
-                "progress": { "done": done, "total": steps.len() },
-                "driver": driver.map(|d| json!({ "pid": d.pid, "host": d.host, "since": d.since })),
-                "steps": steps,
-            });
+            let doc = crate::view::status(&m, &steps, driver.as_ref());
             outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
         Format::Text => {
@@ -176,10 +152,7 @@ pub fn list(args: &ListArgs) -> u8 {
     };
     match args.format {
         Format::Json => {
-            let items: Vec<Json> = migrations
-                .iter()
-                .map(|m| json!({ "id": m.id, "runbook": m.runbook, "state": m.state, "starter": m.starter, "created_at": m.created_at, "updated_at": m.updated_at }))
-                .collect();
+            let items: Vec<Json> = migrations.iter().map(crate::view::summary).collect();
             outln!(
                 "{}",
                 serde_json::to_string_pretty(&items).unwrap_or_default()

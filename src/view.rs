@@ -1,0 +1,66 @@
+//! JSON views of migrations, built in one place so that `sensei status|list --format json`
+//! and the REST API show the same documents: a list item, and the status (state, phase,
+//! progress, waiting reasons, steps). Secret params appear only masked.
+
+use crate::engine::lifecycle::phase_of_state;
+use crate::event::StepState;
+use crate::store::{LeaseHolder, Migration, StepRow};
+use serde_json::{Value as Json, json};
+
+/// A migration in a list: who, what, where it stands.
+pub fn summary(m: &Migration) -> Json {
+    json!({
+        "id": m.id,
+        "runbook": m.runbook,
+        "state": m.state,
+        "starter": m.starter,
+        "created_at": m.created_at,
+        "updated_at": m.updated_at,
+    })
+}
+
+/// Steps done (settled) and in all.
+pub fn progress(steps: &[StepRow]) -> (usize, usize) {
+    let done = steps.iter().filter(|s| s.state.is_settled()).count();
+    (done, steps.len())
+}
+
+/// A step row with its id also as `id` (SPEC §5 names it so; `step` stays for scripts).
+pub fn step(row: &StepRow) -> Json {
+    let mut value = serde_json::to_value(row).unwrap_or_default();
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("id".into(), Json::String(row.step.clone()));
+    }
+    value
+}
+
+/// Why steps wait, or wait for an operator: waiting steps with their reason, and steps a
+/// crash interrupted.
+pub fn waiting(steps: &[StepRow]) -> Vec<Json> {
+    steps
+        .iter()
+        .filter(|s| matches!(s.state, StepState::Waiting | StepState::Interrupted))
+        .map(|s| json!({ "step": s.step, "state": s.state, "reason": s.reason }))
+        .collect()
+}
+
+/// The status document: the migration, its phase and progress, who drives it, why it
+/// waits, and every step.
+pub fn status(m: &Migration, steps: &[StepRow], driver: Option<&LeaseHolder>) -> Json {
+    let (done, total) = progress(steps);
+    json!({
+        "id": m.id,
+        "runbook": m.runbook,
+        "state": m.state,
+        "phase": phase_of_state(m.state).map(|p| p.as_str()),
+        "digest": m.digest,
+        "starter": m.starter,
+        "params": m.masked_params,
+        "created_at": m.created_at,
+        "updated_at": m.updated_at,
+        "progress": { "done": done, "total": total },
+        "driver": driver.map(|d| json!({ "pid": d.pid, "host": d.host, "since": d.since })),
+        "waiting": waiting(steps),
+        "steps": steps.iter().map(step).collect::<Vec<_>>(),
+    })
+}
