@@ -14,6 +14,7 @@
 //! - [`store`]: the durable event log and derived state of migrations (SQLite).
 //! - [`process`]: step processes in their own process groups, owned and killed with the engine.
 //! - [`view`]: JSON documents of migrations shared by the CLI's `--format json` and the API.
+//! - [`server`]: `sensei serve`, the REST API over the same calls as the CLI.
 //! - [`cli`]: the `sensei` command line, a thin shell over the above.
 
 pub mod calendar;
@@ -25,5 +26,6 @@ pub mod operator;
 pub mod plan;
 pub mod process;
 pub mod runbook;
+pub mod server;
 pub mod store;
 pub mod view;

@@ -47,6 +47,7 @@ mod local;
 mod plan;
 mod progress;
 pub mod schema;
+mod serve;
 mod validate;
 
 use crate::engine::Attach;
@@ -89,6 +90,8 @@ enum Command {
     /// Create a migration from a runbook and drive it here until it is certified, fails,
     /// is cancelled or pauses; exit 0 only when certified.
     Run(drive::RunArgs),
+    /// Serve the REST API: migrations, gates, events, runbooks (flags or a config file).
+    Serve(serve::Args),
     /// Show a migration's state and steps (default: the newest).
     Status(inspect::StatusArgs),
     /// List migrations, newest first.
@@ -137,6 +140,7 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => plan::run(&args),
         Command::Schema => schema::run(),
         Command::Run(args) => drive::run(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Status(args) => inspect::status(&args),
         Command::List(args) => inspect::list(&args),
         Command::Logs(args) => inspect::logs(&args),

@@ -223,6 +223,11 @@ impl Store {
         read::list(&self.reader(), state)
     }
 
+    /// How many migrations are in each state (for metrics).
+    pub fn count_by_state(&self) -> Result<Vec<(MigrationState, u64)>, StoreError> {
+        read::count_by_state(&self.reader())
+    }
+
     /// Step rows in the order they were first written (the plan's order at creation).
     pub fn steps(&self, id: &MigrationId) -> Result<Vec<StepRow>, StoreError> {
         read::steps(&self.reader(), id)

@@ -213,3 +213,14 @@ pub fn step_durations(
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
+
+/// How many migrations are in each state (states with none are left out).
+pub fn count_by_state(conn: &Connection) -> Result<Vec<(MigrationState, u64)>, StoreError> {
+    let rows = conn
+        .prepare_cached("SELECT state, count(*) FROM migrations GROUP BY state")?
+        .query_map([], |r| {
+            Ok((name_col(r, 0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}

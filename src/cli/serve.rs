@@ -1,0 +1,80 @@
+//! `sensei serve`: reads the configuration (flags over the file), sets up logging and the
+//! async runtime, and runs the server until SIGTERM or SIGINT (see [`crate::server`]).
+
+use super::{error, exit};
+use crate::engine::clock::{Clock, ShiftedClock, SystemClock};
+use crate::server::{self, config};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The configuration file (default: sensei.yaml in the current directory, when it exists).
+    #[arg(long, value_name = "FILE", env = "SENSEI_CONFIG")]
+    config: Option<PathBuf>,
+    /// The address to listen on (default 127.0.0.1:8080; without tokens, loopback only).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// The state directory holding the embedded store (default .sensei).
+    #[arg(long, value_name = "DIR", env = "SENSEI_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// The directory of runbooks offered by the API (default ./runbooks), reloaded on change.
+    #[arg(long, value_name = "DIR")]
+    runbooks: Option<PathBuf>,
+    /// Request bodies larger than this many bytes are refused with 413 (default 1 MiB).
+    #[arg(long, value_name = "BYTES")]
+    max_body: Option<usize>,
+}
+
+/// `sensei serve`.
+pub fn run(args: &Args) -> u8 {
+    init_logging();
+    let flags = config::Flags {
+        config: args.config.clone(),
+        listen: args.listen.clone(),
+        state_dir: args.state_dir.clone(),
+        runbooks: args.runbooks.clone(),
+        body_limit: args.max_body,
+    };
+    let settings = match config::Settings::resolve(&flags, |name| std::env::var(name).ok()) {
+        Ok(s) => s,
+        Err(e) => {
+            error(e);
+            return exit::USAGE;
+        }
+    };
+    let clock: Arc<dyn Clock> = match super::fixed_now() {
+        Some(start) => Arc::new(ShiftedClock::starting_at(start)),
+        None => Arc::new(SystemClock),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            error(format!("cannot start the async runtime: {e}"));
+            return exit::FAILED;
+        }
+    };
+    match runtime.block_on(server::serve(settings, clock, std::future::pending())) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            error(e);
+            exit::FAILED
+        }
+    }
+}
+
+/// Logs to stderr; `SENSEI_LOG` (or `RUST_LOG`) filters, as `info` by default.
+fn init_logging() {
+    let filter = std::env::var("SENSEI_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,172 @@
+//! The drivers a server runs: one task per migration it drives, each holding that
+//! migration's lease in the store (so no other process drives it meanwhile), all owned here
+//! and stopped here at shutdown (DESIGN habit 8).
+//!
+//! Stopping aborts the tasks: their step processes are killed (each step's process group is
+//! killed when its task is dropped, and the reaper watchdog kills what remains if the server
+//! itself dies). Every change had been committed before it took effect, so the next start
+//! resumes those migrations exactly as after a crash (SPEC §4).
+
+use super::error::ApiError;
+use crate::engine::clock::Clock;
+use crate::engine::{self, Attach, Observer, Options};
+use crate::event::{Event, EventKind, MigrationId, MigrationState};
+use crate::process::Reaper;
+use crate::store::Store;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::task::JoinSet;
+
+/// The identity recorded when the server resumes migrations on its own at start.
+pub const SERVER_IDENTITY: &str = "server";
+
+#[derive(Debug)]
+pub struct Drivers {
+    store: Store,
+    reaper: Option<Arc<Reaper>>,
+    clock: Arc<dyn Clock>,
+    tasks: Mutex<JoinSet<()>>,
+    /// Migrations driven by this process now.
+    active: Arc<Mutex<HashSet<MigrationId>>>,
+    closed: AtomicBool,
+}
+
+/// Logs the state changes of driven migrations.
+struct LogObserver;
+
+impl Observer for LogObserver {
+    fn event(&mut self, event: &Event) {
+        if event.kind == EventKind::StateChanged {
+            let field = |name: &str| event.data.get(name).and_then(|v| v.as_str()).unwrap_or("?");
+            tracing::info!(
+                migration = %event.migration,
+                "{} -> {} ({})",
+                field("from"),
+                field("to"),
+                field("reason")
+            );
+        }
+    }
+}
+
+impl Drivers {
+    /// Drivers on `clock` (the system clock, or one shifted by `SENSEI_NOW` for rehearsals).
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Drivers {
+        Drivers {
+            store,
+            reaper: spawn_reaper(),
+            clock,
+            tasks: Mutex::new(JoinSet::new()),
+            active: Arc::new(Mutex::new(HashSet::new())),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// How many migrations this process drives now.
+    pub fn active(&self) -> usize {
+        self.active.lock().map(|a| a.len()).unwrap_or(0)
+    }
+
+    /// Attaches a driver for `how` (the lifecycle and the lease decide whether that is
+    /// possible now) and runs it in the background until the migration rests.
+    pub async fn attach(&self, id: &MigrationId, how: Attach, who: &str) -> Result<(), ApiError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(ApiError::Unavailable("the server is shutting down".into()));
+        }
+        let dir = self
+            .store
+            .migration(id)?
+            .map(|m| runbook_dir(&m.runbook_path))
+            .ok_or_else(|| ApiError::NotFound(format!("no migration {id}")))?;
+        let mut opts = Options::new(dir, who.to_owned());
+        opts.reaper = self.reaper.clone();
+        opts.clock = self.clock.clone();
+        let driver = engine::attach(&self.store, id, opts, Box::new(LogObserver), how).await?;
+        let (id, active) = (id.clone(), self.active.clone());
+        if let Ok(mut set) = active.lock() {
+            set.insert(id.clone());
+        }
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget tasks that already finished.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move {
+            match driver.drive().await {
+                Ok(state) => tracing::info!(migration = %id, "driver stopped: {state}"),
+                Err(e) => tracing::error!(migration = %id, "driver failed: {e}"),
+            }
+            if let Ok(mut set) = active.lock() {
+                set.remove(&id);
+            }
+        });
+        Ok(())
+    }
+
+    /// Resumes every migration that is between states (not created, not at rest) and that no
+    /// live process drives: what a crash or a stop of the server left (SPEC §4).
+    pub async fn resume_all(&self) -> usize {
+        let migrations = match self.store.list(None) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!("cannot list migrations to resume: {e}");
+                return 0;
+            }
+        };
+        let mut resumed = 0;
+        for m in migrations {
+            if m.state.is_at_rest() || m.state == MigrationState::Created {
+                continue;
+            }
+            if !matches!(self.store.driver(&m.id), Ok(None)) {
+                continue;
+            }
+            match self
+                .attach(&m.id, Attach::Resume(None), SERVER_IDENTITY)
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(migration = %m.id, "resumed from {}", m.state);
+                    resumed += 1;
+                }
+                Err(e) => tracing::error!(migration = %m.id, "cannot resume: {e}"),
+            }
+        }
+        resumed
+    }
+
+    /// Stops every driver (see the module comment) and waits until they are gone.
+    pub async fn shutdown(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let running = self.active();
+        if running > 0 {
+            tracing::info!(
+                "stopping {running} driver(s); their migrations resume at the next start"
+            );
+        }
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Steps run in the directory of the runbook file they came from.
+fn runbook_dir(path: &str) -> PathBuf {
+    Path::new(path)
+        .parent()
+        .filter(|p| p.is_dir())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The watchdog that kills step processes if the server dies (`sensei __reap`).
+fn spawn_reaper() -> Option<Arc<Reaper>> {
+    let exe = std::env::current_exe().ok()?;
+    match Reaper::spawn(&exe, &["__reap"]) {
+        Ok(r) => Some(Arc::new(r)),
+        Err(e) => {
+            tracing::warn!("{e}; step processes will not be killed if the server is killed");
+            None
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! `GET /metrics` in the Prometheus text format: migrations by state (read from the store at
+//! scrape time), drivers running in this server, runbook files valid and invalid, lost log
+//! lines, and HTTP requests by method, route and status with a latency histogram per route
+//! (counted by [`track`], a layer on the matched routes).
+
+use super::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 9] = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Cumulative counts are computed when rendering; these are per bucket, plus +Inf.
+    counts: [u64; BUCKETS.len() + 1],
+    sum: f64,
+}
+
+#[derive(Debug, Default)]
+struct Http {
+    requests: BTreeMap<(String, String, u16), u64>,
+    latency: BTreeMap<String, Histogram>,
+}
+
+/// Counters kept by this process since it started.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    http: Mutex<Http>,
+}
+
+impl Metrics {
+    pub fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let mut http = self.http.lock().unwrap_or_else(|p| p.into_inner());
+        *http
+            .requests
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default() += 1;
+        let histogram = http.latency.entry(route.to_owned()).or_default();
+        let bucket = BUCKETS
+            .iter()
+            .position(|&b| seconds <= b)
+            .unwrap_or(BUCKETS.len());
+        histogram.counts[bucket] += 1;
+        histogram.sum += seconds;
+    }
+
+    fn render_http(&self, out: &mut String) {
+        let http = self.http.lock().unwrap_or_else(|p| p.into_inner());
+        out.push_str("# HELP sensei_http_requests_total HTTP requests answered, by method, route and status.\n");
+        out.push_str("# TYPE sensei_http_requests_total counter\n");
+        for ((method, route, status), n) in &http.requests {
+            let _ = writeln!(
+                out,
+                "sensei_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                escape(route)
+            );
+        }
+        out.push_str("# HELP sensei_http_request_duration_seconds Time to answer a request (to the response head), by route.\n");
+        out.push_str("# TYPE sensei_http_request_duration_seconds histogram\n");
+        for (route, h) in &http.latency {
+            let route = escape(route);
+            let mut cumulative = 0;
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                cumulative += h.counts[i];
+                let _ = writeln!(
+                    out,
+                    "sensei_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            cumulative += h.counts[BUCKETS.len()];
+            let _ = writeln!(
+                out,
+                "sensei_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {cumulative}"
+            );
+            let _ = writeln!(
+                out,
+                "sensei_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "sensei_http_request_duration_seconds_count{{route=\"{route}\"}} {cumulative}"
+            );
+        }
+    }
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Counts a request on a matched route.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.metrics.record(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// The whole exposition.
+pub fn render(state: &AppState) -> String {
+    let mut out = String::new();
+    out.push_str("# HELP sensei_migrations Migrations in the store, by state.\n");
+    out.push_str("# TYPE sensei_migrations gauge\n");
+    let counts: BTreeMap<_, _> = state
+        .store
+        .count_by_state()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    for s in crate::event::MigrationState::ALL {
+        let n = counts.get(s).copied().unwrap_or(0);
+        let _ = writeln!(out, "sensei_migrations{{state=\"{s}\"}} {n}");
+    }
+    out.push_str("# HELP sensei_drivers Migrations this server is driving now.\n");
+    out.push_str("# TYPE sensei_drivers gauge\n");
+    let _ = writeln!(out, "sensei_drivers {}", state.drivers.active());
+    let (valid, invalid) = state.runbooks.counts();
+    out.push_str("# HELP sensei_runbook_files Runbook files in the runbooks directory, by whether their latest version validates.\n");
+    out.push_str("# TYPE sensei_runbook_files gauge\n");
+    let _ = writeln!(out, "sensei_runbook_files{{valid=\"true\"}} {valid}");
+    let _ = writeln!(out, "sensei_runbook_files{{valid=\"false\"}} {invalid}");
+    out.push_str(
+        "# HELP sensei_lost_log_lines_total Step output lines that could not be stored.\n",
+    );
+    out.push_str("# TYPE sensei_lost_log_lines_total counter\n");
+    let _ = writeln!(
+        out,
+        "sensei_lost_log_lines_total {}",
+        state.store.lost_log_lines()
+    );
+    state.metrics.render_http(&mut out);
+    out
+}

@@ -1,0 +1,247 @@
+//! `sensei serve`: the REST API of SPEC §6 over the same library calls as the CLI.
+//!
+//! - [`app`] builds the router from an [`AppState`] (testable without a socket); [`serve`]
+//!   binds, resumes what a previous run left, serves until SIGTERM or SIGINT, and stops every
+//!   background task it started.
+//! - `config`: the configuration file and flags; `auth`: bearer tokens and roles;
+//!   `error`: one `ApiError` mapped to problem documents; `state`: what handlers share and the
+//!   store's change feed; `runbooks`: the runbooks directory, reloaded on change; `drivers`:
+//!   the migrations this server drives; `metrics`: Prometheus text; `routes`: the handlers.
+
+pub mod auth;
+pub mod config;
+mod drivers;
+pub mod error;
+mod metrics;
+mod routes;
+mod runbooks;
+mod state;
+
+pub use drivers::Drivers;
+pub use runbooks::Runbooks;
+pub use state::AppState;
+
+use crate::engine::clock::Clock;
+use crate::store::Store;
+use auth::Caller;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use config::Settings;
+use error::{ApiError, BodyLimit};
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::limit::RequestBodyLimitLayer;
+
+/// Every route, as `(method, path)`: the OpenAPI document in docs/ is checked against it.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/v1/migrations"),
+    ("POST", "/v1/migrations"),
+    ("GET", "/v1/migrations/{id}"),
+    ("DELETE", "/v1/migrations/{id}"),
+    ("GET", "/v1/migrations/{id}/status"),
+    ("POST", "/v1/migrations/{id}/start"),
+    ("POST", "/v1/migrations/{id}/pause"),
+    ("POST", "/v1/migrations/{id}/resume"),
+    ("POST", "/v1/migrations/{id}/retry"),
+    ("POST", "/v1/migrations/{id}/rollback"),
+    ("POST", "/v1/migrations/{id}/gates/{step}/approve"),
+    ("POST", "/v1/migrations/{id}/gates/{step}/reject"),
+    ("GET", "/v1/migrations/{id}/events"),
+    ("GET", "/v1/migrations/{id}/steps/{step}/logs"),
+    ("GET", "/v1/runbooks"),
+    ("POST", "/v1/runbooks/validate"),
+];
+
+/// The router: every route of [`ROUTES`], authenticated (except `/healthz`), counted in the
+/// metrics, bodies limited, every error a problem document.
+pub fn app(state: AppState) -> Router {
+    use routes::{events, lifecycle, migrations, system};
+    let api = Router::new()
+        .route("/metrics", get(system::metrics))
+        .route(
+            "/v1/migrations",
+            get(migrations::list).post(migrations::create),
+        )
+        .route(
+            "/v1/migrations/{id}",
+            get(migrations::detail).delete(lifecycle::cancel),
+        )
+        .route("/v1/migrations/{id}/status", get(migrations::status))
+        .route("/v1/migrations/{id}/start", post(lifecycle::start))
+        .route("/v1/migrations/{id}/pause", post(lifecycle::pause))
+        .route("/v1/migrations/{id}/resume", post(lifecycle::resume))
+        .route("/v1/migrations/{id}/retry", post(lifecycle::retry))
+        .route("/v1/migrations/{id}/rollback", post(lifecycle::rollback))
+        .route(
+            "/v1/migrations/{id}/gates/{step}/approve",
+            post(lifecycle::approve),
+        )
+        .route(
+            "/v1/migrations/{id}/gates/{step}/reject",
+            post(lifecycle::reject),
+        )
+        .route("/v1/migrations/{id}/events", get(events::events))
+        .route(
+            "/v1/migrations/{id}/steps/{step}/logs",
+            get(migrations::logs),
+        )
+        .route("/v1/runbooks", get(system::runbooks))
+        .route("/v1/runbooks/validate", post(system::validate))
+        .route_layer(RequestBodyLimitLayer::new(state.body_limit))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/healthz", get(system::healthz))
+        .merge(api)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .fallback(unknown_path)
+        .layer(DefaultBodyLimit::max(state.body_limit))
+        .layer(middleware::from_fn_with_state(
+            BodyLimit(state.body_limit),
+            error::problems,
+        ))
+        .with_state(state)
+}
+
+/// Names the caller (401 when the token is missing or unknown) for the handlers' role checks.
+async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes().to_vec());
+    match state.tokens.authenticate(header.as_deref()) {
+        Ok(caller) => {
+            request.extensions_mut().insert::<Caller>(caller);
+            next.run(request).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn unknown_path(State(state): State<AppState>, request: Request) -> ApiError {
+    state
+        .metrics
+        .record(request.method().as_str(), "unmatched", 404, 0.0);
+    ApiError::NotFound(format!("no such path: {}", request.uri().path()))
+}
+
+/// Why the server could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("the runbooks directory {0} does not exist")]
+    Runbooks(String),
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: String, reason: String },
+    #[error("the server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How long in-flight requests get to finish after a stop signal.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// Runs the server until SIGTERM or SIGINT (or `stop` resolves).
+pub async fn serve(
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    if settings.runbooks_named && !settings.runbooks.is_dir() {
+        return Err(ServeError::Runbooks(
+            settings.runbooks.display().to_string(),
+        ));
+    }
+    if !settings.runbooks.is_dir() {
+        tracing::warn!(
+            "the runbooks directory {} does not exist; no runbooks until it does",
+            settings.runbooks.display()
+        );
+    }
+    let store = Store::open(&settings.state_dir)?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| ServeError::Bind {
+            addr: settings.listen.to_string(),
+            reason: e.to_string(),
+        })?;
+    let dir = settings.runbooks.clone();
+    let runbooks = Arc::new(
+        tokio::task::spawn_blocking(move || Runbooks::load(&dir))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?,
+    );
+    let drivers = Arc::new(Drivers::new(store.clone(), clock));
+    let state = AppState::new(
+        store.clone(),
+        runbooks,
+        drivers.clone(),
+        settings.tokens,
+        settings.body_limit,
+    );
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(state::watch_changes(state.clone()));
+    background.spawn(state::watch_runbooks(state.clone()));
+    let resumed = drivers.resume_all().await;
+    tracing::info!(
+        "sensei serve listening on http://{} (state {}, runbooks {}, {} token(s), {resumed} migration(s) resumed)",
+        listener.local_addr().unwrap_or(settings.listen),
+        settings.state_dir.display(),
+        settings.runbooks.display(),
+        state.tokens.len(),
+    );
+    let shutdown = state.shutdown.clone();
+    let signalled = {
+        let shutdown = shutdown.clone();
+        async move {
+            tokio::select! {
+                () = stop => {}
+                () = signal() => {}
+            }
+            tracing::info!("stopping: no new requests; open event streams end");
+            shutdown.trigger();
+        }
+    };
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(signalled);
+    let served = tokio::select! {
+        result = server => result,
+        () = async { shutdown.wait().await; tokio::time::sleep(GRACE).await } => {
+            tracing::warn!("requests still open after {GRACE:?}; stopping anyway");
+            Ok(())
+        }
+    };
+    shutdown.trigger();
+    while background.join_next().await.is_some() {}
+    drivers.shutdown().await;
+    let _ = tokio::task::spawn_blocking(move || store.flush()).await;
+    tracing::info!("stopped");
+    Ok(served?)
+}
+
+/// SIGTERM or SIGINT.
+async fn signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            tracing::warn!("cannot listen for SIGTERM/SIGINT; stop the server with SIGKILL");
+            std::future::pending::<()>().await
+        }
+    }
+}

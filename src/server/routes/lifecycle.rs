@@ -1,0 +1,284 @@
+//! Lifecycle operations and gate decisions.
+//!
+//! Each operation is first judged by the lifecycle (`engine::operation::path`; 409 with the
+//! allowed transitions when illegal) and recorded as an `operator_request` event (who, what,
+//! when, comment: the audit trail). Then: a migration another driver holds gets the request
+//! and its driver carries pause, cancel or rollback out (as with the CLI); otherwise this
+//! server attaches a driver of its own. The answer is 200 with the status once the operation
+//! has taken effect, or 202 when it is still under way after a short wait.
+
+use super::{AppState, blocking, body, load};
+use crate::engine::{Attach, Interrupted, operation};
+use crate::event::{Decision, EventKind, MigrationId, MigrationState, Operation};
+use crate::operator::{self, Requester};
+use crate::server::auth::{Approver, Caller, Operator};
+use crate::server::error::ApiError;
+use crate::store::Migration;
+use crate::view;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long an operation call waits to see its effect before answering 202.
+const EFFECT_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpBody {
+    /// Recorded with the request in the audit trail.
+    comment: Option<String>,
+    /// Resume only: what to do with steps a crash interrupted.
+    interrupted: Option<Choice>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Choice {
+    Retry,
+    Skip,
+}
+
+type Answer = Result<(StatusCode, Json<Value>), ApiError>;
+
+macro_rules! operation_handler {
+    ($name:ident, $op:expr, $doc:literal) => {
+        #[doc = $doc]
+        pub async fn $name(
+            State(state): State<AppState>,
+            Operator(caller): Operator,
+            Path(id): Path<String>,
+            bytes: Result<Bytes, BytesRejection>,
+        ) -> Answer {
+            let body: OpBody = body(&state, bytes)?;
+            operate(&state, $op, &id, &caller, body).await
+        }
+    };
+}
+
+operation_handler!(start, Operation::Start, "`POST /v1/migrations/{id}/start`.");
+operation_handler!(pause, Operation::Pause, "`POST /v1/migrations/{id}/pause`.");
+operation_handler!(
+    resume,
+    Operation::Resume,
+    "`POST /v1/migrations/{id}/resume`."
+);
+operation_handler!(retry, Operation::Retry, "`POST /v1/migrations/{id}/retry`.");
+operation_handler!(
+    rollback,
+    Operation::Rollback,
+    "`POST /v1/migrations/{id}/rollback`."
+);
+operation_handler!(
+    cancel,
+    Operation::Cancel,
+    "`DELETE /v1/migrations/{id}`: cancel."
+);
+
+/// Resume also takes over a migration a crash left between states (SPEC §4).
+fn check(op: Operation, m: &Migration, driven: bool) -> Result<(), ApiError> {
+    let mid_phase = !m.state.is_at_rest() && m.state != MigrationState::Created;
+    if op == Operation::Resume && mid_phase {
+        if driven {
+            return Err(ApiError::Conflict(format!(
+                "migration {} is {} and a live process drives it; there is nothing to resume",
+                m.id, m.state
+            )));
+        }
+        return Ok(());
+    }
+    operation::path(op, m.state)?;
+    Ok(())
+}
+
+async fn operate(
+    state: &AppState,
+    op: Operation,
+    id: &str,
+    caller: &Caller,
+    body: OpBody,
+) -> Answer {
+    if body.interrupted.is_some() && op != Operation::Resume {
+        return Err(ApiError::BadRequest(
+            "`interrupted` is only for resume".into(),
+        ));
+    }
+    let m = load(state, id)?;
+    let driven = state.store.driver(&m.id)?.is_some();
+    check(op, &m, driven)?;
+    let asked = {
+        let (store, mid, from) = (state.store.clone(), m.id.clone(), m.state);
+        let (who, local, comment) = (caller.name.clone(), !caller.authenticated, body.comment);
+        blocking(move || {
+            let by = Requester {
+                who: &who,
+                local,
+                comment: comment.as_deref(),
+            };
+            Ok(operator::request(&store, &mid, from, op, &by)?)
+        })
+        .await?
+    };
+    let carried_by_driver = driven
+        && matches!(
+            op,
+            Operation::Pause | Operation::Cancel | Operation::Rollback
+        );
+    if !carried_by_driver {
+        let how = match (op, body.interrupted) {
+            (Operation::Resume, Some(Choice::Retry)) => Attach::Resume(Some(Interrupted::Retry)),
+            (Operation::Resume, Some(Choice::Skip)) => Attach::Resume(Some(Interrupted::Skip)),
+            _ => operator::attach_for(op),
+        };
+        state.drivers.attach(&m.id, how, &caller.name).await?;
+    }
+    let took_effect = wait_for_effect(state, &m.id, op, asked, &caller.name).await?;
+    let status = if took_effect {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let m = load(state, id)?;
+    let steps = state.store.steps(&m.id)?;
+    let driver = state.store.driver(&m.id)?;
+    Ok((status, Json(view::status(&m, &steps, driver.as_ref()))))
+}
+
+/// Waits (bounded) until the events after seq `asked` show the operation done: pause,
+/// cancel and rollback by their outcome, the others by a driver attaching for them. A driver
+/// that moved the migration on before acting on a request is a refusal; one that stopped
+/// without acting leaves the work to this server.
+async fn wait_for_effect(
+    state: &AppState,
+    id: &MigrationId,
+    op: Operation,
+    asked: i64,
+    who: &str,
+) -> Result<bool, ApiError> {
+    let deadline = Instant::now() + EFFECT_WAIT;
+    let mut changes = state.changes.subscribe();
+    let mut took_over = false;
+    loop {
+        let now = state.store.migration(id)?.map(|m| m.state);
+        let events = state.store.events(id, asked)?;
+        let done = match op {
+            Operation::Pause | Operation::Cancel | Operation::Rollback => {
+                operator::done(&events, op).is_some()
+            }
+            _ => events.iter().any(|e| e.kind == EventKind::DriverAttached),
+        };
+        if done {
+            return Ok(true);
+        }
+        if let Some(Err(refused)) = now.map(|s| operation::path(op, s))
+            && matches!(
+                op,
+                Operation::Pause | Operation::Cancel | Operation::Rollback
+            )
+            && !events.iter().any(|e| e.kind == EventKind::DriverAttached)
+        {
+            return Err(ApiError::IllegalTransition {
+                detail: format!(
+                    "{refused} — its driver moved the migration on before acting on the {op} request"
+                ),
+                state: refused.state,
+                allowed: refused.allowed_transitions().to_vec(),
+                operations: refused.possible(),
+            });
+        }
+        if !took_over
+            && matches!(
+                op,
+                Operation::Pause | Operation::Cancel | Operation::Rollback
+            )
+            && state.store.driver(id)?.is_none()
+            && !events.iter().any(|e| e.kind == EventKind::DriverAttached)
+        {
+            // The driver stopped without acting on the request: carry it out here.
+            took_over = true;
+            state
+                .drivers
+                .attach(id, operator::attach_for(op), who)
+                .await?;
+            continue;
+        }
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return Ok(false);
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => return Ok(false),
+            () = state.shutdown.wait() => return Ok(false),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecideBody {
+    comment: Option<String>,
+}
+
+/// `POST /v1/migrations/{id}/gates/{step}/approve`.
+pub async fn approve(
+    state: State<AppState>,
+    caller: Approver,
+    path: Path<(String, String)>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Answer {
+    decide(state, caller, path, bytes, Decision::Approve).await
+}
+
+/// `POST /v1/migrations/{id}/gates/{step}/reject`.
+pub async fn reject(
+    state: State<AppState>,
+    caller: Approver,
+    path: Path<(String, String)>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Answer {
+    decide(state, caller, path, bytes, Decision::Reject).await
+}
+
+/// The gate rules of the CLI (approver list, not the starter, open), by the caller's name.
+async fn decide(
+    State(state): State<AppState>,
+    Approver(caller): Approver,
+    Path((id, step)): Path<(String, String)>,
+    bytes: Result<Bytes, BytesRejection>,
+    decision: Decision,
+) -> Answer {
+    let body: DecideBody = body(&state, bytes)?;
+    let m = load(&state, &id)?;
+    let store = state.store.clone();
+    let (who, local) = (caller.name.clone(), !caller.authenticated);
+    let gate = step.clone();
+    let outcome = blocking(move || {
+        let by = Requester {
+            who: &who,
+            local,
+            comment: body.comment.as_deref(),
+        };
+        Ok(operator::decide(&store, &m, &gate, decision, &by)?)
+    })
+    .await?;
+    tracing::info!(migration = %id, gate = %step, by = %caller.name, "{decision}");
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "migration": id,
+            "gate": step,
+            "decision": decision,
+            "by": caller.name,
+            "status": outcome.status,
+            "approvals": outcome.approvals,
+            "required": outcome.required,
+            "seq": outcome.event_seq,
+        })),
+    ))
+}

@@ -1,0 +1,136 @@
+//! What every request handler shares: the store, the runbooks, the drivers, the tokens, the
+//! metrics; the shutdown signal; and the change feed — one task that polls the store's cheap
+//! change counter (`PRAGMA data_version`) while anybody listens, so live event streams and
+//! waiting lifecycle calls wake up on commits instead of each polling the store.
+
+use super::auth::Tokens;
+use super::drivers::Drivers;
+use super::metrics::Metrics;
+use super::runbooks::Runbooks;
+use crate::store::Store;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often the change feed looks at the store while somebody listens.
+pub const CHANGE_POLL: Duration = Duration::from_millis(50);
+
+/// Cheap to clone: everything is behind one `Arc`.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+#[derive(Debug)]
+pub struct Shared {
+    pub store: Store,
+    pub runbooks: Arc<Runbooks>,
+    pub drivers: Arc<Drivers>,
+    pub tokens: Tokens,
+    pub metrics: Metrics,
+    pub body_limit: usize,
+    pub shutdown: Shutdown,
+    /// Bumped whenever the store changed.
+    pub changes: watch::Sender<u64>,
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.inner
+    }
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        runbooks: Arc<Runbooks>,
+        drivers: Arc<Drivers>,
+        tokens: Tokens,
+        body_limit: usize,
+    ) -> AppState {
+        AppState {
+            inner: Arc::new(Shared {
+                store,
+                runbooks,
+                drivers,
+                tokens,
+                metrics: Metrics::default(),
+                body_limit,
+                shutdown: Shutdown::default(),
+                changes: watch::Sender::new(0),
+            }),
+        }
+    }
+}
+
+/// The server-wide stop signal: once triggered it stays triggered.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    tx: Arc<watch::Sender<bool>>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown {
+            tx: Arc::new(watch::Sender::new(false)),
+        }
+    }
+}
+
+impl Shutdown {
+    pub fn trigger(&self) {
+        self.tx.send_replace(true);
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.tx.borrow()
+    }
+
+    /// Resolves once the signal is triggered.
+    pub async fn wait(&self) {
+        let mut rx = self.tx.subscribe();
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+/// Polls the store's change counter while the feed has listeners, until shutdown.
+pub async fn watch_changes(state: AppState) {
+    let mut tick = tokio::time::interval(CHANGE_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = state.shutdown.wait() => return,
+        }
+        if state.changes.receiver_count() == 0 {
+            last = None;
+            continue;
+        }
+        match state.store.data_version() {
+            Ok(version) if last != Some(version) => {
+                last = Some(version);
+                state.changes.send_modify(|n| *n = n.wrapping_add(1));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot read the store's change counter: {e}"),
+        }
+    }
+}
+
+/// Looks at the runbooks directory once a second until shutdown.
+pub async fn watch_runbooks(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = state.shutdown.wait() => return,
+        }
+        let runbooks = state.runbooks.clone();
+        // File reads and checks are blocking work.
+        let _ = tokio::task::spawn_blocking(move || runbooks.refresh()).await;
+    }
+}

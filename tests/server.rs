@@ -1,0 +1,384 @@
+//! `sensei serve` driven over HTTP: migrations from creation to certified, lifecycle
+//! operations, gates and self-approval, the live event stream, `kill -9` and restart,
+//! SIGTERM, and runbooks reloaded from the directory.
+
+mod harness;
+
+use harness::{Dir, Server, wait_for};
+use serde_json::Value;
+
+const FLOW: &str = r#"version: 1
+name: flow
+params:
+  note: { type: string, default: hello }
+steps:
+  - id: analyze
+    phase: analyze
+    run: echo "analyzing {{params.note}}"
+  - id: signoff
+    gate: { approvers: [alice, bob, root], required: 1 }
+  - id: work
+    needs: [signoff]
+    run: echo worked
+  - id: check
+    phase: validate
+    run: echo checked
+"#;
+
+/// A step that holds until the file `go` exists (in the runbooks directory).
+const BLOCK: &str = r#"version: 1
+name: block
+steps:
+  - id: hold
+    idempotent: true
+    run: touch started; while [ ! -f go ]; do sleep 0.05; done; echo held
+  - id: after
+    needs: [hold]
+    run: echo after
+  - id: verify
+    phase: validate
+    run: echo verified
+"#;
+
+/// Fails until the file `fixed` exists; `setup` has a rollback.
+const FLAKY: &str = r#"version: 1
+name: flaky
+steps:
+  - id: setup
+    run: echo set > setup.done
+    rollback: rm -f setup.done
+  - id: fragile
+    needs: [setup]
+    run: test -f fixed
+  - id: verify
+    phase: validate
+    run: echo ok
+"#;
+
+fn server(dir: &Dir) -> Server {
+    let config = dir.config_with_tokens("");
+    let mut server = dir.serve(&["--config", config.to_str().unwrap_or_default()]);
+    server.token = Some("ops-token");
+    server
+}
+
+fn kinds(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn create_start_approve_runs_to_certified() {
+    let dir = Dir::new();
+    dir.runbook("flow.yaml", FLOW);
+    let s = server(&dir);
+    let reply = s
+        .post(
+            "/v1/migrations",
+            r#"{"runbook":"flow","params":{"note":"hi"}}"#,
+        )
+        .expect(201);
+    assert_eq!(reply.json["state"], "created");
+    assert_eq!(reply.json["starter"], "ops");
+    let id = reply.json["id"].as_str().unwrap_or_default().to_owned();
+    let started = s
+        .post(&format!("/v1/migrations/{id}/start"), r#"{"comment":"go"}"#)
+        .expect(200);
+    assert_ne!(started.json["state"], "created", "{}", started.text);
+    s.wait_state(&id, "awaiting_approval");
+    let status = s.get(&format!("/v1/migrations/{id}/status")).expect(200);
+    assert_eq!(status.json["phase"], "approve");
+    assert_eq!(status.json["waiting"][0]["step"], "signoff");
+    assert_eq!(status.json["progress"]["total"], 4);
+    let decided = s
+        .call_as(
+            Some("alice-token"),
+            "POST",
+            &format!("/v1/migrations/{id}/gates/signoff/approve"),
+            Some(r#"{"comment":"looks good"}"#),
+        )
+        .expect(200);
+    assert_eq!(decided.json["status"], "approved");
+    s.wait_state(&id, "certified");
+
+    let events = s.events(&id);
+    let request = events
+        .iter()
+        .find(|e| e["kind"] == "operator_request")
+        .expect("audit of start");
+    assert_eq!(request["data"]["by"], "ops");
+    assert_eq!(request["data"]["op"], "start");
+    assert_eq!(request["data"]["comment"], "go");
+    assert_eq!(request["data"]["local"], false);
+    let decision = events
+        .iter()
+        .find(|e| e["kind"] == "gate_decided")
+        .expect("gate decision");
+    assert_eq!(decision["data"]["who"], "alice");
+    assert_eq!(decision["data"]["comment"], "looks good");
+    assert_eq!(decision["data"]["local"], false);
+    let logs = s
+        .get(&format!("/v1/migrations/{id}/steps/analyze/logs"))
+        .expect(200);
+    assert_eq!(logs.json[0]["text"], "analyzing hi");
+    let detail = s.get(&format!("/v1/migrations/{id}")).expect(200);
+    assert_eq!(detail.json["decisions"][0]["who"], "alice");
+    assert_eq!(detail.json["steps"].as_array().map(Vec::len), Some(4));
+    let listed = s.get("/v1/migrations?state=certified").expect(200);
+    assert_eq!(listed.json[0]["id"], id.as_str());
+    assert_eq!(
+        s.get("/v1/migrations?state=failed").expect(200).json,
+        Value::Array(vec![])
+    );
+}
+
+#[test]
+fn the_starter_cannot_approve_their_own_migration() {
+    let dir = Dir::new();
+    dir.runbook("flow.yaml", FLOW);
+    let mut s = server(&dir);
+    s.token = Some("root-token");
+    let id = s.create(Some("root-token"), "flow", "{}");
+    s.post(&format!("/v1/migrations/{id}/start"), "")
+        .expect(200);
+    s.wait_state(&id, "awaiting_approval");
+    let refused = s
+        .post(&format!("/v1/migrations/{id}/gates/signoff/approve"), "")
+        .problem(403);
+    let detail = refused.json["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("root started migration"), "{detail}");
+    // Not an approver of this gate either way: ops has no approver role at all.
+    s.call_as(
+        Some("ops-token"),
+        "POST",
+        &format!("/v1/migrations/{id}/gates/signoff/approve"),
+        None,
+    )
+    .problem(403);
+    s.call_as(
+        Some("bob-token"),
+        "POST",
+        &format!("/v1/migrations/{id}/gates/signoff/reject"),
+        Some(r#"{"comment":"not tonight"}"#),
+    )
+    .expect(200);
+    s.wait_state(&id, "cancelled");
+    // A closed gate refuses later decisions.
+    s.call_as(
+        Some("alice-token"),
+        "POST",
+        &format!("/v1/migrations/{id}/gates/signoff/approve"),
+        None,
+    )
+    .problem(409);
+}
+
+#[test]
+fn pause_resume_and_cancel_over_http() {
+    let dir = Dir::new();
+    dir.runbook("block.yaml", BLOCK);
+    let s = server(&dir);
+    let id = s.create(Some("ops-token"), "block", "{}");
+    s.post(&format!("/v1/migrations/{id}/start"), "")
+        .expect(200);
+    s.wait_state(&id, "running");
+    let paused = s
+        .post(&format!("/v1/migrations/{id}/pause"), "")
+        .expect(200);
+    assert_eq!(paused.json["state"], "paused");
+    // The held step finishes; nothing new starts while paused.
+    std::fs::write(dir.path("runbooks").join("go"), "").expect("go");
+    wait_for("the paused driver to rest", || {
+        let status = s.get(&format!("/v1/migrations/{id}/status")).expect(200);
+        status.json["driver"].is_null().then_some(())
+    });
+    let resumed = s
+        .post(&format!("/v1/migrations/{id}/resume"), "")
+        .expect(200);
+    assert_ne!(resumed.json["state"], "paused", "{}", resumed.text);
+    s.wait_state(&id, "certified");
+    s.post(&format!("/v1/migrations/{id}/resume"), "")
+        .problem(409);
+
+    let other = s.create(Some("ops-token"), "block", "{}");
+    let cancelled = s
+        .call_as(
+            Some("ops-token"),
+            "DELETE",
+            &format!("/v1/migrations/{other}"),
+            None,
+        )
+        .expect(200);
+    assert_eq!(cancelled.json["state"], "cancelled");
+    let refused = s
+        .post(&format!("/v1/migrations/{other}/start"), "")
+        .problem(409);
+    assert_eq!(refused.json["allowed"], Value::Array(vec![]));
+}
+
+#[test]
+fn a_failed_migration_rolls_back_then_retries_to_certified() {
+    let dir = Dir::new();
+    dir.runbook("flaky.yaml", FLAKY);
+    let s = server(&dir);
+    let id = s.create(Some("ops-token"), "flaky", "{}");
+    s.post(&format!("/v1/migrations/{id}/start"), "")
+        .expect(200);
+    s.wait_state(&id, "failed");
+    assert!(dir.path("runbooks/setup.done").exists());
+    let rolled = s
+        .post(
+            &format!("/v1/migrations/{id}/rollback"),
+            r#"{"comment":"undo"}"#,
+        )
+        .expect(200);
+    assert_eq!(rolled.json["state"], "failed");
+    assert!(!dir.path("runbooks/setup.done").exists());
+    std::fs::write(dir.path("runbooks/fixed"), "").expect("fixed");
+    s.post(&format!("/v1/migrations/{id}/retry"), "")
+        .expect(200);
+    s.wait_state(&id, "certified");
+    let events = kinds(&s.events(&id));
+    assert!(
+        events.contains(&"rollback_finished".to_owned()),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn the_event_stream_replays_history_then_streams_new_events() {
+    let dir = Dir::new();
+    dir.runbook("flow.yaml", FLOW);
+    let s = server(&dir);
+    let id = s.create(Some("ops-token"), "flow", "{}");
+    s.post(&format!("/v1/migrations/{id}/start"), "")
+        .expect(200);
+    s.wait_state(&id, "awaiting_approval");
+    let history = s.events(&id);
+    let mut stream = s.stream(&id);
+    let replayed = stream.until("gate_waiting");
+    let ids: Vec<i64> = replayed.iter().filter_map(|m| m.id).collect();
+    let expected: Vec<i64> = (1..=ids.len() as i64).collect();
+    assert_eq!(ids, expected, "replay from the first event, in order");
+    assert_eq!(
+        replayed.len(),
+        history.len(),
+        "the whole history: {replayed:?}"
+    );
+    assert_eq!(replayed[0].event, "migration_created");
+    assert_eq!(replayed[0].data["kind"], "migration_created");
+    s.call_as(
+        Some("bob-token"),
+        "POST",
+        &format!("/v1/migrations/{id}/gates/signoff/approve"),
+        None,
+    )
+    .expect(200);
+    let live = stream.until("gate_decided");
+    assert_eq!(
+        live.last().map(|m| m.data["data"]["who"].clone()),
+        Some("bob".into())
+    );
+    let rest = stream.until("state_changed");
+    assert!(!rest.is_empty());
+    // The stream ends by itself once the migration is certified.
+    let mut last = None;
+    while let Some(m) = stream.next() {
+        last = Some(m);
+    }
+    assert_eq!(
+        last.map(|m| m.data["data"]["to"].clone()),
+        Some("certified".into())
+    );
+    // Resuming after an id sends only what is newer.
+    let newer = s
+        .get(&format!("/v1/migrations/{id}/events?after=3"))
+        .expect(200);
+    assert_eq!(newer.json[0]["seq"], 4);
+}
+
+#[test]
+fn kill_9_mid_migration_then_restart_continues_to_certified() {
+    let dir = Dir::new();
+    dir.runbook("block.yaml", BLOCK);
+    let s = server(&dir);
+    let id = s.create(Some("ops-token"), "block", "{}");
+    s.post(&format!("/v1/migrations/{id}/start"), "")
+        .expect(200);
+    let started = dir.path("runbooks/started");
+    wait_for("the held step to start", || started.exists().then_some(()));
+    assert_eq!(s.state(&id), "running");
+    s.kill9();
+    std::fs::remove_file(&started).expect("remove marker");
+
+    let s = server(&dir);
+    // The idempotent step runs again under the new server.
+    wait_for("the step to run again", || started.exists().then_some(()));
+    std::fs::write(dir.path("runbooks/go"), "").expect("go");
+    s.wait_state(&id, "certified");
+    let events = s.events(&id);
+    let resumed = events
+        .iter()
+        .rfind(|e| e["kind"] == "driver_attached")
+        .expect("driver_attached");
+    assert_eq!(resumed["data"]["by"], "server");
+    assert_eq!(resumed["data"]["op"], "resume");
+    assert!(kinds(&events).contains(&"step_interrupted".to_owned()));
+}
+
+#[test]
+fn sigterm_stops_the_server_and_a_restart_resumes() {
+    let dir = Dir::new();
+    dir.runbook("block.yaml", BLOCK);
+    let s = server(&dir);
+    let id = s.create(Some("ops-token"), "block", "{}");
+    s.post(&format!("/v1/migrations/{id}/start"), "")
+        .expect(200);
+    wait_for("the held step to start", || {
+        dir.path("runbooks/started").exists().then_some(())
+    });
+    let log = s.log.clone();
+    assert_eq!(s.terminate(), 0);
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    assert!(log.contains("stopped"), "{log}");
+    std::fs::write(dir.path("runbooks/go"), "").expect("go");
+    let s = server(&dir);
+    s.wait_state(&id, "certified");
+}
+
+#[test]
+fn runbooks_reload_and_an_invalid_edit_keeps_the_last_good_version() {
+    let dir = Dir::new();
+    dir.runbook("flow.yaml", FLOW);
+    let s = server(&dir);
+    let listed = s.get("/v1/runbooks").expect(200);
+    assert_eq!(listed.json["runbooks"][0]["name"], "flow");
+    assert_eq!(listed.json["runbooks"][0]["valid"], true);
+
+    dir.runbook(
+        "flow.yaml",
+        "version: 1\nname: flow\nsteps:\n  - id: x\n    rnu: echo\n",
+    );
+    let entry = wait_for("the invalid edit to be seen", || {
+        let listed = s.get("/v1/runbooks").expect(200);
+        let entry = listed.json["runbooks"][0].clone();
+        (entry["valid"] == false).then_some(entry)
+    });
+    assert_eq!(entry["name"], "flow", "the last good version stays active");
+    assert!(entry["diagnostics"][0]["message"].is_string(), "{entry}");
+    let id = s.create(Some("ops-token"), "flow", "{}");
+    assert_eq!(s.state(&id), "created");
+
+    dir.runbook("more.yaml", &FLOW.replace("name: flow", "name: more"));
+    wait_for("a new file to be loaded", || {
+        let listed = s.get("/v1/runbooks").expect(200);
+        let names: Vec<Value> = listed.json["runbooks"]
+            .as_array()
+            .map(|r| r.iter().map(|e| e["name"].clone()).collect())
+            .unwrap_or_default();
+        names.contains(&Value::from("more")).then_some(())
+    });
+    s.create(Some("ops-token"), "more", "{}");
+}
