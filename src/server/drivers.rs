@@ -52,11 +52,12 @@ impl Observer for LogObserver {
 }
 
 impl Drivers {
-    /// Drivers on `clock` (the system clock, or one shifted by `SENSEI_NOW` for rehearsals).
-    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Drivers {
+    /// Drivers on `clock` (the system clock, or one shifted by `SENSEI_NOW` for rehearsals),
+    /// with the watchdog that kills step processes should this process die.
+    pub fn new(store: Store, clock: Arc<dyn Clock>, reaper: Option<Arc<Reaper>>) -> Drivers {
         Drivers {
             store,
-            reaper: spawn_reaper(),
+            reaper,
             clock,
             tasks: Mutex::new(JoinSet::new()),
             active: Arc::new(Mutex::new(HashSet::new())),
@@ -160,7 +161,7 @@ fn runbook_dir(path: &str) -> PathBuf {
 }
 
 /// The watchdog that kills step processes if the server dies (`sensei __reap`).
-fn spawn_reaper() -> Option<Arc<Reaper>> {
+pub fn spawn_reaper() -> Option<Arc<Reaper>> {
     let exe = std::env::current_exe().ok()?;
     match Reaper::spawn(&exe, &["__reap"]) {
         Ok(r) => Some(Arc::new(r)),

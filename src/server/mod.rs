@@ -179,7 +179,7 @@ pub async fn serve(
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?,
     );
-    let drivers = Arc::new(Drivers::new(store.clone(), clock));
+    let drivers = Arc::new(Drivers::new(store.clone(), clock, drivers::spawn_reaper()));
     let state = AppState::new(
         store.clone(),
         runbooks,
@@ -243,5 +243,77 @@ async fn signal() {
             tracing::warn!("cannot listen for SIGTERM/SIGINT; stop the server with SIGKILL");
             std::future::pending::<()>().await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    /// The router without a socket: a store in a temporary directory, one token.
+    fn router(dir: &std::path::Path) -> Router {
+        let store = Store::open(&dir.join("state")).unwrap();
+        let specs = vec![config::TokenSpec {
+            name: "ops".into(),
+            roles: vec![auth::Role::Operator],
+            sha256: None,
+            token_env: Some("T".into()),
+        }];
+        let tokens = auth::Tokens::from_specs(&specs, |_| Some("secret".into())).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(crate::engine::clock::SystemClock);
+        let drivers = Arc::new(Drivers::new(store.clone(), clock, None));
+        let runbooks = Arc::new(Runbooks::load(&dir.join("runbooks")));
+        app(AppState::new(store, runbooks, drivers, tokens, 1024))
+    }
+
+    async fn call(
+        router: Router,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+    ) -> (StatusCode, String, String) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            request = request.header("authorization", format!("Bearer {t}"));
+        }
+        let response = router
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let kind = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap_or_default().to_owned())
+            .unwrap_or_default();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, kind, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn the_router_answers_without_a_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = router(dir.path());
+        let (status, _, body) = call(r.clone(), "GET", "/healthz", None).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, r#"{"status":"ok"}"#)
+        );
+        let (status, kind, _) = call(r.clone(), "GET", "/v1/migrations", None).await;
+        assert_eq!(
+            (status, kind.as_str()),
+            (StatusCode::UNAUTHORIZED, error::PROBLEM_JSON)
+        );
+        let (status, _, body) = call(r.clone(), "GET", "/v1/migrations", Some("secret")).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "[]"));
+        let (status, kind, body) = call(r, "PATCH", "/v1/migrations", Some("secret")).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(kind, error::PROBLEM_JSON, "{body}");
     }
 }

@@ -266,6 +266,55 @@ impl Server {
         }
     }
 
+    /// Sends only the head of a POST whose `Content-Length` says `length`, and reads the
+    /// answer: a server that refuses by the declared length answers without the body (a
+    /// client writing a large body it will not read would only see a broken pipe).
+    pub fn post_head_only(&self, path: &str, length: usize) -> (u16, String) {
+        use std::io::Write;
+        let addr = self.base.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let token = self.token.unwrap_or_default();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        )
+        .expect("write head");
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(e) if answer.is_empty() => panic!("no answer: {e}"),
+                Err(_) => break,
+            }
+            let text = String::from_utf8_lossy(&answer);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let declared = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().to_owned())
+                    })
+                    .and_then(|v| v.parse::<usize>().ok());
+                if declared.is_some_and(|n| body.len() >= n) {
+                    break;
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, text)
+    }
+
     /// `kill -9`.
     pub fn kill9(mut self) {
         let _ = self.child.kill();
