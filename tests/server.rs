@@ -126,6 +126,21 @@ fn create_start_approve_runs_to_certified() {
     let detail = s.get(&format!("/v1/migrations/{id}")).expect(200);
     assert_eq!(detail.json["decisions"][0]["who"], "alice");
     assert_eq!(detail.json["steps"].as_array().map(Vec::len), Some(4));
+    let metrics = s.get("/metrics").expect(200).text;
+    for line in [
+        "sensei_migrations{state=\"certified\"} 1",
+        "sensei_gate_wait_seconds_count 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in:\n{metrics}"
+        );
+    }
+    let steps_timed = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("sensei_step_duration_seconds_count "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(steps_timed.is_some_and(|n| n >= 3), "{metrics}");
     let listed = s.get("/v1/migrations?state=certified").expect(200);
     assert_eq!(listed.json[0]["id"], id.as_str());
     assert_eq!(
@@ -188,6 +203,15 @@ fn pause_resume_and_cancel_over_http() {
         .post(&format!("/v1/migrations/{id}/pause"), "")
         .expect(200);
     assert_eq!(paused.json["state"], "paused");
+    // Its driver still waits for the held step: resuming now is a conflict, not a second driver.
+    let busy = s
+        .post(&format!("/v1/migrations/{id}/resume"), "")
+        .problem(409);
+    assert_eq!(
+        busy.json["type"], "urn:sensei:problem:conflict",
+        "{}",
+        busy.text
+    );
     // The held step finishes; nothing new starts while paused.
     std::fs::write(dir.path("runbooks").join("go"), "").expect("go");
     wait_for("the paused driver to rest", || {

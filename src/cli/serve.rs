@@ -24,11 +24,14 @@ pub struct Args {
     /// Request bodies larger than this many bytes are refused with 413 (default 1 MiB).
     #[arg(long, value_name = "BYTES")]
     max_body: Option<usize>,
+    /// Log lines as text for people or JSON objects for log collectors.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: super::Format,
 }
 
 /// `sensei serve`.
 pub fn run(args: &Args) -> u8 {
-    init_logging();
+    init_logging(args.log_format);
     let flags = config::Flags {
         config: args.config.clone(),
         listen: args.listen.clone(),
@@ -67,14 +70,18 @@ pub fn run(args: &Args) -> u8 {
 }
 
 /// Logs to stderr; `SENSEI_LOG` (or `RUST_LOG`) filters, as `info` by default.
-fn init_logging() {
+fn init_logging(format: super::Format) {
     let filter = std::env::var("SENSEI_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".to_owned());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        super::Format::Json => builder.json().try_init(),
+        super::Format::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
 }

@@ -14,6 +14,18 @@ use std::time::Instant;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 9] = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+/// Upper bounds for step durations and gate waits: a second to a day.
+const LONG_BUCKETS: [f64; 9] = [
+    1.0,
+    10.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+    4.0 * 3600.0,
+    12.0 * 3600.0,
+    86400.0,
+];
 
 #[derive(Debug, Default)]
 struct Histogram {
@@ -64,30 +76,55 @@ impl Metrics {
         out.push_str("# HELP sensei_http_request_duration_seconds Time to answer a request (to the response head), by route.\n");
         out.push_str("# TYPE sensei_http_request_duration_seconds histogram\n");
         for (route, h) in &http.latency {
-            let route = escape(route);
-            let mut cumulative = 0;
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                cumulative += h.counts[i];
-                let _ = writeln!(
-                    out,
-                    "sensei_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            cumulative += h.counts[BUCKETS.len()];
-            let _ = writeln!(
+            let labels = format!("route=\"{}\"", escape(route));
+            h.render(
                 out,
-                "sensei_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {cumulative}"
-            );
-            let _ = writeln!(
-                out,
-                "sensei_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "sensei_http_request_duration_seconds_count{{route=\"{route}\"}} {cumulative}"
+                "sensei_http_request_duration_seconds",
+                &labels,
+                &BUCKETS,
             );
         }
+    }
+}
+
+impl Histogram {
+    fn of(values: &[f64], bounds: &[f64]) -> Histogram {
+        let mut h = Histogram::default();
+        for &v in values {
+            let bucket = bounds.iter().position(|&b| v <= b).unwrap_or(bounds.len());
+            if let Some(count) = h.counts.get_mut(bucket) {
+                *count += 1;
+            }
+            h.sum += v;
+        }
+        h
+    }
+
+    /// The `_bucket`, `_sum` and `_count` lines; `bounds` are those the counts were made with.
+    fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64]) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (i, bound) in bounds.iter().enumerate() {
+            cumulative += self.counts[i];
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        cumulative += self.counts[bounds.len()];
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
+        );
+        let braces = |l: &str| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("{{{l}}}")
+            }
+        };
+        let _ = writeln!(out, "{name}_sum{} {}", braces(labels), self.sum);
+        let _ = writeln!(out, "{name}_count{} {cumulative}", braces(labels));
     }
 }
 
@@ -148,6 +185,23 @@ pub fn render(state: &AppState) -> String {
         out,
         "sensei_lost_log_lines_total {}",
         state.store.lost_log_lines()
+    );
+    let (steps, gates) = state.store.durations().unwrap_or_default();
+    out.push_str("# HELP sensei_step_duration_seconds How long finished steps ran (their last attempt), from the store.\n");
+    out.push_str("# TYPE sensei_step_duration_seconds histogram\n");
+    Histogram::of(&steps, &LONG_BUCKETS).render(
+        &mut out,
+        "sensei_step_duration_seconds",
+        "",
+        &LONG_BUCKETS,
+    );
+    out.push_str("# HELP sensei_gate_wait_seconds How long closed gates waited for their decision, from the store.\n");
+    out.push_str("# TYPE sensei_gate_wait_seconds histogram\n");
+    Histogram::of(&gates, &LONG_BUCKETS).render(
+        &mut out,
+        "sensei_gate_wait_seconds",
+        "",
+        &LONG_BUCKETS,
     );
     state.metrics.render_http(&mut out);
     out

@@ -228,6 +228,11 @@ impl Store {
         read::count_by_state(&self.reader())
     }
 
+    /// Seconds finished steps took and closed gates waited (for metrics).
+    pub fn durations(&self) -> Result<(Vec<f64>, Vec<f64>), StoreError> {
+        read::durations(&self.reader())
+    }
+
     /// Step rows in the order they were first written (the plan's order at creation).
     pub fn steps(&self, id: &MigrationId) -> Result<Vec<StepRow>, StoreError> {
         read::steps(&self.reader(), id)

@@ -224,3 +224,25 @@ pub fn count_by_state(conn: &Connection) -> Result<Vec<(MigrationState, u64)>, S
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
+
+/// Seconds each finished attempt of a step took (the last attempt of every step with both
+/// times), and each closed gate waited for its decision: for metrics histograms.
+pub fn durations(conn: &Connection) -> Result<(Vec<f64>, Vec<f64>), StoreError> {
+    let seconds = |sql: &str| -> Result<Vec<f64>, StoreError> {
+        let rows = conn
+            .prepare_cached(sql)?
+            .query_map([], |r| r.get::<_, Option<f64>>(0))?
+            .filter_map(|r| r.transpose())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    };
+    let steps = seconds(
+        "SELECT (julianday(finished_at) - julianday(started_at)) * 86400.0 FROM steps
+         WHERE started_at IS NOT NULL AND finished_at IS NOT NULL",
+    )?;
+    let gates = seconds(
+        "SELECT (julianday(closed_at) - julianday(opened_at)) * 86400.0 FROM gates
+         WHERE closed_at IS NOT NULL",
+    )?;
+    Ok((steps, gates))
+}

@@ -80,19 +80,20 @@ operation_handler!(
     "`DELETE /v1/migrations/{id}`: cancel."
 );
 
-/// Resume also takes over a migration a crash left between states (SPEC §4).
+/// Resume also takes over a migration a crash left between states (SPEC §4). Operations
+/// that attach a driver are refused while a live process still drives the migration (a
+/// paused one whose running steps have not finished yet, say).
 fn check(op: Operation, m: &Migration, driven: bool) -> Result<(), ApiError> {
     let mid_phase = !m.state.is_at_rest() && m.state != MigrationState::Created;
-    if op == Operation::Resume && mid_phase {
-        if driven {
-            return Err(ApiError::Conflict(format!(
-                "migration {} is {} and a live process drives it; there is nothing to resume",
-                m.id, m.state
-            )));
-        }
-        return Ok(());
+    if !(op == Operation::Resume && mid_phase) {
+        operation::path(op, m.state)?;
     }
-    operation::path(op, m.state)?;
+    if driven && matches!(op, Operation::Start | Operation::Resume | Operation::Retry) {
+        return Err(ApiError::Conflict(format!(
+            "migration {} is {} and a live process still drives it; {op} it once that process has stopped (its running steps finish first)",
+            m.id, m.state
+        )));
+    }
     Ok(())
 }
 
