@@ -1,5 +1,5 @@
 //! The writes the writer thread runs for migrations: creating one, applying a [`Batch`]
-//! (state check, events, step rows, gates) and storing log lines. Each function runs inside
+//! (state check, events, step rows, gates, alert deliveries) and storing log lines. Each function runs inside
 //! the job's savepoint, so an error leaves nothing behind.
 
 use super::StoreError;
@@ -86,6 +86,10 @@ pub fn apply_batch(
     }
     for open in &batch.gates {
         gate::open(conn, group, id, open)?;
+    }
+    if !batch.outbox.is_empty() {
+        let steps: Vec<_> = batch.events.iter().map(|e| e.step.clone()).collect();
+        super::outbox::insert(conn, group, id, &batch.outbox, &seqs, &steps)?;
     }
     let state = batch.state.unwrap_or(found);
     set_migration(

@@ -8,6 +8,7 @@ mod commits;
 mod gates;
 mod leases;
 mod logs;
+mod outbox;
 
 use super::*;
 use crate::event::{EventKind, MigrationId, NewEvent, StepState};
