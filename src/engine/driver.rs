@@ -333,6 +333,10 @@ impl Driver {
         let mut batch = std::mem::take(&mut self.batch);
         batch.expect_state = Some(self.committed);
         batch.state = (self.state != self.committed).then_some(self.state);
+        // Alerts go to the outbox in the transaction of the events that cause them (SPEC §4);
+        // sending them is the alert worker's job, never the driver's.
+        batch.outbox =
+            crate::alert::rules::route(&self.runbook.alerts, self.committed, &batch.events);
         let events = batch.events.clone();
         let committed = self.store.commit_async(&self.migration.id, batch).await?;
         self.committed = self.state;
