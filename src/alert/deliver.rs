@@ -83,10 +83,16 @@ impl Deliverer {
         &self.inner.store
     }
 
+    /// Whether this deliverer sends email (a mail server is configured).
+    pub fn sends_email(&self) -> bool {
+        self.inner.mailer.is_configured()
+    }
+
     /// Claims what is due now and attempts it all; returns every attempt made.
     pub async fn pass(&self) -> Result<Vec<Attempt>, StoreError> {
         let now = Utc::now();
-        let (pending, first) = self.inner.store.pending_deliveries(None)?;
+        let email = self.inner.mailer.is_configured();
+        let (pending, first) = self.inner.store.pending_deliveries(None, email)?;
         if pending == 0 || first.is_none_or(|at| at > now) {
             return Ok(Vec::new());
         }
@@ -95,7 +101,7 @@ impl Deliverer {
         let claimed = self
             .inner
             .store
-            .claim_deliveries_async(now, until, CLAIM_BATCH)
+            .claim_deliveries_async(now, until, CLAIM_BATCH, email)
             .await?;
         let mut tasks = JoinSet::new();
         for delivery in claimed {
@@ -147,7 +153,8 @@ impl Deliverer {
             for attempt in self.pass().await? {
                 report(&attempt);
             }
-            let (pending, first) = self.inner.store.pending_deliveries(migration)?;
+            let email = self.inner.mailer.is_configured();
+            let (pending, first) = self.inner.store.pending_deliveries(migration, email)?;
             let now = Utc::now();
             if pending == 0 || now >= deadline || first.is_none_or(|at| at > deadline) {
                 return Ok(());

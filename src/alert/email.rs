@@ -26,6 +26,7 @@ pub struct Email<'a> {
 /// Sends email deliveries, or says why it cannot (no `smtp` configured, a bad setting).
 #[derive(Clone)]
 pub struct Mailer {
+    configured: bool,
     ready: Result<(AsyncSmtpTransport<Tokio1Executor>, Mailbox), String>,
 }
 
@@ -40,6 +41,7 @@ impl std::fmt::Debug for Mailer {
 impl Mailer {
     pub fn new(smtp: Option<&Smtp>, settings: &AlertSettings) -> Mailer {
         Mailer {
+            configured: smtp.is_some(),
             ready: match smtp {
                 None => Err(
                     "no mail server is configured (`smtp` in sensei.yaml or --config)".to_owned(),
@@ -47,6 +49,12 @@ impl Mailer {
                 Some(smtp) => transport(smtp, settings),
             },
         }
+    }
+
+    /// Whether a mail server is configured: without one, email deliveries are left in the
+    /// outbox for a process that has one (`sensei serve`), untouched.
+    pub fn is_configured(&self) -> bool {
+        self.configured
     }
 
     pub async fn send(&self, email: Email<'_>) -> Attempted {

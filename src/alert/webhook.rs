@@ -172,8 +172,13 @@ async fn guard(url: &reqwest::Url) -> Result<(), Failure> {
         }
     };
     if let Some(ip) = addrs.iter().find(|ip| !is_public(**ip)) {
+        let what = if bare == ip.to_string() {
+            host.to_owned()
+        } else {
+            format!("{host} ({ip})")
+        };
         return Err(Failure::permanent(format!(
-            "refused to send to {host} ({ip}): it is a loopback, private or link-local address; \
+            "refused to send to {what}: it is a loopback, private or link-local address; \
              set `alerts.allow_private_urls: true` in the configuration to allow it"
         )));
     }

@@ -1,7 +1,9 @@
 //! Local mode (SPEC §5): the embedded store in `--state-dir`, the caller's identity from
-//! `--as` (default: the operating-system user), and finding a migration by id or prefix.
+//! `--as` (default: the operating-system user), the configuration file (`--config`), and
+//! finding a migration by id or prefix.
 
 use super::{error, exit};
+use crate::config::Config;
 use crate::event::MigrationId;
 use crate::store::{Migration, Store};
 use std::path::PathBuf;
@@ -21,6 +23,10 @@ pub struct Local {
     /// identities are not authenticated; decisions record that they were local.
     #[arg(long = "as", value_name = "NAME")]
     pub identity: Option<String>,
+    /// The configuration file (smtp, alerts, public_url; SPEC §6). Default: sensei.yaml in
+    /// the current directory, when it exists.
+    #[arg(long, value_name = "FILE", env = "SENSEI_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 impl Local {
@@ -38,6 +44,14 @@ impl Local {
                     .map(|u| u.name)
             })
             .unwrap_or_else(|| "unknown".to_owned())
+    }
+
+    /// The configuration, or says why it cannot be read (a usage error).
+    pub fn config(&self) -> Result<Config, u8> {
+        Config::load(self.config.as_deref()).map_err(|e| {
+            error(e);
+            exit::USAGE
+        })
     }
 
     /// Opens the store, or says why not (exit code for the failure).

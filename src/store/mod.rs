@@ -356,14 +356,16 @@ impl Store {
     }
 
     /// Takes up to `limit` alert deliveries that are due at `now` and that no other sender
-    /// holds, and holds them until `until` (a sender that dies lets its claim lapse).
+    /// holds, and holds them until `until` (a sender that dies lets its claim lapse). Emails
+    /// only `with_email`: a sender without a mail server leaves them to one that has one.
     pub fn claim_deliveries(
         &self,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
         limit: u32,
+        with_email: bool,
     ) -> Result<Vec<Delivery>, StoreError> {
-        self.call(move |conn, _| outbox::claim(conn, now, until, limit))
+        self.call(move |conn, _| outbox::claim(conn, now, until, limit, with_email))
     }
 
     /// [`Store::claim_deliveries`] without blocking.
@@ -372,8 +374,9 @@ impl Store {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
         limit: u32,
+        with_email: bool,
     ) -> impl Future<Output = Result<Vec<Delivery>, StoreError>> + Send + 'static {
-        self.call_async(move |conn, _| outbox::claim(conn, now, until, limit))
+        self.call_async(move |conn, _| outbox::claim(conn, now, until, limit, with_email))
     }
 
     /// Records an attempt to send a delivery; false when the delivery was no longer pending.
@@ -394,12 +397,14 @@ impl Store {
         outbox::list(&self.reader(), id)
     }
 
-    /// Pending deliveries (of one migration, or of all): how many, and when the first is due.
+    /// Pending deliveries (of one migration, or of all; emails only `with_email`): how many,
+    /// and when the first is due.
     pub fn pending_deliveries(
         &self,
         id: Option<&MigrationId>,
+        with_email: bool,
     ) -> Result<(u64, Option<DateTime<Utc>>), StoreError> {
-        outbox::pending(&self.reader(), id)
+        outbox::pending(&self.reader(), id, with_email)
     }
 
     /// Every attempt to send a delivery, in order.

@@ -163,24 +163,26 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
     })
 }
 
-/// Takes up to `limit` pending deliveries due at `now` that no live claim holds, and holds
-/// them until `until`.
+/// Takes up to `limit` pending deliveries due at `now` that no live claim holds (emails only
+/// `with_email`), and holds them until `until`.
 pub fn claim(
     conn: &Connection,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
     limit: u32,
+    with_email: bool,
 ) -> Result<Vec<Delivery>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM deliveries
          WHERE state = 'pending' AND next_attempt_at <= ?1
            AND (claimed_until IS NULL OR claimed_until <= ?1)
+           AND (?3 OR kind != 'email')
          ORDER BY next_attempt_at, id LIMIT ?2"
     );
     let now = fmt_time(now);
     let rows = conn
         .prepare_cached(&sql)?
-        .query_map(params![now, limit], row)?
+        .query_map(params![now, limit, with_email], row)?
         .collect::<Result<Vec<_>, _>>()?;
     let mut hold = conn.prepare_cached("UPDATE deliveries SET claimed_until = ?2 WHERE id = ?1")?;
     for d in &rows {
@@ -243,17 +245,18 @@ pub fn list(conn: &Connection, id: Option<&MigrationId>) -> Result<Vec<Delivery>
     Ok(rows)
 }
 
-/// Pending deliveries (of one migration, or of all): how many, and the earliest time one of
-/// them is due.
+/// Pending deliveries (of one migration, or of all; emails only `with_email`): how many, and
+/// the earliest time one of them is due.
 pub fn pending(
     conn: &Connection,
     id: Option<&MigrationId>,
+    with_email: bool,
 ) -> Result<(u64, Option<DateTime<Utc>>), StoreError> {
     conn.prepare_cached(
         "SELECT count(*), min(next_attempt_at) FROM deliveries
-         WHERE state = 'pending' AND (?1 IS NULL OR migration = ?1)",
+         WHERE state = 'pending' AND (?1 IS NULL OR migration = ?1) AND (?2 OR kind != 'email')",
     )?
-    .query_row([id.map(MigrationId::as_str)], |r| {
+    .query_row(params![id.map(MigrationId::as_str), with_email], |r| {
         Ok((r.get::<_, i64>(0)? as u64, opt_time_col(r, 1)?))
     })
     .map_err(StoreError::from)
