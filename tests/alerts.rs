@@ -616,3 +616,75 @@ fn an_email_whose_smtp_server_is_down_arrives_on_a_later_delivery_run() {
     assert_eq!(run(&sb, &["alerts", "--deliver"]).code, 0);
     assert_eq!(smtp.mails().len(), 1, "delivered once");
 }
+
+#[test]
+fn creation_gates_and_decisions_from_another_process_alert_too() {
+    let sb = Sandbox::new();
+    let rx = Receiver::start(&[200]);
+    config(&sb, ", allow_private_urls: true");
+    sb.write(
+        "rb.yaml",
+        &format!(
+            r#"version: 1
+name: gated
+alerts:
+  channels:
+    hook: {{ webhook: {{ url: "{}" }} }}
+  rules:
+    - {{ on: [created, gate_waiting, gate_decided, certified], notify: [hook] }}
+steps:
+  - id: signoff
+    gate: {{ approvers: [alice, bob], required: 1 }}
+  - id: cutover
+    run: "true"
+"#,
+            rx.url("/hook")
+        ),
+    );
+    let bg = sb.spawn(&["run", "rb.yaml"]);
+    let id = bg.id();
+    support::wait_for("the gate to wait", || {
+        (sb.step(&id, "signoff")["state"] == "waiting").then_some(())
+    });
+    let approve = sb.sensei(&["approve", &id, "signoff", "--as", "alice"]);
+    assert_eq!(approve.code, 0, "{approve:?}");
+    let done = bg.finish();
+    assert_eq!(done.code, 0, "{done:?}");
+
+    let events: Vec<String> = deliveries(&sb)
+        .iter()
+        .map(|d| {
+            assert_eq!(d["state"], "delivered", "{d}");
+            d["event"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        events,
+        ["created", "gate_waiting", "gate_decided", "certified"]
+    );
+    let got = rx.got();
+    let waiting = got
+        .iter()
+        .map(Received::json)
+        .find(|b| b["event"] == "gate_waiting")
+        .expect("gate_waiting payload");
+    assert_eq!(waiting["step"], "signoff");
+    assert_eq!(waiting["state"], "awaiting_approval");
+    let summary = waiting["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains("alice, bob") && summary.contains("not starter"),
+        "{summary}"
+    );
+    let decided = got
+        .iter()
+        .map(Received::json)
+        .find(|b| b["event"] == "gate_decided")
+        .expect("gate_decided payload");
+    assert_eq!(decided["data"]["who"], "alice");
+    assert!(
+        decided["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("approve by alice")
+    );
+}

@@ -3,7 +3,8 @@
 //!
 //! - `rules`: which events alert, under which name, and to which channels. The engine calls
 //!   [`rules::route`] when it commits a batch, so a batch's deliveries are written in the
-//!   same transaction as its events.
+//!   same transaction as its events; so do the other writers of alerting events (creation,
+//!   gate votes and gate timeouts), each in its own transaction.
 //! - `deliver`: the worker that claims due deliveries, renders (`message`, `summary`,
 //!   `payload`), sends (`email`, `webhook`, with `sign`) and records each attempt, retrying
 //!   with backoff. It runs beside a driver (`sensei run`) or a server, never inside a commit.

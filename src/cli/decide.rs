@@ -57,6 +57,7 @@ pub fn decide(args: &DecideArgs, decision: Decision) -> u8 {
         digest: migration.digest.clone(),
         local: true,
         at: Utc::now(),
+        alerts: gate_alerts(&migration, &args.gate),
     };
     match store.decide_gate(&migration.id, vote) {
         Ok(outcome) => {
@@ -80,6 +81,18 @@ pub fn decide(args: &DecideArgs, decision: Decision) -> u8 {
             exit::FAILED
         }
     }
+}
+
+/// The alert deliveries of the `gate_decided` event a vote commits.
+fn gate_alerts(migration: &Migration, gate: &str) -> Vec<crate::store::NewDelivery> {
+    let Some(runbook) =
+        crate::runbook::load_bytes(&migration.runbook_path, migration.runbook_text.as_bytes())
+            .runbook
+    else {
+        return Vec::new();
+    };
+    let event = NewEvent::for_step(EventKind::GateDecided, gate, json!({}));
+    crate::alert::rules::route(&runbook.alerts, migration.state, &[event])
 }
 
 /// Why a gate has nothing to decide yet: the migration has no such step, or the step is not

@@ -55,8 +55,15 @@ pub fn create(store: &Store, new: NewRun<'_>) -> Result<Migration, EngineError> 
             "by": new.starter,
             "steps": plan.steps.len(),
         }),
+        outbox: created_alerts(new.runbook),
     })?;
     Ok(migration)
+}
+
+/// The alert deliveries of a new migration's `migration_created` event (`created`).
+fn created_alerts(runbook: &Runbook) -> Vec<crate::store::NewDelivery> {
+    let event = NewEvent::new(EventKind::MigrationCreated, json!({}));
+    crate::alert::rules::route(&runbook.alerts, MigrationState::Created, &[event])
 }
 
 /// The reason of a succeeded step that a retry keeps: it passes again, in order, without

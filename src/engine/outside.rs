@@ -178,9 +178,10 @@ impl Driver {
                 &id,
                 json!({ "who": "timeout", "decision": "timeout", "on_timeout": outcome, "status": status }),
             );
+            let alerts = self.gate_alerts(&event);
             let won = blocking(&self.store, {
                 let (m, id) = (self.migration.id.clone(), id.clone());
-                move |s| s.close_gate(&m, &id, status, event)
+                move |s| s.close_gate_alerting(&m, &id, status, event, alerts)
             })
             .await?;
             if won && gate.on_timeout == OnTimeout::Cancel {
@@ -219,7 +220,11 @@ impl Driver {
                 json!({ "who": who, "decision": "cancel", "status": status }),
             );
             let m = self.migration.id.clone();
-            blocking(&self.store, move |s| s.close_gate(&m, &id, status, event)).await?;
+            let alerts = self.gate_alerts(&event);
+            blocking(&self.store, move |s| {
+                s.close_gate_alerting(&m, &id, status, event, alerts)
+            })
+            .await?;
             self.gates.remove(&node);
             if self.graph.nodes[node].row.state == StepState::Waiting {
                 let now = self.clock().now();
@@ -244,4 +249,16 @@ pub(super) async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))?
         .map_err(EngineError::from)
+}
+
+impl Driver {
+    /// The alert deliveries of a `gate_decided` event this driver commits on its own (a
+    /// timeout, a cancel), written with it.
+    fn gate_alerts(&self, event: &NewEvent) -> Vec<crate::store::NewDelivery> {
+        crate::alert::rules::route(
+            &self.runbook.alerts,
+            self.committed,
+            std::slice::from_ref(event),
+        )
+    }
 }

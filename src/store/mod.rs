@@ -278,8 +278,20 @@ impl Store {
         status: GateStatus,
         event: NewEvent,
     ) -> Result<bool, StoreError> {
+        self.close_gate_alerting(id, step, status, event, Vec::new())
+    }
+
+    /// [`Store::close_gate`], with the alert deliveries of `event` (index 0) written with it.
+    pub fn close_gate_alerting(
+        &self,
+        id: &MigrationId,
+        step: &str,
+        status: GateStatus,
+        event: NewEvent,
+        outbox: Vec<NewDelivery>,
+    ) -> Result<bool, StoreError> {
         let (id, step) = (id.clone(), step.to_owned());
-        self.call(move |conn, group| gate::close(conn, group, &id, &step, status, event))
+        self.call(move |conn, group| gate::close(conn, group, &id, &step, status, event, &outbox))
     }
 
     /// [`Store::close_gate`] without blocking.
@@ -291,7 +303,7 @@ impl Store {
         event: NewEvent,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send + 'static {
         let (id, step) = (id.clone(), step.to_owned());
-        self.call_async(move |conn, group| gate::close(conn, group, &id, &step, status, event))
+        self.call_async(move |conn, group| gate::close(conn, group, &id, &step, status, event, &[]))
     }
 
     /// A gate as it stands, if it was ever opened.

@@ -39,6 +39,8 @@ pub struct NewMigration {
     pub steps: Vec<String>,
     /// The data of the `migration_created` event.
     pub created_event_data: Json,
+    /// Alert deliveries of the `migration_created` event (index 0), written with it.
+    pub outbox: Vec<NewDelivery>,
 }
 
 /// A migration as stored.

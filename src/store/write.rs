@@ -46,6 +46,7 @@ pub fn create_migration(
     ])?;
     let event = NewEvent::new(EventKind::MigrationCreated, new.created_event_data);
     let seqs = append_events(conn, &new.id, 0, group, std::slice::from_ref(&event))?;
+    super::outbox::insert(conn, group, &new.id, &new.outbox, &seqs, &[None])?;
     let last_seq = seqs.last().copied().unwrap_or(0);
     set_migration(conn, &new.id, state, last_seq, group)?;
     for step in &new.steps {
