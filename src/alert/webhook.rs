@@ -189,10 +189,23 @@ async fn guard(url: &reqwest::Url) -> Result<(), Failure> {
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        IpAddr::V6(v6) => match embedded_v4(v6) {
             Some(v4) => is_public_v4(v4),
             None => is_public_v6(v6),
         },
+    }
+}
+
+/// The IPv4 address an IPv6 one stands for: mapped (`::ffff:a.b.c.d`), compatible
+/// (`::a.b.c.d`) or NAT64 (`64:ff9b::a.b.c.d`) — so `::ffff:127.0.0.1` counts as loopback.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let tail = || Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, ..] => Some(tail()),
+        [0, 0, 0, 0, 0, 0, hi, _] if hi != 0 => Some(tail()),
+        [0x64, 0xff9b, 0, 0, 0, 0, ..] => Some(tail()),
+        _ => None,
     }
 }
 
@@ -259,6 +272,8 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a9fe:a9fe",
         ] {
             assert!(
                 !is_public(ip.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))),
