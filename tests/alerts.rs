@@ -39,7 +39,12 @@ struct Receiver {
 
 impl Receiver {
     fn start(statuses: &[u16]) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        Receiver::start_on(0, statuses)
+    }
+
+    /// On a given port (0: any).
+    fn start_on(port: u16, statuses: &[u16]) -> Receiver {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let got = Arc::new(Mutex::new(Vec::new()));
         let statuses = statuses.to_vec();
@@ -278,7 +283,7 @@ fn a_receiver_that_fails_first_is_retried_until_exactly_one_success_is_recorded(
         rx.url("/hook")
     );
     sb.write("rb.yaml", &runbook(&alerts, false));
-    let r = run(&sb, &["run", "rb.yaml", "-p", "dsn=x"]);
+    let r = run(&sb, &["run", "rb.yaml", "-p", "dsn=not-a-real-secret"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
         r.stdout
@@ -329,7 +334,7 @@ fn a_permanent_refusal_is_recorded_at_once_and_never_fails_the_migration() {
         rx.url("/gone")
     );
     sb.write("rb.yaml", &runbook(&alerts, false));
-    let r = run(&sb, &["run", "rb.yaml", "-p", "dsn=x"]);
+    let r = run(&sb, &["run", "rb.yaml", "-p", "dsn=not-a-real-secret"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
         r.stderr.contains("warning: alert `certified`") && r.stderr.contains("HTTP 404"),
@@ -355,7 +360,7 @@ fn a_private_url_is_refused_unless_the_config_allows_it() {
         rx.url("/internal")
     );
     sb.write("rb.yaml", &runbook(&alerts, false));
-    let r = run(&sb, &["run", "rb.yaml", "-p", "dsn=x"]);
+    let r = run(&sb, &["run", "rb.yaml", "-p", "dsn=not-a-real-secret"]);
     assert_eq!(r.code, 0, "{r:?}");
     let list = deliveries(&sb);
     assert_eq!(list[0]["state"], "failed");
@@ -373,7 +378,10 @@ fn a_private_url_is_refused_unless_the_config_allows_it() {
             false,
         ),
     );
-    assert_eq!(run(&sb2, &["run", "rb.yaml", "-p", "dsn=x"]).code, 0);
+    assert_eq!(
+        run(&sb2, &["run", "rb.yaml", "-p", "dsn=not-a-real-secret"]).code,
+        0
+    );
     assert_eq!(deliveries(&sb2)[0]["state"], "failed");
     assert!(rx.got().is_empty());
 }
@@ -385,7 +393,14 @@ fn a_broken_configuration_is_a_usage_error_with_its_position() {
     sb.write("rb.yaml", &runbook("  channels: {}\n  rules: []", false));
     let r = run(
         &sb,
-        &["run", "rb.yaml", "-p", "dsn=x", "--config", "bad.yaml"],
+        &[
+            "run",
+            "rb.yaml",
+            "-p",
+            "dsn=not-a-real-secret",
+            "--config",
+            "bad.yaml",
+        ],
     );
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("bad.yaml:2:3:"), "{r:?}");
@@ -687,4 +702,45 @@ steps:
             .unwrap_or_default()
             .contains("approve by alice")
     );
+}
+
+#[test]
+fn alerts_left_undelivered_go_out_with_the_next_command_on_the_same_store() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    sb.write(
+        "sensei.yaml",
+        "alerts: { allow_private_urls: true, backoff: 50ms, max_backoff: 100ms, wait_on_exit: 300ms }\n",
+    );
+    let alerts = format!(
+        "  channels:\n    hook: {{ webhook: {{ url: \"http://127.0.0.1:{port}/late\" }} }}\n  rules:\n    - {{ on: [certified], notify: [hook] }}"
+    );
+    sb.write("rb.yaml", &runbook(&alerts, false));
+    // Nothing listens yet: the alert stays in the outbox when the command exits.
+    let first = run(&sb, &["run", "rb.yaml", "-p", "dsn=not-a-real-secret"]);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert!(
+        first.stdout.contains("1 alert(s) not delivered yet"),
+        "{first:?}"
+    );
+    let id = first.id();
+    assert_eq!(deliveries(&sb)[0]["state"], "pending");
+
+    // The receiver comes up; once the alert is due again, the next migration run here sends
+    // it too.
+    let rx = Receiver::start_on(port, &[200]);
+    support::wait_for("the alert to be due", || {
+        let next = deliveries(&sb)[0]["next_attempt_at"].as_str()?.to_owned();
+        let next = chrono::DateTime::parse_from_rfc3339(&next).ok()?;
+        (next < chrono::Utc::now()).then_some(())
+    });
+    sb.write("quiet.yaml", &runbook("  channels: {}\n  rules: []", false));
+    let second = run(&sb, &["run", "quiet.yaml", "-p", "dsn=not-a-real-secret"]);
+    assert_eq!(second.code, 0, "{second:?}");
+    let got = rx.got();
+    assert_eq!(got.len(), 1, "{second:?}");
+    assert_eq!(got[0].json()["migration"], id.as_str());
+    let d = &deliveries(&sb)[0];
+    assert_eq!(d["state"], "delivered", "{d}");
+    assert_eq!(outcomes(d).last().map(String::as_str), Some("delivered"));
 }

@@ -198,10 +198,11 @@ impl Worker {
         runtime.block_on(async {
             let _ = self.task.await;
             let count = pending(&store);
-            if count == 0 {
-                return;
+            if count > 0 {
+                sayln!("delivering {count} alert(s) (waiting up to {})", self.wait);
             }
-            sayln!("delivering {count} alert(s) (waiting up to {})", self.wait);
+            // At least one pass, which also sends what earlier commands left due; the wait
+            // itself is only for `migration`'s alerts.
             let deadline =
                 Utc::now() + chrono::Duration::from_std(self.wait.as_std()).unwrap_or_default();
             if let Err(e) = self.deliverer.drain(migration, deadline, report).await {
