@@ -9,6 +9,7 @@
 //!   `payload`), sends (`email`, `webhook`, with `sign`) and records each attempt, retrying
 //!   with backoff. It runs beside a driver (`sensei run`) or a server, never inside a commit.
 
+mod backoff;
 mod deliver;
 pub mod email;
 pub mod message;
