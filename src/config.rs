@@ -1,8 +1,9 @@
 //! The configuration file (SPEC §6): one YAML file read by `sensei serve` and by local
 //! commands alike (`--config FILE`, or `sensei.yaml` in the current directory when it exists).
 //!
-//! Local commands use `smtp`, `alerts` and `public_url`; the server's keys (`listen`,
-//! `state_dir`, `store`, `runbooks`, `tokens`) are accepted here so that one file serves both.
+//! Local commands use `state_dir` (when `--state-dir` is not given), `smtp`, `alerts` and
+//! `public_url`; the server's keys (`listen`, `store`, `runbooks`, `tokens`) are accepted here
+//! so that one file serves both.
 //! Unknown keys are errors (a typo must not silently drop a setting), reported with the
 //! file, line and column like every other parse error.
 

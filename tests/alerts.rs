@@ -744,3 +744,25 @@ fn alerts_left_undelivered_go_out_with_the_next_command_on_the_same_store() {
     assert_eq!(d["state"], "delivered", "{d}");
     assert_eq!(outcomes(d).last().map(String::as_str), Some("delivered"));
 }
+
+#[test]
+fn the_configuration_file_names_the_state_directory_unless_the_flag_does() {
+    let sb = Sandbox::new();
+    sb.write("sensei.yaml", "state_dir: from-config\n");
+    sb.write("rb.yaml", &runbook("  channels: {}\n  rules: []", false));
+    let out = sb
+        .command(&["run", "rb.yaml", "-p", "dsn=not-a-real-secret"])
+        .env_remove("SENSEI_STATE_DIR")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(sb.path("from-config/sensei.db").exists());
+    let list = sb
+        .command(&["list"])
+        .env_remove("SENSEI_STATE_DIR")
+        .output()
+        .expect("list");
+    assert!(String::from_utf8_lossy(&list.stdout).contains("certified"));
+    // The flag (here through SENSEI_STATE_DIR) wins.
+    assert_eq!(sb.sensei(&["list"]).code, 2);
+}

@@ -11,14 +11,10 @@ use std::path::PathBuf;
 /// Flags every local command shares.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Local {
-    /// The state directory holding the embedded store.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "SENSEI_STATE_DIR",
-        default_value = ".sensei"
-    )]
-    pub state_dir: PathBuf,
+    /// The state directory holding the embedded store (default: `state_dir` of the
+    /// configuration file, else .sensei).
+    #[arg(long, value_name = "DIR", env = "SENSEI_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Who you are, for gates and the audit trail (default: your user name). Local
     /// identities are not authenticated; decisions record that they were local.
     #[arg(long = "as", value_name = "NAME")]
@@ -54,9 +50,21 @@ impl Local {
         })
     }
 
+    /// The state directory: `--state-dir` (or `SENSEI_STATE_DIR`), else the configuration's
+    /// `state_dir`, else `.sensei`.
+    pub fn state_dir(&self) -> Result<PathBuf, u8> {
+        if let Some(dir) = &self.state_dir {
+            return Ok(dir.clone());
+        }
+        Ok(self
+            .config()?
+            .state_dir
+            .unwrap_or_else(|| PathBuf::from(".sensei")))
+    }
+
     /// Opens the store, or says why not (exit code for the failure).
     pub fn open(&self) -> Result<Store, u8> {
-        Store::open(&self.state_dir).map_err(|e| {
+        Store::open(&self.state_dir()?).map_err(|e| {
             error(e);
             exit::USAGE
         })
@@ -64,10 +72,11 @@ impl Local {
 
     /// Opens the store only when it exists: inspecting commands should not create one.
     pub fn open_existing(&self) -> Result<Store, u8> {
-        if !self.state_dir.join("sensei.db").exists() {
+        let dir = self.state_dir()?;
+        if !dir.join("sensei.db").exists() {
             error(format!(
                 "no migrations in {}: the state directory has no store yet (run `sensei run FILE` first, or pass --state-dir)",
-                self.state_dir.display()
+                dir.display()
             ));
             return Err(exit::USAGE);
         }
