@@ -19,11 +19,12 @@ params:
 alerts:
   channels:
     plain: { email: { to: [dba@example.com] } }
+    rich: { email: { to: [dba@example.com], html: true } }
     custom: { email: { to: [dba@example.com], cc: [ops@example.com], subject: "{{runbook.name}} {{event}} {{params.dsn}}", body: "<b>{{params.table}}</b> {{steps.copy.status}}", html: true } }
     hook: { webhook: { url: "https://hooks.example.com/x", headers: { X-Table: "{{params.table}}" } } }
     chat: { webhook: { url: "https://hooks.example.com/y", format: slack } }
   rules:
-    - { on: [failed, step_failed], notify: [plain, custom, hook, chat] }
+    - { on: [failed, step_failed], notify: [plain, rich, custom, hook, chat] }
 steps:
   - id: copy
     run: ./copy.sh
@@ -89,7 +90,10 @@ fn render_for(channel: &str, table: &str) -> Message {
         event: &event,
         delivery: &delivery,
         steps: &[row],
-        logs: vec!["copying".into(), format!("FATAL: cannot reach {SECRET}")],
+        logs: vec![
+            "copying <orders>".into(),
+            format!("FATAL: cannot reach {SECRET}"),
+        ],
         masker: &masker,
         link: Some("https://sensei.example.com/v1/migrations/m-test00000001".into()),
     };
@@ -128,7 +132,7 @@ fn the_default_email_is_plain_text_with_the_failed_step_its_logs_and_a_link() {
         "State:     running",
         "Step:      copy",
         "Error:     exit 3 connecting to ***",
-        "Last output of copy:\n  copying\n  FATAL: cannot reach ***\n",
+        "Last output of copy:\n  copying <orders>\n  FATAL: cannot reach ***\n",
         "https://sensei.example.com/v1/migrations/m-test00000001",
     ] {
         assert!(body.contains(want), "{want:?} not in:\n{body}");
@@ -198,5 +202,22 @@ fn the_slack_payload_has_text_and_blocks() {
         blocks
             .iter()
             .any(|b| b.to_string().contains("FATAL: cannot reach ***"))
+    );
+}
+
+#[test]
+fn the_default_html_email_escapes_every_value() {
+    let m = render_for("rich", "orders");
+    assert_no_secret(&m);
+    let Message::Email { body, html, .. } = m else {
+        panic!("not an email")
+    };
+    assert!(html);
+    assert!(body.contains("<table>"), "{body}");
+    assert!(body.contains("copying &lt;orders&gt;"), "{body}");
+    assert!(!body.contains("<orders>"), "{body}");
+    assert!(
+        body.contains("<a href=\"https://sensei.example.com/v1/migrations/m-test00000001\">"),
+        "{body}"
     );
 }
