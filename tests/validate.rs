@@ -407,6 +407,74 @@ const CASES: &[(&str, &[Expected])] = &[
         )],
     ),
     (
+        "poll-every-not-on-check",
+        &[(
+            "6:12",
+            "`every` belongs to a `check` step",
+            Some(
+                "`every`, `stable_for` and `probe` make a `check` poll until its condition holds; this is a `run` step",
+            ),
+        )],
+    ),
+    (
+        "poll-every-zero",
+        &[(
+            "7:12",
+            "`every` must be longer than 0s",
+            Some("it is how often the check is evaluated, e.g. `every: 30s`"),
+        )],
+    ),
+    (
+        "poll-probe-outputs-json-http",
+        &[(
+            "6:73",
+            "`outputs: json` is for a `run` probe",
+            Some(
+                "an `http` probe's outputs are `status`, `headers` and `body`, and the body is parsed as JSON when it is JSON",
+            ),
+        )],
+    ),
+    (
+        "poll-probe-two-kinds",
+        &[(
+            "6:5",
+            "`probe` has both `run` and `http`",
+            Some(
+                "a probe has exactly one of `run` (a shell command) or `http` (a request); it runs before each evaluation",
+            ),
+        )],
+    ),
+    (
+        "poll-probe-without-every",
+        &[(
+            "6:5",
+            "`probe` needs `every`",
+            Some(
+                "add `every` (e.g. `every: 30s`): the check is then evaluated at that interval until it holds",
+            ),
+        )],
+    ),
+    (
+        "poll-stable-for-not-shorter-than-timeout",
+        &[(
+            "8:17",
+            "`stable_for` (1h) is not shorter than the step's `timeout` (1h)",
+            Some(
+                "the condition could never hold that long before the timeout fails the step; lengthen `timeout` or shorten `stable_for`",
+            ),
+        )],
+    ),
+    (
+        "poll-stable-for-without-every",
+        &[(
+            "7:17",
+            "`stable_for` needs `every`",
+            Some(
+                "add `every` (e.g. `every: 30s`): the check is then evaluated at that interval until it holds",
+            ),
+        )],
+    ),
+    (
         "pool-no-slots",
         &[(
             "3:22",
@@ -468,6 +536,24 @@ const CASES: &[(&str, &[Expected])] = &[
             "7:28",
             "the template does not parse: `{{params.table}` is missing its closing `}}`",
             Some("templates use Handlebars syntax, e.g. `{{params.batch_size}}`"),
+        )],
+    ),
+    (
+        "template-probe-unknown-field",
+        &[(
+            "5:18",
+            "`probe` has no `status`",
+            Some(
+                "read `probe.outputs.<key>`; an `http` probe's outputs are `status`, `headers` and `body`",
+            ),
+        )],
+    ),
+    (
+        "template-probe-without-probe",
+        &[(
+            "8:18",
+            "`probe` is not available here",
+            Some("`probe` is set only in the `check` of a step that declares a `probe`"),
         )],
     ),
     (
@@ -1012,6 +1098,44 @@ fn the_example_runbooks_all_validate() {
     assert_eq!(
         output.stdout.matches(": ok\n").count(),
         count,
+        "{}",
+        output.dump()
+    );
+}
+
+#[test]
+fn a_polling_check_without_timeout_or_probe_is_warned_about_but_valid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("poll.yaml"),
+        "version: 1\nname: poll\nsteps:\n  - id: lag\n    run: ./lag.sh\n  - id: lag-small\n    needs: [lag]\n    check: \"{{lt steps.lag.outputs.seconds 5}}\"\n    every: 30s\n",
+    )
+    .expect("write");
+    let output = validate_in(dir.path(), &["poll.yaml"]);
+    assert_eq!(output.code, 0, "{}", output.dump());
+    let found: Vec<(String, String)> = diagnostics(&output.stdout, "poll.yaml")
+        .into_iter()
+        .map(|(at, message, _)| (at, message))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "9:12".to_owned(),
+                "warning: this polling check has no `timeout`, so it could poll forever".to_owned()
+            ),
+            (
+                "9:12".to_owned(),
+                "warning: this polling check has no `probe`, so it reads the same values at every evaluation".to_owned()
+            ),
+        ],
+        "{}",
+        output.dump()
+    );
+    assert!(
+        output
+            .stdout
+            .ends_with("checked 1 runbook: 1 valid, 0 with errors (0 errors, 2 warnings)\n"),
         "{}",
         output.dump()
     );

@@ -426,6 +426,6 @@ async fn an_automatic_gate_fails_at_its_timeout() {
     let error = h.step("lag").error.unwrap_or_default();
     assert_eq!(
         error,
-        "the check did not hold for 2m within its timeout of 10m"
+        "the check did not hold for 2m within its timeout of 10m (last evaluation: the check did not hold)"
     );
 }

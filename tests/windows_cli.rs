@@ -112,3 +112,82 @@ fn a_window_closing_on_bound_work_pauses_and_an_operator_can_cancel_it() {
         run.stdout
     );
 }
+
+#[test]
+fn on_close_rollback_undoes_the_bound_work_once_running_steps_finish() {
+    let sb = Sandbox::new();
+    let file = sb.write(
+        "w.yaml",
+        &CLOSES_SOON
+            .replace("on_close: pause", "on_close: rollback")
+            .replace(
+                "    run: \"while [ ! -e go ]; do sleep 0.02; done\"",
+                "    run: \"while [ ! -e go ]; do sleep 0.02; done\"\n    rollback: touch undone",
+            ),
+    );
+    let bg = sb.spawn_with_env(
+        &["run", file.to_str().unwrap_or_default()],
+        &[("SENSEI_NOW", "2027-03-06T00:59:59.500Z")],
+    );
+    let id = bg.id();
+    wait_for("copy to run", || {
+        (sb.step(&id, "copy")["state"] == "running").then_some(())
+    });
+    wait_for("the close", || {
+        sb.events(&id)
+            .iter()
+            .any(|e| e["kind"] == "window_closed")
+            .then_some(())
+    });
+    sb.write("go", "");
+    let run = bg.finish();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(sb.state(&id), "failed");
+    assert_eq!(sb.step(&id, "copy")["state"], "rolled_back");
+    assert!(sb.path("undone").exists());
+    assert!(!sb.path("switched").exists());
+}
+
+#[test]
+fn an_automatic_gate_waits_for_its_condition_to_hold() {
+    let sb = Sandbox::new();
+    let file = sb.write(
+        "gate.yaml",
+        r#"version: 1
+name: lag
+steps:
+  - id: caught-up
+    check: "{{lt probe.outputs.lag 5}}"
+    probe: { run: "echo lag=$(cat lag) >> $SENSEI_OUTPUT" }
+    every: 100ms
+    stable_for: 300ms
+    timeout: 1m
+  - id: cutover
+    needs: [caught-up]
+    run: touch cut
+"#,
+    );
+    sb.write("lag", "40");
+    let bg = sb.spawn(&["run", file.to_str().unwrap_or_default()]);
+    let id = bg.id();
+    let evaluations = || {
+        sb.sensei(&["logs", &id, "caught-up"])
+            .stdout
+            .lines()
+            .count()
+    };
+    wait_for("a few evaluations", || (evaluations() >= 3).then_some(()));
+    assert!(
+        !sb.path("cut").exists(),
+        "the gate passed while the lag was 40"
+    );
+    sb.write("lag", "2");
+    let run = bg.finish();
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(sb.path("cut").exists());
+    let logs = sb.sensei(&["logs", &id, "caught-up"]).stdout;
+    assert!(
+        logs.contains("the check did not hold") && logs.contains("check holds"),
+        "{logs}"
+    );
+}

@@ -3,11 +3,12 @@
 //!
 //! - [`lifecycle`]: the transition table, the only judge of state changes.
 //! - [`operation`]: operator operations as paths through the lifecycle.
-//! - `open`: creating a migration, and attaching a driver to one (start, resume, retry,
-//!   rollback), including recovery after a crash.
-//! - `driver`: the round loop (decide, commit, act); `launch`, `outcome`, `outside` and
-//!   `rollback` are its parts; `actions` runs `run`/`http`/`wait`; `graph` is the run-time
-//!   DAG; `context` the values templates see.
+//! - `open`: creating a migration, and attaching a driver to one (lease, rebuilt graph);
+//!   `resume`: settling what a crash left and applying the operation attached for.
+//! - `driver`: the round loop (decide, commit, act); `launch` (with `prepare`), `outcome`,
+//!   `outside`, `window` and `rollback` are its parts; `actions` runs `run`/`http`/`wait`,
+//!   `poll` the automatic gates; `graph` is the run-time DAG; `context` the values templates
+//!   see; [`clock`] the injected time; [`gate`] who may decide a gate.
 
 mod actions;
 pub mod clock;
@@ -23,6 +24,7 @@ mod outcome;
 mod outside;
 mod poll;
 mod prepare;
+mod resume;
 mod rollback;
 mod window;
 

@@ -60,7 +60,9 @@ impl Driver {
         }
         self.actor = Some(who.clone());
         match (op, self.state) {
-            (Operation::Pause, MigrationState::Running) => {
+            // A failure being handled (in-flight steps finishing before on_failure applies)
+            // is not overridden by a pause: the runbook's on_failure decides.
+            (Operation::Pause, MigrationState::Running) if self.stop.is_none() => {
                 self.set_state(MigrationState::Paused, &format!("paused by {who}"))?;
                 self.stop = Some(Stop::Pause);
             }

@@ -25,6 +25,9 @@ pub struct Poll {
     pub timeout: Option<Duration>,
 }
 
+/// The time limit of an http probe without its own `timeout`.
+const HTTP_DEFAULT: Duration = Duration::from_secs(30);
+
 fn chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or_default()
 }
@@ -35,13 +38,37 @@ pub async fn run(poll: Poll, attempt: &Attempt, cancel: watch::Receiver<bool>) -
     let clock = Arc::clone(&attempt.clock);
     let started = clock.now();
     let mut held_since = None;
+    let mut last = String::from("not evaluated");
     loop {
+        let evaluated_at = clock.now();
+        if let Some(limit) = poll
+            .timeout
+            .filter(|&l| evaluated_at - started >= chrono(l))
+        {
+            return Outcome::Failed {
+                error: format!(
+                    "the check did not hold for {} within its timeout of {} (last evaluation: {last})",
+                    Shown(poll.stable_for),
+                    Shown(limit)
+                ),
+                exit_code: None,
+                transient: false,
+            };
+        }
         let mut ctx = poll.ctx.clone();
         let mut probe_ok = true;
         if let Some(probe) = &poll.probe {
-            // A probe that takes longer than the interval is itself a problem: bound it.
+            // A probe may run until the step's timeout; an http probe without its own
+            // timeout gets 30 s, as an http step does.
+            let left = poll
+                .timeout
+                .map(|t| t.saturating_sub((clock.now() - started).to_std().unwrap_or_default()));
+            let limit = match probe {
+                Prepared::Http { .. } => Some(left.map_or(HTTP_DEFAULT, |l| l.min(HTTP_DEFAULT))),
+                _ => left,
+            };
             let probe_attempt = Attempt {
-                timeout: Some(poll.every),
+                timeout: limit,
                 ..attempt.clone()
             };
             let outcome = Box::pin(actions::perform(
@@ -60,7 +87,8 @@ pub async fn run(poll: Poll, attempt: &Attempt, cancel: watch::Receiver<bool>) -
                     }
                 }
                 Outcome::Failed { error, .. } => {
-                    attempt.log(LogStream::Sensei, &format!("probe failed: {error}"));
+                    last = format!("the probe failed: {error}");
+                    attempt.log(LogStream::Sensei, &last);
                     probe_ok = false;
                 }
                 Outcome::Cancelled => return Outcome::Cancelled,
@@ -82,6 +110,7 @@ pub async fn run(poll: Poll, attempt: &Attempt, cancel: watch::Receiver<bool>) -
         };
         let now = clock.now();
         if holds {
+            last = "the check held".to_owned();
             let since = *held_since.get_or_insert(now);
             let held = (now - since).to_std().unwrap_or_default();
             attempt.log(
@@ -99,23 +128,14 @@ pub async fn run(poll: Poll, attempt: &Attempt, cancel: watch::Receiver<bool>) -
                 };
             }
         } else {
-            if probe_ok {
-                attempt.log(LogStream::Sensei, "check does not hold");
+            if probe_ok && !last.starts_with("the check cannot") {
+                last = "the check did not hold".to_owned();
+                attempt.log(LogStream::Sensei, &last);
             }
             held_since = None;
         }
-        if let Some(limit) = poll.timeout.filter(|&l| now - started >= chrono(l)) {
-            return Outcome::Failed {
-                error: format!(
-                    "the check did not hold for {} within its timeout of {}",
-                    Shown(poll.stable_for),
-                    Shown(limit)
-                ),
-                exit_code: None,
-                transient: false,
-            };
-        }
-        let mut next = now + chrono(poll.every);
+        // Evaluations start `every` apart; one that ran long delays the next, never overlaps.
+        let mut next = (evaluated_at + chrono(poll.every)).max(now);
         if let Some(limit) = poll.timeout {
             next = next.min(started + chrono(limit));
         }

@@ -58,8 +58,9 @@ impl<'a> Checker<'a> {
         self.diagnostics.last_mut().expect("just pushed")
     }
 
-    pub fn warning(&mut self, span: Span, message: impl Into<String>) {
+    pub fn warning(&mut self, span: Span, message: impl Into<String>) -> &mut Diagnostic {
         self.diagnostics.push(Diagnostic::warning(span, message));
+        self.diagnostics.last_mut().expect("just pushed")
     }
 
     fn errors(&self) -> usize {
@@ -75,6 +76,26 @@ impl<'a> Checker<'a> {
     /// reported; references to it must not be reported again as unknown.
     pub fn declared(&self, section: &str, name: &str) -> bool {
         self.root.get(section).and_then(|s| s.get(name)).is_some()
+    }
+
+    /// The span of the key whose value was written at `value`, or `value` itself. For a
+    /// mapping (whose own span is its first key or its `{`), the key reads better in a message.
+    pub fn key_span(&self, value: Span) -> Span {
+        fn find(node: &Node, value: Span) -> Option<Span> {
+            match &node.value {
+                super::yaml::Value::Map(entries) => entries.iter().find_map(|(k, v)| {
+                    // Compare positions only: `Spanned` marks a mapping with length 1.
+                    if (v.span.line, v.span.column) == (value.line, value.column) {
+                        Some(k.span)
+                    } else {
+                        find(v, value)
+                    }
+                }),
+                super::yaml::Value::Seq(items) => items.iter().find_map(|i| find(i, value)),
+                _ => None,
+            }
+        }
+        find(self.root, value).unwrap_or(value)
     }
 
     /// True when a step with this id is written in the runbook, whether or not it loaded

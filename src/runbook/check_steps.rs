@@ -1,10 +1,11 @@
 //! Checks of the steps: ids, actions, references, phases, cycles and their templates.
 
 use super::check::Checker;
+use super::check_poll::StepTimeout;
 use super::check_templates::{Scope, StepGraph};
 use super::duration::Duration;
 use super::model::{Action, ForEach, Gate, Http, Param, Retry, Step, Window};
-use super::raw::{OutputsFormat, ParamType, Phase, RawStep};
+use super::raw::{OutputsFormat, ParamType, Phase, RawHttp, RawStep};
 use super::template;
 use super::wrappers::{Recover, Spanned};
 use crate::diag::{self, Span};
@@ -46,16 +47,19 @@ impl Checker<'_> {
         }
         let loaded: Vec<&RawStep> = steps.iter().filter_map(|s| s.0.as_ref()).collect();
         let phases = self.ids(&loaded);
-        let mut checked: Vec<(&RawStep, Step)> = Vec::new();
+        // Sized up front and not cloned: on a 10,000-step runbook these vectors are a large
+        // part of peak memory.
+        let mut raws: Vec<&RawStep> = Vec::with_capacity(loaded.len());
+        let mut out: Vec<Step> = Vec::with_capacity(loaded.len());
         for raw in &loaded {
             if let Some(step) = self.step(raw, &phases, ctx) {
-                checked.push((raw, step));
+                raws.push(raw);
+                out.push(step);
             }
         }
         self.cycles(&loaded, &phases);
-        let out: Vec<Step> = checked.iter().map(|(_, s)| s.clone()).collect();
         let graph = StepGraph::new(&out);
-        for (raw, step) in &checked {
+        for (raw, step) in raws.iter().zip(&out) {
             self.step_templates(raw, step, ctx.params, &graph);
         }
         out
@@ -129,10 +133,25 @@ impl Checker<'_> {
             self.error(
                 raw.id.span,
                 format!("step `{id}` declares `outputs: json` but is not a `run` step"),
-            );
+            )
+            .hint = raw.probe.as_ref().map(|_| {
+                "for the outputs of a `run` probe, write `outputs: json` inside `probe`".into()
+            });
         }
         let for_each = self.for_each(raw.for_each.as_ref(), ctx.params);
-        let retry = self.retry(raw.retry.as_ref(), ctx.default_retry);
+        let retry = self.retry(raw.retry.as_deref(), ctx.default_retry);
+        let timeout = match (&raw.timeout, ctx.default_timeout) {
+            (Some(t), _) => Some(StepTimeout {
+                value: t.value,
+                inherited: false,
+            }),
+            (None, Some(value)) => Some(StepTimeout {
+                value,
+                inherited: true,
+            }),
+            (None, None) => None,
+        };
+        let (poll, probe_outputs) = self.poll(raw, action.as_ref(), timeout);
         Some(Step {
             id: id.clone(),
             description: raw.description.clone(),
@@ -148,17 +167,15 @@ impl Checker<'_> {
             pool: raw.pool.as_ref().map(|p| p.value.clone()),
             window: raw.window.as_ref().map(|w| w.value.clone()),
             idempotent: raw.idempotent.unwrap_or(false),
-            timeout: raw
-                .timeout
-                .as_ref()
-                .map(|t| t.value)
-                .or(ctx.default_timeout),
+            timeout: timeout.map(|t| t.value),
             retry,
             estimate: raw.estimate.as_ref().map(|e| e.value),
             action: action?,
             rollback: raw.rollback.as_ref().map(|r| r.value.clone()),
-            outputs: raw.outputs,
-            poll: None,
+            // A polling check's `run` probe declares its output format inside `probe`; the
+            // step itself has no outputs, so the field says how the probe's are read.
+            outputs: raw.outputs.or(probe_outputs),
+            poll,
         })
     }
 
@@ -168,32 +185,7 @@ impl Checker<'_> {
             actions.push(("run", Action::Run(run.value.clone())));
         }
         if let Some(http) = &raw.http {
-            let h = &http.value;
-            for status in h.expect_status.iter().flatten() {
-                if !(100..=599).contains(&status.value) {
-                    self.error(
-                        status.span,
-                        format!("`{}` is not an HTTP status", status.value),
-                    )
-                    .hint = Some("HTTP statuses run from 100 to 599".into());
-                }
-            }
-            actions.push((
-                "http",
-                Action::Http(Http {
-                    method: h.method.unwrap_or_default(),
-                    url: h.url.value.clone(),
-                    headers: h
-                        .headers
-                        .iter()
-                        .flat_map(|e| e.iter())
-                        .map(|(k, v)| (k.value.clone(), v.value.clone()))
-                        .collect(),
-                    body: h.body.clone(),
-                    expect_status: h.expect_status.iter().flatten().map(|s| s.value).collect(),
-                    timeout: h.timeout.as_ref().map(|t| t.value),
-                }),
-            ));
+            actions.push(("http", Action::Http(self.http(&http.value))));
         }
         if let Some(gate) = &raw.gate {
             actions.push(("gate", Action::Gate(self.gate(&raw.id.value, gate))));
@@ -235,7 +227,33 @@ impl Checker<'_> {
         }
     }
 
-    fn gate(&mut self, id: &str, gate: &Spanned<super::raw::RawGate>) -> Gate {
+    /// An `http` step's or probe's request.
+    pub(crate) fn http(&mut self, h: &RawHttp) -> Http {
+        for status in h.expect_status.iter().flatten() {
+            if !(100..=599).contains(&status.value) {
+                self.error(
+                    status.span,
+                    format!("`{}` is not an HTTP status", status.value),
+                )
+                .hint = Some("HTTP statuses run from 100 to 599".into());
+            }
+        }
+        Http {
+            method: h.method.unwrap_or_default(),
+            url: h.url.value.clone(),
+            headers: h
+                .headers
+                .iter()
+                .flat_map(|e| e.iter())
+                .map(|(k, v)| (k.value.clone(), v.value.clone()))
+                .collect(),
+            body: h.body.clone(),
+            expect_status: h.expect_status.iter().flatten().map(|s| s.value).collect(),
+            timeout: h.timeout.as_ref().map(|t| t.value),
+        }
+    }
+
+    fn gate(&mut self, id: &str, gate: &Spanned<Box<super::raw::RawGate>>) -> Gate {
         let g = &gate.value;
         // Without a list anyone but the starter may decide; an empty list is a mistake.
         let listed: &[Spanned<String>] = g.approvers.as_ref().map_or(&[], |a| &a.value);
@@ -426,9 +444,18 @@ impl Checker<'_> {
         // (that error is reported already; `item` is not then reported as unavailable).
         let has_item = raw.for_each.is_some();
         let scope = Scope::step(params, &step.id, has_item, graph);
-        let texts = [&raw.run, &raw.when, &raw.check];
+        let texts = [&raw.run, &raw.when];
         for t in texts.into_iter().flatten() {
             self.template(&t.value, t.span, &scope);
+        }
+        if let Some(check) = &raw.check {
+            // A polling check reads what its probe measured; nothing else sees the probe.
+            let scope = if raw.probe.is_some() {
+                Scope::probed_check(params, &step.id, has_item, graph)
+            } else {
+                Scope::step(params, &step.id, has_item, graph)
+            };
+            self.template(&check.value, check.span, &scope);
         }
         if let Some(rollback) = &raw.rollback {
             let scope = Scope::rollback(params, &step.id, has_item, graph);
@@ -440,16 +467,18 @@ impl Checker<'_> {
             self.warning(
                 check.span,
                 "this check has no template, so its result never changes",
-            )
+            );
         }
         if let Some(http) = &raw.http {
-            let h = &http.value;
-            self.template(&h.url.value, h.url.span, &scope);
-            for (_, v) in h.headers.iter().flat_map(|e| e.iter()) {
-                self.template(&v.value, v.span, &scope);
+            self.http_templates(&http.value, http.span, &scope);
+        }
+        // A probe's templates are rendered like a `run` or `http` step's, with the same roots.
+        if let Some(probe) = &raw.probe {
+            if let Some(run) = &probe.value.run {
+                self.template(&run.value, run.span, &scope);
             }
-            if let Some(body) = &h.body {
-                self.json_templates(body, http.span, &scope);
+            if let Some(http) = &probe.value.http {
+                self.http_templates(&http.value, http.span, &scope);
             }
         }
         if let Some(f) = &raw.for_each
@@ -457,6 +486,18 @@ impl Checker<'_> {
         {
             let scope = Scope::step(params, &step.id, false, graph);
             self.template(text, f.span, &scope);
+        }
+    }
+}
+
+impl Checker<'_> {
+    fn http_templates(&mut self, h: &RawHttp, span: crate::diag::Span, scope: &Scope) {
+        self.template(&h.url.value, h.url.span, scope);
+        for (_, v) in h.headers.iter().flat_map(|e| e.iter()) {
+            self.template(&v.value, v.span, scope);
+        }
+        if let Some(body) = &h.body {
+            self.json_templates(body, span, scope);
         }
     }
 }

@@ -17,6 +17,7 @@ const ALL_ROOTS: &[&str] = &[
     "runbook",
     "payload",
     "event",
+    "probe",
 ];
 const MIGRATION_FIELDS: &[&str] = &["id", "state", "started_at"];
 const STEP_FIELDS: &[&str] = &["outputs", "status"];
@@ -128,6 +129,23 @@ impl<'a> Scope<'a> {
         }
     }
 
+    /// The `check` of a polling step with a `probe`: like the step, plus `probe`.
+    pub fn probed_check(
+        params: &'a [Param],
+        id: &'a str,
+        has_item: bool,
+        graph: &'a StepGraph,
+    ) -> Self {
+        Scope {
+            roots: if has_item {
+                &["params", "steps", "item", "migration", "runbook", "probe"]
+            } else {
+                &["params", "steps", "migration", "runbook", "probe"]
+            },
+            ..Scope::step(params, id, has_item, graph)
+        }
+    }
+
     /// A step's `rollback`: like the step, plus its own outputs (to undo what it made).
     pub fn rollback(
         params: &'a [Param],
@@ -225,6 +243,12 @@ impl Checker<'_> {
                 self.error(at, format!("`migration` has no `{field}`")).hint =
                     Some(format!("it has {}", list(MIGRATION_FIELDS)));
             }
+            ("probe", Some(field)) if field != "outputs" => {
+                self.error(at, format!("`probe` has no `{field}`")).hint = Some(
+                    "read `probe.outputs.<key>`; an `http` probe's outputs are `status`, `headers` and `body`"
+                        .into(),
+                );
+            }
             ("runbook", Some(field)) if field != "name" => {
                 self.error(at, format!("`runbook` has no `{field}`")).hint =
                     Some("it has `name`".into());
@@ -281,6 +305,7 @@ fn root_help(root: &str, scope: &Scope) -> String {
         "item" => "`item` is set only in steps with `for_each`".into(),
         "payload" => "`payload` (the webhook's JSON body) is set only in trigger params".into(),
         "event" => "`event` is set only in alert templates".into(),
+        "probe" => "`probe` is set only in the `check` of a step that declares a `probe`".into(),
         _ => format!("templates {} read {}", scope.place, list(scope.roots)),
     }
 }

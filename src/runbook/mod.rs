@@ -4,6 +4,7 @@
 //! serde types, every error recorded) -> `check` (semantic rules, all in one pass) -> `model`.
 
 mod check;
+mod check_poll;
 mod check_steps;
 mod check_templates;
 pub mod cron;

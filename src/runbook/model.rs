@@ -130,6 +130,8 @@ pub struct Step {
     pub estimate: Option<Duration>,
     pub action: Action,
     pub rollback: Option<String>,
+    /// How a `run` step's outputs are read; on a polling check, its `run` probe's (written
+    /// `probe: { run: ..., outputs: json }`: the check step itself has no outputs).
     pub outputs: Option<OutputsFormat>,
     /// A `check` that polls (an automatic gate): `every`, `stable_for`, `probe`.
     pub poll: Option<Poll>,

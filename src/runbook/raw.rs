@@ -290,18 +290,29 @@ pub struct RawStep {
     pub window: Option<Spanned<String>>,
     /// Safe to re-run after a crash.
     pub idempotent: Option<bool>,
+    /// Longest run time (replaces `defaults.timeout`); a polling check fails when its
+    /// condition has not held for `stable_for` by then.
     pub timeout: Option<Spanned<Duration>>,
-    pub retry: Option<RawRetry>,
+    pub retry: Option<Box<RawRetry>>,
     /// Expected run time, used to decide whether the step fits in its window.
     pub estimate: Option<Spanned<Duration>>,
     /// Shell command, run with `sh -c` in the runbook's directory.
     pub run: Option<Spanned<String>>,
-    pub http: Option<Spanned<RawHttp>>,
-    pub gate: Option<Spanned<RawGate>>,
+    pub http: Option<Spanned<Box<RawHttp>>>,
+    pub gate: Option<Spanned<Box<RawGate>>>,
     /// Timer.
     pub wait: Option<Spanned<Duration>>,
     /// A template that must render `true`.
     pub check: Option<Spanned<String>>,
+    /// Makes a `check` an automatic gate: evaluate it at this interval until it has held for
+    /// `stable_for`; the step's `timeout` fails it.
+    pub every: Option<Spanned<Duration>>,
+    /// How long a polling check must hold continuously before the step passes (default 0s:
+    /// the first true evaluation passes). Needs `every`.
+    pub stable_for: Option<Spanned<Duration>>,
+    /// What a polling check runs before each evaluation; the check reads its outputs as
+    /// `probe.outputs.KEY`. Needs `every`.
+    pub probe: Option<Spanned<Box<RawProbe>>>,
     /// Shell command that undoes the step.
     pub rollback: Option<Spanned<String>>,
     /// `json`: the last stdout line is a JSON object of outputs.
@@ -396,6 +407,20 @@ impl HttpMethod {
             HttpMethod::Options => "OPTIONS",
         }
     }
+}
+
+/// What a polling check runs before each evaluation: exactly one of `run` or `http`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Probe")]
+pub struct RawProbe {
+    /// Shell command, run like a `run` step; its outputs are the `key=value` lines it writes
+    /// to `$SENSEI_OUTPUT`, or its last stdout line with `outputs: json`.
+    pub run: Option<Spanned<String>>,
+    /// HTTP request, sent like an `http` step's; its outputs are `status`, `headers`, `body`.
+    pub http: Option<Spanned<RawHttp>>,
+    /// `json`: the last stdout line of the `run` command is a JSON object of outputs.
+    pub outputs: Option<Spanned<OutputsFormat>>,
 }
 
 /// An approval gate.
