@@ -25,6 +25,7 @@ pub fn alert_name(kind: EventKind, data: &serde_json::Value) -> Option<&str> {
         EventKind::StepRetrying => "step_retrying",
         EventKind::GateWaiting => "gate_waiting",
         EventKind::GateDecided => "gate_decided",
+        EventKind::GateTimeoutSoon => "gate_timeout_soon",
         EventKind::WindowClosing => "window_closing",
         EventKind::RollbackStarted => "rollback_started",
         EventKind::RollbackFinished => "rollback_finished",

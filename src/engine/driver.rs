@@ -63,6 +63,8 @@ pub struct Driver {
     pub(super) stop: Option<Stop>,
     /// Gates waiting for decisions, with their deadlines.
     pub(super) gates: HashMap<usize, Option<DateTime<Utc>>>,
+    /// When to remind that a gate times out soon (`gate_timeout_soon`), until sent.
+    pub(super) gate_reminders: HashMap<usize, DateTime<Utc>>,
     pub(super) placeholders: Vec<usize>,
     pub(super) batch: Batch,
     pub(super) spawn: Vec<(usize, Prepared)>,
@@ -419,6 +421,11 @@ impl Driver {
     fn next_wake(&self) -> Option<DateTime<Utc>> {
         let retries = self.retries.iter().map(|(at, _)| *at);
         let gates = self.gates.values().flatten().copied();
-        retries.chain(gates).chain(self.next_window_wake()).min()
+        let reminders = self.gate_reminders.values().copied();
+        retries
+            .chain(gates)
+            .chain(reminders)
+            .chain(self.next_window_wake())
+            .min()
     }
 }

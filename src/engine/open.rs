@@ -234,6 +234,7 @@ fn build(
         cancels: HashMap::new(),
         retries: Vec::new(),
         window_waiting: HashMap::new(),
+        gate_reminders: HashMap::new(),
         windows_in_use: HashMap::new(),
         window_pause: None,
         pools,

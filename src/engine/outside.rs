@@ -8,6 +8,7 @@ use super::driver::{Driver, Stop};
 use crate::event::{Event, EventKind, MigrationState, NewEvent, Operation, StepState};
 use crate::runbook::model::{Action, OnTimeout};
 use crate::store::{GateStatus, Store};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 impl Driver {
@@ -154,6 +155,7 @@ impl Driver {
     /// race stands), then apply `on_timeout`.
     pub(super) async fn gate_deadlines(&mut self) -> Result<(), EngineError> {
         let now = self.clock().now();
+        self.gate_reminders_due(now);
         let due: Vec<usize> = self
             .gates
             .iter()
@@ -238,6 +240,47 @@ impl Driver {
             }
         }
         Ok(())
+    }
+}
+
+/// When to remind that a gate opened at `opened` times out at `deadline`: a quarter of its
+/// time before, but never more than an hour before (a 24 h sign-off is reminded an hour
+/// ahead, a 2 h one 30 minutes ahead).
+pub(super) fn reminder_at(opened: DateTime<Utc>, deadline: DateTime<Utc>) -> DateTime<Utc> {
+    let lead = ((deadline - opened) / 4).min(chrono::Duration::hours(1));
+    deadline - lead
+}
+
+impl Driver {
+    /// `gate_timeout_soon` for gates still open when their reminder time comes.
+    fn gate_reminders_due(&mut self, now: DateTime<Utc>) {
+        let due: Vec<usize> = self
+            .gate_reminders
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(&n, _)| n)
+            .collect();
+        for node in due {
+            self.gate_reminders.remove(&node);
+            let Some(Some(deadline)) = self.gates.get(&node).copied() else {
+                continue;
+            };
+            let id = self.graph.nodes[node].id.clone();
+            let gate = self.store.gate(&self.migration.id, &id).ok().flatten();
+            let (approvers, approvals, required) = gate
+                .map(|g| (g.approvers, g.approvals, g.required))
+                .unwrap_or_default();
+            self.emit(NewEvent::for_step(
+                EventKind::GateTimeoutSoon,
+                &id,
+                json!({
+                    "deadline": deadline.to_rfc3339(),
+                    "approvers": approvers,
+                    "approvals": approvals,
+                    "required": required,
+                }),
+            ));
+        }
     }
 }
 
