@@ -148,6 +148,7 @@ wire_enum! {
         StepExpanded = "step_expanded",
         GateWaiting = "gate_waiting",
         GateDecided = "gate_decided",
+        GateTimeoutSoon = "gate_timeout_soon",
         RollbackStarted = "rollback_started",
         StepRolledBack = "step_rolled_back",
         RollbackFailed = "rollback_step_failed",

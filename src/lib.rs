@@ -13,12 +13,17 @@
 //!   shared by the CLI and the server.
 //! - [`store`]: the durable event log and derived state of migrations (SQLite).
 //! - [`process`]: step processes in their own process groups, owned and killed with the engine.
+//! - [`alert`]: committed events routed by the runbook's rules into the store's outbox, and
+//!   delivered (email, webhooks) at least once, with retries.
+//! - [`config`]: the configuration file shared by the CLI and the server.
 //! - [`view`]: JSON documents of migrations shared by the CLI's `--format json` and the API.
 //! - [`server`]: `sensei serve`, the REST API over the same calls as the CLI.
 //! - [`cli`]: the `sensei` command line, a thin shell over the above.
 
+pub mod alert;
 pub mod calendar;
 pub mod cli;
+pub mod config;
 pub mod diag;
 pub mod engine;
 pub mod event;

@@ -528,3 +528,16 @@ steps:
         "a skipped step counts as finished for its dependents"
     );
 }
+
+#[test]
+fn without_on_exit_codes_every_failure_is_retried_up_to_attempts() {
+    let sb = Sandbox::new();
+    let file = sb.write(
+        "retry-all.yaml",
+        "version: 1\nname: retry-all\nsteps:\n  - id: flaky\n    retry: { attempts: 3, backoff: 10ms }\n    run: \"echo x >> count; [ $(wc -l < count) -ge 3 ] || exit 1\"\n",
+    );
+    let run = sb.sensei(&["run", file.to_str().unwrap_or_default()]).ok();
+    let id = run.id();
+    assert_eq!(sb.step(&id, "flaky")["attempts"], 3);
+    assert_eq!(sb.read("count").lines().count(), 3);
+}

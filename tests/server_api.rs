@@ -1,5 +1,6 @@
 //! The API's contract over HTTP: every error status as a problem document, the auth matrix
-//! (routes × roles), the no-token mode, metrics, and the OpenAPI document against the routes.
+//! (routes × roles), the no-token mode, metrics, alerts sent by the server, and the OpenAPI
+//! document against the routes.
 
 mod harness;
 
@@ -280,4 +281,64 @@ fn the_openapi_document_matches_the_routes() {
         .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
         .collect();
     assert_eq!(documented, served);
+}
+
+/// A loopback HTTP receiver that records request bodies and answers 200.
+fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            record
+                .lock()
+                .expect("lock")
+                .push(String::from_utf8_lossy(&body).into_owned());
+            let mut stream = stream;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (url, got)
+}
+
+#[test]
+fn the_server_delivers_alerts_of_the_migrations_it_drives() {
+    let dir = Dir::new();
+    let (url, got) = receiver();
+    dir.runbook(
+        "quick.yaml",
+        &format!(
+            "version: 1\nname: quick\nalerts:\n  channels:\n    hook: {{ webhook: {{ url: \"{url}\" }} }}\n  rules:\n    - {{ on: [certified], notify: [hook] }}\nsteps:\n  - id: one\n    run: echo one\n"
+        ),
+    );
+    let config = dir.config_with_tokens("alerts: { allow_private_urls: true }\n");
+    let s = dir.serve(&["--config", config.to_str().unwrap_or_default()]);
+    let id = s.create(Some("ops-token"), "quick", "{}");
+    s.call_as(
+        Some("ops-token"),
+        "POST",
+        &format!("/v1/migrations/{id}/start"),
+        None,
+    )
+    .expect(200);
+    let body = harness::wait_for("the certified alert", || {
+        got.lock().expect("lock").first().cloned()
+    });
+    assert!(body.contains("certified") && body.contains(&id), "{body}");
 }

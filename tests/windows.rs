@@ -429,3 +429,35 @@ async fn an_automatic_gate_fails_at_its_timeout() {
         "the check did not hold for 2m within its timeout of 10m (last evaluation: the check did not hold)"
     );
 }
+
+#[tokio::test]
+async fn a_gate_reminds_that_it_times_out_soon() {
+    let text = "version: 1\nname: remind\nsteps:\n  - id: signoff\n    gate: { approvers: [bob], timeout: 2h, on_timeout: cancel }\n";
+    let h = start(text).await;
+    h.until("the gate to wait", |h| {
+        h.step("signoff").state == StepState::Waiting
+    })
+    .await;
+    h.at(1, 29);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(
+        !h.kinds().contains(&EventKind::GateTimeoutSoon),
+        "reminded too early"
+    );
+    // A quarter of the 2h timeout before the deadline.
+    h.at(1, 30);
+    h.until("the reminder", |h| {
+        h.kinds().contains(&EventKind::GateTimeoutSoon)
+    })
+    .await;
+    let reminder = h
+        .store
+        .events(&h.id, 0)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|e| e.kind == EventKind::GateTimeoutSoon)
+        .map(|e| e.data)
+        .unwrap_or_default();
+    assert_eq!(reminder["deadline"], "2027-03-06T02:00:00+00:00");
+    assert_eq!(reminder["approvers"], serde_json::json!(["bob"]));
+}

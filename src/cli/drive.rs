@@ -2,6 +2,7 @@
 //! (when no other process drives it) `rollback`, `pause`, `cancel`. They hold the
 //! migration's lease while they work and print progress as events commit.
 
+use super::alerts::Worker;
 use super::local::{self, Local};
 use super::progress::Lines;
 use super::{error, exit, params_from_flags};
@@ -48,6 +49,10 @@ pub struct ResumeArgs {
 
 /// `sensei run FILE [-p k=v]`: create a migration and drive it until it rests.
 pub fn run(args: &RunArgs) -> u8 {
+    // A broken configuration stops the command before anything is created.
+    if let Err(code) = args.local.config() {
+        return code;
+    }
     // The loaded runbook is dropped before driving: the driver rebuilds what it needs from
     // the stored text, so the parse tree does not stay in memory for the whole run.
     let (store, migration) = match create(args) {
@@ -128,6 +133,10 @@ pub fn resume(args: &ResumeArgs) -> u8 {
 
 /// Drives a migration in this process until it rests; the exit code says how it ended.
 pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 {
+    let config = match local.config() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -147,11 +156,17 @@ pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 
     let rows = store.steps(id).unwrap_or_default();
     let done = rows.iter().filter(|r| r.state.is_settled()).count();
     let lines = Lines::new(id.clone(), rows.len(), done);
+    // Alerts are sent beside the driver, never by it: a slow or broken channel cannot hold
+    // up the migration, and a failed delivery never fails it.
+    let worker = Worker::start(&runtime, store, &config);
     let result = runtime.block_on(async {
         let driver = engine::attach(store, id, opts, Box::new(lines), how).await?;
         driver.drive().await
     });
     let _ = store.flush();
+    if let Some(worker) = worker {
+        worker.finish(&runtime, Some(id));
+    }
     match result {
         Ok(state) => finish(store, id, state),
         Err(EngineError::Lease(e @ LeaseError::Held { .. })) => {

@@ -1,7 +1,9 @@
 //! Local mode (SPEC §5): the embedded store in `--state-dir`, the caller's identity from
-//! `--as` (default: the operating-system user), and finding a migration by id or prefix.
+//! `--as` (default: the operating-system user), the configuration file (`--config`), and
+//! finding a migration by id or prefix.
 
 use super::{error, exit};
+use crate::config::Config;
 use crate::event::MigrationId;
 use crate::store::{Migration, Store};
 use std::path::PathBuf;
@@ -9,18 +11,18 @@ use std::path::PathBuf;
 /// Flags every local command shares.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Local {
-    /// The state directory holding the embedded store.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "SENSEI_STATE_DIR",
-        default_value = ".sensei"
-    )]
-    pub state_dir: PathBuf,
+    /// The state directory holding the embedded store (default: `state_dir` of the
+    /// configuration file, else .sensei).
+    #[arg(long, value_name = "DIR", env = "SENSEI_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Who you are, for gates and the audit trail (default: your user name). Local
     /// identities are not authenticated; decisions record that they were local.
     #[arg(long = "as", value_name = "NAME")]
     pub identity: Option<String>,
+    /// The configuration file (smtp, alerts, public_url; SPEC §6). Default: sensei.yaml in
+    /// the current directory, when it exists.
+    #[arg(long, value_name = "FILE", env = "SENSEI_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 impl Local {
@@ -40,9 +42,29 @@ impl Local {
             .unwrap_or_else(|| "unknown".to_owned())
     }
 
+    /// The configuration, or says why it cannot be read (a usage error).
+    pub fn config(&self) -> Result<Config, u8> {
+        Config::load(self.config.as_deref()).map_err(|e| {
+            error(e);
+            exit::USAGE
+        })
+    }
+
+    /// The state directory: `--state-dir` (or `SENSEI_STATE_DIR`), else the configuration's
+    /// `state_dir`, else `.sensei`.
+    pub fn state_dir(&self) -> Result<PathBuf, u8> {
+        if let Some(dir) = &self.state_dir {
+            return Ok(dir.clone());
+        }
+        Ok(self
+            .config()?
+            .state_dir
+            .unwrap_or_else(|| PathBuf::from(".sensei")))
+    }
+
     /// Opens the store, or says why not (exit code for the failure).
     pub fn open(&self) -> Result<Store, u8> {
-        Store::open(&self.state_dir).map_err(|e| {
+        Store::open(&self.state_dir()?).map_err(|e| {
             error(e);
             exit::USAGE
         })
@@ -50,10 +72,11 @@ impl Local {
 
     /// Opens the store only when it exists: inspecting commands should not create one.
     pub fn open_existing(&self) -> Result<Store, u8> {
-        if !self.state_dir.join("sensei.db").exists() {
+        let dir = self.state_dir()?;
+        if !dir.join("sensei.db").exists() {
             error(format!(
                 "no migrations in {}: the state directory has no store yet (run `sensei run FILE` first, or pass --state-dir)",
-                self.state_dir.display()
+                dir.display()
             ));
             return Err(exit::USAGE);
         }

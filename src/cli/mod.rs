@@ -40,6 +40,7 @@ mod output {
     }
 }
 
+mod alerts;
 mod decide;
 mod drive;
 mod inspect;
@@ -116,6 +117,8 @@ enum Command {
     Approve(decide::DecideArgs),
     /// Reject a gate.
     Reject(decide::DecideArgs),
+    /// List alert deliveries and their state (`--deliver` first sends what is due).
+    Alerts(alerts::AlertsArgs),
     /// Internal: the watchdog that kills step processes when sensei dies.
     #[command(hide = true, name = "__reap")]
     Reap,
@@ -153,6 +156,7 @@ pub fn main() -> ExitCode {
         Command::Rollback(args) => decide::operate(&args, Operation::Rollback),
         Command::Approve(args) => decide::decide(&args, Decision::Approve),
         Command::Reject(args) => decide::decide(&args, Decision::Reject),
+        Command::Alerts(args) => alerts::run(&args),
         Command::Reap => {
             let code = crate::process::reap_main(std::io::stdin().lock());
             u8::try_from(code).unwrap_or(exit::FAILED)

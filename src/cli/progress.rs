@@ -135,6 +135,15 @@ impl Lines {
                     _ => String::new(),
                 }
             ),
+            EventKind::GateTimeoutSoon => format!(
+                "  ⏳ gate {step} times out at {} ({} of {} approvals so far)",
+                text(field(event, "deadline")),
+                list(field(event, "approvals"))
+                    .split(", ")
+                    .filter(|s| !s.is_empty())
+                    .count(),
+                text(field(event, "required"))
+            ),
             EventKind::RollbackStarted => {
                 format!("↶ rolling back: {}", list(field(event, "steps")))
             }

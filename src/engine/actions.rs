@@ -176,7 +176,8 @@ async fn run(
             };
             return failure(
                 format!("exited with code {code}{tail}"),
-                attempt.transient_codes.contains(&code),
+                // Without `on_exit_codes` every exit code may be retried (up to `attempts`).
+                attempt.transient_codes.is_empty() || attempt.transient_codes.contains(&code),
             );
         }
         Exit::Signal(n) => return failure(format!("killed by signal {n}"), false),

@@ -63,6 +63,8 @@ pub struct Driver {
     pub(super) stop: Option<Stop>,
     /// Gates waiting for decisions, with their deadlines.
     pub(super) gates: HashMap<usize, Option<DateTime<Utc>>>,
+    /// When to remind that a gate times out soon (`gate_timeout_soon`), until sent.
+    pub(super) gate_reminders: HashMap<usize, DateTime<Utc>>,
     pub(super) placeholders: Vec<usize>,
     pub(super) batch: Batch,
     pub(super) spawn: Vec<(usize, Prepared)>,
@@ -333,6 +335,10 @@ impl Driver {
         let mut batch = std::mem::take(&mut self.batch);
         batch.expect_state = Some(self.committed);
         batch.state = (self.state != self.committed).then_some(self.state);
+        // Alerts go to the outbox in the transaction of the events that cause them (SPEC §4);
+        // sending them is the alert worker's job, never the driver's.
+        batch.outbox =
+            crate::alert::rules::route(&self.runbook.alerts, self.committed, &batch.events);
         let events = batch.events.clone();
         let committed = self.store.commit_async(&self.migration.id, batch).await?;
         self.committed = self.state;
@@ -415,6 +421,11 @@ impl Driver {
     fn next_wake(&self) -> Option<DateTime<Utc>> {
         let retries = self.retries.iter().map(|(at, _)| *at);
         let gates = self.gates.values().flatten().copied();
-        retries.chain(gates).chain(self.next_window_wake()).min()
+        let reminders = self.gate_reminders.values().copied();
+        retries
+            .chain(gates)
+            .chain(reminders)
+            .chain(self.next_window_wake())
+            .min()
     }
 }

@@ -286,6 +286,10 @@ impl Driver {
                 "digest": self.migration.digest,
             }),
         ));
+        if let Some(deadline) = deadline {
+            self.gate_reminders
+                .insert(node, super::outside::reminder_at(now, deadline));
+        }
         self.gates.insert(node, deadline);
     }
 

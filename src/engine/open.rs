@@ -9,7 +9,7 @@ use super::driver::{Driver, Stop};
 use super::graph::Graph;
 use super::operation;
 use super::{EngineError, Observer, Options};
-use crate::event::{EventKind, MigrationId, MigrationState, Operation};
+use crate::event::{EventKind, MigrationId, MigrationState, NewEvent, Operation};
 use crate::plan;
 use crate::runbook::model::Runbook;
 use crate::runbook::params::Params;
@@ -55,8 +55,15 @@ pub fn create(store: &Store, new: NewRun<'_>) -> Result<Migration, EngineError> 
             "by": new.starter,
             "steps": plan.steps.len(),
         }),
+        outbox: created_alerts(new.runbook),
     })?;
     Ok(migration)
+}
+
+/// The alert deliveries of a new migration's `migration_created` event (`created`).
+fn created_alerts(runbook: &Runbook) -> Vec<crate::store::NewDelivery> {
+    let event = NewEvent::new(EventKind::MigrationCreated, json!({}));
+    crate::alert::rules::route(&runbook.alerts, MigrationState::Created, &[event])
 }
 
 /// The reason of a succeeded step that a retry keeps: it passes again, in order, without
@@ -227,6 +234,7 @@ fn build(
         cancels: HashMap::new(),
         retries: Vec::new(),
         window_waiting: HashMap::new(),
+        gate_reminders: HashMap::new(),
         windows_in_use: HashMap::new(),
         window_pause: None,
         pools,

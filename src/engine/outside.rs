@@ -8,6 +8,7 @@ use super::driver::{Driver, Stop};
 use crate::event::{Event, EventKind, MigrationState, NewEvent, Operation, StepState};
 use crate::runbook::model::{Action, OnTimeout};
 use crate::store::{GateStatus, Store};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 impl Driver {
@@ -60,7 +61,9 @@ impl Driver {
         }
         self.actor = Some(who.clone());
         match (op, self.state) {
-            (Operation::Pause, MigrationState::Running) => {
+            // A failure being handled (in-flight steps finishing before on_failure applies)
+            // is not overridden by a pause: the runbook's on_failure decides.
+            (Operation::Pause, MigrationState::Running) if self.stop.is_none() => {
                 self.set_state(MigrationState::Paused, &format!("paused by {who}"))?;
                 self.stop = Some(Stop::Pause);
             }
@@ -152,6 +155,7 @@ impl Driver {
     /// race stands), then apply `on_timeout`.
     pub(super) async fn gate_deadlines(&mut self) -> Result<(), EngineError> {
         let now = self.clock().now();
+        self.gate_reminders_due(now);
         let due: Vec<usize> = self
             .gates
             .iter()
@@ -178,9 +182,10 @@ impl Driver {
                 &id,
                 json!({ "who": "timeout", "decision": "timeout", "on_timeout": outcome, "status": status }),
             );
+            let alerts = self.gate_alerts(&event);
             let won = blocking(&self.store, {
                 let (m, id) = (self.migration.id.clone(), id.clone());
-                move |s| s.close_gate(&m, &id, status, event)
+                move |s| s.close_gate_alerting(&m, &id, status, event, alerts)
             })
             .await?;
             if won && gate.on_timeout == OnTimeout::Cancel {
@@ -219,7 +224,11 @@ impl Driver {
                 json!({ "who": who, "decision": "cancel", "status": status }),
             );
             let m = self.migration.id.clone();
-            blocking(&self.store, move |s| s.close_gate(&m, &id, status, event)).await?;
+            let alerts = self.gate_alerts(&event);
+            blocking(&self.store, move |s| {
+                s.close_gate_alerting(&m, &id, status, event, alerts)
+            })
+            .await?;
             self.gates.remove(&node);
             if self.graph.nodes[node].row.state == StepState::Waiting {
                 let now = self.clock().now();
@@ -234,6 +243,47 @@ impl Driver {
     }
 }
 
+/// When to remind that a gate opened at `opened` times out at `deadline`: a quarter of its
+/// time before, but never more than an hour before (a 24 h sign-off is reminded an hour
+/// ahead, a 2 h one 30 minutes ahead).
+pub(super) fn reminder_at(opened: DateTime<Utc>, deadline: DateTime<Utc>) -> DateTime<Utc> {
+    let lead = ((deadline - opened) / 4).min(chrono::Duration::hours(1));
+    deadline - lead
+}
+
+impl Driver {
+    /// `gate_timeout_soon` for gates still open when their reminder time comes.
+    fn gate_reminders_due(&mut self, now: DateTime<Utc>) {
+        let due: Vec<usize> = self
+            .gate_reminders
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(&n, _)| n)
+            .collect();
+        for node in due {
+            self.gate_reminders.remove(&node);
+            let Some(Some(deadline)) = self.gates.get(&node).copied() else {
+                continue;
+            };
+            let id = self.graph.nodes[node].id.clone();
+            let gate = self.store.gate(&self.migration.id, &id).ok().flatten();
+            let (approvers, approvals, required) = gate
+                .map(|g| (g.approvers, g.approvals, g.required))
+                .unwrap_or_default();
+            self.emit(NewEvent::for_step(
+                EventKind::GateTimeoutSoon,
+                &id,
+                json!({
+                    "deadline": deadline.to_rfc3339(),
+                    "approvers": approvers,
+                    "approvals": approvals,
+                    "required": required,
+                }),
+            ));
+        }
+    }
+}
+
 /// Runs a blocking store call off the async runtime's threads.
 pub(super) async fn blocking<T: Send + 'static>(
     store: &Store,
@@ -244,4 +294,16 @@ pub(super) async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))?
         .map_err(EngineError::from)
+}
+
+impl Driver {
+    /// The alert deliveries of a `gate_decided` event this driver commits on its own (a
+    /// timeout, a cancel), written with it.
+    fn gate_alerts(&self, event: &NewEvent) -> Vec<crate::store::NewDelivery> {
+        crate::alert::rules::route(
+            &self.runbook.alerts,
+            self.committed,
+            std::slice::from_ref(event),
+        )
+    }
 }

@@ -44,6 +44,13 @@ impl Driver {
                 StepState::Waiting => {
                     if let Some(gate) = self.store.gate(&self.migration.id, &id)? {
                         self.gates.insert(node, gate.deadline);
+                        let opened = self.graph.nodes[node].row.started_at;
+                        if let (Some(opened), Some(deadline)) = (opened, gate.deadline) {
+                            let at = super::outside::reminder_at(opened, deadline);
+                            if at > self.clock().now() {
+                                self.gate_reminders.insert(node, at);
+                            }
+                        }
                         // Decided while no process drove the migration: its event is older
                         // than what this driver reads as news, so apply the decision now.
                         self.gate_closed(node, gate.status);

@@ -1,41 +1,22 @@
-//! The server's settings: the configuration file's server keys (SPEC §6: `listen`,
-//! `state_dir`, `runbooks`, `tokens`), overridden by flags, checked once at start.
+//! The server's settings: the server keys of the shared configuration file
+//! ([`crate::config::Config`], SPEC §6: `listen`, `state_dir`, `runbooks`, `tokens`),
+//! overridden by flags, checked once at start.
 //!
-//! The file is shared with local commands, so keys other parts of sensei read (`smtp`,
-//! `alerts`, `public_url`) are accepted and left alone here; any other key is an error, so a
-//! typo cannot silently drop a setting. Relative paths in the file are relative to the file's
+//! Paths in the file are taken as local commands take them (relative to the current
+//! directory), so `sensei serve` and `sensei status` with the same file use the same state
 //! directory. Token secrets never appear in the file itself: a SHA-256 digest, or the name of
 //! an environment variable that holds the token.
 
 use super::auth::{Role, TokenError, Tokens};
+use crate::config::Config;
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// The file read when `--config` is not given and it exists in the current directory.
-pub const DEFAULT_FILE: &str = "sensei.yaml";
 /// Request bodies larger than this get 413 unless configured otherwise.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
-const MAX_FILE_BYTES: usize = 1 << 20;
-
-/// The configuration file as written.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub listen: Option<String>,
-    pub state_dir: Option<PathBuf>,
-    /// `postgres://...`: not supported yet; refused with a clear error.
-    pub store: Option<String>,
-    pub runbooks: Option<PathBuf>,
-    pub tokens: Option<Vec<TokenSpec>>,
-    /// Read by the alert delivery, not by the server's HTTP side.
-    pub smtp: Option<IgnoredAny>,
-    pub alerts: Option<IgnoredAny>,
-    pub public_url: Option<IgnoredAny>,
-}
 
 /// One bearer token: `{ name, roles, sha256 | token_env }`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -70,18 +51,16 @@ pub struct Settings {
     pub runbooks_named: bool,
     pub tokens: Tokens,
     pub body_limit: usize,
+    /// The whole file, for alert delivery (`smtp`, `alerts`, `public_url`).
+    pub config: Config,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read the configuration file {}: {reason}", path.display())]
-    Read { path: PathBuf, reason: String },
-    #[error("{}{}: {message}", path.display(), at.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
-    Invalid {
-        path: PathBuf,
-        at: Option<(usize, usize)>,
-        message: String,
-    },
+    #[error(transparent)]
+    File(#[from] crate::config::ConfigError),
+    #[error("`tokens`, entry {index}: {message}")]
+    TokenEntry { index: usize, message: String },
     #[error(
         "`{0}` is not a listen address; write HOST:PORT with an IP address, like 127.0.0.1:8080"
     )]
@@ -98,56 +77,6 @@ pub enum ConfigError {
     Token(#[from] TokenError),
 }
 
-impl FileConfig {
-    /// Parses configuration text; `path` names it in errors.
-    pub fn parse(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
-        let invalid = |at, message: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            at,
-            message,
-        };
-        if text.len() > MAX_FILE_BYTES {
-            return Err(invalid(None, "the file is larger than 1 MiB".into()));
-        }
-        if text.lines().all(|l| {
-            let t = l.trim();
-            t.is_empty() || t.starts_with('#') || t == "---"
-        }) {
-            return Ok(FileConfig::default());
-        }
-        let options = serde_saphyr::options! {
-            budget: serde_saphyr::budget! {
-                max_depth: 32,
-                max_aliases: 100,
-                max_anchors: 100,
-                max_documents: 1,
-                max_total_scalar_bytes: MAX_FILE_BYTES,
-            },
-            strict_booleans: true,
-            with_snippet: false,
-        };
-        serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-            let at = e
-                .location()
-                .map(|l| (l.line() as usize, l.column() as usize));
-            let message = e.without_snippet().to_string();
-            let message = match message.rfind(" at line ") {
-                Some(cut) => message[..cut].to_owned(),
-                None => message,
-            };
-            invalid(at, message)
-        })
-    }
-
-    fn read(path: &Path) -> Result<FileConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        FileConfig::parse(path, &text)
-    }
-}
-
 impl Settings {
     /// Reads the configuration file (the one named, or `sensei.yaml` here when it exists),
     /// applies the flags over it, reads token secrets from the environment, and checks the
@@ -156,42 +85,44 @@ impl Settings {
         flags: &Flags,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Settings, ConfigError> {
-        let path = match &flags.config {
-            Some(path) => Some(path.clone()),
-            None => Some(PathBuf::from(DEFAULT_FILE)).filter(|p| p.is_file()),
-        };
-        let (file, base) = match &path {
-            Some(path) => (
-                FileConfig::read(path)?,
-                path.parent().map(Path::to_path_buf).unwrap_or_default(),
-            ),
-            None => (FileConfig::default(), PathBuf::new()),
-        };
-        Settings::from_parts(flags, file, &base, env)
+        let config = Config::load(flags.config.as_deref())?;
+        Settings::from_config(flags, config, env)
     }
 
-    /// The same from a parsed file whose relative paths are relative to `base`.
-    pub fn from_parts(
+    /// The same from a parsed configuration.
+    pub fn from_config(
         flags: &Flags,
-        file: FileConfig,
-        base: &Path,
+        config: Config,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Settings, ConfigError> {
-        if let Some(store) = file.store {
-            return Err(ConfigError::Store(store));
+        if let Some(store) = &config.store {
+            return Err(ConfigError::Store(store.clone()));
         }
-        let listen = match flags.listen.as_ref().or(file.listen.as_ref()) {
+        let listen = match flags.listen.as_ref().or(config.listen.as_ref()) {
             Some(text) => parse_listen(text)?,
             None => DEFAULT_LISTEN,
         };
-        let in_file = |p: Option<PathBuf>| p.map(|p| base.join(p));
         let state_dir = flags
             .state_dir
             .clone()
-            .or_else(|| in_file(file.state_dir))
+            .or_else(|| config.state_dir.clone())
             .unwrap_or_else(|| PathBuf::from(".sensei"));
-        let named = flags.runbooks.clone().or_else(|| in_file(file.runbooks));
-        let tokens = Tokens::from_specs(&file.tokens.unwrap_or_default(), env)?;
+        let named = flags.runbooks.clone().or_else(|| config.runbooks.clone());
+        let specs = config
+            .tokens
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, value)| {
+                serde_json::from_value::<TokenSpec>(value.clone()).map_err(|e| {
+                    ConfigError::TokenEntry {
+                        index: i + 1,
+                        message: e.to_string(),
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let tokens = Tokens::from_specs(&specs, env)?;
         if tokens.is_empty() && !listen.ip().is_loopback() {
             return Err(ConfigError::NotLoopback(listen));
         }
@@ -202,6 +133,7 @@ impl Settings {
             runbooks: named.unwrap_or_else(|| PathBuf::from("runbooks")),
             tokens,
             body_limit: flags.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
+            config,
         })
     }
 }
@@ -224,9 +156,11 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    use std::path::Path;
+
     fn settings(yaml: &str, flags: &Flags) -> Result<Settings, ConfigError> {
-        let file = FileConfig::parse(Path::new("sensei.yaml"), yaml)?;
-        Settings::from_parts(flags, file, Path::new("/etc/sensei"), |name| {
+        let config = Config::parse(Path::new("sensei.yaml"), yaml)?;
+        Settings::from_config(flags, config, |name| {
             (name == "TOKEN_ALICE").then(|| "alice-secret".to_owned())
         })
     }
@@ -241,8 +175,8 @@ mod tests {
             - { name: bot, roles: [operator], sha256: 5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8 }\n";
         let s = settings(yaml, &Flags::default()).unwrap();
         assert_eq!(s.listen.to_string(), "0.0.0.0:9000");
-        assert_eq!(s.state_dir, Path::new("/etc/sensei/.sensei"));
-        assert_eq!(s.runbooks, Path::new("/etc/sensei/./runbooks"));
+        assert_eq!(s.state_dir, Path::new(".sensei"));
+        assert_eq!(s.runbooks, Path::new("./runbooks"));
         assert_eq!(s.tokens.len(), 2);
         let flags = Flags {
             listen: Some("127.0.0.1:7000".into()),
@@ -275,6 +209,9 @@ mod tests {
         )
         .err()
         .unwrap();
-        assert!(err.to_string().contains("root"), "{err}");
+        assert!(
+            err.to_string().starts_with("`tokens`, entry 1: ") && err.to_string().contains("root"),
+            "{err}"
+        );
     }
 }

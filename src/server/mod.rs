@@ -142,6 +142,8 @@ pub enum ServeError {
     Runbooks(String),
     #[error("cannot listen on {addr}: {reason}")]
     Bind { addr: String, reason: String },
+    #[error("alert delivery cannot start: {0}")]
+    Alerts(String),
     #[error("the server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -167,6 +169,8 @@ pub async fn serve(
         );
     }
     let store = Store::open(&settings.state_dir)?;
+    let deliverer = crate::alert::Deliverer::new(store.clone(), &settings.config)
+        .map_err(ServeError::Alerts)?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| ServeError::Bind {
@@ -190,6 +194,12 @@ pub async fn serve(
     let mut background = tokio::task::JoinSet::new();
     background.spawn(state::watch_changes(state.clone()));
     background.spawn(state::watch_runbooks(state.clone()));
+    // Alerts are delivered beside the drivers, from the outbox their commits fill; what is
+    // still pending at a stop is delivered after the next start.
+    background.spawn({
+        let stop = state.shutdown.subscribe();
+        async move { deliverer.run(stop, report_alert).await }
+    });
     let resumed = drivers.resume_all().await;
     tracing::info!(
         "sensei serve listening on http://{} (state {}, runbooks {}, {} token(s), {resumed} migration(s) resumed)",
@@ -224,6 +234,29 @@ pub async fn serve(
     let _ = tokio::task::spawn_blocking(move || store.flush()).await;
     tracing::info!("stopped");
     Ok(served?)
+}
+
+/// Logs an alert that failed for good, or failed a first time and will be retried.
+fn report_alert(attempt: &crate::alert::Attempt) {
+    use crate::store::AttemptOutcome;
+    let d = &attempt.delivery;
+    let error = attempt.error.as_deref().unwrap_or("unknown error");
+    match attempt.outcome {
+        AttemptOutcome::Delivered => {}
+        AttemptOutcome::Failed => tracing::warn!(
+            migration = %d.migration,
+            "alert `{}` to channel `{}` could not be delivered: {error}",
+            d.event,
+            d.channel
+        ),
+        AttemptOutcome::Retry if d.attempts == 0 => tracing::warn!(
+            migration = %d.migration,
+            "alert `{}` to channel `{}` not delivered yet, retrying: {error}",
+            d.event,
+            d.channel
+        ),
+        AttemptOutcome::Retry => {}
+    }
 }
 
 /// SIGTERM or SIGINT.

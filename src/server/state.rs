@@ -84,6 +84,11 @@ impl Shutdown {
         self.tx.send_replace(true);
     }
 
+    /// A receiver that turns true at shutdown (for workers that take one).
+    pub fn subscribe(&self) -> watch::Receiver<bool> {
+        self.tx.subscribe()
+    }
+
     pub fn is_triggered(&self) -> bool {
         *self.tx.borrow()
     }

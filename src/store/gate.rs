@@ -7,10 +7,11 @@
 
 use super::StoreError;
 use super::error::GateError;
+use super::outbox::NewDelivery;
 use super::schema::{fmt_time, json_col, json_text, name_col, opt_time_col, time_col};
 use super::write::{append_events, head, set_migration};
 use super::writer::Group;
-use crate::event::{Decision, EventKind, MigrationId, NewEvent};
+use crate::event::{Decision, EventKind, MigrationId, MigrationState, NewEvent};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -58,6 +59,8 @@ pub struct GateVote {
     /// Decided through the local store (unauthenticated identity), not a server token.
     pub local: bool,
     pub at: DateTime<Utc>,
+    /// Alert deliveries of the `gate_decided` event (index 0), written with it.
+    pub alerts: Vec<NewDelivery>,
 }
 
 /// A gate as it stands.
@@ -232,6 +235,7 @@ pub fn decide(
         }),
     );
     let seqs = append_events(conn, id, last_seq, group, std::slice::from_ref(&event))?;
+    alerts(conn, group, id, state, &vote.alerts, &seqs, &event)?;
     let event_seq = seqs.last().copied().unwrap_or(last_seq);
     set_migration(conn, id, state, event_seq, group)?;
     Ok(GateOutcome {
@@ -242,8 +246,39 @@ pub fn decide(
     })
 }
 
-/// Closes an open gate with `status` and appends `event`; false when it was not open (a vote
-/// or another timeout got there first), and then nothing is written.
+/// Writes the deliveries of a gate's one event, in the state the migration is in.
+fn alerts(
+    conn: &Connection,
+    group: &Group,
+    id: &MigrationId,
+    state: MigrationState,
+    outbox: &[NewDelivery],
+    seqs: &[i64],
+    event: &NewEvent,
+) -> Result<(), StoreError> {
+    if outbox.is_empty() {
+        return Ok(());
+    }
+    let outbox: Vec<NewDelivery> = outbox
+        .iter()
+        .map(|d| NewDelivery {
+            migration_state: state,
+            ..d.clone()
+        })
+        .collect();
+    super::outbox::insert(
+        conn,
+        group,
+        id,
+        &outbox,
+        seqs,
+        std::slice::from_ref(&event.step),
+    )
+}
+
+/// Closes an open gate with `status` and appends `event` (and its alert deliveries, `event`
+/// being index 0); false when it was not open (a vote or another timeout got there first),
+/// and then nothing is written.
 pub fn close(
     conn: &Connection,
     group: &Group,
@@ -251,6 +286,7 @@ pub fn close(
     step: &str,
     status: GateStatus,
     event: NewEvent,
+    outbox: &[NewDelivery],
 ) -> Result<bool, StoreError> {
     let (state, last_seq) = head(conn, id)?;
     let open = matches!(current(conn, id, step)?, Some((GateStatus::Open, _, _)));
@@ -259,6 +295,7 @@ pub fn close(
     }
     set_status(conn, group, id, step, status)?;
     let seqs = append_events(conn, id, last_seq, group, std::slice::from_ref(&event))?;
+    alerts(conn, group, id, state, outbox, &seqs, &event)?;
     set_migration(
         conn,
         id,

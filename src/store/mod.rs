@@ -7,11 +7,13 @@
 //! A call that writes returns only after the COMMIT, at the configured [`Durability`].
 //!
 //! The files: `types` (what goes in and out), `schema` (tables and column encodings),
-//! `writer` (group commit), `write` (migrations, batches, logs), `read`, `gate`, `lease`.
+//! `writer` (group commit), `write` (migrations, batches, logs), `read`, `gate`, `lease`,
+//! `outbox` (alert deliveries and their attempts).
 
 mod error;
 mod gate;
 mod lease;
+mod outbox;
 mod read;
 mod schema;
 mod types;
@@ -24,12 +26,17 @@ mod tests;
 pub use error::{GateError, LeaseError, StoreError};
 pub use gate::{GateDecision, GateInfo, GateOpen, GateOutcome, GateStatus, GateVote};
 pub use lease::{Lease, LeaseHolder};
+pub use outbox::{
+    AttemptOutcome, AttemptRecord, Delivery, DeliveryAttempt, DeliveryKind, DeliveryState,
+    NewDelivery,
+};
 pub use schema::{DB_FILE, SCHEMA_VERSION};
 pub use types::{
     Batch, Committed, Durability, LogLine, LogStream, Migration, NewLogLine, NewMigration, StepRow,
 };
 
 use crate::event::{Event, MigrationId, MigrationState, NewEvent};
+use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -253,6 +260,11 @@ impl Store {
         read::events(&self.reader(), id, after_seq)
     }
 
+    /// One event, by its seq.
+    pub fn event(&self, id: &MigrationId, seq: i64) -> Result<Option<Event>, StoreError> {
+        read::event(&self.reader(), id, seq)
+    }
+
     /// Log lines of one step, or of all, in the order they were written.
     pub fn logs(&self, id: &MigrationId, step: Option<&str>) -> Result<Vec<LogLine>, StoreError> {
         read::logs(&self.reader(), id, step)
@@ -276,8 +288,20 @@ impl Store {
         status: GateStatus,
         event: NewEvent,
     ) -> Result<bool, StoreError> {
+        self.close_gate_alerting(id, step, status, event, Vec::new())
+    }
+
+    /// [`Store::close_gate`], with the alert deliveries of `event` (index 0) written with it.
+    pub fn close_gate_alerting(
+        &self,
+        id: &MigrationId,
+        step: &str,
+        status: GateStatus,
+        event: NewEvent,
+        outbox: Vec<NewDelivery>,
+    ) -> Result<bool, StoreError> {
         let (id, step) = (id.clone(), step.to_owned());
-        self.call(move |conn, group| gate::close(conn, group, &id, &step, status, event))
+        self.call(move |conn, group| gate::close(conn, group, &id, &step, status, event, &outbox))
     }
 
     /// [`Store::close_gate`] without blocking.
@@ -289,7 +313,7 @@ impl Store {
         event: NewEvent,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send + 'static {
         let (id, step) = (id.clone(), step.to_owned());
-        self.call_async(move |conn, group| gate::close(conn, group, &id, &step, status, event))
+        self.call_async(move |conn, group| gate::close(conn, group, &id, &step, status, event, &[]))
     }
 
     /// A gate as it stands, if it was ever opened.
@@ -351,5 +375,62 @@ impl Store {
             self.inner.stats.transactions.load(Ordering::Relaxed),
             self.inner.stats.jobs.load(Ordering::Relaxed),
         )
+    }
+
+    /// Takes up to `limit` alert deliveries that are due at `now` and that no other sender
+    /// holds, and holds them until `until` (a sender that dies lets its claim lapse). Emails
+    /// only `with_email`: a sender without a mail server leaves them to one that has one.
+    pub fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+        with_email: bool,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.call(move |conn, _| outbox::claim(conn, now, until, limit, with_email))
+    }
+
+    /// [`Store::claim_deliveries`] without blocking.
+    pub fn claim_deliveries_async(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+        with_email: bool,
+    ) -> impl Future<Output = Result<Vec<Delivery>, StoreError>> + Send + 'static {
+        self.call_async(move |conn, _| outbox::claim(conn, now, until, limit, with_email))
+    }
+
+    /// Records an attempt to send a delivery; false when the delivery was no longer pending.
+    pub fn record_attempt(&self, record: AttemptRecord) -> Result<bool, StoreError> {
+        self.call(move |conn, group| outbox::record(conn, group, &record))
+    }
+
+    /// [`Store::record_attempt`] without blocking.
+    pub fn record_attempt_async(
+        &self,
+        record: AttemptRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send + 'static {
+        self.call_async(move |conn, group| outbox::record(conn, group, &record))
+    }
+
+    /// Alert deliveries of one migration, or of all, oldest first.
+    pub fn deliveries(&self, id: Option<&MigrationId>) -> Result<Vec<Delivery>, StoreError> {
+        outbox::list(&self.reader(), id)
+    }
+
+    /// Pending deliveries (of one migration, or of all; emails only `with_email`): how many,
+    /// and when the first is due.
+    pub fn pending_deliveries(
+        &self,
+        id: Option<&MigrationId>,
+        with_email: bool,
+    ) -> Result<(u64, Option<DateTime<Utc>>), StoreError> {
+        outbox::pending(&self.reader(), id, with_email)
+    }
+
+    /// Every attempt to send a delivery, in order.
+    pub fn delivery_attempts(&self, delivery: i64) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        outbox::attempts(&self.reader(), delivery)
     }
 }

@@ -138,12 +138,22 @@ pub fn events(
     id: &MigrationId,
     after_seq: i64,
 ) -> Result<Vec<Event>, StoreError> {
+    events_between(conn, id, after_seq, i64::MAX)
+}
+
+/// Events with `after < seq <= upto`, in order.
+fn events_between(
+    conn: &Connection,
+    id: &MigrationId,
+    after: i64,
+    upto: i64,
+) -> Result<Vec<Event>, StoreError> {
     let rows = conn
         .prepare_cached(
             "SELECT seq, at, kind, step, data FROM events
-             WHERE migration = ?1 AND seq > ?2 ORDER BY seq",
+             WHERE migration = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq",
         )?
-        .query_map(params![id.as_str(), after_seq], |r| {
+        .query_map(params![id.as_str(), after, upto], |r| {
             Ok(Event {
                 seq: r.get(0)?,
                 migration: id.clone(),
@@ -155,6 +165,11 @@ pub fn events(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+/// One event, by its seq.
+pub fn event(conn: &Connection, id: &MigrationId, seq: i64) -> Result<Option<Event>, StoreError> {
+    Ok(events_between(conn, id, seq - 1, seq)?.pop())
 }
 
 /// Log lines in the order they were written, of one step or of all.

@@ -25,7 +25,7 @@ const STATEMENT_CACHE: usize = 64;
 
 /// Each entry upgrades the schema by one version; the index + 1 is the version it reaches.
 /// Never edit a shipped entry: append a new one.
-const UPGRADES: &[&str] = &[V1];
+pub(super) const UPGRADES: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = UPGRADES.len() as i64;
@@ -120,6 +120,42 @@ CREATE TABLE leases (
     host       TEXT NOT NULL,
     since      TEXT NOT NULL,
     expires_at TEXT NOT NULL
+) WITHOUT ROWID;
+";
+
+/// The alert outbox (SPEC §4): a delivery per (event, channel), written in the transaction
+/// of the event that causes it, and a row per attempt to send it.
+const V2: &str = "
+CREATE TABLE deliveries (
+    id              INTEGER PRIMARY KEY,
+    migration       TEXT NOT NULL REFERENCES migrations (id),
+    event_seq       INTEGER NOT NULL,
+    event           TEXT NOT NULL,         -- the alert event name: `failed`, `step_failed`, ...
+    step            TEXT,
+    migration_state TEXT NOT NULL,         -- the migration's state when the event happened
+    channel         TEXT NOT NULL,
+    kind            TEXT NOT NULL,         -- email | webhook
+    state           TEXT NOT NULL,         -- pending | delivered | failed
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT,                  -- set while pending
+    claimed_until   TEXT,                  -- a sender holds it until then
+    last_error      TEXT,
+    message         TEXT,                  -- JSON: the message as rendered for the first attempt
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    UNIQUE (migration, event_seq, channel)
+);
+CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
+CREATE INDEX deliveries_by_migration ON deliveries (migration, id);
+
+CREATE TABLE delivery_attempts (
+    delivery INTEGER NOT NULL REFERENCES deliveries (id),
+    attempt  INTEGER NOT NULL,
+    at       TEXT NOT NULL,
+    outcome  TEXT NOT NULL,                -- delivered | retry | failed
+    status   INTEGER,                      -- the HTTP status or SMTP reply code, when one came
+    error    TEXT,
+    PRIMARY KEY (delivery, attempt)
 ) WITHOUT ROWID;
 ";
 

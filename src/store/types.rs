@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use super::gate::GateOpen;
+use super::outbox::NewDelivery;
 
 /// How hard each commit insists on reaching the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -38,6 +39,8 @@ pub struct NewMigration {
     pub steps: Vec<String>,
     /// The data of the `migration_created` event.
     pub created_event_data: Json,
+    /// Alert deliveries of the `migration_created` event (index 0), written with it.
+    pub outbox: Vec<NewDelivery>,
 }
 
 /// A migration as stored.
@@ -74,6 +77,8 @@ pub struct Batch {
     pub steps: Vec<StepRow>,
     /// Gates to open (an open gate stays as it is, votes included).
     pub gates: Vec<GateOpen>,
+    /// Alert deliveries caused by the batch's events, written in the same transaction.
+    pub outbox: Vec<NewDelivery>,
 }
 
 /// What a committed batch became.

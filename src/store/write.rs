@@ -1,5 +1,5 @@
 //! The writes the writer thread runs for migrations: creating one, applying a [`Batch`]
-//! (state check, events, step rows, gates) and storing log lines. Each function runs inside
+//! (state check, events, step rows, gates, alert deliveries) and storing log lines. Each function runs inside
 //! the job's savepoint, so an error leaves nothing behind.
 
 use super::StoreError;
@@ -46,6 +46,7 @@ pub fn create_migration(
     ])?;
     let event = NewEvent::new(EventKind::MigrationCreated, new.created_event_data);
     let seqs = append_events(conn, &new.id, 0, group, std::slice::from_ref(&event))?;
+    super::outbox::insert(conn, group, &new.id, &new.outbox, &seqs, &[None])?;
     let last_seq = seqs.last().copied().unwrap_or(0);
     set_migration(conn, &new.id, state, last_seq, group)?;
     for step in &new.steps {
@@ -86,6 +87,10 @@ pub fn apply_batch(
     }
     for open in &batch.gates {
         gate::open(conn, group, id, open)?;
+    }
+    if !batch.outbox.is_empty() {
+        let steps: Vec<_> = batch.events.iter().map(|e| e.step.clone()).collect();
+        super::outbox::insert(conn, group, id, &batch.outbox, &seqs, &steps)?;
     }
     let state = batch.state.unwrap_or(found);
     set_migration(

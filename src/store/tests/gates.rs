@@ -31,6 +31,7 @@ fn vote(step: &str, who: &str, decision: Decision) -> GateVote {
         digest: "sha256:abc".to_owned(),
         local: true,
         at: at(60),
+        alerts: Vec::new(),
     }
 }
 

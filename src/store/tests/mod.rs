@@ -8,6 +8,7 @@ mod commits;
 mod gates;
 mod leases;
 mod logs;
+mod outbox;
 
 use super::*;
 use crate::event::{EventKind, MigrationId, NewEvent, StepState};
@@ -39,6 +40,7 @@ fn new_migration(id: &str, steps: &[&str]) -> NewMigration {
         created_at: at(0),
         steps: steps.iter().map(|s| (*s).to_owned()).collect(),
         created_event_data: json!({"runbook": "orders-cutover"}),
+        outbox: Vec::new(),
     }
 }
 

@@ -1,0 +1,228 @@
+//! Alerts from the command line: `sensei alerts [ID] [--deliver]` lists the outbox (and
+//! delivers what is due first), and the delivery worker every driving command runs beside
+//! its driver, then gives a bounded time to finish before the command exits (SPEC §4).
+
+use super::local::{self, Local};
+use super::{Format, error, exit};
+use crate::alert::{Attempt, Deliverer};
+use crate::config::Config;
+use crate::event::MigrationId;
+use crate::store::{AttemptOutcome, Delivery, DeliveryState, Store};
+use chrono::Utc;
+use serde_json::json;
+
+#[derive(Debug, clap::Args)]
+pub struct AlertsArgs {
+    /// Only this migration's alerts (an id, a unique prefix, or `latest`).
+    id: Option<String>,
+    /// First deliver what is due (waiting up to `alerts.wait_on_exit` for retries).
+    #[arg(long)]
+    deliver: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    #[command(flatten)]
+    local: Local,
+}
+
+/// `sensei alerts [ID] [--deliver] [--format json]`.
+pub fn run(args: &AlertsArgs) -> u8 {
+    let config = match args.local.config() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let store = match args.local.open_existing() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let id = match &args.id {
+        Some(id) => match local::find(&store, id) {
+            Ok(m) => Some(m.id),
+            Err(code) => return code,
+        },
+        None => None,
+    };
+    if args.deliver {
+        let Some(runtime) = runtime() else {
+            return exit::FAILED;
+        };
+        let Some(worker) = Worker::start(&runtime, &store, &config) else {
+            return exit::FAILED;
+        };
+        worker.finish(&runtime, id.as_ref());
+    }
+    let deliveries = match store.deliveries(id.as_ref()) {
+        Ok(d) => d,
+        Err(e) => {
+            error(e);
+            return exit::FAILED;
+        }
+    };
+    match args.format {
+        Format::Json => {
+            let items: Vec<_> = deliveries
+                .iter()
+                .map(|d| {
+                    let attempts = store.delivery_attempts(d.id).unwrap_or_default();
+                    let mut item = serde_json::to_value(d).unwrap_or_default();
+                    if let Some(obj) = item.as_object_mut() {
+                        obj.insert(
+                            "event_id".into(),
+                            json!(format!("{}:{}", d.migration, d.event_seq)),
+                        );
+                        obj.insert("attempt_log".into(), json!(attempts));
+                    }
+                    item
+                })
+                .collect();
+            outln!(
+                "{}",
+                serde_json::to_string_pretty(&items).unwrap_or_default()
+            );
+        }
+        Format::Text => {
+            if deliveries.is_empty() {
+                outln!("no alerts");
+            }
+            for d in &deliveries {
+                outln!("{}", line(d));
+            }
+        }
+    }
+    exit::OK
+}
+
+fn line(d: &Delivery) -> String {
+    let step = d
+        .step
+        .as_deref()
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default();
+    let mut text = format!(
+        "{}  {:<9} event {} {}{step} -> {} ({}), {} attempt(s)",
+        d.migration,
+        d.state.as_str(),
+        d.event_seq,
+        d.event,
+        d.channel,
+        d.kind,
+        d.attempts
+    );
+    if d.state == DeliveryState::Pending
+        && let Some(at) = d.next_attempt_at
+    {
+        text.push_str(&format!(", next {}", at.format("%Y-%m-%d %H:%M:%S UTC")));
+    }
+    if let Some(e) = &d.last_error {
+        text.push_str(&format!(": {e}"));
+    }
+    text
+}
+
+/// A runtime for commands that only deliver.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| error(format!("cannot start the async runtime: {e}")))
+        .ok()
+}
+
+/// A warning line for an attempt that did not deliver: the migration goes on regardless.
+fn report(attempt: &Attempt) {
+    let d = &attempt.delivery;
+    let error = attempt.error.as_deref().unwrap_or("unknown error");
+    match attempt.outcome {
+        AttemptOutcome::Delivered => {}
+        AttemptOutcome::Failed => eprintln!(
+            "warning: alert `{}` of {} to channel `{}` could not be delivered: {error}",
+            d.event, d.migration, d.channel
+        ),
+        // Said once, at the first failure; later retries are quiet (`sensei alerts` shows them).
+        AttemptOutcome::Retry if d.attempts == 0 => eprintln!(
+            "warning: alert `{}` of {} to channel `{}` not delivered yet, retrying: {error}",
+            d.event, d.migration, d.channel
+        ),
+        AttemptOutcome::Retry => {}
+    }
+}
+
+/// The delivery worker of one command, running on its runtime beside the driver.
+#[derive(Debug)]
+pub struct Worker {
+    deliverer: Deliverer,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    wait: crate::runbook::duration::Duration,
+}
+
+impl Worker {
+    /// Starts delivering whatever is due in the store, this command's alerts and those that
+    /// earlier commands left behind.
+    pub fn start(
+        runtime: &tokio::runtime::Runtime,
+        store: &Store,
+        config: &Config,
+    ) -> Option<Worker> {
+        let _guard = runtime.enter();
+        let deliverer = match Deliverer::new(store.clone(), config) {
+            Ok(d) => d,
+            Err(e) => {
+                error(e);
+                return None;
+            }
+        };
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let task = runtime.spawn({
+            let deliverer = deliverer.clone();
+            async move { deliverer.run(rx, report).await }
+        });
+        Some(Worker {
+            deliverer,
+            stop,
+            task,
+            wait: config.alerts.wait_on_exit,
+        })
+    }
+
+    /// Stops the background loop, then delivers what is still pending (of `migration`, or of
+    /// all) for at most `alerts.wait_on_exit`, saying so; what remains stays in the outbox.
+    pub fn finish(self, runtime: &tokio::runtime::Runtime, migration: Option<&MigrationId>) {
+        let _ = self.stop.send(true);
+        let store = self.deliverer.store().clone();
+        let email = self.deliverer.sends_email();
+        let pending = |store: &Store| {
+            store
+                .pending_deliveries(migration, email)
+                .map_or(0, |p| p.0)
+        };
+        runtime.block_on(async {
+            let _ = self.task.await;
+            let count = pending(&store);
+            if count > 0 {
+                sayln!("delivering {count} alert(s) (waiting up to {})", self.wait);
+            }
+            // At least one pass, which also sends what earlier commands left due; the wait
+            // itself is only for `migration`'s alerts.
+            let deadline =
+                Utc::now() + chrono::Duration::from_std(self.wait.as_std()).unwrap_or_default();
+            if let Err(e) = self.deliverer.drain(migration, deadline, report).await {
+                error(format!("alert delivery stopped: {e}"));
+            }
+        });
+        let left = pending(&store);
+        if left > 0 {
+            sayln!(
+                "{left} alert(s) not delivered yet: they stay in the outbox; `sensei alerts --deliver` (or `sensei serve`) sends them"
+            );
+        }
+        let waiting_mail = store
+            .pending_deliveries(migration, true)
+            .map_or(0, |p| p.0)
+            .saturating_sub(left);
+        if !email && waiting_mail > 0 {
+            eprintln!(
+                "warning: {waiting_mail} email alert(s) wait in the outbox: no mail server is configured (`smtp` in sensei.yaml or --config)"
+            );
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The configuration file (SPEC §6): one YAML file read by `sensei serve` and by local
+//! commands alike (`--config FILE`, or `sensei.yaml` in the current directory when it exists).
+//!
+//! Local commands use `state_dir` (when `--state-dir` is not given), `smtp`, `alerts` and
+//! `public_url`; the server's keys (`listen`, `store`, `runbooks`, `tokens`) are accepted here
+//! so that one file serves both.
+//! Unknown keys are errors (a typo must not silently drop a setting), reported with the
+//! file, line and column like every other parse error.
+
+use crate::runbook::duration::Duration;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The file looked for in the current directory when `--config` is not given.
+pub const DEFAULT_FILE: &str = "sensei.yaml";
+
+/// The largest configuration file read.
+const MAX_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The server's address.
+    pub listen: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    /// `postgres://...` for a shared store.
+    pub store: Option<String>,
+    pub runbooks: Option<PathBuf>,
+    /// The mail server alerts are sent through.
+    pub smtp: Option<Smtp>,
+    #[serde(default)]
+    pub alerts: AlertSettings,
+    /// The base URL links in alerts point to.
+    pub public_url: Option<String>,
+    /// Bearer tokens of the server (checked by the server).
+    pub tokens: Option<Vec<serde_json::Value>>,
+}
+
+/// `smtp: { host, port, tls, from, username, password_env }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Smtp {
+    pub host: String,
+    /// Default: 25 with `tls: none`, 587 with `starttls`, 465 with `tls`.
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: Tls,
+    /// The sender address.
+    pub from: String,
+    pub username: Option<String>,
+    /// The environment variable holding the password (never the password itself).
+    pub password_env: Option<String>,
+}
+
+impl Smtp {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls {
+            Tls::None => 25,
+            Tls::Starttls => 587,
+            Tls::Tls => 465,
+        })
+    }
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tls {
+    /// Plain text (a relay on the same host or network).
+    None,
+    /// Plain connection upgraded with STARTTLS, which is required.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+}
+
+/// `alerts: { ... }`: how deliveries are made and retried.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertSettings {
+    /// Webhook URLs that resolve to loopback, private or link-local addresses are refused
+    /// unless this is true (against SSRF through runbooks).
+    pub allow_private_urls: bool,
+    /// How long a delivery is retried before it is recorded as failed.
+    pub retry_for: Duration,
+    /// The first retry's delay; each next one doubles, up to `max_backoff` (with jitter).
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// The longest one attempt (an SMTP session, an HTTP request) may take.
+    pub timeout: Duration,
+    /// How long `sensei run` (and the other driving commands) wait for their alerts to be
+    /// delivered before they exit.
+    pub wait_on_exit: Duration,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings {
+            allow_private_urls: false,
+            retry_for: Duration::from_secs(3600),
+            backoff: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(600),
+            timeout: Duration::from_secs(10),
+            wait_on_exit: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A configuration file that could not be read or parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {}: {reason}", path.display())]
+    Read { path: PathBuf, reason: String },
+    #[error("{}{}: {message}", path.display(), at.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
+    Invalid {
+        path: PathBuf,
+        /// Line and column, 1-based.
+        at: Option<(usize, usize)>,
+        message: String,
+    },
+}
+
+impl Config {
+    /// The configuration named by `--config`, or `sensei.yaml` in the current directory when
+    /// it exists, or the defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        match explicit {
+            Some(path) => Config::from_file(path),
+            None if Path::new(DEFAULT_FILE).is_file() => Config::from_file(Path::new(DEFAULT_FILE)),
+            None => Ok(Config::default()),
+        }
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses configuration text; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let invalid = |at, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            at,
+            message,
+        };
+        if text.len() > MAX_BYTES {
+            return Err(invalid(None, "the file is larger than 1 MiB".into()));
+        }
+        if text.lines().all(|l| {
+            let t = l.trim();
+            t.is_empty() || t.starts_with('#') || t == "---"
+        }) {
+            return Ok(Config::default());
+        }
+        let options = serde_saphyr::options! {
+            budget: serde_saphyr::budget! {
+                max_depth: 32,
+                max_aliases: 100,
+                max_anchors: 100,
+                max_documents: 1,
+                max_total_scalar_bytes: MAX_BYTES,
+            },
+            strict_booleans: true,
+            with_snippet: false,
+        };
+        let config: Config = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+            let at = e
+                .location()
+                .map(|l| (l.line() as usize, l.column() as usize));
+            let message = e.without_snippet().to_string();
+            let message = match message.rfind(" at line ") {
+                Some(cut) => message[..cut].to_owned(),
+                None => message,
+            };
+            invalid(at, message)
+        })?;
+        if let Some(url) = &config.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(invalid(
+                None,
+                format!("`public_url` must be an http(s) URL, not `{url}`"),
+            ));
+        }
+        Ok(config)
+    }
+
+    /// The link to a migration in alerts, when `public_url` is set.
+    pub fn migration_link(&self, id: &str) -> Option<String> {
+        let base = self.public_url.as_deref()?.trim_end_matches('/');
+        Some(format!("{base}/v1/migrations/{id}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("sensei.yaml"), text)
+    }
+
+    #[test]
+    fn the_spec_example_parses() {
+        let config = parse(
+            "listen: 127.0.0.1:8080
+state_dir: .sensei
+runbooks: ./runbooks
+smtp: { host: 127.0.0.1, port: 2525, tls: none, from: sensei@example.com, username: ops, password_env: SMTP_PASSWORD }
+alerts: { allow_private_urls: false, retry_for: 1h }   # comment
+public_url: https://sensei.example.com
+tokens:
+  - { name: alice, roles: [approver], token_env: SENSEI_TOKEN_ALICE }
+",
+        )
+        .unwrap();
+        let smtp = config.smtp.as_ref().unwrap();
+        assert_eq!((smtp.port(), smtp.tls), (2525, Tls::None));
+        assert_eq!(config.alerts.retry_for.as_millis(), 3_600_000);
+        assert_eq!(config.alerts.wait_on_exit.as_millis(), 30_000);
+        assert_eq!(
+            config.migration_link("m-1").as_deref(),
+            Some("https://sensei.example.com/v1/migrations/m-1")
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_column() {
+        let err = parse("alerts:\n  retry_four: 1h\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("sensei.yaml:2:3: "), "{err}");
+        assert!(err.contains("retry_four"), "{err}");
+        let err = parse("smtp: { host: h, from: a@b, tls: ssl }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("sensei.yaml:1:"), "{err}");
+        let err = parse("alerts: { retry_for: soon }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("soon"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_file_is_the_defaults() {
+        let config = parse("# nothing yet\n").unwrap();
+        assert!(config.smtp.is_none());
+        assert!(!config.alerts.allow_private_urls);
+    }
+}

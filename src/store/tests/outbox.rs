@@ -1,0 +1,176 @@
+//! The alert outbox: deliveries in the batch's transaction, claims, attempts, and the upgrade
+//! of a version-1 store in place.
+
+use super::*;
+use crate::event::MigrationState;
+
+fn delivery(event: usize, channel: &str) -> NewDelivery {
+    NewDelivery {
+        event,
+        alert: "step_failed".into(),
+        migration_state: MigrationState::Created,
+        channel: channel.into(),
+        kind: DeliveryKind::Webhook,
+    }
+}
+
+fn later(secs: i64) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::seconds(secs)
+}
+
+fn attempt(id: i64, outcome: AttemptOutcome) -> AttemptRecord {
+    AttemptRecord {
+        delivery: id,
+        at: Utc::now(),
+        outcome,
+        retry_at: None,
+        status: Some(503),
+        error: Some("503 Service Unavailable".into()),
+        message: Some(json!({"body": "hello"})),
+    }
+}
+
+#[test]
+fn deliveries_commit_with_their_events_and_name_their_seq() {
+    let (_dir, store) = store();
+    let m = create(&store, "m-aaaa00000001");
+    let batch = Batch {
+        events: vec![
+            event(EventKind::StepStarted, "a"),
+            event(EventKind::StepFailed, "a"),
+        ],
+        outbox: vec![delivery(1, "chatops"), delivery(1, "mail")],
+        ..Batch::default()
+    };
+    let committed = store.commit(&m, batch).unwrap();
+    let list = store.deliveries(Some(&m)).unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].event_seq, committed.seqs[1]);
+    assert_eq!(list[0].step.as_deref(), Some("a"));
+    assert_eq!(list[0].channel, "chatops");
+    assert_eq!(list[0].state, DeliveryState::Pending);
+    assert_eq!(list[0].next_attempt_at, Some(committed.at));
+    assert_eq!(store.deliveries(None).unwrap().len(), 2);
+    assert_eq!(store.pending_deliveries(Some(&m), true).unwrap().0, 2);
+}
+
+#[test]
+fn a_refused_batch_leaves_no_delivery() {
+    let (_dir, store) = store();
+    let m = create(&store, "m-aaaa00000001");
+    let batch = Batch {
+        expect_state: Some(MigrationState::Running),
+        events: vec![event(EventKind::StepFailed, "a")],
+        outbox: vec![delivery(0, "chatops")],
+        ..Batch::default()
+    };
+    assert!(store.commit(&m, batch).is_err());
+    assert!(store.deliveries(None).unwrap().is_empty());
+}
+
+#[test]
+fn a_claim_holds_a_delivery_until_it_lapses_and_a_delivered_one_is_never_claimed_again() {
+    let (_dir, store) = store();
+    let m = create(&store, "m-aaaa00000001");
+    let batch = Batch {
+        events: vec![event(EventKind::StepFailed, "a")],
+        outbox: vec![delivery(0, "chatops")],
+        ..Batch::default()
+    };
+    store.commit(&m, batch).unwrap();
+    let now = later(1);
+    let claimed = store.claim_deliveries(now, later(60), 10, true).unwrap();
+    assert_eq!(claimed.len(), 1);
+    // Held: another sender gets nothing until the claim lapses.
+    assert!(
+        store
+            .claim_deliveries(now, later(60), 10, true)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .claim_deliveries(later(61), later(90), 10, true)
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A retry: due again later, message kept.
+    let mut retry = attempt(claimed[0].id, AttemptOutcome::Retry);
+    retry.retry_at = Some(later(30));
+    assert!(store.record_attempt(retry).unwrap());
+    assert!(
+        store
+            .claim_deliveries(later(1), later(2), 10, true)
+            .unwrap()
+            .is_empty()
+    );
+    let again = store
+        .claim_deliveries(later(31), later(40), 10, true)
+        .unwrap();
+    assert_eq!(again[0].attempts, 1);
+    assert_eq!(again[0].message, Some(json!({"body": "hello"})));
+
+    let mut ok = attempt(claimed[0].id, AttemptOutcome::Delivered);
+    ok.status = Some(200);
+    ok.error = None;
+    assert!(store.record_attempt(ok.clone()).unwrap());
+    // A late second sender cannot record over a delivered one.
+    assert!(!store.record_attempt(ok).unwrap());
+    assert!(
+        store
+            .claim_deliveries(later(3600), later(3700), 10, true)
+            .unwrap()
+            .is_empty()
+    );
+
+    let d = &store.deliveries(Some(&m)).unwrap()[0];
+    assert_eq!(d.state, DeliveryState::Delivered);
+    assert_eq!(d.attempts, 2);
+    assert_eq!(d.next_attempt_at, None);
+    let attempts = store.delivery_attempts(d.id).unwrap();
+    let outcomes: Vec<_> = attempts.iter().map(|a| (a.attempt, a.outcome)).collect();
+    assert_eq!(
+        outcomes,
+        [(1, AttemptOutcome::Retry), (2, AttemptOutcome::Delivered)]
+    );
+    assert_eq!(attempts[0].status, Some(503));
+    assert_eq!(store.pending_deliveries(None, true).unwrap(), (0, None));
+}
+
+#[test]
+fn a_version_1_store_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.execute_batch(super::super::schema::UPGRADES[0])
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO migrations (id, runbook, runbook_path, runbook_text, params,
+                 masked_params, digest, state, starter, created_at, updated_at, last_seq)
+             VALUES ('m-old000000001', 'r', 'r.yaml', 'version: 1', '{}', '{}', 'd', 'failed',
+                 'alice', '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z', 0)",
+            [],
+        )
+        .unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let old = id("m-old000000001");
+    assert_eq!(
+        store.migration(&old).unwrap().map(|m| m.state),
+        Some(MigrationState::Failed)
+    );
+    let version: i64 = raw(&dir)
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let batch = Batch {
+        events: vec![event(EventKind::StepFailed, "a")],
+        outbox: vec![delivery(0, "chatops")],
+        ..Batch::default()
+    };
+    store.commit(&old, batch).unwrap();
+    assert_eq!(store.deliveries(Some(&old)).unwrap().len(), 1);
+}

@@ -1,0 +1,768 @@
+//! Alerts end to end, against real servers the tests start: an HTTP receiver on loopback (a
+//! std TcpListener thread) and a real SMTP server (Python's aiosmtpd). The real `sensei`
+//! binary runs migrations whose events alert; the receivers record what arrived.
+
+mod support;
+
+use serde_json::Value as Json;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{Run, Sandbox};
+
+const SECRET: &str = "pg://u:hunter2@db";
+const KEY: &str = "k3y-for-signing";
+
+/// A request the HTTP receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    /// Lowercase names.
+    headers: HashMap<String, String>,
+    body: String,
+}
+
+impl Received {
+    fn json(&self) -> Json {
+        serde_json::from_str(&self.body).expect("a JSON body")
+    }
+}
+
+/// An HTTP server on loopback answering with `statuses` in turn (the last one repeats).
+struct Receiver {
+    port: u16,
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    fn start(statuses: &[u16]) -> Receiver {
+        Receiver::start_on(0, statuses)
+    }
+
+    /// On a given port (0: any).
+    fn start_on(port: u16, statuses: &[u16]) -> Receiver {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let statuses = statuses.to_vec();
+        let record = got.clone();
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(stream) = stream else { continue };
+                let status = statuses[n.min(statuses.len() - 1)];
+                serve(stream, status, &record);
+            }
+        });
+        Receiver { port, got }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn got(&self) -> Vec<Received> {
+        self.got.lock().expect("lock").clone()
+    }
+}
+
+/// Reads one request, records it, then answers: a sender that got its answer has been
+/// recorded, so once `sensei` exits, everything it sent is here.
+fn serve(stream: TcpStream, status: u16, record: &Mutex<Vec<Received>>) -> Option<()> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let path = line.split_whitespace().nth(1)?.to_owned();
+    let mut headers = HashMap::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (name, value) = h.split_once(':')?;
+        headers.insert(name.trim().to_lowercase(), value.trim().to_owned());
+    }
+    let len: usize = headers.get("content-length")?.parse().ok()?;
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    record.lock().expect("lock").push(Received {
+        path,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    let extra = if status == 503 {
+        "Retry-After: 0\r\n"
+    } else {
+        ""
+    };
+    let reply =
+        format!("HTTP/1.1 {status} X\r\n{extra}Content-Length: 2\r\nConnection: close\r\n\r\nno");
+    let mut stream = stream;
+    stream.write_all(reply.as_bytes()).ok()
+}
+
+/// A runbook whose `boom` step prints the secret and fails (or succeeds with `ok: true`).
+fn runbook(alerts: &str, fail: bool) -> String {
+    let exit = if fail { "exit 3" } else { "true" };
+    format!(
+        r#"version: 1
+name: alerting
+params:
+  dsn: {{ type: string, secret: true }}
+alerts:
+{alerts}
+steps:
+  - id: boom
+    run: echo "connecting to {{{{params.dsn}}}}"; {exit}
+"#
+    )
+}
+
+fn config(sb: &Sandbox, extra: &str) {
+    sb.write(
+        "sensei.yaml",
+        &format!(
+            "alerts: {{ backoff: 50ms, max_backoff: 200ms, wait_on_exit: 15s{extra} }}\npublic_url: https://sensei.example.com\n"
+        ),
+    );
+}
+
+fn run(sb: &Sandbox, args: &[&str]) -> Run {
+    let out = sb
+        .command(args)
+        .env("SENSEI_TEST_HOOK_KEY", KEY)
+        .output()
+        .expect("run sensei");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn deliveries(sb: &Sandbox) -> Vec<Json> {
+    let r = run(sb, &["alerts", "--format", "json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    serde_json::from_str(&r.stdout).expect("alerts json")
+}
+
+fn outcomes(d: &Json) -> Vec<String> {
+    d["attempt_log"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x["outcome"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn webhook_json_and_slack_payloads_are_signed_and_carry_no_secret() {
+    let sb = Sandbox::new();
+    let rx = Receiver::start(&[200]);
+    config(&sb, ", allow_private_urls: true");
+    let alerts = format!(
+        r#"  channels:
+    hook: {{ webhook: {{ url: "{}", secret_env: SENSEI_TEST_HOOK_KEY, headers: {{ X-Team: dba }} }} }}
+    chat: {{ webhook: {{ url: "{}", format: slack }} }}
+  rules:
+    - {{ on: [step_failed, failed], notify: [hook] }}
+    - {{ on: [failed], notify: [chat] }}"#,
+        rx.url("/json"),
+        rx.url("/slack")
+    );
+    sb.write("rb.yaml", &runbook(&alerts, true));
+    let r = run(&sb, &["run", "rb.yaml", "-p", &format!("dsn={SECRET}")]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let id = r.id();
+    let got = rx.got();
+    assert_eq!(got.len(), 3, "exactly one request per delivery");
+
+    for req in &got {
+        assert!(!req.body.contains("hunter2"), "a secret in {}", req.body);
+        assert!(!format!("{:?}", req.headers).contains("hunter2"));
+        assert_eq!(req.headers["content-type"], "application/json");
+    }
+    let json: Vec<&Received> = got.iter().filter(|r| r.path == "/json").collect();
+    assert_eq!(json.len(), 2);
+    for req in &json {
+        let body = req.json();
+        assert_eq!(body["version"], 1);
+        assert_eq!(body["migration"], id.as_str());
+        assert_eq!(body["runbook"], "alerting");
+        assert_eq!(body["step"], "boom");
+        assert_eq!(body["params"]["dsn"], "***");
+        assert_eq!(
+            req.headers["x-sensei-event-id"],
+            body["event_id"].as_str().unwrap_or("")
+        );
+        assert!(
+            body["event_id"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with(&format!("{id}:"))
+        );
+        assert_eq!(req.headers["x-team"], "dba");
+        let ts: i64 = req.headers["x-sensei-timestamp"]
+            .parse()
+            .expect("timestamp");
+        assert!((chrono::Utc::now().timestamp() - ts).abs() < 300);
+        let sig = &req.headers["x-sensei-signature"];
+        assert!(
+            sensei::alert::sign::verify(KEY.as_bytes(), ts, req.body.as_bytes(), sig),
+            "bad signature {sig}"
+        );
+        assert!(!sensei::alert::sign::verify(
+            b"other",
+            ts,
+            req.body.as_bytes(),
+            sig
+        ));
+        assert_eq!(
+            body["link"],
+            format!("https://sensei.example.com/v1/migrations/{id}")
+        );
+    }
+    let by_event: HashMap<String, Json> = json
+        .iter()
+        .map(|r| {
+            (
+                r.json()["event"].as_str().unwrap_or("").to_owned(),
+                r.json(),
+            )
+        })
+        .collect();
+    let failed_step = &by_event["step_failed"];
+    assert_eq!(failed_step["state"], "running");
+    assert!(
+        failed_step["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("code 3"),
+        "{failed_step}"
+    );
+    assert_eq!(by_event["failed"]["state"], "failed");
+
+    let slack = got
+        .iter()
+        .find(|r| r.path == "/slack")
+        .expect("slack")
+        .json();
+    let text = slack["text"].as_str().unwrap_or("");
+    assert!(text.contains(&format!("alerting {id}: failed")), "{text}");
+    let blocks = slack["blocks"].as_array().expect("blocks");
+    assert_eq!(blocks[0]["type"], "section");
+    assert!(slack.to_string().contains("connecting to ***"), "{slack}");
+    let unsigned = got.iter().find(|r| r.path == "/slack").expect("slack");
+    assert!(!unsigned.headers.contains_key("x-sensei-signature"));
+
+    let list = deliveries(&sb);
+    assert_eq!(list.len(), 3);
+    for d in &list {
+        assert_eq!(d["state"], "delivered", "{d}");
+        assert_eq!(outcomes(d), ["delivered"]);
+        assert_eq!(d["attempt_log"][0]["status"], 200);
+    }
+}
+
+#[test]
+fn a_receiver_that_fails_first_is_retried_until_exactly_one_success_is_recorded() {
+    let sb = Sandbox::new();
+    let rx = Receiver::start(&[503, 500, 200]);
+    config(&sb, ", allow_private_urls: true");
+    let alerts = format!(
+        "  channels:\n    hook: {{ webhook: {{ url: \"{}\" }} }}\n  rules:\n    - {{ on: [certified], notify: [hook] }}",
+        rx.url("/hook")
+    );
+    sb.write("rb.yaml", &runbook(&alerts, false));
+    let r = run(&sb, &["run", "rb.yaml", "-p", "dsn=not-a-real-secret"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("delivering 1 alert(s) (waiting up to 15s)"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("not delivered yet, retrying"), "{r:?}");
+    let got = rx.got();
+    assert_eq!(got.len(), 3, "{got:?}");
+    let ids: Vec<&String> = got
+        .iter()
+        .map(|g| &g.headers["x-sensei-event-id"])
+        .collect();
+    assert!(
+        ids.iter().all(|i| *i == ids[0]),
+        "one event id for every attempt: {ids:?}"
+    );
+    assert_eq!(got[0].body, got[2].body, "a retry sends the same message");
+
+    let list = deliveries(&sb);
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["state"], "delivered");
+    assert_eq!(list[0]["attempts"], 3);
+    assert_eq!(outcomes(&list[0]), ["retry", "retry", "delivered"]);
+    let statuses: Vec<&Json> = list[0]["attempt_log"]
+        .as_array()
+        .map(|a| a.iter().map(|x| &x["status"]).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        statuses,
+        [&Json::from(503), &Json::from(500), &Json::from(200)]
+    );
+
+    // Delivered once: a later delivery run sends nothing again.
+    let again = run(&sb, &["alerts", "--deliver"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(again.stdout.contains("delivered"), "{again:?}");
+    assert_eq!(rx.got().len(), 3);
+}
+
+#[test]
+fn a_permanent_refusal_is_recorded_at_once_and_never_fails_the_migration() {
+    let sb = Sandbox::new();
+    let rx = Receiver::start(&[404]);
+    config(&sb, ", allow_private_urls: true");
+    let alerts = format!(
+        "  channels:\n    hook: {{ webhook: {{ url: \"{}\" }} }}\n  rules:\n    - {{ on: [certified], notify: [hook] }}",
+        rx.url("/gone")
+    );
+    sb.write("rb.yaml", &runbook(&alerts, false));
+    let r = run(&sb, &["run", "rb.yaml", "-p", "dsn=not-a-real-secret"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains("warning: alert `certified`") && r.stderr.contains("HTTP 404"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout.lines().last().unwrap_or("").ends_with("certified"),
+        "{r:?}"
+    );
+    let list = deliveries(&sb);
+    assert_eq!(list[0]["state"], "failed");
+    assert_eq!(outcomes(&list[0]), ["failed"]);
+    assert_eq!(rx.got().len(), 1);
+}
+
+#[test]
+fn a_private_url_is_refused_unless_the_config_allows_it() {
+    let sb = Sandbox::new();
+    let rx = Receiver::start(&[200]);
+    config(&sb, "");
+    let alerts = format!(
+        "  channels:\n    hook: {{ webhook: {{ url: \"{}\" }} }}\n  rules:\n    - {{ on: [certified], notify: [hook] }}",
+        rx.url("/internal")
+    );
+    sb.write("rb.yaml", &runbook(&alerts, false));
+    let r = run(&sb, &["run", "rb.yaml", "-p", "dsn=not-a-real-secret"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let list = deliveries(&sb);
+    assert_eq!(list[0]["state"], "failed");
+    let error = list[0]["last_error"].as_str().unwrap_or("");
+    assert!(error.contains("allow_private_urls"), "{error}");
+    assert!(rx.got().is_empty());
+    // `localhost` is refused as well: the guard looks at what a name resolves to.
+    let sb2 = Sandbox::new();
+    config(&sb2, "");
+    let url = format!("http://localhost:{}/x", rx.port);
+    sb2.write(
+        "rb.yaml",
+        &runbook(
+            &format!("  channels:\n    hook: {{ webhook: {{ url: \"{url}\" }} }}\n  rules:\n    - {{ on: [certified], notify: [hook] }}"),
+            false,
+        ),
+    );
+    assert_eq!(
+        run(&sb2, &["run", "rb.yaml", "-p", "dsn=not-a-real-secret"]).code,
+        0
+    );
+    assert_eq!(deliveries(&sb2)[0]["state"], "failed");
+    assert!(rx.got().is_empty());
+}
+
+#[test]
+fn a_broken_configuration_is_a_usage_error_with_its_position() {
+    let sb = Sandbox::new();
+    sb.write("bad.yaml", "alerts:\n  retry_four: 1h\n");
+    sb.write("rb.yaml", &runbook("  channels: {}\n  rules: []", false));
+    let r = run(
+        &sb,
+        &[
+            "run",
+            "rb.yaml",
+            "-p",
+            "dsn=not-a-real-secret",
+            "--config",
+            "bad.yaml",
+        ],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("bad.yaml:2:3:"), "{r:?}");
+    assert!(!sb.path(".sensei").exists(), "nothing was created");
+}
+
+// ---- email, against a real SMTP server ----
+
+const SMTP_SERVER: &str = r#"
+import email, email.policy, json, os, sys, time
+from aiosmtpd.controller import Controller
+
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        path = os.path.join(sys.argv[2], "%d.json" % time.time_ns())
+        with open(path + ".tmp", "w") as f:
+            json.dump({
+                "from": envelope.mail_from,
+                "rcpt": envelope.rcpt_tos,
+                "subject": msg["subject"],
+                "to": msg["to"], "cc": msg["cc"],
+                "event_id": msg["x-sensei-event-id"],
+                "content_type": msg.get_content_type(),
+                "body": msg.get_content(),
+            }, f)
+        os.rename(path + ".tmp", path)
+        return "250 OK"
+
+controller = Controller(Handler(), hostname="127.0.0.1", port=int(sys.argv[1]))
+controller.start()
+print("ready", flush=True)
+time.sleep(120)  # stops by itself if the test forgets it
+controller.stop()
+"#;
+
+/// A Python with aiosmtpd, or `None` (said on stderr; an error under CI, which installs it).
+fn python_with_aiosmtpd() -> Option<&'static str> {
+    for python in ["python3", "/usr/bin/python3"] {
+        let ok = Command::new(python)
+            .args(["-c", "import aiosmtpd"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Some(python);
+        }
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "aiosmtpd is missing under CI: .ci/run installs it"
+    );
+    eprintln!("SKIPPED: the email tests need Python's aiosmtpd (`pip install aiosmtpd`)");
+    None
+}
+
+struct SmtpServer {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl SmtpServer {
+    fn start(python: &str, sb: &Sandbox, port: u16) -> SmtpServer {
+        let script = sb.write("smtp_server.py", SMTP_SERVER);
+        let dir = sb.path("mail");
+        std::fs::create_dir_all(&dir).expect("mail dir");
+        let mut child = Command::new(python)
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd");
+        let mut ready = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        BufReader::new(stdout)
+            .read_line(&mut ready)
+            .expect("ready line");
+        assert_eq!(ready.trim(), "ready", "the SMTP server did not start");
+        SmtpServer { child, dir }
+    }
+
+    fn mails(&self) -> Vec<Json> {
+        let mut files: Vec<_> = std::fs::read_dir(&self.dir)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "json"));
+        files.sort();
+        files
+            .iter()
+            .map(|p| {
+                serde_json::from_str(&std::fs::read_to_string(p).expect("mail")).expect("json")
+            })
+            .collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn mail_runbook() -> String {
+    runbook(
+        "  channels:\n    mail: { email: { to: [dba@example.com, lead@example.com], cc: [ops@example.com] } }\n  rules:\n    - { on: [step_failed], notify: [mail] }",
+        true,
+    )
+}
+
+fn smtp_config(sb: &Sandbox, port: u16, wait: &str) {
+    sb.write(
+        "sensei.yaml",
+        &format!(
+            "smtp: {{ host: 127.0.0.1, port: {port}, tls: none, from: sensei@example.com }}\nalerts: {{ backoff: 50ms, max_backoff: 200ms, wait_on_exit: {wait} }}\n"
+        ),
+    );
+}
+
+#[test]
+fn an_email_reaches_a_real_smtp_server_with_recipients_subject_and_body() {
+    let Some(python) = python_with_aiosmtpd() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let port = free_port();
+    let smtp = SmtpServer::start(python, &sb, port);
+    smtp_config(&sb, port, "15s");
+    sb.write("rb.yaml", &mail_runbook());
+    let r = run(&sb, &["run", "rb.yaml", "-p", &format!("dsn={SECRET}")]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let id = r.id();
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "{r:?}");
+    let mail = &mails[0];
+    let text = mail.to_string();
+    assert!(!text.contains("hunter2"), "a secret in the email: {text}");
+    assert_eq!(mail["from"], "sensei@example.com");
+    let mut rcpt: Vec<&str> = mail["rcpt"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    rcpt.sort_unstable();
+    assert_eq!(
+        rcpt,
+        ["dba@example.com", "lead@example.com", "ops@example.com"]
+    );
+    assert_eq!(
+        mail["subject"],
+        format!("[sensei] alerting {id}: step_failed (boom)")
+    );
+    assert_eq!(mail["content_type"], "text/plain");
+    assert!(
+        mail["event_id"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(&format!("{id}:"))
+    );
+    let body = mail["body"].as_str().unwrap_or("");
+    for want in [
+        "step boom failed",
+        &format!("Migration: {id}"),
+        "Runbook:   alerting",
+        "Step:      boom",
+        "Last output of boom:",
+        "connecting to ***",
+    ] {
+        assert!(body.contains(want), "{want:?} not in:\n{body}");
+    }
+    assert_eq!(deliveries(&sb)[0]["state"], "delivered");
+}
+
+#[test]
+fn an_email_whose_smtp_server_is_down_arrives_on_a_later_delivery_run() {
+    let Some(python) = python_with_aiosmtpd() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let port = free_port();
+    smtp_config(&sb, port, "300ms");
+    sb.write("rb.yaml", &mail_runbook());
+    let started = Instant::now();
+    let r = run(&sb, &["run", "rb.yaml", "-p", &format!("dsn={SECRET}")]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the wait is bounded"
+    );
+    assert!(r.stdout.contains("1 alert(s) not delivered yet"), "{r:?}");
+    let pending = &deliveries(&sb)[0];
+    assert_eq!(pending["state"], "pending", "{pending}");
+    assert!(pending["attempts"].as_u64().unwrap_or(0) >= 1, "{pending}");
+    assert!(
+        pending["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("mail server"),
+        "{pending}"
+    );
+
+    let smtp = SmtpServer::start(python, &sb, port);
+    let later = run(&sb, &["alerts", "--deliver"]);
+    assert_eq!(later.code, 0, "{later:?}");
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "{later:?}");
+    assert!(
+        mails[0]["subject"]
+            .as_str()
+            .unwrap_or("")
+            .contains("step_failed")
+    );
+    let done = &deliveries(&sb)[0];
+    assert_eq!(done["state"], "delivered", "{done}");
+    assert_eq!(
+        outcomes(done).last().map(String::as_str),
+        Some("delivered"),
+        "{done}"
+    );
+    assert_eq!(run(&sb, &["alerts", "--deliver"]).code, 0);
+    assert_eq!(smtp.mails().len(), 1, "delivered once");
+}
+
+#[test]
+fn creation_gates_and_decisions_from_another_process_alert_too() {
+    let sb = Sandbox::new();
+    let rx = Receiver::start(&[200]);
+    config(&sb, ", allow_private_urls: true");
+    sb.write(
+        "rb.yaml",
+        &format!(
+            r#"version: 1
+name: gated
+alerts:
+  channels:
+    hook: {{ webhook: {{ url: "{}" }} }}
+  rules:
+    - {{ on: [created, gate_waiting, gate_decided, certified], notify: [hook] }}
+steps:
+  - id: signoff
+    gate: {{ approvers: [alice, bob], required: 1 }}
+  - id: cutover
+    run: "true"
+"#,
+            rx.url("/hook")
+        ),
+    );
+    let bg = sb.spawn(&["run", "rb.yaml"]);
+    let id = bg.id();
+    support::wait_for("the gate to wait", || {
+        (sb.step(&id, "signoff")["state"] == "waiting").then_some(())
+    });
+    let approve = sb.sensei(&["approve", &id, "signoff", "--as", "alice"]);
+    assert_eq!(approve.code, 0, "{approve:?}");
+    let done = bg.finish();
+    assert_eq!(done.code, 0, "{done:?}");
+
+    let events: Vec<String> = deliveries(&sb)
+        .iter()
+        .map(|d| {
+            assert_eq!(d["state"], "delivered", "{d}");
+            d["event"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        events,
+        ["created", "gate_waiting", "gate_decided", "certified"]
+    );
+    let got = rx.got();
+    let waiting = got
+        .iter()
+        .map(Received::json)
+        .find(|b| b["event"] == "gate_waiting")
+        .expect("gate_waiting payload");
+    assert_eq!(waiting["step"], "signoff");
+    assert_eq!(waiting["state"], "awaiting_approval");
+    let summary = waiting["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains("alice, bob") && summary.contains("not starter"),
+        "{summary}"
+    );
+    let decided = got
+        .iter()
+        .map(Received::json)
+        .find(|b| b["event"] == "gate_decided")
+        .expect("gate_decided payload");
+    assert_eq!(decided["data"]["who"], "alice");
+    assert!(
+        decided["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("approve by alice")
+    );
+}
+
+#[test]
+fn alerts_left_undelivered_go_out_with_the_next_command_on_the_same_store() {
+    let sb = Sandbox::new();
+    let port = free_port();
+    sb.write(
+        "sensei.yaml",
+        "alerts: { allow_private_urls: true, backoff: 50ms, max_backoff: 100ms, wait_on_exit: 300ms }\n",
+    );
+    let alerts = format!(
+        "  channels:\n    hook: {{ webhook: {{ url: \"http://127.0.0.1:{port}/late\" }} }}\n  rules:\n    - {{ on: [certified], notify: [hook] }}"
+    );
+    sb.write("rb.yaml", &runbook(&alerts, false));
+    // Nothing listens yet: the alert stays in the outbox when the command exits.
+    let first = run(&sb, &["run", "rb.yaml", "-p", "dsn=not-a-real-secret"]);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert!(
+        first.stdout.contains("1 alert(s) not delivered yet"),
+        "{first:?}"
+    );
+    let id = first.id();
+    assert_eq!(deliveries(&sb)[0]["state"], "pending");
+
+    // The receiver comes up; once the alert is due again, the next migration run here sends
+    // it too.
+    let rx = Receiver::start_on(port, &[200]);
+    support::wait_for("the alert to be due", || {
+        let next = deliveries(&sb)[0]["next_attempt_at"].as_str()?.to_owned();
+        let next = chrono::DateTime::parse_from_rfc3339(&next).ok()?;
+        (next < chrono::Utc::now()).then_some(())
+    });
+    sb.write("quiet.yaml", &runbook("  channels: {}\n  rules: []", false));
+    let second = run(&sb, &["run", "quiet.yaml", "-p", "dsn=not-a-real-secret"]);
+    assert_eq!(second.code, 0, "{second:?}");
+    let got = rx.got();
+    assert_eq!(got.len(), 1, "{second:?}");
+    assert_eq!(got[0].json()["migration"], id.as_str());
+    let d = &deliveries(&sb)[0];
+    assert_eq!(d["state"], "delivered", "{d}");
+    assert_eq!(outcomes(d).last().map(String::as_str), Some("delivered"));
+}
+
+#[test]
+fn the_configuration_file_names_the_state_directory_unless_the_flag_does() {
+    let sb = Sandbox::new();
+    sb.write("sensei.yaml", "state_dir: from-config\n");
+    sb.write("rb.yaml", &runbook("  channels: {}\n  rules: []", false));
+    let out = sb
+        .command(&["run", "rb.yaml", "-p", "dsn=not-a-real-secret"])
+        .env_remove("SENSEI_STATE_DIR")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(sb.path("from-config/sensei.db").exists());
+    let list = sb
+        .command(&["list"])
+        .env_remove("SENSEI_STATE_DIR")
+        .output()
+        .expect("list");
+    assert!(String::from_utf8_lossy(&list.stdout).contains("certified"));
+    // The flag (here through SENSEI_STATE_DIR) wins.
+    assert_eq!(sb.sensei(&["list"]).code, 2);
+}
