@@ -66,7 +66,7 @@ fn kill_9_mid_migration_then_restart_continues_to_certified() {
 }
 
 #[test]
-fn sigterm_stops_the_server_and_a_restart_resumes() {
+fn sigterm_lets_running_steps_finish_then_a_restart_resumes() {
     let dir = Dir::new();
     dir.runbook("block.yaml", BLOCK);
     let s = server(&dir);
@@ -76,13 +76,27 @@ fn sigterm_stops_the_server_and_a_restart_resumes() {
     wait_for("the held step to start", || {
         dir.path("runbooks/started").exists().then_some(())
     });
+    let pid = s.child.id().to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    wait_for("the server to drain", || {
+        s.log().contains("running steps get").then_some(())
+    });
+    // The held step is still running: the server waits for it rather than killing it.
+    std::fs::write(dir.path("runbooks/go"), "").expect("go");
     let log = s.log.clone();
     assert_eq!(s.terminate(), 0);
     let log = std::fs::read_to_string(log).unwrap_or_default();
     assert!(log.contains("stopped"), "{log}");
-    std::fs::write(dir.path("runbooks/go"), "").expect("go");
+    assert!(
+        !log.contains("stopping them"),
+        "the step was killed:\n{log}"
+    );
     let s = server(&dir);
     s.wait_state(&id, "certified");
+    let events = s.get(&format!("/v1/migrations/{id}/events")).expect(200);
+    assert!(!events.text.contains("step_interrupted"), "{}", events.text);
 }
 
 #[test]

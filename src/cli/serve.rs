@@ -24,6 +24,10 @@ pub struct Args {
     /// Request bodies larger than this many bytes are refused with 413 (default 1 MiB).
     #[arg(long, value_name = "BYTES")]
     max_body: Option<usize>,
+    /// On SIGTERM, how long running steps may take to finish before they are stopped
+    /// (default 30s; their migrations resume at the next start either way).
+    #[arg(long, value_name = "DURATION", value_parser = parse_grace)]
+    shutdown_grace: Option<std::time::Duration>,
     /// Log lines as text for people or JSON objects for log collectors.
     #[arg(long, value_enum, default_value = "text")]
     log_format: super::Format,
@@ -38,6 +42,7 @@ pub fn run(args: &Args) -> u8 {
         state_dir: args.state_dir.clone(),
         runbooks: args.runbooks.clone(),
         body_limit: args.max_body,
+        shutdown_grace: args.shutdown_grace,
     };
     let settings = match config::Settings::resolve(&flags, |name| std::env::var(name).ok()) {
         Ok(s) => s,
@@ -84,4 +89,10 @@ fn init_logging(format: super::Format) {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init(),
     };
+}
+
+fn parse_grace(text: &str) -> Result<std::time::Duration, String> {
+    crate::runbook::duration::Duration::parse(text)
+        .map(|d| d.as_std())
+        .map_err(|e| e.to_string())
 }

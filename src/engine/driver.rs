@@ -78,6 +78,8 @@ pub struct Driver {
     /// as abruptly as `kill -9` (`SENSEI_TEST_CRASH_AFTER_COMMITS`).
     pub(super) crash_after: Option<u64>,
     pub(super) commits: u64,
+    /// Stopping on request (`Options::stop`): let running steps finish, start nothing.
+    pub(super) draining: bool,
 }
 
 impl std::fmt::Debug for Driver {
@@ -121,7 +123,12 @@ impl Driver {
                 return Ok(self.state);
             }
             let wake = self.next_wake().map(|at| self.clock().sleep_until(at));
+            let stop = self.opts.stop.clone().filter(|_| !self.draining);
             tokio::select! {
+                () = stopped(stop) => {
+                    self.draining = true;
+                    self.retries.clear();
+                }
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     self.joined(joined);
                     while let Some(joined) = self.tasks.try_join_next() {
@@ -160,6 +167,9 @@ impl Driver {
 
     /// Resting: nothing in flight and nothing more to do without an operator.
     fn at_rest(&self) -> bool {
+        if self.draining {
+            return self.tasks.is_empty();
+        }
         self.tasks.is_empty()
             && self.retries.is_empty()
             && self.window_pause.is_none()
@@ -179,6 +189,9 @@ impl Driver {
 
     /// Decides what changes next: phase transitions, steps to start, what a stop leads to.
     async fn advance(&mut self) -> Result<(), EngineError> {
+        if self.draining {
+            return Ok(()); // finishing what runs; the next driver takes it from here
+        }
         self.settle_placeholders();
         if let Some(stop) = self.stop {
             if self.tasks.is_empty() {
@@ -402,6 +415,18 @@ impl Driver {
             (OnFailure::Pause, MigrationState::Running) => Stop::Pause,
             _ => Stop::Fail,
         }
+    }
+}
+
+/// Resolves when a stop is asked for (never without a receiver, or once its sender is gone).
+async fn stopped(stop: Option<tokio::sync::watch::Receiver<bool>>) {
+    match stop {
+        Some(mut rx) => {
+            if rx.wait_for(|&s| s).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
     }
 }
 

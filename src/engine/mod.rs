@@ -53,6 +53,10 @@ pub struct Options {
     pub poll: Duration,
     /// Time for windows, gate deadlines, retry backoff and waits.
     pub clock: Arc<dyn Clock>,
+    /// Becomes true when the driver should stop (a server shutting down): no new step
+    /// starts, running ones finish, then the lease is released and `drive` returns with
+    /// the migration between states, for the next driver to resume.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Options {
@@ -64,6 +68,7 @@ impl Options {
             lease_ttl: Duration::from_secs(15),
             poll: Duration::from_millis(100),
             clock: Arc::new(SystemClock),
+            stop: None,
         }
     }
 }

@@ -254,6 +254,7 @@ fn build(
             .ok()
             .and_then(|n| n.parse().ok()),
         commits: 0,
+        draining: false,
         migration,
     };
     if rolling_back {

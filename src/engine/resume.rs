@@ -22,7 +22,13 @@ impl Driver {
             let row = &self.graph.nodes[node].row;
             let id = row.step.clone();
             match row.state {
-                StepState::Running | StepState::Retrying => {
+                // Waiting out a backoff: its last attempt ended and was recorded, so the
+                // next one may simply start (the attempt count carries on).
+                StepState::Retrying => self.update(node, |row| {
+                    row.state = StepState::Pending;
+                    row.reason = None;
+                }),
+                StepState::Running => {
                     let idempotent = self.graph.step(&self.runbook, node).idempotent;
                     let to = if idempotent {
                         StepState::Pending

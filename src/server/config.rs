@@ -39,6 +39,7 @@ pub struct Flags {
     pub state_dir: Option<PathBuf>,
     pub runbooks: Option<PathBuf>,
     pub body_limit: Option<usize>,
+    pub shutdown_grace: Option<std::time::Duration>,
 }
 
 /// Everything the server needs, checked.
@@ -51,6 +52,8 @@ pub struct Settings {
     pub runbooks_named: bool,
     pub tokens: Tokens,
     pub body_limit: usize,
+    /// How long running steps may take to finish when the server stops.
+    pub shutdown_grace: std::time::Duration,
     /// The whole file, for alert delivery (`smtp`, `alerts`, `public_url`).
     pub config: Config,
 }
@@ -133,6 +136,9 @@ impl Settings {
             runbooks: named.unwrap_or_else(|| PathBuf::from("runbooks")),
             tokens,
             body_limit: flags.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
+            shutdown_grace: flags
+                .shutdown_grace
+                .unwrap_or(std::time::Duration::from_secs(30)),
             config,
         })
     }

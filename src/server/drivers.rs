@@ -2,10 +2,12 @@
 //! migration's lease in the store (so no other process drives it meanwhile), all owned here
 //! and stopped here at shutdown (DESIGN habit 8).
 //!
-//! Stopping aborts the tasks: their step processes are killed (each step's process group is
-//! killed when its task is dropped, and the reaper watchdog kills what remains if the server
-//! itself dies). Every change had been committed before it took effect, so the next start
-//! resumes those migrations exactly as after a crash (SPEC §4).
+//! Stopping drains: every driver is asked to stop, so no new step starts and running steps
+//! finish (their outcomes recorded), up to a grace period; then what still runs is aborted —
+//! its step processes are killed (each step's process group is killed when its task is
+//! dropped, and the reaper watchdog kills what remains if the server itself dies). Every
+//! change had been committed before it took effect, so the next start resumes those
+//! migrations exactly as after a crash (SPEC §4).
 
 use super::error::ApiError;
 use crate::engine::clock::Clock;
@@ -31,6 +33,8 @@ pub struct Drivers {
     /// Migrations driven by this process now.
     active: Arc<Mutex<HashSet<MigrationId>>>,
     closed: AtomicBool,
+    /// Tells every driver to stop starting steps (shutdown).
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// Logs the state changes of driven migrations.
@@ -62,6 +66,7 @@ impl Drivers {
             tasks: Mutex::new(JoinSet::new()),
             active: Arc::new(Mutex::new(HashSet::new())),
             closed: AtomicBool::new(false),
+            stop: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -84,6 +89,7 @@ impl Drivers {
         let mut opts = Options::new(dir, who.to_owned());
         opts.reaper = self.reaper.clone();
         opts.clock = self.clock.clone();
+        opts.stop = Some(self.stop.subscribe());
         let driver = engine::attach(&self.store, id, opts, Box::new(LogObserver), how).await?;
         let (id, active) = (id.clone(), self.active.clone());
         if let Ok(mut set) = active.lock() {
@@ -136,18 +142,26 @@ impl Drivers {
         resumed
     }
 
-    /// Stops every driver (see the module comment) and waits until they are gone.
-    pub async fn shutdown(&self) {
+    /// Stops every driver (see the module comment): running steps get `grace` to finish.
+    pub async fn shutdown(&self, grace: std::time::Duration) {
         self.closed.store(true, Ordering::SeqCst);
         let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         let running = self.active();
         if running > 0 {
             tracing::info!(
-                "stopping {running} driver(s); their migrations resume at the next start"
+                "stopping {running} driver(s): no new step starts, running steps get {grace:?} to finish; their migrations resume at the next start"
             );
         }
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
+        self.stop.send_replace(true);
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(
+                "steps still running after {grace:?}: stopping them; they resume as after a crash"
+            );
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
     }
 }
 

@@ -168,6 +168,7 @@ pub async fn serve(
             settings.runbooks.display()
         );
     }
+    let settings_grace = settings.shutdown_grace;
     let store = Store::open(&settings.state_dir)?;
     let deliverer = crate::alert::Deliverer::new(store.clone(), &settings.config)
         .map_err(ServeError::Alerts)?;
@@ -230,7 +231,7 @@ pub async fn serve(
     };
     shutdown.trigger();
     while background.join_next().await.is_some() {}
-    drivers.shutdown().await;
+    drivers.shutdown(settings_grace).await;
     let _ = tokio::task::spawn_blocking(move || store.flush()).await;
     tracing::info!("stopped");
     Ok(served?)
