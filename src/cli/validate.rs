@@ -60,7 +60,9 @@ fn runbook_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     for path in paths {
         if path.is_dir() {
             let before = files.len();
-            walk(path, &mut files).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            runbook::files_in(path)
+                .map(|found| files.extend(found))
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             if files.len() == before {
                 return Err(format!("{} holds no .yaml or .yml files", path.display()));
             }
@@ -71,25 +73,6 @@ fn runbook_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
         }
     }
     Ok(files)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            !p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        })
-        .collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// Runbook names are unique within a directory: a server addresses runbooks by name.

@@ -53,6 +53,37 @@ impl Checked {
 }
 
 /// Reads and checks a runbook file; `name` is how diagnostics name it.
+/// Runbook files (`*.yaml`, `*.yml`) under `dir`, sorted, hidden entries skipped, at most
+/// 8 directories deep (a symlink loop ends there). `sensei validate DIR` and the server's
+/// runbooks directory find files the same way.
+pub fn files_in(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    walk(dir, &mut out, 0)?;
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>, depth: usize) -> std::io::Result<()> {
+    if depth > 8 {
+        return Ok(());
+    }
+    let mut entries: Vec<std::path::PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            walk(&path, out, depth + 1)?;
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
 pub fn load_file(path: &Path) -> std::io::Result<Checked> {
     let bytes = std::fs::read(path)?;
     Ok(load_bytes(&path.display().to_string(), &bytes))

@@ -60,8 +60,8 @@ impl Runbooks {
 
     /// Reads files that are new or changed, forgets deleted ones. Returns how many changed.
     pub fn refresh(&self) -> usize {
-        let mut found = Vec::new();
-        if let Err(e) = walk(&self.dir, &mut found, 0)
+        let found = crate::runbook::files_in(&self.dir);
+        if let Err(e) = &found
             && self.dir.exists()
         {
             tracing::warn!(
@@ -70,6 +70,7 @@ impl Runbooks {
             );
         }
         let stamps: BTreeMap<PathBuf, (u64, Option<SystemTime>)> = found
+            .unwrap_or_default()
             .into_iter()
             .filter_map(|p| {
                 let meta = std::fs::metadata(&p).ok()?;
@@ -244,29 +245,6 @@ fn duplicates(files: &mut BTreeMap<PathBuf, File>) {
             }
         }
     }
-}
-
-/// Runbook files under `dir`, sorted, hidden entries skipped.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::Result<()> {
-    if depth > 8 {
-        return Ok(());
-    }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            !p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        })
-        .collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            walk(&path, out, depth + 1)?;
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// Checks posted runbook text (`POST /v1/runbooks/validate`): the diagnostics, and whether
