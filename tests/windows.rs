@@ -18,6 +18,8 @@ fn t0() -> DateTime<Utc> {
 }
 
 struct Harness {
+    /// Asks the driver to stop (as a server shutting down does).
+    stop: tokio::sync::watch::Sender<bool>,
     dir: Arc<tempfile::TempDir>,
     store: Store,
     clock: Arc<ManualClock>,
@@ -51,11 +53,14 @@ async fn start_on(dir: Arc<tempfile::TempDir>, clock: Arc<ManualClock>, runbook:
     let mut opts = Options::new(dir.path().to_path_buf(), "alice".into());
     opts.clock = clock.clone();
     opts.poll = std::time::Duration::from_millis(10);
+    let stop = tokio::sync::watch::Sender::new(false);
+    opts.stop = Some(stop.subscribe());
     let driver = engine::attach(&store, &migration.id, opts, Box::new(Quiet), Attach::Start)
         .await
         .expect("attach");
     let driver = tokio::spawn(driver.drive());
     Harness {
+        stop,
         dir,
         store,
         clock,
@@ -460,4 +465,41 @@ async fn a_gate_reminds_that_it_times_out_soon() {
         .unwrap_or_default();
     assert_eq!(reminder["deadline"], "2027-03-06T02:00:00+00:00");
     assert_eq!(reminder["approvers"], serde_json::json!(["bob"]));
+}
+
+#[tokio::test]
+async fn a_window_paused_migration_recovered_by_a_new_driver_waits_for_the_next_opening() {
+    let mut h = start(&nightly("pause")).await;
+    h.at(1, 0);
+    h.until("freeze to run", |h| {
+        h.step("freeze").state == StepState::Running
+    })
+    .await;
+    h.at(1, 40);
+    h.until("switch to wait", |h| {
+        h.step("switch").state == StepState::Waiting
+    })
+    .await;
+    h.at(2, 0);
+    h.until("paused", |h| h.state() == MigrationState::Paused)
+        .await;
+    // The driver stops (a server shutting down); a new one recovers the migration.
+    h.stop.send_replace(true);
+    assert_eq!(h.finish().await, MigrationState::Paused);
+    let mut opts = Options::new(h.dir.path().to_path_buf(), "server".into());
+    opts.clock = h.clock.clone();
+    opts.poll = std::time::Duration::from_millis(10);
+    let driver = engine::attach(&h.store, &h.id, opts, Box::new(Quiet), Attach::Recover)
+        .await
+        .expect("recover");
+    h.driver = tokio::spawn(driver.drive());
+    h.at(12, 0);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(
+        h.state(),
+        MigrationState::Paused,
+        "still waiting for the window"
+    );
+    h.at(25, 0);
+    assert_eq!(h.finish().await, MigrationState::Certified);
 }

@@ -30,6 +30,7 @@ mod window;
 
 pub use driver::Driver;
 pub use open::{Attach, Interrupted, NewRun, attach, create};
+pub use resume::paused_by_window;
 pub use rollback::ROLLBACK_ATTEMPT;
 
 use crate::event::Event;

@@ -87,6 +87,10 @@ pub enum Attach {
     /// Pause or cancel a migration no live process drives.
     Pause,
     Cancel,
+    /// Continue what the migration was doing when its driver stopped, without an operator's
+    /// decision (a server restarting): mid-phase work goes on, interrupted steps wait for an
+    /// operator, and a migration a window's close paused waits for the window's next opening.
+    Recover,
 }
 
 impl Attach {
@@ -98,6 +102,7 @@ impl Attach {
             Attach::Rollback => Operation::Rollback,
             Attach::Pause => Operation::Pause,
             Attach::Cancel => Operation::Cancel,
+            Attach::Recover => Operation::Resume,
         }
     }
 }
@@ -139,7 +144,7 @@ fn check_operation(how: Attach, state: MigrationState) -> Result<(), EngineError
             | MigrationState::Completed
             | MigrationState::Validating
     );
-    if matches!(how, Attach::Resume(_)) && crashed_mid_phase {
+    if matches!(how, Attach::Resume(_) | Attach::Recover) && crashed_mid_phase {
         return Ok(());
     }
     operation::path(how.operation(), state)?;

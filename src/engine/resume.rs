@@ -120,6 +120,15 @@ impl Driver {
                     self.retry_unfinished(false);
                 }
             }
+            Attach::Recover => {
+                if self.interrupted().is_some() {
+                    if self.state == MigrationState::Running {
+                        self.set_state(MigrationState::Paused, "a step was interrupted")?;
+                    }
+                } else if self.state == MigrationState::Paused {
+                    self.window_pause = self.paused_by_window()?;
+                }
+            }
             Attach::Retry => {
                 self.set_state(MigrationState::Analyzing, &format!("retried by {who}"))?;
                 self.retry_unfinished(true);
@@ -183,5 +192,38 @@ impl Driver {
 
     pub fn state(&self) -> MigrationState {
         self.state
+    }
+}
+
+/// The window whose close paused the migration, when its latest pause came from one.
+pub fn paused_by_window(events: &[crate::event::Event]) -> Option<&str> {
+    let paused = events.iter().rev().find(|e| {
+        e.kind == EventKind::StateChanged
+            && e.data.get("to").and_then(|t| t.as_str()) == Some("paused")
+    })?;
+    if paused.data.get("by").and_then(|b| b.as_str()) != Some("window") {
+        return None;
+    }
+    let closed = events
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventKind::WindowClosed)?;
+    closed.data.get("window").and_then(|w| w.as_str())
+}
+
+impl Driver {
+    /// When the migration was paused by a window's close: that window's next opening.
+    fn paused_by_window(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, EngineError> {
+        let events = self.store.events(&self.migration.id, 0)?;
+        let Some(window) = paused_by_window(&events).and_then(|name| self.runbook.window(name))
+        else {
+            return Ok(None);
+        };
+        let now = self.clock().now();
+        Ok(Some(match crate::calendar::window_state(window, now) {
+            crate::calendar::WindowState::Open { .. } => now,
+            crate::calendar::WindowState::Cutoff { next_opens, .. }
+            | crate::calendar::WindowState::Closed { next_opens } => next_opens,
+        }))
     }
 }

@@ -122,16 +122,20 @@ impl Drivers {
         };
         let mut resumed = 0;
         for m in migrations {
-            if m.state.is_at_rest() || m.state == MigrationState::Created {
+            // A migration a window's close paused waits for the window's next opening: the
+            // server drives that wait too.
+            let window_paused = m.state == MigrationState::Paused
+                && self
+                    .store
+                    .events(&m.id, 0)
+                    .is_ok_and(|e| engine::paused_by_window(&e).is_some());
+            if (m.state.is_at_rest() && !window_paused) || m.state == MigrationState::Created {
                 continue;
             }
             if !matches!(self.store.driver(&m.id), Ok(None)) {
                 continue;
             }
-            match self
-                .attach(&m.id, Attach::Resume(None), SERVER_IDENTITY)
-                .await
-            {
+            match self.attach(&m.id, Attach::Recover, SERVER_IDENTITY).await {
                 Ok(()) => {
                     tracing::info!(migration = %m.id, "resumed from {}", m.state);
                     resumed += 1;
