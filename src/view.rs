@@ -1,6 +1,6 @@
 //! JSON views of migrations, built in one place so that `sensei status|list --format json`
 //! and the REST API show the same documents: a list item, and the status (state, phase,
-//! progress, waiting reasons, steps). Secret params appear only masked.
+//! progress, waiting reasons, steps), and alert deliveries. Secret params appear only masked.
 
 use crate::engine::lifecycle::phase_of_state;
 use crate::event::StepState;
@@ -63,4 +63,18 @@ pub fn status(m: &Migration, steps: &[StepRow], driver: Option<&LeaseHolder>) ->
         "waiting": waiting(steps),
         "steps": steps.iter().map(step).collect::<Vec<_>>(),
     })
+}
+
+/// An alert delivery with its event id and its attempt log (`sensei alerts --format json`
+/// and `GET /v1/alerts`).
+pub fn delivery(d: &crate::store::Delivery, attempts: &[crate::store::DeliveryAttempt]) -> Json {
+    let mut item = serde_json::to_value(d).unwrap_or_default();
+    if let Some(obj) = item.as_object_mut() {
+        obj.insert(
+            "event_id".into(),
+            json!(format!("{}:{}", d.migration, d.event_seq)),
+        );
+        obj.insert("attempt_log".into(), json!(attempts));
+    }
+    item
 }

@@ -341,4 +341,28 @@ fn the_server_delivers_alerts_of_the_migrations_it_drives() {
         got.lock().expect("lock").first().cloned()
     });
     assert!(body.contains("certified") && body.contains(&id), "{body}");
+    // The deliveries are listed over the API, as `sensei alerts` lists them.
+    let delivered = harness::wait_for("the delivery to be recorded", || {
+        let r = s.call_as(
+            Some("ops-token"),
+            "GET",
+            &format!("/v1/migrations/{id}/alerts"),
+            None,
+        );
+        (r.json[0]["state"] == "delivered").then_some(r)
+    });
+    assert_eq!(delivered.json[0]["channel"], "hook", "{}", delivered.text);
+    assert_eq!(
+        delivered.json[0]["event"], "certified",
+        "{}",
+        delivered.text
+    );
+    assert_eq!(
+        delivered.json[0]["attempt_log"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let all = s
+        .call_as(Some("ops-token"), "GET", "/v1/alerts", None)
+        .expect(200);
+    assert!(all.text.contains(&id), "{}", all.text);
 }

@@ -9,7 +9,6 @@ use crate::config::Config;
 use crate::event::MigrationId;
 use crate::store::{AttemptOutcome, Delivery, DeliveryState, Store};
 use chrono::Utc;
-use serde_json::json;
 
 #[derive(Debug, clap::Args)]
 pub struct AlertsArgs {
@@ -62,16 +61,7 @@ pub fn run(args: &AlertsArgs) -> u8 {
             let items: Vec<_> = deliveries
                 .iter()
                 .map(|d| {
-                    let attempts = store.delivery_attempts(d.id).unwrap_or_default();
-                    let mut item = serde_json::to_value(d).unwrap_or_default();
-                    if let Some(obj) = item.as_object_mut() {
-                        obj.insert(
-                            "event_id".into(),
-                            json!(format!("{}:{}", d.migration, d.event_seq)),
-                        );
-                        obj.insert("attempt_log".into(), json!(attempts));
-                    }
-                    item
+                    crate::view::delivery(d, &store.delivery_attempts(d.id).unwrap_or_default())
                 })
                 .collect();
             outln!(

@@ -54,6 +54,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/migrations/{id}/gates/{step}/reject"),
     ("GET", "/v1/migrations/{id}/events"),
     ("GET", "/v1/migrations/{id}/steps/{step}/logs"),
+    ("GET", "/v1/migrations/{id}/alerts"),
+    ("GET", "/v1/alerts"),
     ("GET", "/v1/runbooks"),
     ("POST", "/v1/runbooks/validate"),
 ];
@@ -61,7 +63,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// The router: every route of [`ROUTES`], authenticated (except `/healthz`), counted in the
 /// metrics, bodies limited, every error a problem document.
 pub fn app(state: AppState) -> Router {
-    use routes::{events, lifecycle, migrations, system};
+    use routes::{alerts, events, lifecycle, migrations, system};
     let api = Router::new()
         .route("/metrics", get(system::metrics))
         .route(
@@ -91,6 +93,8 @@ pub fn app(state: AppState) -> Router {
             "/v1/migrations/{id}/steps/{step}/logs",
             get(migrations::logs),
         )
+        .route("/v1/migrations/{id}/alerts", get(alerts::of_migration))
+        .route("/v1/alerts", get(alerts::all))
         .route("/v1/runbooks", get(system::runbooks))
         .route("/v1/runbooks/validate", post(system::validate))
         .route_layer(RequestBodyLimitLayer::new(state.body_limit))

@@ -2,6 +2,7 @@
 //! (operations and gate decisions), `events` (history and the live stream), `system`
 //! (runbooks, validation, health, metrics); and the helpers they share.
 
+pub mod alerts;
 pub mod events;
 pub mod lifecycle;
 pub mod migrations;
