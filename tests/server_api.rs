@@ -285,8 +285,14 @@ fn the_openapi_document_matches_the_routes() {
 
 /// A loopback HTTP receiver that records request bodies and answers 200.
 fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    receiver_on(std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+}
+
+/// A webhook receiver on `listener` that records each body and answers 200.
+fn receiver_on(
+    listener: std::net::TcpListener,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
     let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let record = got.clone();
@@ -365,4 +371,64 @@ fn the_server_delivers_alerts_of_the_migrations_it_drives() {
         .call_as(Some("ops-token"), "GET", "/v1/alerts", None)
         .expect(200);
     assert!(all.text.contains(&id), "{}", all.text);
+}
+
+#[test]
+fn alerts_undelivered_when_the_server_dies_are_delivered_after_a_restart() {
+    let dir = Dir::new();
+    // The receiver is down when the event happens.
+    let port = harness::free_port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    dir.runbook(
+        "quick.yaml",
+        &format!(
+            "version: 1\nname: quick\nalerts:\n  channels:\n    hook: {{ webhook: {{ url: \"{url}\" }} }}\n  rules:\n    - {{ on: [certified], notify: [hook] }}\nsteps:\n  - id: one\n    run: echo one\n"
+        ),
+    );
+    let config = dir.config_with_tokens(
+        "alerts: { allow_private_urls: true, backoff: 200ms, max_backoff: 1s }\n",
+    );
+    let s = dir.serve(&["--config", config.to_str().unwrap_or_default()]);
+    let id = s.create(Some("ops-token"), "quick", "{}");
+    s.call_as(
+        Some("ops-token"),
+        "POST",
+        &format!("/v1/migrations/{id}/start"),
+        None,
+    )
+    .expect(200);
+    harness::wait_for("a failed attempt", || {
+        let r = s.call_as(
+            Some("ops-token"),
+            "GET",
+            &format!("/v1/migrations/{id}/alerts"),
+            None,
+        );
+        (r.json[0]["attempts"].as_u64().unwrap_or(0) >= 1 && r.json[0]["state"] == "pending")
+            .then_some(())
+    });
+    s.kill9();
+    // The receiver comes up; the restarted server delivers what the outbox still holds.
+    let (_, got) = receiver_on(std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind"));
+    let s = dir.serve(&["--config", config.to_str().unwrap_or_default()]);
+    let body = harness::wait_for("the alert after the restart", || {
+        got.lock().expect("lock").first().cloned()
+    });
+    assert!(body.contains(&id), "{body}");
+    let delivered = harness::wait_for("the delivery to be recorded", || {
+        let r = s.call_as(
+            Some("ops-token"),
+            "GET",
+            &format!("/v1/migrations/{id}/alerts"),
+            None,
+        );
+        (r.json[0]["state"] == "delivered").then_some(r)
+    });
+    assert_eq!(
+        delivered.json.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        delivered.text
+    );
+    assert_eq!(got.lock().expect("lock").len(), 1, "delivered exactly once");
 }
