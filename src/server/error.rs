@@ -40,6 +40,9 @@ pub enum ApiError {
     /// Another conflict with the current state: a gate not open, another process driving.
     #[error("{0}")]
     Conflict(String),
+    /// A body of the wrong content type (webhooks take `application/json` only).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("the request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
     /// Params that do not fit the runbook, an unknown or invalid runbook.
@@ -64,6 +67,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::IllegalTransition { .. } | ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -81,6 +85,7 @@ impl ApiError {
             ApiError::IllegalTransition { .. } => "illegal-transition",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge(_) => "too-large",
+            ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::Unprocessable { .. } => "unprocessable",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",

@@ -58,12 +58,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/alerts"),
     ("GET", "/v1/runbooks"),
     ("POST", "/v1/runbooks/validate"),
+    ("POST", "/v1/hooks/{name}"),
 ];
 
-/// The router: every route of [`ROUTES`], authenticated (except `/healthz`), counted in the
+/// The router: every route of [`ROUTES`], authenticated (except `/healthz`, and the webhooks
+/// whose signature is their authentication), counted in the
 /// metrics, bodies limited, every error a problem document.
 pub fn app(state: AppState) -> Router {
-    use routes::{alerts, events, lifecycle, migrations, system};
+    use routes::{alerts, events, hooks, lifecycle, migrations, system};
     let api = Router::new()
         .route("/metrics", get(system::metrics))
         .route(
@@ -99,9 +101,13 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/runbooks/validate", post(system::validate))
         .route_layer(RequestBodyLimitLayer::new(state.body_limit))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    let signed = Router::new()
+        .route("/v1/hooks/{name}", post(hooks::receive))
+        .route_layer(RequestBodyLimitLayer::new(state.body_limit));
     Router::new()
         .route("/healthz", get(system::healthz))
         .merge(api)
+        .merge(signed)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

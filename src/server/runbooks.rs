@@ -111,6 +111,22 @@ impl Runbooks {
             .cloned()
     }
 
+    /// The active runbook with a webhook trigger called `hook`, and that trigger (the first
+    /// runbook by file path when several declare it).
+    pub fn trigger(&self, hook: &str) -> Option<(Arc<Active>, crate::runbook::model::Trigger)> {
+        let files = self.files.read().unwrap_or_else(|p| p.into_inner());
+        files
+            .values()
+            .filter_map(|f| f.active.as_ref())
+            .find_map(|a| {
+                a.runbook
+                    .triggers
+                    .iter()
+                    .find(|t| t.webhook == hook)
+                    .map(|t| (a.clone(), t.clone()))
+            })
+    }
+
     /// Names of the active runbooks.
     pub fn names(&self) -> Vec<String> {
         let files = self.files.read().unwrap_or_else(|p| p.into_inner());

@@ -33,6 +33,8 @@ pub struct Shared {
     pub shutdown: Shutdown,
     /// Bumped whenever the store changed.
     pub changes: watch::Sender<u64>,
+    /// Held by webhook calls with an idempotency key while they look it up and create.
+    pub hook_calls: tokio::sync::Mutex<()>,
 }
 
 impl Deref for AppState {
@@ -60,6 +62,7 @@ impl AppState {
                 body_limit,
                 shutdown: Shutdown::default(),
                 changes: watch::Sender::new(0),
+                hook_calls: tokio::sync::Mutex::new(()),
             }),
         }
     }

@@ -8,10 +8,12 @@
 //!
 //! The files: `types` (what goes in and out), `schema` (tables and column encodings),
 //! `writer` (group commit), `write` (migrations, batches, logs), `read`, `gate`, `lease`,
-//! `outbox` (alert deliveries and their attempts).
+//! `outbox` (alert deliveries and their attempts), `hooks` (webhook signatures seen and
+//! idempotency keys).
 
 mod error;
 mod gate;
+mod hooks;
 mod lease;
 mod outbox;
 mod read;

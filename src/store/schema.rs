@@ -25,7 +25,7 @@ const STATEMENT_CACHE: usize = 64;
 
 /// Each entry upgrades the schema by one version; the index + 1 is the version it reaches.
 /// Never edit a shipped entry: append a new one.
-pub(super) const UPGRADES: &[&str] = &[V1, V2];
+pub(super) const UPGRADES: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = UPGRADES.len() as i64;
@@ -156,6 +156,29 @@ CREATE TABLE delivery_attempts (
     status   INTEGER,                      -- the HTTP status or SMTP reply code, when one came
     error    TEXT,
     PRIMARY KEY (delivery, attempt)
+) WITHOUT ROWID;
+";
+
+/// Webhook triggers (SPEC §6): the signatures each hook accepted, kept until `expires_at`
+/// so that a replay is refused (also across restarts), and the idempotency keys with the
+/// migration each one created.
+const V3: &str = "
+CREATE TABLE hook_signatures (
+    hook       TEXT NOT NULL,
+    signature  TEXT NOT NULL,              -- the header's value, `sha256=<hex>`
+    timestamp  INTEGER NOT NULL,           -- the delivery's X-Sensei-Timestamp
+    seen_at    TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    PRIMARY KEY (hook, signature)
+) WITHOUT ROWID;
+CREATE INDEX hook_signatures_expiry ON hook_signatures (expires_at);
+
+CREATE TABLE hook_keys (
+    hook       TEXT NOT NULL,
+    key        TEXT NOT NULL,              -- the Idempotency-Key header
+    migration  TEXT NOT NULL REFERENCES migrations (id),
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (hook, key)
 ) WITHOUT ROWID;
 ";
 

@@ -8,6 +8,8 @@ use crate::event::MigrationState;
 use crate::runbook::params;
 use crate::server::auth::{Operator, Reader};
 use crate::server::error::ApiError;
+use crate::server::runbooks::Active;
+use crate::store::Migration;
 use crate::view;
 use axum::Json;
 use axum::body::Bytes;
@@ -17,6 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,19 +47,41 @@ pub async fn create(
             json!({ "runbooks": known }),
         ));
     };
-    let params = params::resolve_json(&active.runbook, &body.params).map_err(|errors| {
-        let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        ApiError::unprocessable(
-            format!(
-                "the params do not fit runbook `{}`: {}",
-                body.runbook,
-                errors.join("; ")
-            ),
-            json!({ "errors": errors }),
-        )
-    })?;
+    let params = params::resolve_json(&active.runbook, &body.params)
+        .map_err(|errors| params_error(&body.runbook, &errors))?;
+    let migration = create_from(&state, active, params, caller.name.clone()).await?;
+    tracing::info!(migration = %migration.id, runbook = %migration.runbook, by = %migration.starter, "created");
+    let steps = state.store.steps(&migration.id)?;
+    let mut headers = HeaderMap::new();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/migrations/{}", migration.id)) {
+        headers.insert(header::LOCATION, location);
+    }
+    let doc = view::status(&migration, &steps, None);
+    Ok((StatusCode::CREATED, headers, Json(doc)).into_response())
+}
+
+/// The 422 of params that do not fit `runbook`, naming each one.
+pub fn params_error(runbook: &str, errors: &[params::ParamError]) -> ApiError {
+    let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    ApiError::unprocessable(
+        format!(
+            "the params do not fit runbook `{runbook}`: {}",
+            errors.join("; ")
+        ),
+        json!({ "errors": errors }),
+    )
+}
+
+/// Creates a migration (state `created`) of the runbook as loaded, with resolved params:
+/// the path of `POST /v1/migrations` and of webhook triggers.
+pub async fn create_from(
+    state: &AppState,
+    active: Arc<Active>,
+    params: params::Params,
+    starter: String,
+) -> Result<Migration, ApiError> {
     let store = state.store.clone();
-    let migration = blocking(move || {
+    blocking(move || {
         engine::create(
             &store,
             NewRun {
@@ -64,7 +89,7 @@ pub async fn create(
                 runbook_path: active.path.display().to_string(),
                 runbook_text: active.text.clone(),
                 params,
-                starter: caller.name.clone(),
+                starter,
             },
         )
         .map_err(|e| match e {
@@ -75,15 +100,7 @@ pub async fn create(
             other => other.into(),
         })
     })
-    .await?;
-    tracing::info!(migration = %migration.id, runbook = %migration.runbook, by = %migration.starter, "created");
-    let steps = state.store.steps(&migration.id)?;
-    let mut headers = HeaderMap::new();
-    if let Ok(location) = HeaderValue::from_str(&format!("/v1/migrations/{}", migration.id)) {
-        headers.insert(header::LOCATION, location);
-    }
-    let doc = view::status(&migration, &steps, None);
-    Ok((StatusCode::CREATED, headers, Json(doc)).into_response())
+    .await
 }
 
 #[derive(Debug, Deserialize)]

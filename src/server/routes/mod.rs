@@ -1,9 +1,10 @@
 //! The handlers, by resource: `migrations` (create, list, detail, status, logs), `lifecycle`
 //! (operations and gate decisions), `events` (history and the live stream), `system`
-//! (runbooks, validation, health, metrics); and the helpers they share.
+//! (runbooks, validation, health, metrics), `hooks` (webhook triggers); and the helpers they share.
 
 pub mod alerts;
 pub mod events;
+pub mod hooks;
 pub mod lifecycle;
 pub mod migrations;
 pub mod system;

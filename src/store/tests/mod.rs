@@ -6,6 +6,7 @@
 mod basics;
 mod commits;
 mod gates;
+mod hooks;
 mod leases;
 mod logs;
 mod outbox;
