@@ -64,6 +64,11 @@ impl Dir {
 
     /// Starts `sensei serve` on a free port with `args` and waits until `/healthz` answers.
     pub fn serve(&self, args: &[&str]) -> Server {
+        self.serve_env(args, &[])
+    }
+
+    /// [`Dir::serve`] with extra environment variables (such as `SENSEI_NOW`).
+    pub fn serve_env(&self, args: &[&str], env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let log = self.path(&format!("serve-{port}.log"));
         let mut cmd = Command::new(BIN);
@@ -84,6 +89,7 @@ impl Dir {
         for (name, token, _) in TOKENS {
             cmd.env(format!("TOK_{}", name.to_uppercase()), token);
         }
+        cmd.envs(env.iter().copied());
         let child = cmd.spawn().expect("spawn sensei serve");
         let server = Server {
             child,
