@@ -252,3 +252,6 @@ async fn create(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
