@@ -13,8 +13,9 @@
 //! - **Once per fire time.** The migration of a fire time has a deterministic id, so a
 //!   second create — a repeated pass, a restart — finds it and creates nothing.
 //! - **Overlap.** An earlier migration of the same schedule that is not at rest (created,
-//!   queued or driven) is active: `skip` creates nothing for the fire time (logged; it is
-//!   not retried), `queue` creates it and leaves it `created`, `allow` starts it anyway.
+//!   queued or driven) is active: `skip` creates nothing for the fire time (logged; nothing
+//!   records a skip, so after a restart a skipped fire time newer than the schedule's last
+//!   migration counts as missed and `catch_up` may run it), `queue` creates it and leaves it `created`, `allow` starts it anyway.
 //!   The start pass then starts, with `queue`, the oldest waiting migration once none of the
 //!   schedule's is driven; otherwise every waiting one (also one a crash left between create
 //!   and start). Queued migrations are ordinary `created` migrations: they survive restarts
