@@ -17,6 +17,7 @@
 //!   delivered (email, webhooks) at least once, with retries.
 //! - [`config`]: the configuration file shared by the CLI and the server.
 //! - [`view`]: JSON documents of migrations shared by the CLI's `--format json` and the API.
+//! - [`schedule`]: cron tick planner, catch-up, overlap, fire times -> scheduled migrations.
 //! - [`server`]: `sensei serve`, the REST API over the same calls as the CLI.
 //! - [`cli`]: the `sensei` command line, a thin shell over the above.
 
@@ -31,6 +32,7 @@ pub mod operator;
 pub mod plan;
 pub mod process;
 pub mod runbook;
+pub mod schedule;
 pub mod server;
 pub mod store;
 pub mod view;

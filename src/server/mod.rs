@@ -6,7 +6,8 @@
 //! - `config`: the configuration file and flags; `auth`: bearer tokens and roles;
 //!   `error`: one `ApiError` mapped to problem documents; `state`: what handlers share and the
 //!   store's change feed; `runbooks`: the runbooks directory, reloaded on change; `drivers`:
-//!   the migrations this server drives; `metrics`: Prometheus text; `routes`: the handlers.
+//!   the migrations this server drives; `scheduler`: the runbooks' `schedules`, fired on the
+//!   server's clock; `metrics`: Prometheus text; `routes`: the handlers.
 
 pub mod auth;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod error;
 mod metrics;
 mod routes;
 mod runbooks;
+mod scheduler;
 mod state;
 
 pub use drivers::Drivers;
@@ -194,7 +196,11 @@ pub async fn serve(
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?,
     );
-    let drivers = Arc::new(Drivers::new(store.clone(), clock, drivers::spawn_reaper()));
+    let drivers = Arc::new(Drivers::new(
+        store.clone(),
+        clock.clone(),
+        drivers::spawn_reaper(),
+    ));
     let state = AppState::new(
         store.clone(),
         runbooks,
@@ -212,6 +218,8 @@ pub async fn serve(
         async move { deliverer.run(stop, report_alert).await }
     });
     let resumed = drivers.resume_all().await;
+    // After the resume, so a resumed scheduled migration counts as active for `overlap`.
+    background.spawn(scheduler::run(state.clone(), clock));
     tracing::info!(
         "sensei serve listening on http://{} (state {}, runbooks {}, {} token(s), {resumed} migration(s) resumed)",
         listener.local_addr().unwrap_or(settings.listen),

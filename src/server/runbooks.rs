@@ -127,6 +127,12 @@ impl Runbooks {
             })
     }
 
+    /// Every active runbook (the scheduler plans their schedules).
+    pub fn actives(&self) -> Vec<Arc<Active>> {
+        let files = self.files.read().unwrap_or_else(|p| p.into_inner());
+        files.values().filter_map(|f| f.active.clone()).collect()
+    }
+
     /// Names of the active runbooks.
     pub fn names(&self) -> Vec<String> {
         let files = self.files.read().unwrap_or_else(|p| p.into_inner());

@@ -67,7 +67,7 @@ impl Dir {
         self.serve_env(args, &[])
     }
 
-    /// [`Dir::serve`] with extra environment variables for the server.
+    /// [`Dir::serve`] with extra environment variables (such as `SENSEI_NOW`).
     pub fn serve_env(&self, args: &[&str], env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let log = self.path(&format!("serve-{port}.log"));
