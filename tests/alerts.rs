@@ -865,6 +865,34 @@ fn starttls_to_a_private_ca_server_without_ca_file_fails_the_delivery_on_its_cer
 }
 
 #[test]
+fn tls_starttls_never_falls_back_to_plain_text_with_a_server_that_does_not_offer_it() {
+    let Some(python) = python_with_aiosmtpd() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let Some(()) = private_ca_and_localhost_cert(&sb) else {
+        return;
+    };
+    let port = free_port();
+    let smtp = SmtpServer::start(python, &sb, port);
+    tls_smtp_config(&sb, port, "starttls", ", ca_file: ca.pem", "300ms");
+    sb.write("rb.yaml", &mail_runbook());
+    let r = run(&sb, &["run", "rb.yaml", "-p", &format!("dsn={SECRET}")]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(smtp.mails().is_empty(), "an email went in plain text");
+    let d = &deliveries(&sb)[0];
+    assert_ne!(d["state"], "delivered", "{d}");
+    assert!(
+        d["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .to_lowercase()
+            .contains("starttls"),
+        "{d}"
+    );
+}
+
+#[test]
 fn a_mail_server_that_accepts_and_stalls_is_given_up_on_after_alerts_timeout() {
     let sb = Sandbox::new();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
