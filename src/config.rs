@@ -36,7 +36,7 @@ pub struct Config {
     pub tokens: Option<Vec<serde_json::Value>>,
 }
 
-/// `smtp: { host, port, tls, from, username, password_env }`.
+/// `smtp: { host, port, tls, from, username, password_env, ca_file }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Smtp {
@@ -50,6 +50,9 @@ pub struct Smtp {
     pub username: Option<String>,
     /// The environment variable holding the password (never the password itself).
     pub password_env: Option<String>,
+    /// A PEM file of CA certificates trusted in addition to the built-in roots (a relay with
+    /// a private CA); a relative path is relative to the current directory, like `state_dir`.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Smtp {
@@ -137,7 +140,19 @@ impl Config {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        Config::parse(path, &text)
+        let config = Config::parse(path, &text)?;
+        // A CA file that cannot be used is said now, naming both files, rather than on the
+        // first delivery.
+        if let Some(smtp) = &config.smtp
+            && smtp.ca_file.is_some()
+        {
+            crate::alert::email::tls_parameters(smtp).map_err(|message| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                at: None,
+                message,
+            })?;
+        }
+        Ok(config)
     }
 
     /// Parses configuration text; `path` names it in errors.

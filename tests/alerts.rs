@@ -409,9 +409,12 @@ fn a_broken_configuration_is_a_usage_error_with_its_position() {
 
 // ---- email, against a real SMTP server ----
 
+/// argv: port, mail directory, then optionally `starttls CERT KEY` (STARTTLS required) or
+/// `tls CERT KEY` (SMTPS), then optionally `USER:PASSWORD` (AUTH required, over TLS only).
 const SMTP_SERVER: &str = r#"
-import email, email.policy, json, os, sys, time
+import email, email.policy, json, os, ssl, sys, time
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 class Handler:
     async def handle_DATA(self, server, session, envelope):
@@ -426,11 +429,32 @@ class Handler:
                 "event_id": msg["x-sensei-event-id"],
                 "content_type": msg.get_content_type(),
                 "body": msg.get_content(),
+                "tls": server.transport.get_extra_info("ssl_object") is not None,
+                "login": session.auth_data if isinstance(session.auth_data, str) else None,
             }, f)
         os.rename(path + ".tmp", path)
         return "250 OK"
 
-controller = Controller(Handler(), hostname="127.0.0.1", port=int(sys.argv[1]))
+def authenticator(server, session, envelope, mechanism, auth_data):
+    user, password = sys.argv[6].split(":", 1)
+    ok = (isinstance(auth_data, LoginPassword)
+          and auth_data.login == user.encode() and auth_data.password == password.encode())
+    # handled=False: aiosmtpd answers 535 itself.
+    return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
+
+kwargs = {}
+mode = sys.argv[3] if len(sys.argv) > 3 else "none"
+if mode != "none":
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(sys.argv[4], sys.argv[5])
+    if mode == "starttls":
+        kwargs.update(tls_context=context, require_starttls=True)
+    else:
+        # aiosmtpd only counts STARTTLS as TLS for AUTH; SMTPS is TLS from the first byte.
+        kwargs.update(ssl_context=context, auth_require_tls=False)
+if len(sys.argv) > 6:
+    kwargs.update(authenticator=authenticator, auth_required=True)
+controller = Controller(Handler(), hostname="127.0.0.1", port=int(sys.argv[1]), **kwargs)
 controller.start()
 print("ready", flush=True)
 time.sleep(120)  # stops by itself if the test forgets it
@@ -464,6 +488,11 @@ struct SmtpServer {
 
 impl SmtpServer {
     fn start(python: &str, sb: &Sandbox, port: u16) -> SmtpServer {
+        SmtpServer::start_with(python, sb, port, &[])
+    }
+
+    /// With the script's optional arguments (TLS mode and files, credentials).
+    fn start_with(python: &str, sb: &Sandbox, port: u16, extra: &[&str]) -> SmtpServer {
         let script = sb.write("smtp_server.py", SMTP_SERVER);
         let dir = sb.path("mail");
         std::fs::create_dir_all(&dir).expect("mail dir");
@@ -471,6 +500,8 @@ impl SmtpServer {
             .arg(&script)
             .arg(port.to_string())
             .arg(&dir)
+            .args(extra)
+            .current_dir(sb.path("."))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -529,22 +560,8 @@ fn smtp_config(sb: &Sandbox, port: u16, wait: &str) {
     );
 }
 
-#[test]
-fn an_email_reaches_a_real_smtp_server_with_recipients_subject_and_body() {
-    let Some(python) = python_with_aiosmtpd() else {
-        return;
-    };
-    let sb = Sandbox::new();
-    let port = free_port();
-    let smtp = SmtpServer::start(python, &sb, port);
-    smtp_config(&sb, port, "15s");
-    sb.write("rb.yaml", &mail_runbook());
-    let r = run(&sb, &["run", "rb.yaml", "-p", &format!("dsn={SECRET}")]);
-    assert_eq!(r.code, 1, "{r:?}");
-    let id = r.id();
-    let mails = smtp.mails();
-    assert_eq!(mails.len(), 1, "{r:?}");
-    let mail = &mails[0];
+/// The email `mail_runbook` sends for migration `id`, as the test server recorded it.
+fn assert_alert_mail(mail: &Json, id: &str) {
     let text = mail.to_string();
     assert!(!text.contains("hunter2"), "a secret in the email: {text}");
     assert_eq!(mail["from"], "sensei@example.com");
@@ -579,6 +596,25 @@ fn an_email_reaches_a_real_smtp_server_with_recipients_subject_and_body() {
     ] {
         assert!(body.contains(want), "{want:?} not in:\n{body}");
     }
+}
+
+#[test]
+fn an_email_reaches_a_real_smtp_server_with_recipients_subject_and_body() {
+    let Some(python) = python_with_aiosmtpd() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let port = free_port();
+    let smtp = SmtpServer::start(python, &sb, port);
+    smtp_config(&sb, port, "15s");
+    sb.write("rb.yaml", &mail_runbook());
+    let r = run(&sb, &["run", "rb.yaml", "-p", &format!("dsn={SECRET}")]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let id = r.id();
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "{r:?}");
+    assert_alert_mail(&mails[0], &id);
+    assert_eq!(mails[0]["tls"], false);
     assert_eq!(deliveries(&sb)[0]["state"], "delivered");
 }
 
@@ -630,6 +666,297 @@ fn an_email_whose_smtp_server_is_down_arrives_on_a_later_delivery_run() {
     );
     assert_eq!(run(&sb, &["alerts", "--deliver"]).code, 0);
     assert_eq!(smtp.mails().len(), 1, "delivered once");
+}
+
+// ---- email over STARTTLS and SMTPS, verified against a private CA (`smtp.ca_file`) ----
+
+/// Writes a private CA (`ca.pem`) and a certificate it signed for `localhost` and 127.0.0.1
+/// (`cert.pem`, key `key.pem`) in the sandbox, or says why it cannot (an error under CI).
+/// (A bare `openssl req -x509` certificate is a CA certificate, which rustls refuses as a
+/// server's own: `CaUsedAsEndEntity`.)
+fn private_ca_and_localhost_cert(sb: &Sandbox) -> Option<()> {
+    sb.write(
+        "leaf.ext",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n",
+    );
+    let openssl = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(sb.path("."))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let made = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=sensei test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]) && openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+    ]) && openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    if made {
+        return Some(());
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "openssl is missing (or failed) under CI"
+    );
+    eprintln!("SKIPPED: the TLS email tests need the openssl command");
+    None
+}
+
+/// `smtp:` for `localhost` with `tls` and the rest of the mapping (`, ca_file: ...`).
+fn tls_smtp_config(sb: &Sandbox, port: u16, tls: &str, rest: &str, wait: &str) {
+    sb.write(
+        "sensei.yaml",
+        &format!(
+            "smtp: {{ host: localhost, port: {port}, tls: {tls}, from: sensei@example.com{rest} }}\nalerts: {{ backoff: 50ms, max_backoff: 200ms, wait_on_exit: {wait} }}\n"
+        ),
+    );
+}
+
+/// Runs `mail_runbook` (with `env`) against an SMTP server started with `server_args` after
+/// the port and mail directory, configured with `smtp.tls: tls` and `rest`, and checks the
+/// email arrived over TLS (and logged in as `ops` when `env` is given); `None`: skipped.
+fn mail_over(tls: &str, rest: &str, server_args: &[&str], env: &[(&str, &str)]) -> Option<()> {
+    let python = python_with_aiosmtpd()?;
+    let sb = Sandbox::new();
+    private_ca_and_localhost_cert(&sb)?;
+    let port = free_port();
+    let smtp = SmtpServer::start_with(python, &sb, port, server_args);
+    tls_smtp_config(&sb, port, tls, rest, "15s");
+    sb.write("rb.yaml", &mail_runbook());
+    let mut cmd = sb.command(&["run", "rb.yaml", "-p", &format!("dsn={SECRET}")]);
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().expect("run sensei");
+    let r = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(r.code, 1, "{r:?}");
+    let id = r.id();
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "{r:?} {:?}", deliveries(&sb));
+    assert_alert_mail(&mails[0], &id);
+    assert_eq!(mails[0]["tls"], true, "{}", mails[0]);
+    let login = env.first().map(|_| "ops");
+    assert_eq!(mails[0]["login"].as_str(), login, "{}", mails[0]);
+    let done = &deliveries(&sb)[0];
+    assert_eq!(done["state"], "delivered", "{done}");
+    Some(())
+}
+
+#[test]
+fn an_email_goes_over_required_starttls_to_a_server_whose_private_ca_is_in_ca_file() {
+    let args = ["starttls", "cert.pem", "key.pem"];
+    mail_over("starttls", ", ca_file: ca.pem", &args, &[]);
+}
+
+#[test]
+fn an_email_goes_over_smtps_to_a_server_whose_private_ca_is_in_ca_file() {
+    let args = ["tls", "cert.pem", "key.pem"];
+    mail_over("tls", ", ca_file: ca.pem", &args, &[]);
+}
+
+#[test]
+fn smtp_auth_with_the_password_from_password_env_over_starttls_and_smtps() {
+    let env = [("SENSEI_TEST_SMTP_PASSWORD", "s3cret-pw")];
+    let rest = ", ca_file: ca.pem, username: ops, password_env: SENSEI_TEST_SMTP_PASSWORD";
+    for tls in ["starttls", "tls"] {
+        let args = [tls, "cert.pem", "key.pem", "ops:s3cret-pw"];
+        mail_over(tls, rest, &args, &env);
+    }
+}
+
+#[test]
+fn a_wrong_smtp_password_fails_the_delivery_permanently_never_the_migration() {
+    let Some(python) = python_with_aiosmtpd() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let Some(()) = private_ca_and_localhost_cert(&sb) else {
+        return;
+    };
+    let port = free_port();
+    let args = ["starttls", "cert.pem", "key.pem", "ops:s3cret-pw"];
+    let smtp = SmtpServer::start_with(python, &sb, port, &args);
+    let rest = ", ca_file: ca.pem, username: ops, password_env: SENSEI_TEST_SMTP_PASSWORD";
+    tls_smtp_config(&sb, port, "starttls", rest, "2s");
+    sb.write("rb.yaml", &mail_runbook());
+    let out = sb
+        .command(&["run", "rb.yaml", "-p", &format!("dsn={SECRET}")])
+        .env("SENSEI_TEST_SMTP_PASSWORD", "wrong")
+        .output()
+        .expect("run sensei");
+    assert_eq!(out.status.code(), Some(1), "the step's failure, only");
+    assert!(smtp.mails().is_empty());
+    let d = &deliveries(&sb)[0];
+    assert_eq!(d["state"], "failed", "{d}");
+    let error = d["last_error"].as_str().unwrap_or("");
+    assert!(error.contains("535"), "{d}");
+    assert!(!d.to_string().contains("wrong"), "the password leaked: {d}");
+}
+
+#[test]
+fn starttls_to_a_private_ca_server_without_ca_file_fails_the_delivery_on_its_certificate() {
+    let Some(python) = python_with_aiosmtpd() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let Some(()) = private_ca_and_localhost_cert(&sb) else {
+        return;
+    };
+    let port = free_port();
+    let smtp = SmtpServer::start_with(python, &sb, port, &["starttls", "cert.pem", "key.pem"]);
+    tls_smtp_config(&sb, port, "starttls", "", "300ms");
+    sb.write(
+        "ok.yaml",
+        &runbook(
+            "  channels:\n    mail: { email: { to: [dba@example.com] } }\n  rules:\n    - { on: [completed], notify: [mail] }",
+            false,
+        ),
+    );
+    let r = run(&sb, &["run", "ok.yaml", "-p", &format!("dsn={SECRET}")]);
+    assert_eq!(r.code, 0, "the migration completes all the same: {r:?}");
+    assert_eq!(sb.state(&r.id()), "certified");
+    assert!(smtp.mails().is_empty(), "nothing was sent in clear");
+    let d = &deliveries(&sb)[0];
+    assert_ne!(d["state"], "delivered", "{d}");
+    assert!(d["attempts"].as_u64().unwrap_or(0) >= 1, "{d}");
+    let error = d["last_error"].as_str().unwrap_or("");
+    assert!(error.contains("certificate"), "{d}");
+}
+
+#[test]
+fn tls_starttls_never_falls_back_to_plain_text_with_a_server_that_does_not_offer_it() {
+    let Some(python) = python_with_aiosmtpd() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let Some(()) = private_ca_and_localhost_cert(&sb) else {
+        return;
+    };
+    let port = free_port();
+    let smtp = SmtpServer::start(python, &sb, port);
+    tls_smtp_config(&sb, port, "starttls", ", ca_file: ca.pem", "300ms");
+    sb.write("rb.yaml", &mail_runbook());
+    let r = run(&sb, &["run", "rb.yaml", "-p", &format!("dsn={SECRET}")]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(smtp.mails().is_empty(), "an email went in plain text");
+    let d = &deliveries(&sb)[0];
+    assert_ne!(d["state"], "delivered", "{d}");
+    assert!(
+        d["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .to_lowercase()
+            .contains("starttls"),
+        "{d}"
+    );
+}
+
+#[test]
+fn a_mail_server_that_accepts_and_stalls_is_given_up_on_after_alerts_timeout() {
+    let sb = Sandbox::new();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // Accepts, never greets, holds the connections open.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    sb.write(
+        "sensei.yaml",
+        &format!(
+            "smtp: {{ host: 127.0.0.1, port: {port}, tls: none, from: sensei@example.com }}\nalerts: {{ backoff: 50ms, max_backoff: 200ms, timeout: 1s, wait_on_exit: 2s }}\n"
+        ),
+    );
+    sb.write("rb.yaml", &mail_runbook());
+    let started = Instant::now();
+    let r = run(&sb, &["run", "rb.yaml", "-p", &format!("dsn={SECRET}")]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "bounded by alerts.timeout: {:?}",
+        started.elapsed()
+    );
+    let d = &deliveries(&sb)[0];
+    assert_eq!(d["state"], "pending", "{d}");
+    let error = d["last_error"].as_str().unwrap_or("");
+    assert!(error.contains("alerts.timeout"), "{d}");
+}
+
+#[test]
+fn a_ca_file_that_cannot_be_used_is_a_usage_error_naming_it() {
+    let sb = Sandbox::new();
+    sb.write("rb.yaml", &runbook("  channels: {}\n  rules: []", false));
+    sb.write("empty.pem", "not a certificate\n");
+    sb.write(
+        "garbled.pem",
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    );
+    sb.write("fine.pem", "");
+    for (tls, ca, want) in [
+        ("starttls", "missing.pem", "cannot read it"),
+        ("tls", "empty.pem", "no PEM certificate"),
+        ("starttls", "garbled.pem", "smtp.ca_file garbled.pem: "),
+        ("none", "fine.pem", "smtp.tls is none"),
+    ] {
+        sb.write(
+            "bad.yaml",
+            &format!(
+                "smtp: {{ host: localhost, tls: {tls}, from: a@example.com, ca_file: {ca} }}\n"
+            ),
+        );
+        let r = run(
+            &sb,
+            &["run", "rb.yaml", "-p", "dsn=x", "--config", "bad.yaml"],
+        );
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.stderr.contains("bad.yaml"), "{r:?}");
+        assert!(r.stderr.contains(&format!("smtp.ca_file {ca}")), "{r:?}");
+        assert!(r.stderr.contains(want), "{r:?}");
+        assert!(!sb.path(".sensei").exists(), "nothing was created");
+    }
 }
 
 #[test]

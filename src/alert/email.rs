@@ -1,6 +1,7 @@
 //! Email deliveries through lettre over SMTP (`smtp` in the configuration): `tls: none`,
 //! `starttls` (required) or `tls`, optional authentication with the password read from
-//! `password_env`. Each message carries `X-Sensei-Event-Id` and a Message-ID derived from
+//! `password_env`. The server's certificate is verified against the built-in (Mozilla, from
+//! webpki-roots) roots plus the certificates of `ca_file`, for the name in `host`. Each message carries `X-Sensei-Event-Id` and a Message-ID derived from
 //! it, so a repeated delivery can be recognised as the same alert.
 
 use super::send::{Attempted, Failure, Sent};
@@ -9,7 +10,7 @@ use crate::config::{AlertSettings, Smtp, Tls};
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls as LettreTls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls as LettreTls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 /// An email as rendered.
@@ -27,6 +28,9 @@ pub struct Email<'a> {
 #[derive(Clone)]
 pub struct Mailer {
     configured: bool,
+    /// The longest one SMTP session may take: lettre's own timeout only bounds connecting,
+    /// and a server that accepts and then stalls would hold the delivery forever.
+    timeout: std::time::Duration,
     ready: Result<(AsyncSmtpTransport<Tokio1Executor>, Mailbox), String>,
 }
 
@@ -42,6 +46,7 @@ impl Mailer {
     pub fn new(smtp: Option<&Smtp>, settings: &AlertSettings) -> Mailer {
         Mailer {
             configured: smtp.is_some(),
+            timeout: settings.timeout.as_std(),
             ready: match smtp {
                 None => Err(
                     "no mail server is configured (`smtp` in sensei.yaml or --config)".to_owned(),
@@ -61,7 +66,14 @@ impl Mailer {
         // A configuration problem can be fixed while the delivery is retried.
         let (transport, from) = self.ready.as_ref().map_err(Failure::transient)?;
         let message = build(from, email)?;
-        match transport.send(message).await {
+        let sent = tokio::time::timeout(self.timeout, transport.send(message)).await;
+        let Ok(sent) = sent else {
+            return Err(Failure::transient(format!(
+                "the mail server did not finish the SMTP session within {:?} (alerts.timeout)",
+                self.timeout
+            )));
+        };
+        match sent {
             Ok(response) => Ok(Sent {
                 status: Some(i64::from(u16::from(response.code()))),
             }),
@@ -83,17 +95,13 @@ fn transport(
         .from
         .parse()
         .map_err(|e| format!("smtp.from `{}` is not an address: {e}", smtp.from))?;
-    let tls = |host: &str| {
-        TlsParameters::new(host.to_owned())
-            .map_err(|e| format!("cannot set up TLS for {host}: {e}"))
-    };
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.as_str())
         .port(smtp.port())
         .timeout(Some(settings.timeout.as_std()))
         .tls(match smtp.tls {
             Tls::None => LettreTls::None,
-            Tls::Starttls => LettreTls::Required(tls(&smtp.host)?),
-            Tls::Tls => LettreTls::Wrapper(tls(&smtp.host)?),
+            Tls::Starttls => LettreTls::Required(tls_parameters(smtp)?),
+            Tls::Tls => LettreTls::Wrapper(tls_parameters(smtp)?),
         });
     if let Some(user) = &smtp.username {
         let password = match &smtp.password_env {
@@ -105,6 +113,43 @@ fn transport(
         builder = builder.credentials(Credentials::new(user.clone(), password));
     }
     Ok((builder.build(), from))
+}
+
+/// The TLS settings for `smtp`: its host's name checked, the built-in roots and those of
+/// `ca_file` trusted. Errors name `ca_file` when it is the cause (also used to check the
+/// configuration when it is loaded).
+pub fn tls_parameters(smtp: &Smtp) -> Result<TlsParameters, String> {
+    let host = &smtp.host;
+    let mut builder = TlsParameters::builder(host.clone());
+    if let Some(path) = &smtp.ca_file {
+        let shown = path.display();
+        if smtp.tls == Tls::None {
+            return Err(format!(
+                "smtp.ca_file {shown} is set but smtp.tls is none (it would not be used)"
+            ));
+        }
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("smtp.ca_file {shown}: cannot read it: {e}"))?;
+        // rustls' PEM reader skips what is not a certificate: a file without one would
+        // silently trust nothing more.
+        let count = String::from_utf8_lossy(&pem)
+            .matches("-----BEGIN CERTIFICATE-----")
+            .count();
+        if count == 0 {
+            return Err(format!(
+                "smtp.ca_file {shown}: no PEM certificate in it (-----BEGIN CERTIFICATE-----)"
+            ));
+        }
+        let certificate = Certificate::from_pem(&pem)
+            .map_err(|e| format!("smtp.ca_file {shown}: not PEM certificates: {e}"))?;
+        builder = builder.add_root_certificate(certificate);
+        return builder
+            .build()
+            .map_err(|e| format!("smtp.ca_file {shown}: a certificate cannot be used: {e}"));
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot set up TLS for {host}: {e}"))
 }
 
 fn build(from: &Mailbox, email: Email<'_>) -> Result<Message, Failure> {
