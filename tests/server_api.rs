@@ -371,6 +371,16 @@ fn the_server_delivers_alerts_of_the_migrations_it_drives() {
         .call_as(Some("ops-token"), "GET", "/v1/alerts", None)
         .expect(200);
     assert!(all.text.contains(&id), "{}", all.text);
+    let metrics = s
+        .call_as(Some("ops-token"), "GET", "/metrics", None)
+        .expect(200);
+    assert!(
+        metrics
+            .text
+            .contains("sensei_alert_deliveries{kind=\"webhook\",state=\"delivered\"} 1"),
+        "{}",
+        metrics.text
+    );
 }
 
 #[test]

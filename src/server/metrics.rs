@@ -186,6 +186,16 @@ pub fn render(state: &AppState) -> String {
         "sensei_lost_log_lines_total {}",
         state.store.lost_log_lines()
     );
+    out.push_str(
+        "# HELP sensei_alert_deliveries Alert deliveries in the outbox, by kind and state.\n",
+    );
+    out.push_str("# TYPE sensei_alert_deliveries gauge\n");
+    for (kind, delivery_state, n) in state.store.delivery_counts().unwrap_or_default() {
+        let _ = writeln!(
+            out,
+            "sensei_alert_deliveries{{kind=\"{kind}\",state=\"{delivery_state}\"}} {n}"
+        );
+    }
     let (steps, gates) = state.store.durations().unwrap_or_default();
     out.push_str("# HELP sensei_step_duration_seconds How long finished steps ran (their last attempt), from the store.\n");
     out.push_str("# TYPE sensei_step_duration_seconds histogram\n");

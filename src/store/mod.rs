@@ -416,6 +416,11 @@ impl Store {
         self.call_async(move |conn, group| outbox::record(conn, group, &record))
     }
 
+    /// Alert deliveries per (kind, state), for metrics.
+    pub fn delivery_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        outbox::counts(&self.reader())
+    }
+
     /// Alert deliveries of one migration, or of all, oldest first.
     pub fn deliveries(&self, id: Option<&MigrationId>) -> Result<Vec<Delivery>, StoreError> {
         outbox::list(&self.reader(), id)

@@ -281,3 +281,12 @@ pub fn attempts(conn: &Connection, delivery: i64) -> Result<Vec<DeliveryAttempt>
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
+
+/// How many deliveries there are per (kind, state): the server's `/metrics`.
+pub fn counts(conn: &Connection) -> Result<Vec<(String, String, i64)>, StoreError> {
+    let rows = conn
+        .prepare_cached("SELECT kind, state, COUNT(*) FROM deliveries GROUP BY kind, state ORDER BY kind, state")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
