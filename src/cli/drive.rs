@@ -105,6 +105,25 @@ fn create(args: &RunArgs) -> Result<(Store, crate::store::Migration), u8> {
 
 /// `sensei start|retry|rollback ID`.
 pub fn attach(args: &IdArgs, how: Attach) -> u8 {
+    if let Some(client) = super::client::Client::from_local(&args.local) {
+        let body = match how {
+            Attach::Resume(Some(Interrupted::Retry)) => serde_json::json!({"interrupted": "retry"}),
+            Attach::Resume(Some(Interrupted::Skip)) => serde_json::json!({"interrupted": "skip"}),
+            _ => serde_json::json!({}),
+        };
+        let op = match how {
+            Attach::Start => "start",
+            Attach::Retry => "retry",
+            Attach::Rollback => "rollback",
+            Attach::Pause => "pause",
+            Attach::Cancel => "cancel",
+            Attach::Resume(_) | Attach::Recover => "resume",
+        };
+        return match client {
+            Ok(client) => super::client::operate(&client, &args.id, op, body),
+            Err(code) => code,
+        };
+    }
     let store = match args.local.open_existing() {
         Ok(s) => s,
         Err(code) => return code,

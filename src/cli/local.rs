@@ -23,6 +23,13 @@ pub struct Local {
     /// the current directory, when it exists.
     #[arg(long, value_name = "FILE", env = "SENSEI_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Talk to a Sensei server's REST API instead of the local store (inspecting and
+    /// lifecycle commands), e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL", env = "SENSEI_SERVER")]
+    pub server: Option<String>,
+    /// The bearer token sent to `--server` (the server's tokens; SPEC §6).
+    #[arg(long, value_name = "TOKEN", env = "SENSEI_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 impl Local {
