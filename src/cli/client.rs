@@ -28,7 +28,12 @@ impl Client {
     /// The client when `--server` is given (`None`: the command works locally), or the exit
     /// code when it cannot be built.
     pub fn from_local(local: &Local) -> Option<Result<Client, u8>> {
-        let base = local.server.as_deref()?.trim().trim_end_matches('/').to_owned();
+        let base = local
+            .server
+            .as_deref()?
+            .trim()
+            .trim_end_matches('/')
+            .to_owned();
         Some(Client::new(base, local.token.clone()))
     }
 
@@ -209,7 +214,12 @@ pub fn operate(client: &Client, id: &str, op: &str, body: Json) -> u8 {
     let answer = if op == "cancel" {
         client.call(Method::Delete, &["v1", "migrations", &id], &[], Some(body))
     } else {
-        client.call(Method::Post, &["v1", "migrations", &id, op], &[], Some(body))
+        client.call(
+            Method::Post,
+            &["v1", "migrations", &id, op],
+            &[],
+            Some(body),
+        )
     };
     match answer {
         Ok((status, doc)) => {

@@ -189,8 +189,7 @@ pub fn list(args: &ListArgs) -> u8 {
     let items = match Client::from_local(&args.local) {
         Some(client) => client.and_then(|client| {
             let state = args.state.map(|s| s.as_str().to_owned());
-            let query: Vec<(&str, &str)> =
-                state.iter().map(|s| ("state", s.as_str())).collect();
+            let query: Vec<(&str, &str)> = state.iter().map(|s| ("state", s.as_str())).collect();
             client
                 .call(client::Method::Get, &["v1", "migrations"], &query, None)
                 .map(|(_, doc)| doc.as_array().cloned().unwrap_or_default())
@@ -278,12 +277,7 @@ fn remote_logs(client: &Client, args: &LogsArgs) -> Result<Vec<Json>, u8> {
         Some(step) => vec![step.clone()],
         None => client::status_doc(client, &id)?["steps"]
             .as_array()
-            .map(|steps| {
-                steps
-                    .iter()
-                    .map(|s| text(s, "step").to_owned())
-                    .collect()
-            })
+            .map(|steps| steps.iter().map(|s| text(s, "step").to_owned()).collect())
             .unwrap_or_default(),
     };
     let mut lines = Vec::new();

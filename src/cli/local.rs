@@ -28,7 +28,12 @@ pub struct Local {
     #[arg(long, value_name = "URL", env = "SENSEI_SERVER")]
     pub server: Option<String>,
     /// The bearer token sent to `--server` (the server's tokens; SPEC §6).
-    #[arg(long, value_name = "TOKEN", env = "SENSEI_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SENSEI_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
 }
 
