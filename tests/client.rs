@@ -185,6 +185,30 @@ fn start_status_list_approve_events_and_logs_through_the_server() {
         2,
     );
     assert!(stderr(&out).contains("no step `nope`"), "{out:?}");
+
+    // The same documents and lines as the local commands on the server's state directory.
+    let remote: Vec<Output> = [&["status", &id, "--format", "json"][..], &["status", &id]]
+        .iter()
+        .map(|args| expect(sensei(&dir, &url, Some("vic-token"), args), 0))
+        .collect();
+    s.terminate();
+    let state = dir.path("state");
+    for (args, remote) in [&["status", &id, "--format", "json"][..], &["status", &id]]
+        .iter()
+        .zip(&remote)
+    {
+        let local = Command::new(BIN)
+            .args(*args)
+            .arg("--state-dir")
+            .arg(&state)
+            .current_dir(dir.dir.path())
+            .env_remove("SENSEI_SERVER")
+            .env_remove("SENSEI_CONFIG")
+            .output()
+            .expect("run sensei");
+        let local = expect(local, 0);
+        assert_eq!(stdout(&local), stdout(remote), "{args:?}");
+    }
 }
 
 #[test]
