@@ -283,3 +283,19 @@ fn a_server_that_is_down_is_a_clear_failure() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn commands_of_the_local_store_refuse_a_server_instead_of_working_locally() {
+    let dir = Dir::new();
+    dir.runbook("flow.yaml", FLOW);
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let runbook = dir.path("runbooks").join("flow.yaml");
+    for args in [
+        &["run", runbook.to_str().unwrap_or_default()][..],
+        &["alerts"],
+    ] {
+        let out = expect(sensei(&dir, &url, None, args), 2);
+        assert!(stderr(&out).contains("works on the local store"), "{out:?}");
+    }
+    assert!(!dir.path(".sensei").exists());
+}

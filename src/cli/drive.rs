@@ -49,6 +49,9 @@ pub struct ResumeArgs {
 
 /// `sensei run FILE [-p k=v]`: create a migration and drive it until it rests.
 pub fn run(args: &RunArgs) -> u8 {
+    if let Err(code) = args.local.local_only("run") {
+        return code;
+    }
     // A broken configuration stops the command before anything is created.
     if let Err(code) = args.local.config() {
         return code;

@@ -54,6 +54,20 @@ impl Local {
             .unwrap_or_else(|| "unknown".to_owned())
     }
 
+    /// Refuses `--server` (or `SENSEI_SERVER`) for a command that only works on the local
+    /// store, rather than silently working locally.
+    pub fn local_only(&self, command: &str) -> Result<(), u8> {
+        match &self.server {
+            Some(url) => {
+                error(format!(
+                    "`sensei {command}` works on the local store, not through a server ({url}); unset SENSEI_SERVER or drop --server"
+                ));
+                Err(exit::USAGE)
+            }
+            None => Ok(()),
+        }
+    }
+
     /// The configuration, or says why it cannot be read (a usage error).
     pub fn config(&self) -> Result<Config, u8> {
         Config::load(self.config.as_deref()).map_err(|e| {
