@@ -25,6 +25,9 @@ pub struct AlertsArgs {
 
 /// `sensei alerts [ID] [--deliver] [--format json]`.
 pub fn run(args: &AlertsArgs) -> u8 {
+    if let Err(code) = args.local.local_only("alerts") {
+        return code;
+    }
     let config = match args.local.config() {
         Ok(c) => c,
         Err(code) => return code,

@@ -2,6 +2,7 @@
 //! `pause`, `cancel` and `rollback`. A driven migration gets a request event that its driver
 //! acts on; an undriven one is handled here, in the foreground.
 
+use super::client::Client;
 use super::drive::{self, IdArgs};
 use super::local::{self, Local};
 use super::{error, exit};
@@ -9,6 +10,7 @@ use crate::engine::{Attach, operation};
 use crate::event::{Decision, MigrationId, MigrationState, Operation};
 use crate::operator::{self, DecideError, Done, Requester};
 use crate::store::Store;
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
@@ -24,8 +26,35 @@ pub struct DecideArgs {
     local: Local,
 }
 
+/// The line of a gate decision, from the API's answer (the local path builds the same).
+pub(super) fn say_decided(doc: &serde_json::Value) {
+    let text = |key: &str| doc[key].as_str().unwrap_or_default().to_owned();
+    sayln!(
+        "gate {} of {}: {} by {} ({} of {} approvals; gate {})",
+        text("gate"),
+        text("migration"),
+        text("decision"),
+        text("by"),
+        doc["approvals"],
+        doc["required"],
+        text("status")
+    );
+}
+
 /// `sensei approve|reject ID GATE`.
 pub fn decide(args: &DecideArgs, decision: Decision) -> u8 {
+    if let Some(client) = Client::from_local(&args.local) {
+        let verb = match decision {
+            Decision::Approve => "approve",
+            Decision::Reject => "reject",
+        };
+        return match client {
+            Ok(client) => {
+                super::client::decide(&client, &args.id, &args.gate, verb, args.comment.as_deref())
+            }
+            Err(code) => code,
+        };
+    }
     let store = match args.local.open_existing() {
         Ok(s) => s,
         Err(code) => return code,
@@ -42,15 +71,15 @@ pub fn decide(args: &DecideArgs, decision: Decision) -> u8 {
     };
     match operator::decide(&store, &migration, &args.gate, decision, &by) {
         Ok(outcome) => {
-            sayln!(
-                "gate {} of {}: {} by {who} ({} of {} approvals; gate {})",
-                args.gate,
-                migration.id,
-                decision,
-                outcome.approvals,
-                outcome.required,
-                outcome.status.as_str()
-            );
+            say_decided(&json!({
+                "migration": migration.id,
+                "gate": args.gate,
+                "decision": decision,
+                "by": who,
+                "status": outcome.status,
+                "approvals": outcome.approvals,
+                "required": outcome.required,
+            }));
             exit::OK
         }
         Err(e @ DecideError::NoStep { .. }) => {
@@ -77,6 +106,12 @@ pub fn decide(args: &DecideArgs, decision: Decision) -> u8 {
 
 /// `sensei pause|cancel|rollback ID`.
 pub fn operate(args: &IdArgs, op: Operation) -> u8 {
+    if let Some(client) = Client::from_local(&args.local) {
+        return match client {
+            Ok(client) => super::client::operate(&client, &args.id, op.as_str(), json!({})),
+            Err(code) => code,
+        };
+    }
     let store = match args.local.open_existing() {
         Ok(s) => s,
         Err(code) => return code,

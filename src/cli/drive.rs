@@ -49,6 +49,9 @@ pub struct ResumeArgs {
 
 /// `sensei run FILE [-p k=v]`: create a migration and drive it until it rests.
 pub fn run(args: &RunArgs) -> u8 {
+    if let Err(code) = args.local.local_only("run") {
+        return code;
+    }
     // A broken configuration stops the command before anything is created.
     if let Err(code) = args.local.config() {
         return code;
@@ -105,6 +108,25 @@ fn create(args: &RunArgs) -> Result<(Store, crate::store::Migration), u8> {
 
 /// `sensei start|retry|rollback ID`.
 pub fn attach(args: &IdArgs, how: Attach) -> u8 {
+    if let Some(client) = super::client::Client::from_local(&args.local) {
+        let body = match how {
+            Attach::Resume(Some(Interrupted::Retry)) => serde_json::json!({"interrupted": "retry"}),
+            Attach::Resume(Some(Interrupted::Skip)) => serde_json::json!({"interrupted": "skip"}),
+            _ => serde_json::json!({}),
+        };
+        let op = match how {
+            Attach::Start => "start",
+            Attach::Retry => "retry",
+            Attach::Rollback => "rollback",
+            Attach::Pause => "pause",
+            Attach::Cancel => "cancel",
+            Attach::Resume(_) | Attach::Recover => "resume",
+        };
+        return match client {
+            Ok(client) => super::client::operate(&client, &args.id, op, body),
+            Err(code) => code,
+        };
+    }
     let store = match args.local.open_existing() {
         Ok(s) => s,
         Err(code) => return code,

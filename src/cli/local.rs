@@ -23,6 +23,18 @@ pub struct Local {
     /// the current directory, when it exists.
     #[arg(long, value_name = "FILE", env = "SENSEI_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Talk to a Sensei server's REST API instead of the local store (inspecting and
+    /// lifecycle commands), e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL", env = "SENSEI_SERVER")]
+    pub server: Option<String>,
+    /// The bearer token sent to `--server` (the server's tokens; SPEC §6).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SENSEI_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
 }
 
 impl Local {
@@ -40,6 +52,20 @@ impl Local {
                     .map(|u| u.name)
             })
             .unwrap_or_else(|| "unknown".to_owned())
+    }
+
+    /// Refuses `--server` (or `SENSEI_SERVER`) for a command that only works on the local
+    /// store, rather than silently working locally.
+    pub fn local_only(&self, command: &str) -> Result<(), u8> {
+        match &self.server {
+            Some(url) => {
+                error(format!(
+                    "`sensei {command}` works on the local store, not through a server ({url}); unset SENSEI_SERVER or drop --server"
+                ));
+                Err(exit::USAGE)
+            }
+            None => Ok(()),
+        }
     }
 
     /// The configuration, or says why it cannot be read (a usage error).

@@ -41,6 +41,7 @@ mod output {
 }
 
 mod alerts;
+mod client;
 mod decide;
 mod drive;
 mod inspect;
