@@ -268,3 +268,131 @@ tokens:
         assert!(!config.alerts.allow_private_urls);
     }
 }
+
+/// The configuration keys as `sensei serve` flags (SPEC §6: every key is also a flag); a
+/// flag wins over the file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct KeyFlags {
+    /// `public_url`: the base URL links in alerts point to.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// `alerts.allow_private_urls`: allow webhook URLs on loopback and private networks.
+    #[arg(long)]
+    pub allow_private_urls: bool,
+    /// `alerts.retry_for`: how long a delivery is retried (e.g. 1h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub alerts_retry_for: Option<Duration>,
+    /// `smtp.host` (with `--smtp-from`, enough to send email).
+    #[arg(long, value_name = "HOST")]
+    pub smtp_host: Option<String>,
+    /// `smtp.port`.
+    #[arg(long, value_name = "PORT")]
+    pub smtp_port: Option<u16>,
+    /// `smtp.tls`: none, starttls or tls.
+    #[arg(long, value_name = "MODE", value_parser = ["none", "starttls", "tls"])]
+    pub smtp_tls: Option<String>,
+    /// `smtp.from`: the sender address.
+    #[arg(long, value_name = "ADDRESS")]
+    pub smtp_from: Option<String>,
+    /// `smtp.username`.
+    #[arg(long, value_name = "NAME")]
+    pub smtp_username: Option<String>,
+    /// `smtp.password_env`: the environment variable holding the SMTP password.
+    #[arg(long, value_name = "VAR")]
+    pub smtp_password_env: Option<String>,
+    /// `smtp.ca_file`: extra CA certificates (PEM) to trust.
+    #[arg(long, value_name = "FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
+    /// A `tokens` entry, as comma-separated `key=value` pairs:
+    /// `name=alice,roles=approver+viewer,token_env=SENSEI_TOKEN_ALICE` (or `sha256=<hex>`).
+    /// Repeatable; added to the file's tokens.
+    #[arg(long = "token-entry", value_name = "ENTRY")]
+    pub tokens: Vec<String>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    Duration::parse(text).map_err(|e| e.to_string())
+}
+
+impl KeyFlags {
+    /// Applies the flags over a loaded configuration.
+    pub fn apply(&self, config: &mut Config) -> Result<(), String> {
+        if let Some(url) = &self.public_url {
+            config.public_url = Some(url.clone());
+        }
+        if self.allow_private_urls {
+            config.alerts.allow_private_urls = true;
+        }
+        if let Some(d) = self.alerts_retry_for {
+            config.alerts.retry_for = d;
+        }
+        self.apply_smtp(config)?;
+        for entry in &self.tokens {
+            let mut object = serde_json::Map::new();
+            for pair in entry.split(',').filter(|p| !p.trim().is_empty()) {
+                let (key, value) = pair.split_once('=').ok_or_else(|| {
+                    format!("--token-entry `{entry}`: `{pair}` is not key=value (e.g. name=alice,roles=approver,token_env=VAR)")
+                })?;
+                let value = match key.trim() {
+                    "roles" => {
+                        serde_json::json!(value.split('+').map(str::trim).collect::<Vec<_>>())
+                    }
+                    _ => serde_json::json!(value.trim()),
+                };
+                object.insert(key.trim().to_owned(), value);
+            }
+            config
+                .tokens
+                .get_or_insert_with(Vec::new)
+                .push(serde_json::Value::Object(object));
+        }
+        Ok(())
+    }
+
+    fn apply_smtp(&self, config: &mut Config) -> Result<(), String> {
+        let any = self.smtp_host.is_some()
+            || self.smtp_port.is_some()
+            || self.smtp_tls.is_some()
+            || self.smtp_from.is_some()
+            || self.smtp_username.is_some()
+            || self.smtp_password_env.is_some()
+            || self.smtp_ca_file.is_some();
+        if !any {
+            return Ok(());
+        }
+        let smtp = match config.smtp.take() {
+            Some(smtp) => smtp,
+            None => Smtp {
+                host: self
+                    .smtp_host
+                    .clone()
+                    .ok_or("--smtp-* flags need --smtp-host (or `smtp.host` in the file)")?,
+                port: None,
+                tls: Tls::default(),
+                from: self
+                    .smtp_from
+                    .clone()
+                    .ok_or("--smtp-* flags need --smtp-from (or `smtp.from` in the file)")?,
+                username: None,
+                password_env: None,
+                ca_file: None,
+            },
+        };
+        let tls = match self.smtp_tls.as_deref() {
+            Some("none") => Tls::None,
+            Some("tls") => Tls::Tls,
+            Some(_) => Tls::Starttls,
+            None => smtp.tls,
+        };
+        config.smtp = Some(Smtp {
+            host: self.smtp_host.clone().unwrap_or(smtp.host),
+            port: self.smtp_port.or(smtp.port),
+            tls,
+            from: self.smtp_from.clone().unwrap_or(smtp.from),
+            username: self.smtp_username.clone().or(smtp.username),
+            password_env: self.smtp_password_env.clone().or(smtp.password_env),
+            ca_file: self.smtp_ca_file.clone().or(smtp.ca_file),
+        });
+        Ok(())
+    }
+}

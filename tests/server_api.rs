@@ -442,3 +442,39 @@ fn alerts_undelivered_when_the_server_dies_are_delivered_after_a_restart() {
     );
     assert_eq!(got.lock().expect("lock").len(), 1, "delivered exactly once");
 }
+
+/// Every configuration key is also a flag (SPEC §6): tokens and alert settings given on the
+/// command line, no file.
+#[test]
+fn configuration_keys_work_as_flags_without_a_file() {
+    let dir = Dir::new();
+    let (url, got) = receiver();
+    dir.runbook(
+        "quick.yaml",
+        &format!(
+            "version: 1\nname: quick\nalerts:\n  channels:\n    hook: {{ webhook: {{ url: \"{url}\" }} }}\n  rules:\n    - {{ on: [certified], notify: [hook] }}\nsteps:\n  - id: one\n    run: echo one\n"
+        ),
+    );
+    let s = dir.serve(&[
+        "--token-entry",
+        "name=ops,roles=operator,token_env=TOK_OPS",
+        "--allow-private-urls",
+        "--public-url",
+        "https://sensei.example.com",
+    ]);
+    // A token is configured, so calls without one are refused.
+    s.call_as(None, "GET", "/v1/migrations", None).expect(401);
+    let id = s.create(Some("ops-token"), "quick", "{}");
+    s.call_as(
+        Some("ops-token"),
+        "POST",
+        &format!("/v1/migrations/{id}/start"),
+        None,
+    )
+    .expect(200);
+    // Private URLs were allowed by the flag: the alert reaches the loopback receiver.
+    let body = harness::wait_for("the certified alert", || {
+        got.lock().expect("lock").first().cloned()
+    });
+    assert!(body.contains(&id), "{body}");
+}

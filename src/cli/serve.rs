@@ -28,6 +28,8 @@ pub struct Args {
     /// (default 30s; their migrations resume at the next start either way).
     #[arg(long, value_name = "DURATION", value_parser = parse_grace)]
     shutdown_grace: Option<std::time::Duration>,
+    #[command(flatten)]
+    keys: crate::config::KeyFlags,
     /// Log lines as text for people or JSON objects for log collectors.
     #[arg(long, value_enum, default_value = "text")]
     log_format: super::Format,
@@ -43,6 +45,7 @@ pub fn run(args: &Args) -> u8 {
         runbooks: args.runbooks.clone(),
         body_limit: args.max_body,
         shutdown_grace: args.shutdown_grace,
+        keys: args.keys.clone(),
     };
     let settings = match config::Settings::resolve(&flags, |name| std::env::var(name).ok()) {
         Ok(s) => s,

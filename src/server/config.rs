@@ -40,6 +40,8 @@ pub struct Flags {
     pub runbooks: Option<PathBuf>,
     pub body_limit: Option<usize>,
     pub shutdown_grace: Option<std::time::Duration>,
+    /// The file's other keys as flags.
+    pub keys: crate::config::KeyFlags,
 }
 
 /// Everything the server needs, checked.
@@ -78,6 +80,8 @@ pub enum ConfigError {
     Store(String),
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error("{0}")]
+    Flag(String),
 }
 
 impl Settings {
@@ -95,9 +99,10 @@ impl Settings {
     /// The same from a parsed configuration.
     pub fn from_config(
         flags: &Flags,
-        config: Config,
+        mut config: Config,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Settings, ConfigError> {
+        flags.keys.apply(&mut config).map_err(ConfigError::Flag)?;
         if let Some(store) = &config.store {
             return Err(ConfigError::Store(store.clone()));
         }
