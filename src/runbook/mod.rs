@@ -4,6 +4,9 @@
 //! serde types, every error recorded) -> `check` (semantic rules, all in one pass) -> `model`.
 
 mod check;
+mod check_alerts;
+mod check_calendar;
+mod check_cycles;
 mod check_poll;
 mod check_steps;
 mod check_templates;
@@ -20,7 +23,7 @@ pub mod template;
 mod wrappers;
 mod yaml;
 
-pub use check::ALERT_EVENTS;
+pub use check_alerts::ALERT_EVENTS;
 pub use model::Runbook;
 pub use source::Source;
 
