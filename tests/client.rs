@@ -27,10 +27,7 @@ steps:
 
 fn server(dir: &Dir) -> Server {
     dir.runbook("flow.yaml", FLOW);
-    let config = dir.config_with_tokens("");
-    let mut server = dir.serve(&["--config", config.to_str().unwrap_or_default()]);
-    server.token = Some("ops-token");
-    server
+    dir.serve_with_tokens(&[], &[])
 }
 
 /// Runs `sensei ARGS --server URL` with `token` as `SENSEI_TOKEN` (none when `None`).

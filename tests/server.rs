@@ -4,7 +4,7 @@
 
 mod harness;
 
-use harness::{Dir, Server, wait_for};
+use harness::{Dir, Server, kinds, wait_for};
 use serde_json::Value;
 
 const FLOW: &str = r#"version: 1
@@ -56,17 +56,7 @@ steps:
 "#;
 
 fn server(dir: &Dir) -> Server {
-    let config = dir.config_with_tokens("");
-    let mut server = dir.serve(&["--config", config.to_str().unwrap_or_default()]);
-    server.token = Some("ops-token");
-    server
-}
-
-fn kinds(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
-        .collect()
+    dir.serve_with_tokens(&[], &[])
 }
 
 #[test]

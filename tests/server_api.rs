@@ -26,12 +26,7 @@ steps:
 
 fn server(dir: &Dir, extra: &[&str]) -> Server {
     dir.runbook("flow.yaml", FLOW);
-    let config = dir.config_with_tokens("");
-    let mut args = vec!["--config", config.to_str().unwrap_or_default()];
-    args.extend_from_slice(extra);
-    let mut server = dir.serve(&args);
-    server.token = Some("ops-token");
-    server
+    dir.serve_with_tokens(extra, &[])
 }
 
 const CREATE: &str = r#"{"runbook":"flow","params":{"dsn":"postgres://secret"}}"#;

@@ -4,8 +4,7 @@
 
 mod harness;
 
-use harness::{Dir, Server, wait_for};
-use serde_json::Value;
+use harness::{Dir, Server, kinds, wait_for};
 
 /// A step that holds until the file `go` exists (in the runbooks directory).
 const BLOCK: &str = r#"version: 1
@@ -23,17 +22,7 @@ steps:
 "#;
 
 fn server(dir: &Dir) -> Server {
-    let config = dir.config_with_tokens("");
-    let mut server = dir.serve(&["--config", config.to_str().unwrap_or_default()]);
-    server.token = Some("ops-token");
-    server
-}
-
-fn kinds(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
-        .collect()
+    dir.serve_with_tokens(&[], &[])
 }
 
 #[test]

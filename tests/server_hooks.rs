@@ -35,12 +35,7 @@ steps:
 /// A server with tokens configured (hooks need none) and the hook's secret in its env.
 fn server(dir: &Dir, extra: &[&str]) -> Server {
     dir.runbook("deploy.yaml", DEPLOY);
-    let config = dir.config_with_tokens("");
-    let mut args = vec!["--config", config.to_str().unwrap_or_default()];
-    args.extend_from_slice(extra);
-    let mut s = dir.serve_env(&args, &[("SENSEI_TEST_HOOK", SECRET)]);
-    s.token = Some("ops-token");
-    s
+    dir.serve_with_tokens(extra, &[("SENSEI_TEST_HOOK", SECRET)])
 }
 
 fn now() -> i64 {

@@ -25,13 +25,7 @@ steps:
 "#;
 
 fn server(dir: &Dir, now: &str) -> Server {
-    let config = dir.config_with_tokens("");
-    let mut server = dir.serve_env(
-        &["--config", config.to_str().unwrap_or_default()],
-        &[("SENSEI_NOW", now)],
-    );
-    server.token = Some("ops-token");
-    server
+    dir.serve_with_tokens(&[], &[("SENSEI_NOW", now)])
 }
 
 fn migrations(s: &Server) -> Vec<Value> {

@@ -62,6 +62,17 @@ impl Dir {
         path
     }
 
+    /// Starts `sensei serve` with the test tokens' configuration (plus `args` and `env`),
+    /// calling as the operator `ops` by default.
+    pub fn serve_with_tokens(&self, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let config = self.config_with_tokens("");
+        let mut all = vec!["--config", config.to_str().unwrap_or_default()];
+        all.extend_from_slice(args);
+        let mut server = self.serve_env(&all, env);
+        server.token = Some("ops-token");
+        server
+    }
+
     /// Starts `sensei serve` on a free port with `args` and waits until `/healthz` answers.
     pub fn serve(&self, args: &[&str]) -> Server {
         self.serve_env(args, &[])
@@ -419,4 +430,12 @@ pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The `kind` of each event of an events document, in order.
+pub fn kinds(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
