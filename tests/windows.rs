@@ -47,6 +47,9 @@ async fn start_on(dir: Arc<tempfile::TempDir>, clock: Arc<ManualClock>, runbook:
             runbook_text: runbook.to_owned(),
             params,
             starter: "alice".into(),
+            id: None,
+            now: None,
+            origin: Default::default(),
         },
     )
     .expect("create");

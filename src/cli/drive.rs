@@ -11,7 +11,7 @@ use crate::event::{MigrationId, MigrationState};
 use crate::process::Reaper;
 use crate::runbook;
 use crate::store::{LeaseError, Store};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
@@ -95,6 +95,9 @@ fn create(args: &RunArgs) -> Result<(Store, crate::store::Migration), u8> {
             runbook_text: checked.source.text.clone(),
             params,
             starter: args.local.identity(),
+            id: None,
+            now: None,
+            origin: Default::default(),
         },
     );
     match created {
@@ -169,7 +172,11 @@ pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 
             return exit::FAILED;
         }
     };
-    let dir = runbook_dir(store, id);
+    let dir = store
+        .migration(id)
+        .ok()
+        .flatten()
+        .map_or_else(|| PathBuf::from("."), |m| engine::run_dir(&m.runbook_path));
     let mut opts = Options::new(dir, local.identity());
     opts.reaper = spawn_reaper();
     if let Some(start) = super::fixed_now() {
@@ -239,21 +246,9 @@ fn interrupted_hint(store: &Store, id: &MigrationId) -> String {
     }
 }
 
-/// Steps run in the directory of the runbook they came from.
-fn runbook_dir(store: &Store, id: &MigrationId) -> PathBuf {
-    store
-        .migration(id)
-        .ok()
-        .flatten()
-        .and_then(|m| Path::new(&m.runbook_path).parent().map(Path::to_path_buf))
-        .filter(|p| p.is_dir())
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
 /// The watchdog that kills step processes if this process dies (`sensei __reap`).
 fn spawn_reaper() -> Option<Arc<Reaper>> {
-    let exe = std::env::current_exe().ok()?;
-    match Reaper::spawn(&exe, &["__reap"]) {
+    match Reaper::spawn_sensei() {
         Ok(r) => Some(Arc::new(r)),
         Err(e) => {
             eprintln!("warning: {e}; step processes will not be killed if sensei itself is killed");

@@ -40,6 +40,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Where a migration's `run` steps run: the directory of the runbook file it was created
+/// from (SPEC §2), or the current directory when that is gone.
+pub fn run_dir(runbook_path: &str) -> PathBuf {
+    std::path::Path::new(runbook_path)
+        .parent()
+        .filter(|p| p.is_dir())
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
 /// How a driver runs.
 #[derive(Debug, Clone)]
 pub struct Options {

@@ -28,14 +28,32 @@ pub struct NewRun<'a> {
     pub runbook_text: String,
     pub params: Params,
     pub starter: String,
+    /// The id to create it with (a schedule's fire time names its migration, so a fire time
+    /// never creates two); a fresh id when `None`.
+    pub id: Option<MigrationId>,
+    /// When it is created (an injected clock's now); the system time when `None`.
+    pub now: Option<chrono::DateTime<Utc>>,
+    /// More fields of its `migration_created` event (what created it).
+    pub origin: serde_json::Map<String, Json>,
 }
 
 /// Creates a migration in state `created`, with a pending row per plan step.
 pub fn create(store: &Store, new: NewRun<'_>) -> Result<Migration, EngineError> {
-    let now = Utc::now();
+    let now = new.now.unwrap_or_else(Utc::now);
     let plan = plan::build(new.runbook, &new.runbook_text, &new.params, now)?;
     let masked = Json::Object(plan.params.clone());
-    let id = MigrationId::generate(now);
+    let id = new.id.unwrap_or_else(|| MigrationId::generate(now));
+    let mut created_event_data = json!({
+        "runbook": new.runbook.name,
+        "path": new.runbook_path,
+        "params": masked,
+        "digest": plan.digest,
+        "by": new.starter,
+        "steps": plan.steps.len(),
+    });
+    if let Some(data) = created_event_data.as_object_mut() {
+        data.extend(new.origin);
+    }
     let migration = store.create_migration(NewMigration {
         id,
         runbook: new.runbook.name.clone(),
@@ -47,14 +65,7 @@ pub fn create(store: &Store, new: NewRun<'_>) -> Result<Migration, EngineError> 
         starter: new.starter.clone(),
         created_at: now,
         steps: plan.steps.iter().map(|s| s.id.clone()).collect(),
-        created_event_data: json!({
-            "runbook": new.runbook.name,
-            "path": new.runbook_path,
-            "params": masked,
-            "digest": plan.digest,
-            "by": new.starter,
-            "steps": plan.steps.len(),
-        }),
+        created_event_data,
         outbox: created_alerts(new.runbook),
     })?;
     Ok(migration)

@@ -11,7 +11,7 @@ use nix::unistd::Pid;
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -51,6 +51,16 @@ impl Reaper {
                 healthy: AtomicBool::new(true),
             }),
         })
+    }
+
+    /// Starts this very binary's watchdog, `sensei __reap` (the CLI's drivers and the
+    /// server's alike).
+    pub fn spawn_sensei() -> Result<Reaper, ProcessError> {
+        let exe = std::env::current_exe().map_err(|source| ProcessError::ReaperSpawn {
+            program: PathBuf::from("sensei"),
+            source,
+        })?;
+        Reaper::spawn(&exe, &["__reap"])
     }
 
     /// Registers a process group to kill if the engine dies.

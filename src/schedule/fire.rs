@@ -9,13 +9,14 @@
 //! handled — by an earlier pass or an earlier run of the server.
 
 use super::id::scheduled_id;
-use crate::event::{EventKind, MigrationId, MigrationState, NewEvent};
+use crate::engine::{self, EngineError, NewRun};
+use crate::event::MigrationId;
 use crate::runbook::Runbook;
 use crate::runbook::params;
 use crate::runbook::render::Renderer;
-use crate::store::{Migration, NewMigration, Store, StoreError};
+use crate::store::{Migration, Store, StoreError};
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Map, json};
 
 /// The identity a schedule's migrations are created and started by.
 pub fn starter(runbook: &str, index: usize) -> String {
@@ -54,6 +55,8 @@ pub enum FireError {
     Plan(#[from] crate::plan::PlanError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Engine(EngineError),
 }
 
 /// The schedule's params, rendered over `runbook` and resolved against the runbook's params.
@@ -96,46 +99,36 @@ pub fn create(store: &Store, at: FireTime<'_>) -> Result<Fired, FireError> {
         return Ok(Fired::Already(id));
     }
     let params = resolve_params(runbook, at.index)?;
-    let plan = crate::plan::build(runbook, &at.runbook_text, &params, at.now)?;
-    let masked = Json::Object(plan.params.clone());
-    let by = starter(&runbook.name, at.index);
     let fire_time = at.fire.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let created_event = NewEvent::new(EventKind::MigrationCreated, json!({}));
-    let new = NewMigration {
-        id: id.clone(),
-        runbook: runbook.name.clone(),
-        runbook_path: at.runbook_path.clone(),
-        runbook_text: at.runbook_text,
-        params: Json::Object(params),
-        masked_params: masked.clone(),
-        digest: plan.digest.clone(),
-        starter: by.clone(),
-        created_at: at.now,
-        steps: plan.steps.iter().map(|s| s.id.clone()).collect(),
-        created_event_data: json!({
-            "runbook": runbook.name,
-            "path": at.runbook_path,
-            "params": masked,
-            "digest": plan.digest,
-            "by": by,
-            "steps": plan.steps.len(),
-            "schedule": {
-                "index": at.index,
-                "cron": schedule.cron.as_str(),
-                "timezone": schedule.timezone.0.name(),
-            },
-            "fire_time": fire_time,
+    let mut origin = Map::new();
+    origin.insert(
+        "schedule".into(),
+        json!({
+            "index": at.index,
+            "cron": schedule.cron.as_str(),
+            "timezone": schedule.timezone.0.name(),
         }),
-        outbox: crate::alert::rules::route(
-            &runbook.alerts,
-            MigrationState::Created,
-            &[created_event],
-        ),
-    };
-    match store.create_migration(new) {
+    );
+    origin.insert("fire_time".into(), json!(fire_time));
+    let created = engine::create(
+        store,
+        NewRun {
+            runbook,
+            runbook_path: at.runbook_path.clone(),
+            runbook_text: at.runbook_text,
+            params,
+            starter: starter(&runbook.name, at.index),
+            id: Some(id),
+            now: Some(at.now),
+            origin,
+        },
+    );
+    match created {
         Ok(m) => Ok(Fired::Created(Box::new(m))),
-        Err(StoreError::Exists(id)) => Ok(Fired::Already(id)),
-        Err(e) => Err(e.into()),
+        Err(EngineError::Store(StoreError::Exists(id))) => Ok(Fired::Already(id)),
+        Err(EngineError::Plan(e)) => Err(FireError::Plan(e)),
+        Err(EngineError::Store(e)) => Err(FireError::Store(e)),
+        Err(e) => Err(FireError::Engine(e)),
     }
 }
 

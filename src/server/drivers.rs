@@ -16,7 +16,6 @@ use crate::event::{Event, EventKind, MigrationId, MigrationState};
 use crate::process::Reaper;
 use crate::store::Store;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinSet;
@@ -84,7 +83,7 @@ impl Drivers {
         let dir = self
             .store
             .migration(id)?
-            .map(|m| runbook_dir(&m.runbook_path))
+            .map(|m| engine::run_dir(&m.runbook_path))
             .ok_or_else(|| ApiError::NotFound(format!("no migration {id}")))?;
         let mut opts = Options::new(dir, who.to_owned());
         opts.reaper = self.reaper.clone();
@@ -169,19 +168,9 @@ impl Drivers {
     }
 }
 
-/// Steps run in the directory of the runbook file they came from.
-fn runbook_dir(path: &str) -> PathBuf {
-    Path::new(path)
-        .parent()
-        .filter(|p| p.is_dir())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
 /// The watchdog that kills step processes if the server dies (`sensei __reap`).
 pub fn spawn_reaper() -> Option<Arc<Reaper>> {
-    let exe = std::env::current_exe().ok()?;
-    match Reaper::spawn(&exe, &["__reap"]) {
+    match Reaper::spawn_sensei() {
         Ok(r) => Some(Arc::new(r)),
         Err(e) => {
             tracing::warn!("{e}; step processes will not be killed if the server is killed");

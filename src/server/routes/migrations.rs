@@ -90,6 +90,9 @@ pub async fn create_from(
                 runbook_text: active.text.clone(),
                 params,
                 starter,
+                id: None,
+                now: None,
+                origin: Default::default(),
             },
         )
         .map_err(|e| match e {
