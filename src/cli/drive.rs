@@ -162,7 +162,10 @@ pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 
         Ok(c) => c,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: a driver's work is small and ordered (decide, commit, spawn), and waking
+    // tokio workers on other cores for each step costs more than the work itself. Commits
+    // wait on the store's writer thread, processes on the kernel, neither on this thread.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
