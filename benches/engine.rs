@@ -6,9 +6,14 @@
 //! - 10,000 `wait: 0s` steps at concurrency 64: steps per second (target >= 10,000) and peak
 //!   memory (target < 50 MB).
 //!
+//! - the floor (see `floor`): the same wide DAG with nothing but the durability rule, a
+//!   commit with fsync before each spawn. It shows how much of the ratio is the rule itself
+//!   on this machine's disk, and how much is the engine.
+//!
 //! Run with `cargo bench --bench engine`.
 
 mod common;
+mod floor;
 
 use common::{ms, ratio, run_child};
 use std::fmt::Write as _;
@@ -35,6 +40,15 @@ fn main() {
             ms(sensei),
             ratio(sensei, make)
         );
+        if shape == "wide" {
+            let floor = best(|| floor::wide(dir.path(), 1_000, 2));
+            println!(
+                "  floor, a FULL commit before each spawn and nothing else: {:>7.1} ms; floor/make {:.2}, sensei/floor {:.2}",
+                ms(floor),
+                ratio(floor, make),
+                ratio(sensei, floor)
+            );
+        }
     }
     let runbook = write(
         dir.path(),
