@@ -8,7 +8,9 @@
 //! output in its own process group, as `process::run` does, and waits for it.
 //!
 //! Sensei cannot be faster than this on the same machine, so `sensei / floor` is the
-//! engine's own overhead, and `floor / make` is the price of the rule itself.
+//! engine's own overhead, and `floor / make` is the price of the rule itself. The same loop
+//! with `synchronous=NORMAL` (commits without fsync) shows how much of that price is the
+//! fsync.
 
 use rusqlite::Connection;
 use std::path::Path;
@@ -22,11 +24,11 @@ use tokio::task::JoinSet;
 /// Rows to commit (step, what happened) and who waits for the COMMIT.
 type Job = (Vec<(usize, &'static str)>, oneshot::Sender<()>);
 
-/// Runs `steps` independent `true` steps at `concurrency`, each start durable before its
-/// spawn; returns the wall time.
-pub fn wide(dir: &Path, steps: usize, concurrency: usize) -> Duration {
+/// Runs `steps` independent `true` steps at `concurrency`, each start committed (at
+/// `synchronous`, `FULL` or `NORMAL`) before its spawn; returns the wall time.
+pub fn wide(dir: &Path, steps: usize, concurrency: usize, synchronous: &str) -> Duration {
     let db = dir.join(format!("floor-{}.db", fastrand::u64(..)));
-    let jobs = writer(&db);
+    let jobs = writer(&db, synchronous);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -84,11 +86,11 @@ async fn run_true(step: usize) -> usize {
 }
 
 /// The group-commit writer thread; it ends when the sender is dropped.
-fn writer(db: &Path) -> mpsc::Sender<Job> {
+fn writer(db: &Path, synchronous: &str) -> mpsc::Sender<Job> {
     let conn = Connection::open(db).expect("open floor db");
     conn.pragma_update(None, "journal_mode", "WAL")
         .expect("wal");
-    conn.pragma_update(None, "synchronous", "FULL")
+    conn.pragma_update(None, "synchronous", synchronous)
         .expect("sync");
     conn.pragma_update(None, "wal_autocheckpoint", 200)
         .expect("checkpoint");
