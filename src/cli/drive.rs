@@ -3,6 +3,7 @@
 //! migration's lease while they work and print progress as events commit.
 
 use super::alerts::Worker;
+use super::interrupt;
 use super::local::{self, Local};
 use super::progress::Lines;
 use super::{error, exit, params_from_flags};
@@ -182,6 +183,12 @@ pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 
         .map_or_else(|| PathBuf::from("."), |m| engine::run_dir(&m.runbook_path));
     let mut opts = Options::new(dir, local.identity());
     opts.reaper = spawn_reaper();
+    let interrupted = {
+        let _runtime = runtime.enter();
+        let (stop, interrupted) = interrupt::listen(id);
+        opts.stop = stop;
+        interrupted
+    };
     if let Some(start) = super::fixed_now() {
         opts.clock = std::sync::Arc::new(crate::engine::clock::ShiftedClock::starting_at(start));
     }
@@ -200,7 +207,7 @@ pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 
         worker.finish(&runtime, Some(id));
     }
     match result {
-        Ok(state) => finish(store, id, state),
+        Ok(state) => finish(store, id, state, interrupted.by()),
         Err(EngineError::Lease(e @ LeaseError::Held { .. })) => {
             error(e);
             exit::REFUSED
@@ -217,14 +224,13 @@ pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 
 }
 
 /// The last line: where the migration rests and what an operator can do next.
-fn finish(store: &Store, id: &MigrationId, state: MigrationState) -> u8 {
+fn finish(store: &Store, id: &MigrationId, state: MigrationState, signal: Option<&str>) -> u8 {
     let next = match state {
-        MigrationState::Certified => String::new(),
-        MigrationState::Failed => {
-            format!(" — `sensei retry {id}` runs it again, keeping succeeded steps")
+        _ if state.is_at_rest() => rest_hint(store, id, state),
+        // Stopped by a signal before the migration came to rest: nothing drives it now.
+        _ if let Some(signal) = signal => {
+            format!(" — stopped by {signal}; `sensei resume {id}` continues")
         }
-        MigrationState::Paused => format!(" — `sensei resume {id}` continues"),
-        MigrationState::Cancelled => String::new(),
         _ => interrupted_hint(store, id),
     };
     sayln!("migration {id} {state}{next}");
@@ -232,6 +238,19 @@ fn finish(store: &Store, id: &MigrationId, state: MigrationState) -> u8 {
         exit::OK
     } else {
         exit::FAILED
+    }
+}
+
+/// What an operator can do with a migration at rest.
+fn rest_hint(store: &Store, id: &MigrationId, state: MigrationState) -> String {
+    match state {
+        MigrationState::Certified => String::new(),
+        MigrationState::Failed => {
+            format!(" — `sensei retry {id}` runs it again, keeping succeeded steps")
+        }
+        MigrationState::Paused => format!(" — `sensei resume {id}` continues"),
+        MigrationState::Cancelled => String::new(),
+        _ => interrupted_hint(store, id),
     }
 }
 

@@ -45,6 +45,7 @@ mod client;
 mod decide;
 mod drive;
 mod inspect;
+mod interrupt;
 mod local;
 mod plan;
 mod progress;
