@@ -1,58 +1,95 @@
 //! The values templates see while a migration runs (SPEC §2 roots): `params`, `steps.<id>`
 //! (`outputs`, `status`), `item`, `migration` and `runbook`.
+//!
+//! They are kept up to date as steps change rather than built for each template: building
+//! them means copying every finished step's outputs, and doing that for each step started
+//! made a templated 10,000-step migration quadratic (45 s of rendering instead of 0.5 s).
 
-use super::graph::Graph;
+use super::graph::{Graph, Node};
 use crate::event::MigrationId;
 use crate::runbook::params::Params;
+use crate::runbook::render::Values;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json, json};
 
-/// The parts of the context that do not change while a step runs.
-#[derive(Debug, Clone)]
+/// The template values of one migration.
+#[derive(Debug)]
 pub struct Context {
-    pub params: Params,
-    pub migration: MigrationId,
-    pub runbook: String,
-    pub started_at: DateTime<Utc>,
+    values: Values,
 }
 
 impl Context {
-    /// The context of one node: its item, and the outputs and status of every step that has
-    /// finished. Fan-out expansions are visible by their own ids (`steps.copy[orders]`);
-    /// a single step by its id.
-    pub fn for_node(&self, graph: &Graph, node: usize, state: &str) -> Json {
-        let mut steps = Map::new();
-        for n in &graph.nodes {
-            if n.row.state.is_settled() || n.row.outputs.is_some() {
-                steps.insert(
-                    n.id.clone(),
-                    json!({
-                        "outputs": n.row.outputs.clone().unwrap_or_else(|| json!({})),
-                        "status": n.row.state.as_str(),
-                    }),
-                );
-            }
+    pub fn new(
+        params: Params,
+        migration: &MigrationId,
+        runbook: &str,
+        started_at: DateTime<Utc>,
+        state: &str,
+    ) -> Context {
+        Context {
+            values: Values::new(json!({
+                "params": Json::Object(params),
+                "migration": {
+                    "id": migration.as_str(),
+                    "state": state,
+                    "started_at": started_at.to_rfc3339(),
+                },
+                "runbook": { "name": runbook },
+                "steps": {},
+            })),
         }
-        let mut ctx = self.base(state);
-        if let Some(obj) = ctx.as_object_mut() {
-            obj.insert("steps".into(), Json::Object(steps));
-            if let Some(item) = &graph.nodes[node].item {
-                obj.insert("item".into(), item.clone());
-            }
-        }
-        ctx
     }
 
-    /// What every template may read, whatever step it belongs to (the runbook's `env`).
-    pub fn base(&self, state: &str) -> Json {
-        json!({
-            "params": Json::Object(self.params.clone()),
-            "migration": {
-                "id": self.migration.as_str(),
-                "state": state,
-                "started_at": self.started_at.to_rfc3339(),
-            },
-            "runbook": { "name": self.runbook },
-        })
+    /// Mirrors a node's row: a step is visible as `steps.<id>` once it has finished or has
+    /// outputs. Fan-out expansions are visible by their own ids (`steps.copy[orders]`).
+    pub fn record(&mut self, node: &Node) {
+        let Some(steps) = self.object("steps") else {
+            return;
+        };
+        if node.row.state.is_settled() || node.row.outputs.is_some() {
+            steps.insert(
+                node.id.clone(),
+                json!({
+                    "outputs": node.row.outputs.clone().unwrap_or_else(|| json!({})),
+                    "status": node.row.state.as_str(),
+                }),
+            );
+        } else {
+            steps.remove(&node.id);
+        }
+    }
+
+    /// Sets what differs between the templates of one node and another: its `item`, and the
+    /// migration's state now. Render with [`Context::values`] afterwards.
+    pub fn focus(&mut self, graph: &Graph, node: usize, state: &str) {
+        if let Some(migration) = self.object("migration") {
+            migration.insert("state".into(), Json::String(state.to_owned()));
+        }
+        if let Some(root) = self.values.json_mut().as_object_mut() {
+            match &graph.nodes[node].item {
+                Some(item) => root.insert("item".into(), item.clone()),
+                None => root.remove("item"),
+            };
+        }
+    }
+
+    /// The values as last focused.
+    pub fn values(&self) -> &Values {
+        &self.values
+    }
+
+    /// What every template may read, whatever step it belongs to (the runbook's `env`): the
+    /// values without `steps` and `item`.
+    pub fn base(&self) -> Json {
+        let mut base = self.values.json().clone();
+        if let Some(root) = base.as_object_mut() {
+            root.remove("steps");
+            root.remove("item");
+        }
+        base
+    }
+
+    fn object(&mut self, key: &str) -> Option<&mut Map<String, Json>> {
+        self.values.json_mut().get_mut(key)?.as_object_mut()
     }
 }

@@ -333,6 +333,7 @@ impl Driver {
         row.state = self.graph.nodes[node].row.state;
         self.graph.nodes[node].row = row;
         self.graph.set_state(node, state);
+        self.ctx.record(&self.graph.nodes[node]);
         self.batch.steps.push(self.graph.nodes[node].row.clone());
     }
 

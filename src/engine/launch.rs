@@ -50,8 +50,8 @@ impl Driver {
         }
         let step = self.graph.step(&self.runbook, node).clone();
         if let Some(when) = &step.when {
-            let ctx = self.context(node);
-            match self.renderer.render_bool(when, &ctx) {
+            self.focus(node);
+            match self.renderer.render_bool_in(when, self.ctx.values()) {
                 Ok(true) => {}
                 Ok(false) => return self.skip(node, "`when` rendered false"),
                 Err(e) => {
@@ -65,8 +65,8 @@ impl Driver {
         match &step.action {
             Action::Gate(gate) => self.open_gate(node, gate),
             Action::Check(template) if step.poll.is_none() => {
-                let ctx = self.context(node);
-                match self.renderer.render_bool(template, &ctx) {
+                self.focus(node);
+                match self.renderer.render_bool_in(template, self.ctx.values()) {
                     Ok(true) => self.succeed_at_once(node),
                     Ok(false) => {
                         self.fail_at_start(node, format!("check `{template}` rendered false"))
@@ -216,8 +216,8 @@ impl Driver {
                 "a dynamic fan-out without a `for_each` template".into(),
             );
         };
-        let ctx = self.context(node);
-        let items = match self.renderer.render_value(template, &ctx) {
+        self.focus(node);
+        let items = match self.renderer.render_value_in(template, self.ctx.values()) {
             Ok(Json::Array(items)) => items,
             Ok(other) => {
                 return self.fail_at_start(
@@ -325,7 +325,9 @@ impl Driver {
         capped / 2 + capped.mul_f64(fastrand::f64() / 2.0)
     }
 
-    pub(super) fn context(&self, node: usize) -> Json {
-        self.ctx.for_node(&self.graph, node, self.state.as_str())
+    /// Points the template values at `node` (its `item`, the state now); render with
+    /// `self.ctx.values()` next.
+    pub(super) fn focus(&mut self, node: usize) {
+        self.ctx.focus(&self.graph, node, self.state.as_str());
     }
 }

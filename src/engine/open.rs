@@ -201,13 +201,17 @@ fn build(
     }
     let renderer = Arc::new(Renderer::new());
     let masker = Arc::new(Masker::new(render::secret_values(&runbook, &params)));
-    let ctx = Context {
+    let mut ctx = Context::new(
         params,
-        migration: migration.id.clone(),
-        runbook: runbook.name.clone(),
-        started_at: migration.created_at,
-    };
-    let base = ctx.base(migration.state.as_str());
+        &migration.id,
+        &runbook.name,
+        migration.created_at,
+        migration.state.as_str(),
+    );
+    for node in &graph.nodes {
+        ctx.record(node);
+    }
+    let base = ctx.base();
     let env = runbook
         .env
         .iter()

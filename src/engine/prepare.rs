@@ -6,30 +6,21 @@ use super::actions::Prepared;
 use super::driver::Driver;
 use super::poll::Poll;
 use crate::runbook::model::{Action, Http, Probe};
-use crate::runbook::render::Escape;
-use serde_json::Value as Json;
+use crate::runbook::render::{Escape, Values};
 use std::sync::Arc;
 
 impl Driver {
     pub(super) fn prepare(
-        &self,
+        &mut self,
         node: usize,
         action: &Action,
         json_outputs: bool,
     ) -> Result<Prepared, String> {
-        let needs_ctx = match action {
-            Action::Run(cmd) => cmd.contains("{{"),
-            Action::Http(_) | Action::Check(_) => true,
-            Action::Wait(_) | Action::Gate(_) => false,
-        };
-        let ctx = if needs_ctx {
-            self.context(node)
-        } else {
-            Json::Null
-        };
+        self.focus(node);
+        let ctx = self.ctx.values();
         match action {
-            Action::Run(command) => self.prepare_run(command, &ctx, json_outputs),
-            Action::Http(http) => self.prepare_http(node, http, &ctx),
+            Action::Run(command) => self.prepare_run(command, ctx, json_outputs),
+            Action::Http(http) => self.prepare_http(node, http, ctx),
             Action::Wait(d) => Ok(Prepared::Wait(d.as_std())),
             Action::Check(template) => {
                 let step = self.graph.step(&self.runbook, node);
@@ -39,13 +30,15 @@ impl Driver {
                 let probe = match &poll.probe {
                     None => None,
                     Some(Probe::Run(command)) => {
-                        Some(self.prepare_run(command, &ctx, step.outputs.is_some())?)
+                        Some(self.prepare_run(command, ctx, step.outputs.is_some())?)
                     }
-                    Some(Probe::Http(http)) => Some(self.prepare_http(node, http, &ctx)?),
+                    Some(Probe::Http(http)) => Some(self.prepare_http(node, http, ctx)?),
                 };
                 Ok(Prepared::Poll(Box::new(Poll {
                     template: template.clone(),
-                    ctx,
+                    // The check renders again and again while the migration moves on: it
+                    // keeps the values of now (and adds its probe's outputs).
+                    ctx: ctx.json().clone(),
                     renderer: Arc::clone(&self.renderer),
                     probe,
                     every: poll.every.as_std(),
@@ -60,12 +53,12 @@ impl Driver {
     fn prepare_run(
         &self,
         command: &str,
-        ctx: &Json,
+        ctx: &Values,
         json_outputs: bool,
     ) -> Result<Prepared, String> {
         let command = if command.contains("{{") {
             self.renderer
-                .render(command, ctx, Escape::Shell)
+                .render_in(command, ctx, Escape::Shell)
                 .map_err(|e| format!("the command cannot be rendered: {e}"))?
         } else {
             command.to_owned()
@@ -77,10 +70,10 @@ impl Driver {
         })
     }
 
-    fn prepare_http(&self, node: usize, http: &Http, ctx: &Json) -> Result<Prepared, String> {
+    fn prepare_http(&self, node: usize, http: &Http, ctx: &Values) -> Result<Prepared, String> {
         let text = |t: &str| {
             self.renderer
-                .render(t, ctx, Escape::None)
+                .render_in(t, ctx, Escape::None)
                 .map_err(|e| format!("the request cannot be rendered: {e}"))
         };
         let url = text(&http.url)?;
@@ -92,7 +85,7 @@ impl Driver {
         let body = match &http.body {
             Some(body) => Some(
                 self.renderer
-                    .render_json(body, ctx)
+                    .render_json_in(body, ctx)
                     .map_err(|e| format!("the request body cannot be rendered: {e}"))?,
             ),
             None => None,

@@ -71,10 +71,10 @@ impl Driver {
         let Some(template) = &step.rollback else {
             return Ok(());
         };
-        let ctx = self.context(node);
+        self.focus(node);
         let command = if template.contains("{{") {
             self.renderer
-                .render(template, &ctx, Escape::Shell)
+                .render_in(template, self.ctx.values(), Escape::Shell)
                 .map_err(|e| format!("the rollback command cannot be rendered: {e}"))?
         } else {
             template.clone()

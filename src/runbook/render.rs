@@ -81,6 +81,26 @@ fn no_value(expr: &str, path: &str, what: &str) -> String {
     }
 }
 
+/// The values templates read (`params`, `steps`, ...), held the way handlebars reads them.
+/// Rendering against a plain JSON value copies it first; a caller rendering many templates
+/// against nearly the same values keeps one `Values` and changes it in place.
+#[derive(Debug)]
+pub struct Values(Context);
+
+impl Values {
+    pub fn new(json: Value) -> Values {
+        Values(Context::from(json))
+    }
+
+    pub fn json(&self) -> &Value {
+        self.0.data()
+    }
+
+    pub fn json_mut(&mut self) -> &mut Value {
+        self.0.data_mut()
+    }
+}
+
 /// Renders runbook templates. Build one per engine and share it (it is `Send + Sync`).
 pub struct Renderer {
     shell: Handlebars<'static>,
@@ -126,13 +146,25 @@ impl Renderer {
         if !template::is_template(template) {
             return Ok(template.to_owned());
         }
+        self.render_in(template, &Values::new(ctx.clone()), escape)
+    }
+
+    /// [`render`](Self::render) against values built once for many templates.
+    pub fn render_in(
+        &self,
+        template: &str,
+        values: &Values,
+        escape: Escape,
+    ) -> Result<String, RenderError> {
+        if !template::is_template(template) {
+            return Ok(template.to_owned());
+        }
         let compiled = self.compiled(template, escape)?;
-        let context = Context::from(ctx.clone());
         let mut rc = RenderContext::new(None);
         let mut out = StringOutput::new();
         compiled
-            .render(self.registry(escape), &context, &mut rc, &mut out)
-            .map_err(|e| explain(&e, template, ctx))?;
+            .render(self.registry(escape), &values.0, &mut rc, &mut out)
+            .map_err(|e| explain(&e, template, values.json()))?;
         out.into_string().map_err(|e| RenderError::Failed {
             expr: excerpt(template),
             reason: e.to_string(),
@@ -147,18 +179,27 @@ impl Renderer {
         if !template::is_template(template) {
             return Ok(Value::String(template.to_owned()));
         }
+        self.render_value_in(template, &Values::new(ctx.clone()))
+    }
+
+    /// [`render_value`](Self::render_value) against values built once for many templates.
+    pub fn render_value_in(&self, template: &str, values: &Values) -> Result<Value, RenderError> {
+        if !template::is_template(template) {
+            return Ok(Value::String(template.to_owned()));
+        }
         let compiled = self.compiled(template, Escape::None)?;
         let Some((index, expression)) = compile::single_expression(&compiled) else {
-            return self.render(template, ctx, Escape::None).map(Value::String);
+            return self
+                .render_in(template, values, Escape::None)
+                .map(Value::String);
         };
-        let context = Context::from(ctx.clone());
         let mut rc = RenderContext::new(None);
-        let result = expression.expand(&self.none, &context, &mut rc);
+        let result = expression.expand(&self.none, &values.0, &mut rc);
         let at = compiled.mapping.get(index).map(|m| (m.0, m.1));
         let value = result.map_err(|mut e| {
             e.line_no = e.line_no.or(at.map(|p| p.0));
             e.column_no = e.column_no.or(at.map(|p| p.1));
-            explain(&e, template, ctx)
+            explain(&e, template, values.json())
         })?;
         if value.is_value_missing() {
             return Err(RenderError::Missing {
@@ -176,20 +217,25 @@ impl Renderer {
     /// [`render_value`](Self::render_value), so values enter the body as JSON values, never
     /// as text spliced into JSON (a param holding `"}` cannot break out of its string).
     pub fn render_json(&self, body: &Value, ctx: &Value) -> Result<Value, RenderError> {
+        self.render_json_in(body, &Values::new(ctx.clone()))
+    }
+
+    /// [`render_json`](Self::render_json) against values built once for many templates.
+    pub fn render_json_in(&self, body: &Value, values: &Values) -> Result<Value, RenderError> {
         Ok(match body {
-            Value::String(s) => self.render_value(s, ctx)?,
+            Value::String(s) => self.render_value_in(s, values)?,
             Value::Array(items) => Value::Array(
                 items
                     .iter()
-                    .map(|v| self.render_json(v, ctx))
+                    .map(|v| self.render_json_in(v, values))
                     .collect::<Result<_, _>>()?,
             ),
             Value::Object(map) => {
                 let mut out = Map::new();
                 for (key, value) in map {
                     out.insert(
-                        self.render(key, ctx, Escape::None)?,
-                        self.render_json(value, ctx)?,
+                        self.render_in(key, values, Escape::None)?,
+                        self.render_json_in(value, values)?,
                     );
                 }
                 Value::Object(out)
@@ -202,7 +248,12 @@ impl Renderer {
     /// render to the text `true` or `false` (surrounding whitespace ignored). Anything else —
     /// `yes`, `1`, an empty string — is an error, not a guess.
     pub fn render_bool(&self, template: &str, ctx: &Value) -> Result<bool, RenderError> {
-        let value = self.render_value(template, ctx)?;
+        self.render_bool_in(template, &Values::new(ctx.clone()))
+    }
+
+    /// [`render_bool`](Self::render_bool) against values built once for many templates.
+    pub fn render_bool_in(&self, template: &str, values: &Values) -> Result<bool, RenderError> {
+        let value = self.render_value_in(template, values)?;
         match &value {
             Value::Bool(b) => return Ok(*b),
             Value::String(s) if s.trim() == "true" => return Ok(true),
