@@ -4,6 +4,8 @@
 //! They are kept up to date as steps change rather than built for each template: building
 //! them means copying every finished step's outputs, and doing that for each step started
 //! made a templated 10,000-step migration quadratic (45 s of rendering instead of 0.5 s).
+//! The `steps` part is built at the first template rendered, so a runbook without templates
+//! never holds a copy of every step's results.
 
 use super::graph::{Graph, Node};
 use crate::event::MigrationId;
@@ -16,6 +18,8 @@ use serde_json::{Map, Value as Json, json};
 #[derive(Debug)]
 pub struct Context {
     values: Values,
+    /// Whether `steps` mirrors the graph yet (from the first [`Context::focus`] on).
+    mirrored: bool,
 }
 
 impl Context {
@@ -37,12 +41,16 @@ impl Context {
                 "runbook": { "name": runbook },
                 "steps": {},
             })),
+            mirrored: false,
         }
     }
 
     /// Mirrors a node's row: a step is visible as `steps.<id>` once it has finished or has
     /// outputs. Fan-out expansions are visible by their own ids (`steps.copy[orders]`).
     pub fn record(&mut self, node: &Node) {
+        if !self.mirrored {
+            return;
+        }
         let Some(steps) = self.object("steps") else {
             return;
         };
@@ -62,6 +70,12 @@ impl Context {
     /// Sets what differs between the templates of one node and another: its `item`, and the
     /// migration's state now. Render with [`Context::values`] afterwards.
     pub fn focus(&mut self, graph: &Graph, node: usize, state: &str) {
+        if !self.mirrored {
+            self.mirrored = true;
+            for n in &graph.nodes {
+                self.record(n);
+            }
+        }
         if let Some(migration) = self.object("migration") {
             migration.insert("state".into(), Json::String(state.to_owned()));
         }

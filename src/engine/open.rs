@@ -201,16 +201,13 @@ fn build(
     }
     let renderer = Arc::new(Renderer::new());
     let masker = Arc::new(Masker::new(render::secret_values(&runbook, &params)));
-    let mut ctx = Context::new(
+    let ctx = Context::new(
         params,
         &migration.id,
         &runbook.name,
         migration.created_at,
         migration.state.as_str(),
     );
-    for node in &graph.nodes {
-        ctx.record(node);
-    }
     let base = ctx.base();
     let env = runbook
         .env

@@ -16,7 +16,14 @@ impl Driver {
         action: &Action,
         json_outputs: bool,
     ) -> Result<Prepared, String> {
-        self.focus(node);
+        let renders = match action {
+            Action::Run(cmd) => cmd.contains("{{"),
+            Action::Http(_) | Action::Check(_) => true,
+            Action::Wait(_) | Action::Gate(_) => false,
+        };
+        if renders {
+            self.focus(node);
+        }
         let ctx = self.ctx.values();
         match action {
             Action::Run(command) => self.prepare_run(command, ctx, json_outputs),
