@@ -4,11 +4,11 @@
 
 use crate::engine::lifecycle::phase_of_state;
 use crate::event::StepState;
-use crate::store::{LeaseHolder, Migration, StepRow};
+use crate::store::{LeaseHolder, Migration, MigrationHead, StepRow};
 use serde_json::{Value as Json, json};
 
 /// A migration in a list: who, what, where it stands.
-pub fn summary(m: &Migration) -> Json {
+pub fn summary(m: &MigrationHead) -> Json {
     json!({
         "id": m.id,
         "runbook": m.runbook,

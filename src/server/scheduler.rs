@@ -34,7 +34,7 @@ use crate::runbook::model::Schedule;
 use crate::schedule::fire::{self, FireTime, Fired};
 use crate::schedule::plan::{self, Action, Due, Stage};
 use crate::schedule::{fire_time, starter};
-use crate::store::Migration;
+use crate::store::MigrationHead;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -117,7 +117,7 @@ impl Scheduler {
                 seen.insert(key.clone());
                 let by = starter(&active.runbook.name, index);
                 // Oldest first.
-                let mine: Vec<&Migration> = migrations
+                let mine: Vec<&MigrationHead> = migrations
                     .iter()
                     .rev()
                     .filter(|m| m.runbook == active.runbook.name && m.starter == by)
@@ -173,7 +173,7 @@ impl Scheduler {
         next
     }
 
-    fn stage(&self, m: &Migration) -> Stage {
+    fn stage(&self, m: &MigrationHead) -> Stage {
         if m.state.is_at_rest() || self.refused.contains(&m.id) {
             Stage::Resting
         } else if m.state == MigrationState::Created && !self.started.contains(&m.id) {

@@ -34,7 +34,8 @@ pub use outbox::{
 };
 pub use schema::{DB_FILE, SCHEMA_VERSION};
 pub use types::{
-    Batch, Committed, Durability, LogLine, LogStream, Migration, NewLogLine, NewMigration, StepRow,
+    Batch, Committed, Durability, LogLine, LogStream, Migration, MigrationHead, NewLogLine,
+    NewMigration, StepRow,
 };
 
 use crate::event::{Event, MigrationId, MigrationState, NewEvent};
@@ -228,7 +229,7 @@ impl Store {
     }
 
     /// Migrations, newest first; only those in `state` when given.
-    pub fn list(&self, state: Option<MigrationState>) -> Result<Vec<Migration>, StoreError> {
+    pub fn list(&self, state: Option<MigrationState>) -> Result<Vec<MigrationHead>, StoreError> {
         read::list(&self.reader(), state)
     }
 

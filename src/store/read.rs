@@ -3,7 +3,7 @@
 
 use super::StoreError;
 use super::schema::{json_col, name_col, opt_json_col, opt_time_col, time_col};
-use super::types::{LogLine, Migration, StepRow};
+use super::types::{LogLine, Migration, MigrationHead, StepRow};
 use crate::event::{Event, MigrationId, MigrationState};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -42,14 +42,23 @@ pub fn migration(conn: &Connection, id: &MigrationId) -> Result<Option<Migration
 pub fn list(
     conn: &Connection,
     state: Option<MigrationState>,
-) -> Result<Vec<Migration>, StoreError> {
-    let sql = format!(
-        "SELECT {MIGRATION_COLUMNS} FROM migrations
-         WHERE ?1 IS NULL OR state = ?1 ORDER BY n DESC"
-    );
+) -> Result<Vec<MigrationHead>, StoreError> {
+    let head = |r: &Row<'_>| {
+        Ok(MigrationHead {
+            id: MigrationId::from(r.get::<_, String>(0)?),
+            runbook: r.get(1)?,
+            state: name_col(r, 2)?,
+            starter: r.get(3)?,
+            created_at: time_col(r, 4)?,
+            updated_at: time_col(r, 5)?,
+        })
+    };
     let rows = conn
-        .prepare_cached(&sql)?
-        .query_map([state.map(|s| s.as_str())], migration_row)?
+        .prepare_cached(
+            "SELECT id, runbook, state, starter, created_at, updated_at FROM migrations
+             WHERE ?1 IS NULL OR state = ?1 ORDER BY n DESC",
+        )?
+        .query_map([state.map(|s| s.as_str())], head)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }

@@ -43,6 +43,18 @@ pub struct NewMigration {
     pub outbox: Vec<NewDelivery>,
 }
 
+/// What a list shows of a migration: not its runbook text and params, which can be large
+/// and would be read for every migration ever run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MigrationHead {
+    pub id: MigrationId,
+    pub runbook: String,
+    pub state: MigrationState,
+    pub starter: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// A migration as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Migration {
