@@ -183,18 +183,18 @@ pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 
         .map_or_else(|| PathBuf::from("."), |m| engine::run_dir(&m.runbook_path));
     let mut opts = Options::new(dir, local.identity());
     opts.reaper = spawn_reaper();
-    let interrupted = {
-        let _runtime = runtime.enter();
-        let (stop, interrupted) = interrupt::listen(id);
-        opts.stop = stop;
-        interrupted
-    };
     if let Some(start) = super::fixed_now() {
         opts.clock = std::sync::Arc::new(crate::engine::clock::ShiftedClock::starting_at(start));
     }
     let rows = store.steps(id).unwrap_or_default();
     let done = rows.iter().filter(|r| r.state.is_settled()).count();
     let lines = Lines::new(id.clone(), rows.len(), done);
+    let interrupted = {
+        let _runtime = runtime.enter();
+        let (stop, interrupted) = interrupt::listen(id, lines.notices());
+        opts.stop = stop;
+        interrupted
+    };
     // Alerts are sent beside the driver, never by it: a slow or broken channel cannot hold
     // up the migration, and a failed delivery never fails it.
     let worker = Worker::start(&runtime, store, &config);

@@ -7,6 +7,7 @@
 //! exits at once, as a crash would; the watchdog kills the running steps, and a resume shows
 //! them as interrupted.
 
+use super::progress::Notices;
 use crate::event::MigrationId;
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -27,7 +28,8 @@ impl Interrupted {
 /// Starts listening for the signals on the current tokio runtime. Returns the receiver for
 /// the driver's `Options::stop` and what tells, afterwards, whether a signal stopped it.
 /// Without a usable signal handler the command simply keeps the default behaviour.
-pub fn listen(id: &MigrationId) -> (Option<watch::Receiver<bool>>, Interrupted) {
+/// What it says goes through `notices`, so that a progress bar does not wipe it out.
+pub fn listen(id: &MigrationId, notices: Notices) -> (Option<watch::Receiver<bool>>, Interrupted) {
     let interrupted = Interrupted::default();
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -45,14 +47,14 @@ pub fn listen(id: &MigrationId) -> (Option<watch::Receiver<bool>>, Interrupted) 
                 _ = term.recv() => "SIGTERM",
             };
             if seen.0.set(name).is_err() {
-                eprintln!(
+                notices.say(&format!(
                     "{name} again: stopping now; running steps are killed and show as interrupted — `sensei resume {id}` continues"
-                );
+                ));
                 std::process::exit(i32::from(super::exit::FAILED));
             }
-            eprintln!(
+            notices.say(&format!(
                 "{name}: no new step starts; running steps finish first (send it again to stop them now)"
-            );
+            ));
             let _ = stop.send(true);
         }
     });

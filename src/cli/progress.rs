@@ -28,6 +28,24 @@ impl Lines {
         });
         Lines { id, bar }
     }
+
+    /// Where other parts of the command print a line to stderr without tearing the bar.
+    pub fn notices(&self) -> Notices {
+        Notices(self.bar.clone())
+    }
+}
+
+/// Prints notices (to stderr) around the progress bar, if there is one.
+#[derive(Debug, Clone)]
+pub struct Notices(Option<indicatif::ProgressBar>);
+
+impl Notices {
+    pub fn say(&self, line: &str) {
+        match &self.0 {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
 }
 
 impl Drop for Lines {
