@@ -3,31 +3,14 @@
 
 mod harness;
 
+use harness::runbooks::FLOW;
 use harness::{BIN, Dir, Server, free_port, wait_for};
 use serde_json::Value;
 use std::process::{Command, Output, Stdio};
 
-const FLOW: &str = r#"version: 1
-name: flow
-params:
-  note: { type: string, default: hello }
-steps:
-  - id: analyze
-    phase: analyze
-    run: echo "analyzing {{params.note}}"
-  - id: signoff
-    gate: { approvers: [alice, bob, root], required: 1 }
-  - id: work
-    needs: [signoff]
-    run: echo worked
-  - id: check
-    phase: validate
-    run: echo checked
-"#;
-
 fn server(dir: &Dir) -> Server {
     dir.runbook("flow.yaml", FLOW);
-    dir.serve_with_tokens(&[], &[])
+    dir.serve_ops()
 }
 
 /// Runs `sensei ARGS --server URL` with `token` as `SENSEI_TOKEN` (none when `None`).

@@ -4,41 +4,9 @@
 
 mod harness;
 
-use harness::{Dir, Server, kinds, wait_for};
+use harness::runbooks::{BLOCK, FLOW};
+use harness::{Dir, kinds, wait_for};
 use serde_json::Value;
-
-const FLOW: &str = r#"version: 1
-name: flow
-params:
-  note: { type: string, default: hello }
-steps:
-  - id: analyze
-    phase: analyze
-    run: echo "analyzing {{params.note}}"
-  - id: signoff
-    gate: { approvers: [alice, bob, root], required: 1 }
-  - id: work
-    needs: [signoff]
-    run: echo worked
-  - id: check
-    phase: validate
-    run: echo checked
-"#;
-
-/// A step that holds until the file `go` exists (in the runbooks directory).
-const BLOCK: &str = r#"version: 1
-name: block
-steps:
-  - id: hold
-    idempotent: true
-    run: touch started; while [ ! -f go ]; do sleep 0.05; done; echo held
-  - id: after
-    needs: [hold]
-    run: echo after
-  - id: verify
-    phase: validate
-    run: echo verified
-"#;
 
 /// Fails until the file `fixed` exists; `setup` has a rollback.
 const FLAKY: &str = r#"version: 1
@@ -55,15 +23,11 @@ steps:
     run: echo ok
 "#;
 
-fn server(dir: &Dir) -> Server {
-    dir.serve_with_tokens(&[], &[])
-}
-
 #[test]
 fn create_start_approve_runs_to_certified() {
     let dir = Dir::new();
     dir.runbook("flow.yaml", FLOW);
-    let s = server(&dir);
+    let s = dir.serve_ops();
     let reply = s
         .post(
             "/v1/migrations",
@@ -143,7 +107,7 @@ fn create_start_approve_runs_to_certified() {
 fn the_starter_cannot_approve_their_own_migration() {
     let dir = Dir::new();
     dir.runbook("flow.yaml", FLOW);
-    let mut s = server(&dir);
+    let mut s = dir.serve_ops();
     s.token = Some("root-token");
     let id = s.create(Some("root-token"), "flow", "{}");
     s.post(&format!("/v1/migrations/{id}/start"), "")
@@ -184,7 +148,7 @@ fn the_starter_cannot_approve_their_own_migration() {
 fn pause_resume_and_cancel_over_http() {
     let dir = Dir::new();
     dir.runbook("block.yaml", BLOCK);
-    let s = server(&dir);
+    let s = dir.serve_ops();
     let id = s.create(Some("ops-token"), "block", "{}");
     s.post(&format!("/v1/migrations/{id}/start"), "")
         .expect(200);
@@ -236,7 +200,7 @@ fn pause_resume_and_cancel_over_http() {
 fn a_failed_migration_rolls_back_then_retries_to_certified() {
     let dir = Dir::new();
     dir.runbook("flaky.yaml", FLAKY);
-    let s = server(&dir);
+    let s = dir.serve_ops();
     let id = s.create(Some("ops-token"), "flaky", "{}");
     s.post(&format!("/v1/migrations/{id}/start"), "")
         .expect(200);
@@ -265,7 +229,7 @@ fn a_failed_migration_rolls_back_then_retries_to_certified() {
 fn the_event_stream_replays_history_then_streams_new_events() {
     let dir = Dir::new();
     dir.runbook("flow.yaml", FLOW);
-    let s = server(&dir);
+    let s = dir.serve_ops();
     let id = s.create(Some("ops-token"), "flow", "{}");
     s.post(&format!("/v1/migrations/{id}/start"), "")
         .expect(200);
@@ -317,7 +281,7 @@ fn the_event_stream_replays_history_then_streams_new_events() {
 fn runbooks_reload_and_an_invalid_edit_keeps_the_last_good_version() {
     let dir = Dir::new();
     dir.runbook("flow.yaml", FLOW);
-    let s = server(&dir);
+    let s = dir.serve_ops();
     let listed = s.get("/v1/runbooks").expect(200);
     assert_eq!(listed.json["runbooks"][0]["name"], "flow");
     assert_eq!(listed.json["runbooks"][0]["valid"], true);

@@ -4,32 +4,14 @@
 
 mod harness;
 
-use harness::{Dir, Server, kinds, wait_for};
-
-/// A step that holds until the file `go` exists (in the runbooks directory).
-const BLOCK: &str = r#"version: 1
-name: block
-steps:
-  - id: hold
-    idempotent: true
-    run: touch started; while [ ! -f go ]; do sleep 0.05; done; echo held
-  - id: after
-    needs: [hold]
-    run: echo after
-  - id: verify
-    phase: validate
-    run: echo verified
-"#;
-
-fn server(dir: &Dir) -> Server {
-    dir.serve_with_tokens(&[], &[])
-}
+use harness::runbooks::BLOCK;
+use harness::{Dir, kinds, wait_for};
 
 #[test]
 fn kill_9_mid_migration_then_restart_continues_to_certified() {
     let dir = Dir::new();
     dir.runbook("block.yaml", BLOCK);
-    let s = server(&dir);
+    let s = dir.serve_ops();
     let id = s.create(Some("ops-token"), "block", "{}");
     s.post(&format!("/v1/migrations/{id}/start"), "")
         .expect(200);
@@ -39,7 +21,7 @@ fn kill_9_mid_migration_then_restart_continues_to_certified() {
     s.kill9();
     std::fs::remove_file(&started).expect("remove marker");
 
-    let s = server(&dir);
+    let s = dir.serve_ops();
     // The idempotent step runs again under the new server.
     wait_for("the step to run again", || started.exists().then_some(()));
     std::fs::write(dir.path("runbooks/go"), "").expect("go");
@@ -58,7 +40,7 @@ fn kill_9_mid_migration_then_restart_continues_to_certified() {
 fn sigterm_lets_running_steps_finish_then_a_restart_resumes() {
     let dir = Dir::new();
     dir.runbook("block.yaml", BLOCK);
-    let s = server(&dir);
+    let s = dir.serve_ops();
     let id = s.create(Some("ops-token"), "block", "{}");
     s.post(&format!("/v1/migrations/{id}/start"), "")
         .expect(200);
@@ -82,7 +64,7 @@ fn sigterm_lets_running_steps_finish_then_a_restart_resumes() {
         !log.contains("stopping them"),
         "the step was killed:\n{log}"
     );
-    let s = server(&dir);
+    let s = dir.serve_ops();
     s.wait_state(&id, "certified");
     let events = s.get(&format!("/v1/migrations/{id}/events")).expect(200);
     assert!(!events.text.contains("step_interrupted"), "{}", events.text);
@@ -95,7 +77,7 @@ fn an_interrupted_step_waits_for_an_operator_after_a_restart() {
         "block.yaml",
         &BLOCK.replace("idempotent: true", "idempotent: false"),
     );
-    let s = server(&dir);
+    let s = dir.serve_ops();
     let id = s.create(Some("ops-token"), "block", "{}");
     s.post(&format!("/v1/migrations/{id}/start"), "")
         .expect(200);
@@ -104,7 +86,7 @@ fn an_interrupted_step_waits_for_an_operator_after_a_restart() {
     });
     s.kill9();
 
-    let s = server(&dir);
+    let s = dir.serve_ops();
     // Not idempotent: it is not run again; the migration pauses for an operator.
     s.wait_state(&id, "paused");
     let status = s.get(&format!("/v1/migrations/{id}/status")).expect(200);

@@ -3,6 +3,8 @@
 //! with deadlines, never sleeping as synchronisation.
 #![allow(dead_code)]
 
+pub mod runbooks;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -60,6 +62,11 @@ impl Dir {
         let path = self.path("sensei.yaml");
         std::fs::write(&path, yaml).expect("write config");
         path
+    }
+
+    /// Starts `sensei serve` with the test tokens' configuration, calling as `ops`.
+    pub fn serve_ops(&self) -> Server {
+        self.serve_with_tokens(&[], &[])
     }
 
     /// Starts `sensei serve` with the test tokens' configuration (plus `args` and `env`),
