@@ -225,32 +225,21 @@ pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 
 
 /// The last line: where the migration rests and what an operator can do next.
 fn finish(store: &Store, id: &MigrationId, state: MigrationState, signal: Option<&str>) -> u8 {
-    let next = match state {
-        _ if state.is_at_rest() => rest_hint(store, id, state),
-        // Stopped by a signal before the migration came to rest: nothing drives it now.
-        _ if let Some(signal) = signal => {
-            format!(" — stopped by {signal}; `sensei resume {id}` continues")
+    let next = match (state, signal) {
+        (MigrationState::Certified | MigrationState::Cancelled, _) => String::new(),
+        (MigrationState::Failed, _) => {
+            format!(" — `sensei retry {id}` runs it again, keeping succeeded steps")
         }
-        _ => interrupted_hint(store, id),
+        (MigrationState::Paused, _) => format!(" — `sensei resume {id}` continues"),
+        // Stopped by a signal before the migration came to rest: nothing drives it now.
+        (_, Some(signal)) => format!(" — stopped by {signal}; `sensei resume {id}` continues"),
+        (_, None) => interrupted_hint(store, id),
     };
     sayln!("migration {id} {state}{next}");
     if state == MigrationState::Certified {
         exit::OK
     } else {
         exit::FAILED
-    }
-}
-
-/// What an operator can do with a migration at rest.
-fn rest_hint(store: &Store, id: &MigrationId, state: MigrationState) -> String {
-    match state {
-        MigrationState::Certified => String::new(),
-        MigrationState::Failed => {
-            format!(" — `sensei retry {id}` runs it again, keeping succeeded steps")
-        }
-        MigrationState::Paused => format!(" — `sensei resume {id}` continues"),
-        MigrationState::Cancelled => String::new(),
-        _ => interrupted_hint(store, id),
     }
 }
 
