@@ -71,8 +71,8 @@ impl Driver {
         let Some(template) = &step.rollback else {
             return Ok(());
         };
-        self.focus(node);
         let command = if template.contains("{{") {
+            self.focus(node);
             self.renderer
                 .render_in(template, self.ctx.values(), Escape::Shell)
                 .map_err(|e| format!("the rollback command cannot be rendered: {e}"))?
