@@ -5,7 +5,7 @@
 
 use super::actions::{self, Attempt, Outcome, Prepared};
 use crate::runbook::duration::Duration as Shown;
-use crate::runbook::render::Renderer;
+use crate::runbook::render::{Renderer, Values};
 use crate::store::LogStream;
 use serde_json::{Value as Json, json};
 use std::sync::Arc;
@@ -55,7 +55,7 @@ pub async fn run(poll: Poll, attempt: &Attempt, cancel: watch::Receiver<bool>) -
                 transient: false,
             };
         }
-        let mut ctx = poll.ctx.clone();
+        let mut values = Values::new(poll.ctx.clone());
         let mut probe_ok = true;
         if let Some(probe) = &poll.probe {
             // A probe may run until the step's timeout; an http probe without its own
@@ -79,7 +79,7 @@ pub async fn run(poll: Poll, attempt: &Attempt, cancel: watch::Receiver<bool>) -
             .await;
             match outcome {
                 Outcome::Succeeded { outputs, .. } => {
-                    if let Some(obj) = ctx.as_object_mut() {
+                    if let Some(obj) = values.json_mut().as_object_mut() {
                         obj.insert(
                             "probe".into(),
                             json!({ "outputs": outputs.unwrap_or_else(|| json!({})) }),
@@ -95,7 +95,7 @@ pub async fn run(poll: Poll, attempt: &Attempt, cancel: watch::Receiver<bool>) -
             }
         }
         let holds = if probe_ok {
-            match poll.renderer.render_bool(&poll.template, &ctx) {
+            match poll.renderer.render_bool_in(&poll.template, &values) {
                 Ok(holds) => holds,
                 Err(e) => {
                     return Outcome::Failed {
