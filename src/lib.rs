@@ -8,6 +8,7 @@
 //! - [`plan`]: the resolved DAG of a runbook with concrete params: phases, fan-out, waves,
 //!   critical path, gates, windows and a digest that approvals bind to.
 //! - [`event`]: migration and step states, event kinds: the names every layer shares.
+//! - [`host`]: this host's name and the identity of its processes (pid and start time).
 //! - [`engine`]: the lifecycle and the executor that walks a plan.
 //! - [`operator`]: what an operator does from outside a driver (requests, gate decisions),
 //!   shared by the CLI and the server.
@@ -28,6 +29,7 @@ pub mod config;
 pub mod diag;
 pub mod engine;
 pub mod event;
+pub mod host;
 pub mod operator;
 pub mod plan;
 pub mod process;

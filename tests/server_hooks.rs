@@ -129,11 +129,13 @@ fn a_signed_delivery_starts_a_migration_with_params_from_the_payload() {
         headers.push(("Idempotency-Key", key.to_owned()));
         deliver(&s, "deploy-finished", &headers, body).expect(202)
     };
-    let first = keyed(now() - 1, "deploy-42").json["id"].clone();
-    let again = keyed(now() - 2, "deploy-42").json["id"].clone();
+    // Timestamps apart from the first delivery's: the same second and body would be the
+    // same signature, which is (rightly) refused as a replay.
+    let first = keyed(ts - 1, "deploy-42").json["id"].clone();
+    let again = keyed(ts - 2, "deploy-42").json["id"].clone();
     assert_eq!(first, again);
     assert_ne!(first, Value::String(id.clone()));
-    let other = keyed(now() - 3, "deploy-43").json["id"].clone();
+    let other = keyed(ts - 3, "deploy-43").json["id"].clone();
     assert_ne!(first, other);
     let listed = s.get("/v1/migrations?runbook=deploy").expect(200);
     assert_eq!(listed.json.as_array().map(Vec::len), Some(3));

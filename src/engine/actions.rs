@@ -32,7 +32,11 @@ pub enum Prepared {
         /// The request's own `timeout`; without it the step's, then 30 s.
         timeout: Option<Duration>,
     },
-    Wait(Duration),
+    Wait {
+        duration: Duration,
+        /// When it ends, on the driver's clock.
+        until: chrono::DateTime<Utc>,
+    },
     /// A polling check (an automatic gate).
     Poll(Box<super::poll::Poll>),
 }
@@ -107,12 +111,12 @@ pub async fn perform(action: Prepared, attempt: Attempt, cancel: watch::Receiver
         }
         Prepared::Poll(poll) => super::poll::run(*poll, &attempt, cancel).await,
         // A zero wait is a no-op step: do not round it up to the timer's 1 ms tick.
-        Prepared::Wait(duration) if duration.is_zero() => Outcome::Succeeded {
+        Prepared::Wait { duration, .. } if duration.is_zero() => Outcome::Succeeded {
             outputs: None,
             exit_code: None,
         },
-        Prepared::Wait(duration) => tokio::select! {
-            () = attempt.clock.sleep_until(attempt.clock.now() + chrono::Duration::from_std(duration).unwrap_or_default()) => {
+        Prepared::Wait { until, .. } => tokio::select! {
+            () = attempt.clock.sleep_until(until) => {
                 Outcome::Succeeded { outputs: None, exit_code: None }
             }
             () = cancelled(cancel) => Outcome::Cancelled,

@@ -7,6 +7,7 @@ use super::actions::{self, Attempt, Outcome, Prepared};
 use super::context::Context;
 use super::graph::Graph;
 use super::lifecycle::{self, phase_of_state, state_after_phase};
+use super::slots::{Slot, Slots};
 use super::{EngineError, Observer, Options};
 use crate::event::{Event, EventKind, MigrationState, NewEvent, StepState};
 use crate::runbook::model::{OnFailure, Phase, Runbook};
@@ -14,7 +15,7 @@ use crate::runbook::render::{Masker, Renderer};
 use crate::store::{Batch, Lease, Migration, Store};
 use chrono::{DateTime, Utc};
 use serde_json::{Value as Json, json};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -26,6 +27,24 @@ pub(super) enum Stop {
     Pause,
     Rollback,
     Cancel,
+    /// `cancel --rollback`: roll back what succeeded, then cancel.
+    CancelRollback,
+}
+
+/// What an attempt's task does: run a step, or undo one (a rollback command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Work {
+    Attempt,
+    Undo,
+}
+
+/// An attempt decided this round, started once the round's batch is committed.
+#[derive(Debug)]
+pub(super) struct Spawn {
+    pub node: usize,
+    pub work: Work,
+    pub action: Prepared,
+    pub slot: Slot,
 }
 
 /// The driver of one migration.
@@ -45,29 +64,32 @@ pub struct Driver {
     pub(super) opts: Options,
     pub(super) lease: Lease,
     pub(super) http: reqwest::Client,
-    pub(super) tasks: JoinSet<(usize, Outcome)>,
+    pub(super) tasks: JoinSet<(usize, Work, Outcome)>,
     pub(super) cancels: HashMap<usize, watch::Sender<bool>>,
     /// Steps waiting out a retry backoff, with when they may start again.
     pub(super) retries: Vec<(DateTime<Utc>, usize)>,
+    /// Steps whose backoff has passed: their next attempt starts when admitted.
+    pub(super) retry_due: BTreeSet<usize>,
     /// Steps waiting for their window, with when to look again.
     pub(super) window_waiting: HashMap<usize, DateTime<Utc>>,
     /// Window occurrences bound steps started in: their cutoff and close matter.
     pub(super) windows_in_use: HashMap<String, super::window::InUse>,
     /// Paused by a window's close: resume at this time (its next opening).
     pub(super) window_pause: Option<DateTime<Utc>>,
-    /// Free slots per pool, and the nodes waiting for one.
-    pub(super) pools: HashMap<String, u32>,
+    /// Concurrency and pool slots: every running attempt holds one.
+    pub(super) slots: Slots,
+    /// Nodes waiting for a pool slot (of this or another migration's steps).
     pub(super) pool_waiting: HashSet<usize>,
-    pub(super) concurrency: usize,
-    pub(super) busy: usize,
     pub(super) stop: Option<Stop>,
+    /// A rollback under way: what is left to undo.
+    pub(super) undo: Option<super::rollback::Undo>,
     /// Gates waiting for decisions, with their deadlines.
     pub(super) gates: HashMap<usize, Option<DateTime<Utc>>>,
     /// When to remind that a gate times out soon (`gate_timeout_soon`), until sent.
     pub(super) gate_reminders: HashMap<usize, DateTime<Utc>>,
     pub(super) placeholders: Vec<usize>,
     pub(super) batch: Batch,
-    pub(super) spawn: Vec<(usize, Prepared)>,
+    pub(super) spawn: Vec<Spawn>,
     pub(super) observer: Box<dyn Observer>,
     /// Events of other processes (requests, gate decisions) already handled.
     pub(super) seen_seq: i64,
@@ -95,7 +117,10 @@ impl Driver {
     /// Drives the migration until it rests: certified, failed, cancelled or paused (or it
     /// waits for an operator after an interruption). Returns the final state.
     pub async fn drive(mut self) -> Result<MigrationState, EngineError> {
-        let result = self.drive_loop().await;
+        let keeper =
+            super::keeper::LeaseKeeper::start(&self.store, &self.lease, self.opts.lease_ttl);
+        let result = self.drive_loop(keeper.lost()).await;
+        keeper.stop();
         // Whatever happened, let in-flight processes go and give up the lease.
         for cancel in self.cancels.values() {
             let _ = cancel.send(true);
@@ -111,11 +136,12 @@ impl Driver {
         result
     }
 
-    async fn drive_loop(&mut self) -> Result<MigrationState, EngineError> {
+    async fn drive_loop(
+        &mut self,
+        mut lost: watch::Receiver<Option<crate::store::LeaseError>>,
+    ) -> Result<MigrationState, EngineError> {
         let mut poll = tokio::time::interval(self.opts.poll);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut renew = tokio::time::interval(self.opts.lease_ttl / 3);
-        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.advance().await?;
             self.commit().await?;
@@ -128,6 +154,7 @@ impl Driver {
                 () = stopped(stop) => {
                     self.draining = true;
                     self.retries.clear();
+                    self.retry_due.clear();
                 }
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     self.joined(joined);
@@ -145,16 +172,21 @@ impl Driver {
                     self.gate_deadlines().await?;
                     self.window_deadlines()?;
                 }
-                _ = renew.tick() => self.renew_lease().await?,
+                Ok(()) = lost.changed() => {
+                    if let Some(e) = lost.borrow_and_update().clone() {
+                        return Err(e.into());
+                    }
+                }
             }
         }
     }
 
-    fn joined(&mut self, joined: Result<(usize, Outcome), tokio::task::JoinError>) {
+    fn joined(&mut self, joined: Result<(usize, Work, Outcome), tokio::task::JoinError>) {
         match joined {
-            Ok((node, outcome)) => self.finished(node, outcome),
+            Ok((node, Work::Attempt, outcome)) => self.finished(node, outcome),
+            Ok((node, Work::Undo, outcome)) => self.undone(node, outcome),
             // A step task panicked: a bug in Sensei, not the step. Fail the migration
-            // visibly rather than hang.
+            // visibly rather than hang (its slot went back with the task).
             Err(e) => {
                 self.stop = Some(Stop::Fail);
                 self.emit(NewEvent::new(
@@ -172,6 +204,8 @@ impl Driver {
         }
         self.tasks.is_empty()
             && self.retries.is_empty()
+            && self.retry_due.is_empty()
+            && self.undo.is_none()
             && self.window_pause.is_none()
             && (self.state.is_at_rest() || (self.stop.is_none() && self.stalled()))
     }
@@ -193,6 +227,9 @@ impl Driver {
             return Ok(()); // finishing what runs; the next driver takes it from here
         }
         self.settle_placeholders();
+        if self.undo.is_some() {
+            return self.undo_next().await;
+        }
         if let Some(stop) = self.stop {
             if self.tasks.is_empty() {
                 self.conclude(stop).await?;
@@ -225,7 +262,7 @@ impl Driver {
                 self.set_state(state_after_phase(phase), &reason)?;
                 continue;
             }
-            self.launch_ready(phase);
+            self.launch_ready(phase)?;
             self.settle_placeholders();
             if self.graph.phase_done(phase) {
                 continue;
@@ -348,6 +385,7 @@ impl Driver {
         }
         let mut batch = std::mem::take(&mut self.batch);
         batch.expect_state = Some(self.committed);
+        batch.fence = Some(self.lease.clone());
         batch.state = (self.state != self.committed).then_some(self.state);
         // Alerts go to the outbox in the transaction of the events that cause them (SPEC §4);
         // sending them is the alert worker's job, never the driver's.
@@ -371,41 +409,48 @@ impl Driver {
                 data: event.data,
             });
         }
-        for (node, action) in std::mem::take(&mut self.spawn) {
-            self.spawn_attempt(node, action);
+        for spawn in std::mem::take(&mut self.spawn) {
+            self.spawn_attempt(spawn);
         }
         Ok(())
     }
 
-    fn spawn_attempt(&mut self, node: usize, action: Prepared) {
+    /// Starts a committed attempt as a task that holds its slot until it ends.
+    fn spawn_attempt(&mut self, spawn: Spawn) {
+        let Spawn {
+            node,
+            work,
+            action,
+            slot,
+        } = spawn;
         let step = self.graph.step(&self.runbook, node);
         let (tx, rx) = watch::channel(false);
         self.cancels.insert(node, tx);
+        let (number, transient_codes) = match work {
+            Work::Attempt => (
+                self.graph.nodes[node].row.attempts,
+                step.retry.on_exit_codes.clone(),
+            ),
+            Work::Undo => (super::rollback::ROLLBACK_ATTEMPT, Vec::new()),
+        };
         let attempt = Attempt {
             migration: self.migration.id.clone(),
             step: self.graph.nodes[node].id.clone(),
-            attempt: self.graph.nodes[node].row.attempts,
+            attempt: number,
             dir: self.opts.dir.clone(),
             timeout: step.timeout.map(|t| t.as_std()),
-            transient_codes: step.retry.on_exit_codes.clone(),
+            transient_codes,
             store: self.store.clone(),
             masker: self.masker.clone(),
             reaper: self.opts.reaper.clone(),
             http: self.http.clone(),
             clock: self.opts.clock.clone(),
         };
-        self.tasks
-            .spawn(async move { (node, actions::perform(action, attempt, rx).await) });
-    }
-
-    async fn renew_lease(&mut self) -> Result<(), EngineError> {
-        let store = self.store.clone();
-        let lease = self.lease.clone();
-        let ttl = self.opts.lease_ttl;
-        tokio::task::spawn_blocking(move || store.renew_lease(&lease, ttl))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))??;
-        Ok(())
+        self.tasks.spawn(async move {
+            let outcome = actions::perform(action, attempt, rx).await;
+            drop(slot);
+            (node, work, outcome)
+        });
     }
 
     /// What the runbook says to do after a step failed for good, in the current phase.

@@ -1,66 +1,86 @@
-//! Starting steps: `when`, dynamic fan-out, gates, checks, and the actions that run — within
-//! the migration's concurrency and the runbook's pools. Everything decided here is committed
-//! before any process starts (see `Driver::commit`).
+//! Starting steps: `when`, dynamic fan-out, gates, checks, and the attempts that run. Every
+//! attempt passes [`Driver::admit`], the one place that decides whether work may start now
+//! (stop requests, pause, windows) and hands out its slot (`slots`). Everything decided here
+//! is committed before any process starts (see `Driver::commit`).
 
+use super::EngineError;
 use super::actions::Prepared;
-use super::driver::Driver;
-use crate::event::{EventKind, NewEvent, StepState};
+use super::driver::{Driver, Spawn};
+use super::slots::Slot;
+use crate::event::{EventKind, MigrationState, NewEvent, StepState};
 use crate::runbook::model::{Action, ForEach, Gate, Phase};
 use crate::store::GateOpen;
 use serde_json::{Value as Json, json};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 impl Driver {
-    /// Starts what can start in `phase`.
-    pub(super) fn launch_ready(&mut self, phase: Phase) {
-        let ready: Vec<usize> = self.graph.ready(phase).collect();
-        for node in ready {
-            if self.busy >= self.concurrency && self.needs_slot(node) {
+    /// Starts what can start in `phase`: first the steps that wait for something other
+    /// than their needs (a retry whose backoff passed, a pool slot, a window), then the
+    /// steps whose needs are met, in plan order.
+    pub(super) fn launch_ready(&mut self, phase: Phase) -> Result<(), EngineError> {
+        let mut again: BTreeSet<usize> = self.retry_due.iter().copied().collect();
+        again.extend(self.pool_waiting.iter().copied());
+        again.extend(self.window_waiters_due());
+        for node in again {
+            if !self.slots.has_room() {
                 break;
             }
-            self.launch(node);
-        }
-        // Window waiters whose window may have changed.
-        for node in self.window_waiters_due() {
-            if self.busy < self.concurrency && self.graph.nodes[node].phase == phase {
-                self.launch(node);
+            if self.graph.nodes[node].phase == phase {
+                self.launch(node)?;
             }
         }
-        // Pool waiters whose pool has room again.
-        let waiting: Vec<usize> = self.pool_waiting.iter().copied().collect();
-        for node in waiting {
-            if self.busy < self.concurrency && self.graph.nodes[node].phase == phase {
-                self.launch(node);
+        let ready: Vec<usize> = self.graph.ready(phase).collect();
+        for node in ready {
+            if !self.slots.has_room() && self.needs_slot(node) {
+                break;
             }
+            self.launch(node)?;
         }
+        Ok(())
     }
 
+    /// Whether starting the node runs an attempt (which needs a slot), rather than deciding
+    /// it at once (a gate, a check without `every`, a kept step, a fan-out placeholder).
     fn needs_slot(&self, node: usize) -> bool {
+        let n = &self.graph.nodes[node];
+        if n.placeholder || n.row.reason.as_deref() == Some(super::open::KEPT) {
+            return false;
+        }
         let step = self.graph.step(&self.runbook, node);
-        !self.graph.nodes[node].placeholder
-            && matches!(
-                step.action,
-                Action::Run(_) | Action::Http(_) | Action::Wait(_)
-            )
+        match step.action {
+            Action::Run(_) | Action::Http(_) | Action::Wait(_) => true,
+            Action::Check(_) => step.poll.is_some(),
+            Action::Gate(_) => false,
+        }
     }
 
-    fn launch(&mut self, node: usize) {
+    fn launch(&mut self, node: usize) -> Result<(), EngineError> {
+        if self.graph.nodes[node].row.state == StepState::Retrying {
+            return self.launch_attempt(node);
+        }
         if self.graph.nodes[node].row.reason.as_deref() == Some(super::open::KEPT) {
-            return self.pass_kept(node);
+            self.pass_kept(node);
+            return Ok(());
         }
         let step = self.graph.step(&self.runbook, node).clone();
         if let Some(when) = &step.when {
             self.focus(node);
             match self.renderer.render_bool_in(when, self.ctx.values()) {
                 Ok(true) => {}
-                Ok(false) => return self.skip(node, "`when` rendered false"),
+                Ok(false) => {
+                    self.skip(node, "`when` rendered false");
+                    return Ok(());
+                }
                 Err(e) => {
-                    return self.fail_at_start(node, format!("`when` cannot be rendered: {e}"));
+                    self.fail_at_start(node, format!("`when` cannot be rendered: {e}"));
+                    return Ok(());
                 }
             }
         }
         if self.graph.nodes[node].placeholder {
-            return self.expand(node, &step.for_each);
+            self.expand(node, &step.for_each);
+            return Ok(());
         }
         match &step.action {
             Action::Gate(gate) => self.open_gate(node, gate),
@@ -74,57 +94,79 @@ impl Driver {
                     Err(e) => self.fail_at_start(node, format!("check cannot be rendered: {e}")),
                 }
             }
-            _ => {
-                if !self.window_allows(node) {
-                    return;
-                }
+            _ => return self.launch_attempt(node),
+        }
+        Ok(())
+    }
+
+    /// Starts an attempt of the node (its first, or a retry) if it is admitted.
+    fn launch_attempt(&mut self, node: usize) -> Result<(), EngineError> {
+        let Some(slot) = self.admit(node, super::driver::Work::Attempt)? else {
+            return Ok(());
+        };
+        self.retry_due.remove(&node);
+        let step = self.graph.step(&self.runbook, node).clone();
+        match self.prepare(node, &step.action, step.outputs.is_some()) {
+            Ok(action) => self.start(node, action, slot),
+            // The slot goes back as it is dropped here.
+            Err(e) => self.fail_at_start(node, e),
+        }
+        Ok(())
+    }
+
+    /// The one admission decision of every path that starts an attempt — a first attempt,
+    /// a retry, a polling check, a rollback command: not while the driver drains, a stop
+    /// is under way or the migration is paused (a rollback's own commands excepted), not
+    /// outside the step's window, and only with a slot (concurrency, and the step's pool).
+    /// A step refused for its window or a full pool waits, with the reason in its row.
+    pub(super) fn admit(
+        &mut self,
+        node: usize,
+        work: super::driver::Work,
+    ) -> Result<Option<Slot>, EngineError> {
+        if self.draining {
+            return Ok(None);
+        }
+        if work == super::driver::Work::Attempt {
+            let stopping = self.stop.is_some() || self.undo.is_some();
+            if stopping || self.state == MigrationState::Paused || self.state.is_at_rest() {
+                return Ok(None);
+            }
+            if !self.window_allows(node) {
+                return Ok(None);
+            }
+        }
+        let step = self.graph.step(&self.runbook, node);
+        let pool = step.pool.clone();
+        let id = self.graph.nodes[node].id.clone();
+        match self.slots.take(&id, pool.as_deref())? {
+            Ok(slot) => {
+                self.pool_waiting.remove(&node);
                 self.window_waiting.remove(&node);
-                if !self.take_pool_slot(node, step.pool.as_deref()) {
-                    return;
-                }
-                match self.prepare(node, &step.action, step.outputs.is_some()) {
-                    Ok(action) => self.start(node, action),
-                    Err(e) => {
-                        self.release_slot(node);
-                        self.fail_at_start(node, e);
+                Ok(Some(slot))
+            }
+            Err(full) => {
+                if let Some(reason) = full.reason(self.migration.id.as_str()) {
+                    self.pool_waiting.insert(node);
+                    if self.graph.nodes[node].row.reason.as_deref() != Some(reason.as_str()) {
+                        // A retry keeps its state (its backoff is over); a first attempt waits.
+                        let state = match self.graph.nodes[node].row.state {
+                            StepState::Retrying => StepState::Retrying,
+                            _ => StepState::Waiting,
+                        };
+                        self.update(node, |row| {
+                            row.state = state;
+                            row.reason = Some(reason);
+                        });
                     }
                 }
+                Ok(None)
             }
         }
     }
 
-    /// Takes a concurrency slot and, for a pooled step, a pool slot; a full pool makes the
-    /// step wait, with the reason in its row.
-    fn take_pool_slot(&mut self, node: usize, pool: Option<&str>) -> bool {
-        if let Some(pool) = pool {
-            let free = self.pools.get(pool).copied().unwrap_or(0);
-            if free == 0 {
-                if self.pool_waiting.insert(node) {
-                    let reason = format!("waiting for a slot in pool {pool}");
-                    self.update(node, |row| {
-                        row.state = StepState::Waiting;
-                        row.reason = Some(reason);
-                    });
-                }
-                return false;
-            }
-            self.pools.insert(pool.to_owned(), free - 1);
-        }
-        self.pool_waiting.remove(&node);
-        self.busy += 1;
-        true
-    }
-
-    /// Gives back the slots a step held.
-    pub(super) fn release_slot(&mut self, node: usize) {
-        self.busy = self.busy.saturating_sub(1);
-        if let Some(pool) = &self.graph.step(&self.runbook, node).pool {
-            *self.pools.entry(pool.clone()).or_insert(0) += 1;
-        }
-    }
-
-    /// Records the start of an attempt; the process starts after the commit.
-    pub(super) fn start(&mut self, node: usize, action: Prepared) {
+    /// Records the start of an attempt; the process starts after the commit, holding `slot`.
+    pub(super) fn start(&mut self, node: usize, action: Prepared, slot: Slot) {
         let now = self.clock().now();
         self.update(node, |row| {
             row.state = StepState::Running;
@@ -140,7 +182,12 @@ impl Driver {
         }
         let id = self.graph.nodes[node].id.clone();
         self.emit(NewEvent::for_step(EventKind::StepStarted, &id, data));
-        self.spawn.push((node, action));
+        self.spawn.push(Spawn {
+            node,
+            work: super::driver::Work::Attempt,
+            action,
+            slot,
+        });
     }
 
     fn skip(&mut self, node: usize, reason: &str) {
@@ -293,25 +340,13 @@ impl Driver {
         self.gates.insert(node, deadline);
     }
 
-    /// Starts the attempts whose backoff has passed.
+    /// Retries whose backoff has passed become due: their attempts start as they are
+    /// admitted (see [`Driver::admit`]), like any other.
     pub(super) fn due_retries(&mut self) {
         let now = self.clock().now();
         let (due, later): (Vec<_>, Vec<_>) = self.retries.drain(..).partition(|(at, _)| *at <= now);
         self.retries = later;
-        for (_, node) in due {
-            let step = self.graph.step(&self.runbook, node).clone();
-            match self.prepare(node, &step.action, step.outputs.is_some()) {
-                Ok(action) => {
-                    self.busy += 1;
-                    if let Some(pool) = &step.pool {
-                        let free = self.pools.entry(pool.clone()).or_insert(0);
-                        *free = free.saturating_sub(1);
-                    }
-                    self.start(node, action);
-                }
-                Err(e) => self.fail_at_start(node, e),
-            }
-        }
+        self.retry_due.extend(due.into_iter().map(|(_, node)| node));
     }
 
     /// The backoff before attempt `next` (2, 3, ...): exponential, capped, with jitter so

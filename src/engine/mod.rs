@@ -16,6 +16,7 @@ mod context;
 mod driver;
 pub mod gate;
 mod graph;
+mod keeper;
 mod launch;
 pub mod lifecycle;
 mod open;
@@ -26,6 +27,7 @@ mod poll;
 mod prepare;
 mod resume;
 mod rollback;
+mod slots;
 mod window;
 
 pub use driver::Driver;

@@ -8,6 +8,7 @@ use super::context::Context;
 use super::driver::{Driver, Stop};
 use super::graph::Graph;
 use super::operation;
+use super::rollback::Then;
 use super::{EngineError, Observer, Options};
 use crate::event::{EventKind, MigrationId, MigrationState, NewEvent, Operation};
 use crate::plan;
@@ -131,16 +132,41 @@ pub async fn attach(
         .migration(id)?
         .ok_or_else(|| EngineError::Internal(format!("migration {id} disappeared")))?;
     check_operation(how, migration.state)?;
-    let lease = {
-        let (store, id, ttl) = (store.clone(), id.clone(), opts.lease_ttl);
-        tokio::task::spawn_blocking(move || store.acquire_lease(&id, ttl))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))??
-    };
+    let lease = acquire(store, id, opts.lease_ttl, migration.state.is_at_rest()).await?;
     let mut driver = build(store, migration, opts, observer, lease)?;
     driver.recover(how)?;
     driver.operate(how)?;
     Ok(driver)
+}
+
+/// How long an attach waits for the driver of a migration at rest to let go of it: a driver
+/// that brought the migration to rest (failed, paused) releases its lease a moment later, and
+/// an operator's `retry` right after a `rollback` must not be refused for that moment.
+const HANDOFF: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Takes the migration's lease; when `at_rest`, waits (up to [`HANDOFF`]) for a driver that is
+/// finishing to release it.
+async fn acquire(
+    store: &Store,
+    id: &MigrationId,
+    ttl: std::time::Duration,
+    at_rest: bool,
+) -> Result<crate::store::Lease, EngineError> {
+    let deadline = tokio::time::Instant::now() + HANDOFF;
+    loop {
+        let (s, i) = (store.clone(), id.clone());
+        let taken = tokio::task::spawn_blocking(move || s.acquire_lease(&i, ttl))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        match taken {
+            Err(crate::store::LeaseError::Held { .. })
+                if at_rest && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// Resume also continues a migration a crash left mid-phase (no transition needed).
@@ -245,7 +271,6 @@ fn build(
         masker,
         env,
         opts,
-        lease,
         http: reqwest::Client::new(),
         tasks: tokio::task::JoinSet::new(),
         cancels: HashMap::new(),
@@ -254,11 +279,12 @@ fn build(
         gate_reminders: HashMap::new(),
         windows_in_use: HashMap::new(),
         window_pause: None,
-        pools,
+        slots: super::slots::Slots::new(concurrency, pools, store.clone(), lease.clone()),
+        lease,
         pool_waiting: HashSet::new(),
-        concurrency,
-        busy: 0,
+        retry_due: std::collections::BTreeSet::new(),
         stop: None,
+        undo: None,
         gates: HashMap::new(),
         placeholders,
         batch: Batch::default(),
@@ -274,21 +300,23 @@ fn build(
         draining: false,
         migration,
     };
-    if rolling_back {
-        driver.stop = Some(Stop::Rollback);
-    }
+    driver.stop = rolling_back.map(|then| match then {
+        Then::Fail => Stop::Rollback,
+        Then::Cancel => Stop::CancelRollback,
+    });
     Ok(driver)
 }
 
-/// A rollback started and did not finish: a crash interrupted it.
-fn rollback_in_progress(events: &[crate::event::Event]) -> bool {
-    let last = |kind| events.iter().rev().find(|e| e.kind == kind).map(|e| e.seq);
-    match (
-        last(EventKind::RollbackStarted),
-        last(EventKind::RollbackFinished),
-    ) {
-        (Some(started), Some(finished)) => started > finished,
-        (Some(_), None) => true,
-        _ => false,
-    }
+/// A rollback started and did not finish (a crash interrupted it): where it was to lead.
+fn rollback_in_progress(events: &[crate::event::Event]) -> Option<Then> {
+    let started = events
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventKind::RollbackStarted)?;
+    let finished = events
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventKind::RollbackFinished)
+        .map_or(0, |e| e.seq);
+    (started.seq > finished).then(|| Then::parse(started.data.get("then").and_then(|t| t.as_str())))
 }

@@ -12,7 +12,6 @@ impl Driver {
     /// An attempt ended.
     pub(super) fn finished(&mut self, node: usize, outcome: Outcome) {
         self.cancels.remove(&node);
-        self.release_slot(node);
         let now = self.clock().now();
         let id = self.graph.nodes[node].id.clone();
         let attempt = self.graph.nodes[node].row.attempts;
@@ -92,6 +91,7 @@ impl Driver {
     /// In-flight steps have ended after a stop: take the migration where the stop leads.
     pub(super) async fn conclude(&mut self, stop: Stop) -> Result<(), EngineError> {
         self.retries.clear();
+        self.retry_due.clear();
         match stop {
             Stop::Fail => {
                 if !self.state.is_at_rest() {
@@ -126,12 +126,13 @@ impl Driver {
                 }
             }
             Stop::Rollback => {
-                self.commit().await?;
-                self.rollback().await?;
-                if self.state != MigrationState::Failed {
-                    let to = self.failed_state();
-                    self.set_state(to, "rolled back")?;
-                }
+                // Rollback is a mode: its commands run as attempts, one at a time, while
+                // the driver goes on renewing its lease and reading requests; the stop
+                // ends when the rollback does (`rollback::undo_next`).
+                return self.begin_rollback(super::rollback::Then::Fail).await;
+            }
+            Stop::CancelRollback => {
+                return self.begin_rollback(super::rollback::Then::Cancel).await;
             }
         }
         self.stop = None;
@@ -155,7 +156,7 @@ impl Driver {
     }
 
     /// Steps that never ran become cancelled; open gates close.
-    fn cancel_remaining(&mut self) {
+    pub(super) fn cancel_remaining(&mut self) {
         let now = self.clock().now();
         for node in 0..self.graph.len() {
             let state = self.graph.nodes[node].row.state;

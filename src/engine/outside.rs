@@ -53,6 +53,11 @@ impl Driver {
             .unwrap_or("someone")
             .to_owned();
         let Some(op) = op else { return Ok(()) };
+        // A rollback under way is not interrupted: the request stays in the history, and
+        // the requester sees the migration end where the rollback leads.
+        if self.undo.is_some() {
+            return Ok(());
+        }
         // The request was possible when it was committed, but this driver may have moved
         // the migration on since (the execute phase ended, say): judge it by the lifecycle
         // as it is now, like the CLI does. The requester sees that it was not carried out.

@@ -28,7 +28,13 @@ impl Driver {
         match action {
             Action::Run(command) => self.prepare_run(command, ctx, json_outputs),
             Action::Http(http) => self.prepare_http(node, http, ctx),
-            Action::Wait(d) => Ok(Prepared::Wait(d.as_std())),
+            // The wait is measured from the attempt's recorded start, not from whenever its
+            // task first runs.
+            Action::Wait(d) => Ok(Prepared::Wait {
+                duration: d.as_std(),
+                until: self.clock().now()
+                    + chrono::Duration::from_std(d.as_std()).unwrap_or(chrono::Duration::MAX),
+            }),
             Action::Check(template) => {
                 let step = self.graph.step(&self.runbook, node);
                 let Some(poll) = &step.poll else {

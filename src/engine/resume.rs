@@ -110,6 +110,9 @@ impl Driver {
             Attach::Start => {
                 self.set_state(MigrationState::Analyzing, &format!("started by {who}"))?
             }
+            // A rollback a crash interrupted goes on first; a `cancel --rollback` keeps the
+            // migration where the cancel put it until its rollback ends.
+            Attach::Resume(_) | Attach::Recover if self.stop == Some(Stop::CancelRollback) => {}
             Attach::Resume(_) => {
                 if self.interrupted().is_some() {
                     if self.state == MigrationState::Running {

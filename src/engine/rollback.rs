@@ -1,29 +1,73 @@
-//! Rollback (SPEC §3): the `rollback` action of every succeeded step, dependents before what
-//! they depend on, one at a time. Each undone step is committed as `rolled_back` before the
-//! next starts, so a crash during a rollback resumes it where it stopped. The first rollback
-//! that fails stops the rollback: undoing more on top of a failed undo could make things
-//! worse, and an operator must look.
+//! Rollback (runbook `rollback` actions): the `rollback` command of every succeeded step,
+//! dependents before what they depend on, one at a time.
+//!
+//! Rollback is a mode of the driver, not a loop inside it: each command runs as an ordinary
+//! attempt (admitted, holding a slot, in a task), so the driver goes on renewing its lease,
+//! reading requests and committing while a long undo runs. Each undone step is committed as
+//! `rolled_back` before the next command starts, so a crash resumes the rollback where it
+//! stopped (`rollback_started` says what it ends in). The first command that fails stops
+//! the rollback: undoing more on top of a failed undo could make things worse, and an
+//! operator must look.
 
 use super::EngineError;
-use super::actions::{self, Attempt, Outcome, Prepared};
-use super::driver::Driver;
+use super::actions::{Outcome, Prepared};
+use super::driver::{Driver, Spawn, Work};
 use crate::event::{EventKind, MigrationState, NewEvent, StepState};
 use crate::runbook::render::Escape;
 use serde_json::json;
-use tokio::sync::watch;
+use std::collections::VecDeque;
 
 /// Rollback output is logged as attempt 0 of the step.
 pub const ROLLBACK_ATTEMPT: u32 = 0;
 
+/// Where the migration goes once its rollback ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Then {
+    /// `failed` (SPEC §3), ready for a retry: `on_failure: rollback`, a window's
+    /// `on_close: rollback`, or `sensei rollback`.
+    Fail,
+    /// `cancelled`: `sensei cancel --rollback`.
+    Cancel,
+}
+
+impl Then {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Then::Fail => "fail",
+            Then::Cancel => "cancel",
+        }
+    }
+
+    pub(super) fn parse(text: Option<&str>) -> Then {
+        match text {
+            Some("cancel") => Then::Cancel,
+            _ => Then::Fail,
+        }
+    }
+}
+
+/// A rollback under way.
+#[derive(Debug)]
+pub(super) struct Undo {
+    /// Nodes still to undo, in order.
+    todo: VecDeque<usize>,
+    /// The node whose command runs now.
+    running: Option<usize>,
+    rolled_back: u32,
+    /// The step whose command failed, which stopped the rollback.
+    failed: Option<String>,
+    then: Then,
+}
+
 impl Driver {
-    /// Rolls back every succeeded step that has a `rollback` action.
-    pub(super) async fn rollback(&mut self) -> Result<(), EngineError> {
-        if self.state == MigrationState::Paused {
+    /// Starts rolling back every succeeded step that has a `rollback` action.
+    pub(super) async fn begin_rollback(&mut self, then: Then) -> Result<(), EngineError> {
+        if then == Then::Fail && self.state == MigrationState::Paused {
             self.set_state(MigrationState::Running, "resumed to roll back")?;
         }
         let mut order = self.graph.topological_order();
         order.reverse();
-        let todo: Vec<usize> = order
+        let todo: VecDeque<usize> = order
             .into_iter()
             .filter(|&n| {
                 self.graph.nodes[n].row.state == StepState::Succeeded
@@ -36,69 +80,83 @@ impl Driver {
             .collect();
         self.emit(NewEvent::new(
             EventKind::RollbackStarted,
-            json!({ "steps": ids }),
+            json!({ "steps": ids, "then": then.as_str() }),
         ));
-        self.commit().await?;
-        let mut rolled_back = 0;
-        let mut failed = None;
-        for node in todo {
-            match self.undo(node).await {
-                Ok(()) => rolled_back += 1,
-                Err(error) => {
-                    let id = self.graph.nodes[node].id.clone();
-                    self.emit(NewEvent::for_step(
-                        EventKind::RollbackFailed,
-                        &id,
-                        json!({ "error": error }),
-                    ));
-                    failed = Some(id);
-                    self.commit().await?;
-                    break;
-                }
-            }
-            self.commit().await?;
-        }
-        self.emit(NewEvent::new(
-            EventKind::RollbackFinished,
-            json!({ "ok": failed.is_none(), "rolled_back": rolled_back, "failed_step": failed }),
-        ));
-        Ok(())
+        self.undo = Some(Undo {
+            todo,
+            running: None,
+            rolled_back: 0,
+            failed: None,
+            then,
+        });
+        self.undo_next().await
     }
 
-    /// Runs one step's rollback action; on success its row becomes `rolled_back`.
-    async fn undo(&mut self, node: usize) -> Result<(), String> {
-        let step = self.graph.step(&self.runbook, node).clone();
-        let Some(template) = &step.rollback else {
+    /// Starts the next rollback command when none runs, or ends the rollback when none is
+    /// left.
+    pub(super) async fn undo_next(&mut self) -> Result<(), EngineError> {
+        let Some(undo) = &self.undo else {
             return Ok(());
         };
-        let command = if template.contains("{{") {
-            self.focus(node);
-            self.renderer
-                .render_in(template, self.ctx.values(), Escape::Shell)
-                .map_err(|e| format!("the rollback command cannot be rendered: {e}"))?
-        } else {
-            template.clone()
+        if undo.running.is_some() {
+            return Ok(());
+        }
+        let Some(&node) = undo.todo.front() else {
+            return self.finish_rollback().await;
         };
-        let attempt = Attempt {
-            migration: self.migration.id.clone(),
-            step: self.graph.nodes[node].id.clone(),
-            attempt: ROLLBACK_ATTEMPT,
-            dir: self.opts.dir.clone(),
-            timeout: step.timeout.map(|t| t.as_std()),
-            transient_codes: Vec::new(),
-            store: self.store.clone(),
-            masker: self.masker.clone(),
-            reaper: self.opts.reaper.clone(),
-            http: self.http.clone(),
-            clock: self.opts.clock.clone(),
+        let Some(slot) = self.admit(node, Work::Undo)? else {
+            return Ok(()); // no slot yet (a pool another migration holds): tried again later
         };
-        let (_keep, cancel) = watch::channel(false);
-        let action = Prepared::Run {
-            command,
-            env: self.env.clone(),
-            json_outputs: false,
+        if let Some(undo) = &mut self.undo {
+            undo.todo.pop_front();
+        }
+        match self.undo_command(node) {
+            Ok(command) => {
+                if let Some(undo) = &mut self.undo {
+                    undo.running = Some(node);
+                }
+                let action = Prepared::Run {
+                    command,
+                    env: self.env.clone(),
+                    json_outputs: false,
+                };
+                self.spawn.push(Spawn {
+                    node,
+                    work: Work::Undo,
+                    action,
+                    slot,
+                });
+                Ok(())
+            }
+            Err(error) => {
+                self.undo_failed(node, error);
+                self.finish_rollback().await
+            }
+        }
+    }
+
+    /// A step's rollback command, rendered.
+    fn undo_command(&mut self, node: usize) -> Result<String, String> {
+        let step = self.graph.step(&self.runbook, node);
+        let Some(template) = step.rollback.clone() else {
+            return Err("the step has no rollback command".into());
         };
-        match actions::perform(action, attempt, cancel).await {
+        if !template.contains("{{") {
+            return Ok(template);
+        }
+        self.focus(node);
+        self.renderer
+            .render_in(&template, self.ctx.values(), Escape::Shell)
+            .map_err(|e| format!("the rollback command cannot be rendered: {e}"))
+    }
+
+    /// A rollback command ended.
+    pub(super) fn undone(&mut self, node: usize, outcome: Outcome) {
+        self.cancels.remove(&node);
+        if let Some(undo) = &mut self.undo {
+            undo.running = None;
+        }
+        match outcome {
             Outcome::Succeeded { .. } => {
                 self.update(node, |row| row.state = StepState::RolledBack);
                 let id = self.graph.nodes[node].id.clone();
@@ -107,10 +165,59 @@ impl Driver {
                     &id,
                     json!({}),
                 ));
-                Ok(())
+                if let Some(undo) = &mut self.undo {
+                    undo.rolled_back += 1;
+                }
             }
-            Outcome::Failed { error, .. } => Err(error),
-            Outcome::Cancelled => Err("cancelled".into()),
+            Outcome::Failed { error, .. } => self.undo_failed(node, error),
+            Outcome::Cancelled => self.undo_failed(node, "cancelled".into()),
         }
+    }
+
+    fn undo_failed(&mut self, node: usize, error: String) {
+        let id = self.graph.nodes[node].id.clone();
+        let error = self.masker.mask(&error).into_owned();
+        self.emit(NewEvent::for_step(
+            EventKind::RollbackFailed,
+            &id,
+            json!({ "error": error }),
+        ));
+        if let Some(undo) = &mut self.undo {
+            undo.todo.clear();
+            undo.failed = Some(id);
+        }
+    }
+
+    /// Records how the rollback ended and takes the migration where it leads.
+    async fn finish_rollback(&mut self) -> Result<(), EngineError> {
+        let Some(undo) = self.undo.take() else {
+            return Ok(());
+        };
+        self.emit(NewEvent::new(
+            EventKind::RollbackFinished,
+            json!({ "ok": undo.failed.is_none(), "rolled_back": undo.rolled_back, "failed_step": undo.failed }),
+        ));
+        self.stop = None;
+        match undo.then {
+            Then::Fail => {
+                if self.state != MigrationState::Failed {
+                    let to = self.failed_state();
+                    self.set_state(to, "rolled back")?;
+                }
+            }
+            Then::Cancel => {
+                let who = self
+                    .actor
+                    .clone()
+                    .unwrap_or_else(|| self.opts.identity.clone());
+                self.close_open_gates(crate::store::GateStatus::Cancelled, &who)
+                    .await?;
+                self.cancel_remaining();
+                if self.state != MigrationState::Cancelled {
+                    self.set_state(MigrationState::Cancelled, "cancelled and rolled back")?;
+                }
+            }
+        }
+        Ok(())
     }
 }

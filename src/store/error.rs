@@ -54,6 +54,10 @@ pub enum StoreError {
     Database(String),
     #[error("the store has shut down and accepts no more writes")]
     Closed,
+    /// A driver's batch carried a lease that is no longer the migration's: nothing of it
+    /// was written (the message says who took the migration over).
+    #[error("{0}")]
+    Fenced(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -109,6 +113,20 @@ fn not_open(step: &str, status: Option<GateStatus>) -> String {
     }
 }
 
+fn lost(migration: &MigrationId, holder: Option<&LeaseHolder>) -> String {
+    match holder {
+        Some(h) => format!(
+            "the lease on migration {migration} was taken over by process {} on host {} at {}; this process must stop driving it",
+            h.pid,
+            h.host,
+            h.since.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        None => format!(
+            "the lease on migration {migration} was taken over by another process (which has released it since); this process must stop driving it"
+        ),
+    }
+}
+
 /// A lease that could not be taken or kept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LeaseError {
@@ -120,13 +138,11 @@ pub enum LeaseError {
         migration: MigrationId,
         holder: LeaseHolder,
     },
-    #[error(
-        "the lease on migration {migration} was taken over by process {} on host {} at {}; this process must stop driving it",
-        holder.pid, holder.host, holder.since.format("%Y-%m-%d %H:%M:%S UTC")
-    )]
+    #[error("{}", lost(migration, holder.as_ref()))]
     Lost {
         migration: MigrationId,
-        holder: LeaseHolder,
+        /// `None` when the process that took it over has released it again.
+        holder: Option<LeaseHolder>,
     },
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -2,10 +2,16 @@
 //! holder (a random token, pid, host) and when it expires; the holder renews it while it
 //! works and releases it when it stops.
 //!
-//! A lease can be taken when there is none, when it expired, or when its holder was a process
-//! on this host that no longer runs: `sensei resume` right after a `kill -9` needs no wait.
-//! A process is recognised by its pid and its start time, so a reused pid is not mistaken
-//! for the old holder.
+//! A lease can be taken when there is none, when its holder was a process on this host that
+//! no longer runs (`sensei resume` right after a `kill -9` needs no wait), or when a holder on
+//! another host let it expire. A holder on this host that still runs keeps its lease even
+//! past its expiry: its step processes may still run, and a second driver would start them
+//! again beside them. A process is recognised by its pid and its start time, so a reused pid
+//! is not mistaken for the old holder.
+//!
+//! The token is also a fencing token: every batch a driver commits carries it, and the store
+//! refuses the batch once the row holds another token ([`fence`]), so a driver that lost its
+//! lease (paused past its expiry on another host, say) writes nothing more.
 
 use super::StoreError;
 use super::error::LeaseError;
@@ -13,6 +19,7 @@ use super::schema::{fmt_time, time_col};
 use super::write::head;
 use super::writer::Group;
 use crate::event::MigrationId;
+use crate::host;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -51,50 +58,9 @@ impl Me {
         let pid = std::process::id();
         Me {
             pid,
-            start: proc_start(pid).ok().flatten(),
-            host: hostname(),
+            start: host::start_of(pid),
+            host: host::name(),
         }
-    }
-}
-
-/// The host name: the kernel's, or `$HOSTNAME`, or `localhost`.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "localhost".to_owned())
-}
-
-/// Reads /proc/<pid>/stat: `Ok(None)` when the process is gone (or a zombie), `Ok(Some(start))`
-/// when it runs, `Err` when /proc cannot tell.
-fn proc_start(pid: u32) -> Result<Option<u64>, ()> {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            // The command name (field 2) may hold spaces and parentheses: parse after the last ')'.
-            let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or(())?;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            // fields[0] is field 3 (the state), so field 22 (starttime) is fields[19].
-            if matches!(fields.first(), Some(&"Z") | Some(&"X")) {
-                return Ok(None);
-            }
-            Ok(Some(
-                fields.get(19).and_then(|s| s.parse().ok()).unwrap_or(0),
-            ))
-        }
-        Err(_) if std::path::Path::new("/proc/self/stat").exists() => Ok(None),
-        Err(_) => Err(()),
-    }
-}
-
-/// Whether a holder on this host still runs. Without /proc nothing can be known, and the
-/// holder is taken to be alive until its lease expires.
-fn alive(pid: u32, start: Option<u64>) -> bool {
-    match proc_start(pid) {
-        Ok(None) => false,
-        Ok(Some(now)) => start.is_none_or(|s| s == now),
-        Err(()) => true,
     }
 }
 
@@ -106,10 +72,13 @@ struct Row {
 }
 
 impl Row {
-    /// Held by a live process: not expired, and not a process of this host that is gone.
+    /// Held by a live process: a process of this host that still runs (whatever its
+    /// expiry), or an unexpired lease of another host (or of this one when /proc cannot tell).
     fn is_live(&self, me: &Me, now: DateTime<Utc>) -> bool {
-        self.holder.expires_at > now
-            && (self.holder.host != me.host || alive(self.pid, self.pid_start))
+        let on_this_host = (self.holder.host == me.host)
+            .then(|| host::alive(self.pid, self.pid_start))
+            .flatten();
+        on_this_host.unwrap_or(self.holder.expires_at > now)
     }
 }
 
@@ -191,34 +160,54 @@ pub fn acquire(
     })
 }
 
-/// Extends a lease this process holds. Lost when another token is in the row; a lease that
-/// expired or vanished but that nobody took is simply taken again.
+/// Extends a lease this process holds. A lease that expired but that nobody took is simply
+/// extended; one whose row holds another token, or none (another process took it and
+/// released it since), is lost.
 pub fn renew(
     conn: &Connection,
     group: &Group,
-    me: &Me,
     lease: &Lease,
     ttl: Duration,
 ) -> Result<(), LeaseError> {
+    fence(conn, lease)?;
+    conn.prepare_cached("UPDATE leases SET expires_at = ?2 WHERE migration = ?1")?
+        .execute(params![
+            lease.migration.as_str(),
+            fmt_time(expiry(group.now, ttl))
+        ])?;
+    Ok(())
+}
+
+/// Refuses a write of a driver whose lease is no longer in the row: another process took
+/// the migration over (and may have released it since).
+pub fn fence(conn: &Connection, lease: &Lease) -> Result<(), LeaseError> {
     match row(conn, &lease.migration)? {
-        Some(other) if other.token != lease.token => Err(LeaseError::Lost {
+        Some(held) if held.token == lease.token => Ok(()),
+        Some(other) => Err(LeaseError::Lost {
             migration: lease.migration.clone(),
-            holder: other.holder,
+            holder: Some(other.holder),
         }),
-        Some(_) => {
-            conn.prepare_cached("UPDATE leases SET expires_at = ?2 WHERE migration = ?1")?
-                .execute(params![
-                    lease.migration.as_str(),
-                    fmt_time(expiry(group.now, ttl))
-                ])?;
-            Ok(())
-        }
         None => {
             head(conn, &lease.migration)?;
-            put(conn, &lease.migration, &lease.token, me, group.now, ttl)?;
-            Ok(())
+            Err(LeaseError::Lost {
+                migration: lease.migration.clone(),
+                holder: None,
+            })
         }
     }
+}
+
+/// Whether the lease `token` on `migration` is held by a live process: what keeps a pool
+/// slot taken under that lease.
+pub(super) fn holds(
+    conn: &Connection,
+    me: &Me,
+    migration: &str,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    Ok(row(conn, &MigrationId::from(migration.to_owned()))?
+        .is_some_and(|r| r.token == token && r.is_live(me, now)))
 }
 
 /// Gives a lease up; a lease someone else took meanwhile is left alone.

@@ -9,13 +9,16 @@
 //! The files: `types` (what goes in and out), `schema` (tables and column encodings),
 //! `writer` (group commit), `write` (migrations, batches, logs), `read`, `gate`, `lease`,
 //! `outbox` (alert deliveries and their attempts), `hooks` (webhook signatures seen and
-//! idempotency keys).
+//! idempotency keys), `pool` (pool slots shared by every migration), `processes` (the process
+//! group of each step's latest attempt).
 
 mod error;
 mod gate;
 mod hooks;
 mod lease;
 mod outbox;
+mod pool;
+mod processes;
 mod read;
 mod schema;
 mod types;
@@ -32,6 +35,8 @@ pub use outbox::{
     AttemptOutcome, AttemptRecord, Delivery, DeliveryAttempt, DeliveryKind, DeliveryState,
     NewDelivery,
 };
+pub use pool::{PoolHolder, PoolTake};
+pub use processes::StepProcess;
 pub use schema::{DB_FILE, SCHEMA_VERSION};
 pub use types::{
     Batch, Committed, Durability, LogLine, LogStream, Migration, MigrationHead, NewLogLine,
@@ -338,8 +343,8 @@ impl Store {
 
     /// Extends a held lease to `ttl` from now; [`LeaseError::Lost`] if another process took it.
     pub fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<(), LeaseError> {
-        let (lease, me) = (lease.clone(), self.inner.me.clone());
-        self.call(move |conn, group| lease::renew(conn, group, &me, &lease, ttl))
+        let lease = lease.clone();
+        self.call(move |conn, group| lease::renew(conn, group, &lease, ttl))
     }
 
     /// [`Store::renew_lease`] without blocking.
@@ -348,8 +353,8 @@ impl Store {
         lease: &Lease,
         ttl: Duration,
     ) -> impl Future<Output = Result<(), LeaseError>> + Send + 'static {
-        let (lease, me) = (lease.clone(), self.inner.me.clone());
-        self.call_async(move |conn, group| lease::renew(conn, group, &me, &lease, ttl))
+        let lease = lease.clone();
+        self.call_async(move |conn, group| lease::renew(conn, group, &lease, ttl))
     }
 
     /// Gives a lease up (nothing happens if another process took it meanwhile).
@@ -378,6 +383,63 @@ impl Store {
             self.inner.stats.transactions.load(Ordering::Relaxed),
             self.inner.stats.jobs.load(Ordering::Relaxed),
         )
+    }
+
+    /// Takes a slot of `pool` (`size` slots, as the taker's runbook declares) for `step`,
+    /// held under `lease`: every migration on this store shares the pool's slots.
+    pub fn take_pool_slot(
+        &self,
+        pool: &str,
+        size: u32,
+        step: &str,
+        lease: &Lease,
+    ) -> Result<PoolTake, StoreError> {
+        let (pool, step, lease, me) = (
+            pool.to_owned(),
+            step.to_owned(),
+            lease.clone(),
+            self.inner.me.clone(),
+        );
+        self.call(move |conn, group| pool::take(conn, group, &me, &pool, size, &step, &lease))
+    }
+
+    /// Gives a pool slot back, with the next group commit (it does not wait). Ordered with
+    /// every other write of this store, so a take sent after it sees the slot free.
+    pub fn release_pool_slot(&self, slot: i64) {
+        let job = Job::detached(
+            move |conn, _| pool::release(conn, slot),
+            self.inner.lost_logs.clone(),
+        );
+        let _ = self.send(job);
+    }
+
+    /// The live holders of `pool`'s slots.
+    pub fn pool_holders(&self, pool: &str) -> Result<Vec<PoolHolder>, StoreError> {
+        pool::holders(&self.reader(), &self.inner.me, pool, schema::now())
+    }
+
+    /// Records the process group of a step's attempt, with the next group commit.
+    pub fn record_process(&self, id: &MigrationId, process: StepProcess) {
+        let id = id.clone();
+        let job = Job::detached(
+            move |conn, _| processes::record(conn, &id, &process),
+            self.inner.lost_logs.clone(),
+        );
+        let _ = self.send(job);
+    }
+
+    /// The process group of a step's latest attempt, if one was recorded.
+    pub fn step_process(
+        &self,
+        id: &MigrationId,
+        step: &str,
+    ) -> Result<Option<StepProcess>, StoreError> {
+        processes::get(&self.reader(), id, step)
+    }
+
+    /// This host's name, as leases and process records name it.
+    pub fn host(&self) -> &str {
+        &self.inner.me.host
     }
 
     /// Takes up to `limit` alert deliveries that are due at `now` and that no other sender

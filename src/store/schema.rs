@@ -25,7 +25,7 @@ const STATEMENT_CACHE: usize = 64;
 
 /// Each entry upgrades the schema by one version; the index + 1 is the version it reaches.
 /// Never edit a shipped entry: append a new one.
-pub(super) const UPGRADES: &[&str] = &[V1, V2, V3];
+pub(super) const UPGRADES: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = UPGRADES.len() as i64;
@@ -179,6 +179,32 @@ CREATE TABLE hook_keys (
     migration  TEXT NOT NULL REFERENCES migrations (id),
     created_at TEXT NOT NULL,
     PRIMARY KEY (hook, key)
+) WITHOUT ROWID;
+";
+
+/// Pool slots shared by every migration on the store (a slot is a row, held under its
+/// driver's lease, so a dead driver's slots come back), and the process group of each step's
+/// latest attempt (so a resume can tell a step process that outlived its driver).
+const V4: &str = "
+CREATE TABLE pool_slots (
+    id        INTEGER PRIMARY KEY,
+    pool      TEXT NOT NULL,
+    migration TEXT NOT NULL REFERENCES migrations (id),
+    step      TEXT NOT NULL,
+    token     TEXT NOT NULL,               -- the holder's lease token
+    taken_at  TEXT NOT NULL
+);
+CREATE INDEX pool_slots_by_pool ON pool_slots (pool);
+
+CREATE TABLE step_processes (
+    migration  TEXT NOT NULL REFERENCES migrations (id),
+    step       TEXT NOT NULL,
+    attempt    INTEGER NOT NULL,
+    pgid       INTEGER NOT NULL,
+    pg_start   INTEGER,                    -- the group leader's start time (/proc), against pid reuse
+    host       TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    PRIMARY KEY (migration, step)
 ) WITHOUT ROWID;
 ";
 

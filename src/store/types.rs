@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use super::gate::GateOpen;
+use super::lease::Lease;
 use super::outbox::NewDelivery;
 
 /// How hard each commit insists on reaching the disk.
@@ -91,6 +92,9 @@ pub struct Batch {
     pub gates: Vec<GateOpen>,
     /// Alert deliveries caused by the batch's events, written in the same transaction.
     pub outbox: Vec<NewDelivery>,
+    /// The driver's lease: when set, the batch is refused ([`super::StoreError::Fenced`])
+    /// unless the migration's lease row still holds its token.
+    pub fence: Option<Lease>,
 }
 
 /// What a committed batch became.

@@ -76,6 +76,12 @@ pub fn apply_batch(
     batch: Batch,
 ) -> Result<Committed, StoreError> {
     let (found, last_seq) = head(conn, id)?;
+    if let Some(lease) = &batch.fence {
+        super::lease::fence(conn, lease).map_err(|e| match e {
+            super::LeaseError::Store(e) => e,
+            lost => StoreError::Fenced(lost.to_string()),
+        })?;
+    }
     if let Some(expected) = batch.expect_state
         && expected != found
     {

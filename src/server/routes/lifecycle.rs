@@ -88,7 +88,11 @@ fn check(op: Operation, m: &Migration, driven: bool) -> Result<(), ApiError> {
     if !(op == Operation::Resume && mid_phase) {
         operation::path(op, m.state)?;
     }
-    if driven && matches!(op, Operation::Start | Operation::Resume | Operation::Retry) {
+    // A driver that brought the migration to rest lets go of it a moment later: attaching
+    // waits for that (`engine::attach`), so only a migration still in motion is refused here.
+    let in_motion = !m.state.is_at_rest();
+    if driven && in_motion && matches!(op, Operation::Start | Operation::Resume | Operation::Retry)
+    {
         return Err(ApiError::Conflict(format!(
             "migration {} is {} and a live process still drives it; {op} it once that process has stopped (its running steps finish first)",
             m.id, m.state

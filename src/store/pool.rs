@@ -1,0 +1,98 @@
+//! Pool slots (runbook `pools`): a slot is a row naming its pool, the step that holds it and
+//! the lease it was taken under. Every migration on the store counts the same rows, so a
+//! pool is shared by all of them (one server, local drivers on one state directory), and a
+//! slot whose lease is no longer held by a live process is free again: a driver that died
+//! gives its slots back without anyone cleaning up.
+//!
+//! Sizes are not stored: each taker brings the size its runbook declares, and takes a slot
+//! only while fewer than that many are held.
+
+use super::StoreError;
+use super::lease::{self, Lease, Me};
+use super::schema::fmt_time;
+use super::writer::Group;
+use rusqlite::{Connection, params};
+
+/// A step of some migration holding a slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolHolder {
+    pub migration: String,
+    pub step: String,
+}
+
+/// Whether a slot was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoolTake {
+    /// The slot's row id: release it with [`release`].
+    Taken(i64),
+    /// The pool is full; these hold its slots.
+    Full(Vec<PoolHolder>),
+}
+
+/// Takes a slot of `pool` (of `size` slots) for `step` under `lease`, after freeing the slots
+/// of holders that are gone.
+pub fn take(
+    conn: &Connection,
+    group: &Group,
+    me: &Me,
+    pool: &str,
+    size: u32,
+    step: &str,
+    lease: &Lease,
+) -> Result<PoolTake, StoreError> {
+    let rows: Vec<(i64, String, String, String)> = conn
+        .prepare_cached("SELECT id, migration, step, token FROM pool_slots WHERE pool = ?1")?
+        .query_map([pool], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut held = Vec::new();
+    for (id, migration, step, token) in rows {
+        if lease::holds(conn, me, &migration, &token, group.now)? {
+            held.push(PoolHolder { migration, step });
+        } else {
+            release(conn, id)?;
+        }
+    }
+    if held.len() >= size as usize {
+        return Ok(PoolTake::Full(held));
+    }
+    conn.prepare_cached(
+        "INSERT INTO pool_slots (pool, migration, step, token, taken_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        pool,
+        lease.migration.as_str(),
+        step,
+        lease.token,
+        fmt_time(group.now)
+    ])?;
+    Ok(PoolTake::Taken(conn.last_insert_rowid()))
+}
+
+/// Gives a slot back.
+pub fn release(conn: &Connection, id: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM pool_slots WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Slots of `pool` held by live holders now (for status and tests).
+pub fn holders(
+    conn: &Connection,
+    me: &Me,
+    pool: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<PoolHolder>, StoreError> {
+    let rows: Vec<(String, String, String)> = conn
+        .prepare_cached(
+            "SELECT migration, step, token FROM pool_slots WHERE pool = ?1 ORDER BY id",
+        )?
+        .query_map([pool], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut held = Vec::new();
+    for (migration, step, token) in rows {
+        if lease::holds(conn, me, &migration, &token, now)? {
+            held.push(PoolHolder { migration, step });
+        }
+    }
+    Ok(held)
+}
