@@ -25,7 +25,7 @@ const STATEMENT_CACHE: usize = 64;
 
 /// Each entry upgrades the schema by one version; the index + 1 is the version it reaches.
 /// Never edit a shipped entry: append a new one.
-pub(super) const UPGRADES: &[&str] = &[V1, V2, V3];
+pub(super) const UPGRADES: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = UPGRADES.len() as i64;
@@ -180,6 +180,16 @@ CREATE TABLE hook_keys (
     created_at TEXT NOT NULL,
     PRIMARY KEY (hook, key)
 ) WITHOUT ROWID;
+";
+
+/// Webhook signatures are kept as their MAC, 64 lower-case hex digits without `sha256=`, so
+/// that no other spelling of a MAC seen before is new (V3 kept the header's text, and read
+/// upper-case digits and `+3` for `03` as the same MAC). Rows kept by V3 are rewritten to that
+/// form, keeping one row per MAC, so a delivery accepted before the upgrade stays refused.
+const V4: &str = "
+UPDATE OR REPLACE hook_signatures
+   SET signature = lower(replace(substr(signature, 8), '+', '0'))
+ WHERE signature LIKE 'sha256=%';
 ";
 
 /// Creates the state directory and opens its database for writing, with the schema upgraded
