@@ -4,6 +4,7 @@
 
 mod support;
 
+use sensei::alert::sign;
 use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -211,21 +212,17 @@ fn webhook_json_and_slack_payloads_are_signed_and_carry_no_secret() {
                 .starts_with(&format!("{id}:"))
         );
         assert_eq!(req.headers["x-team"], "dba");
-        let ts: i64 = req.headers["x-sensei-timestamp"]
-            .parse()
-            .expect("timestamp");
+        // Sent in the one form `POST /v1/hooks` accepts: the server's own scheme.
+        let ts_text = &req.headers["x-sensei-timestamp"];
+        let ts = sign::parse_timestamp(ts_text).expect("timestamp");
         assert!((chrono::Utc::now().timestamp() - ts).abs() < 300);
         let sig = &req.headers["x-sensei-signature"];
+        let signature = sign::Signature::parse(sig).expect("signature");
         assert!(
-            sensei::alert::sign::verify(KEY.as_bytes(), ts, req.body.as_bytes(), sig),
+            signature.verifies(KEY.as_bytes(), ts_text, req.body.as_bytes()),
             "bad signature {sig}"
         );
-        assert!(!sensei::alert::sign::verify(
-            b"other",
-            ts,
-            req.body.as_bytes(),
-            sig
-        ));
+        assert!(!signature.verifies(b"other", ts_text, req.body.as_bytes()));
         assert_eq!(
             body["link"],
             format!("https://sensei.example.com/v1/migrations/{id}")

@@ -2,97 +2,13 @@
 //! and starts a migration with params from its payload; wrong key, stale timestamp, replay
 //! (also after a restart), unsigned, oversize, non-JSON, wrong content type, unknown hook and
 //! bad params are refused with their status; an `Idempotency-Key` returns the same migration.
+//! The forms of the signing headers are in server_hook_signatures.rs.
 
 mod harness;
 
-use harness::{Dir, Reply, Server};
-use sensei::alert::sign;
+use harness::Dir;
+use harness::hooks::{SECRET, deliver, now, server, signed};
 use serde_json::Value;
-use std::time::Duration;
-
-const SECRET: &str = "hook-secret";
-
-const DEPLOY: &str = r#"version: 1
-name: deploy
-params:
-  tables: { type: list, required: true }
-  batch: { type: integer, default: 1 }
-triggers:
-  - webhook: deploy-finished
-    secret_env: SENSEI_TEST_HOOK
-    params: { tables: "{{payload.tables}}", batch: "{{payload.batch}}" }
-  - webhook: unconfigured
-    secret_env: SENSEI_TEST_HOOK_UNSET
-    params: { tables: [a] }
-steps:
-  - id: migrate
-    run: echo migrating
-  - id: check
-    phase: validate
-    run: echo checked
-"#;
-
-/// A server with tokens configured (hooks need none) and the hook's secret in its env.
-fn server(dir: &Dir, extra: &[&str]) -> Server {
-    dir.runbook("deploy.yaml", DEPLOY);
-    dir.serve_with_tokens(extra, &[("SENSEI_TEST_HOOK", SECRET)])
-}
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-/// A delivery: `headers` as given (no bearer token), the body as bytes.
-fn deliver(s: &Server, hook: &str, headers: &[(&str, String)], body: &[u8]) -> Reply {
-    let mut request = ureq::http::Request::builder()
-        .method("POST")
-        .uri(format!("{}/v1/hooks/{hook}", s.base));
-    for (name, value) in headers {
-        request = request.header(*name, value);
-    }
-    let request = request.body(body.to_vec()).expect("request");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
-    let response = agent.run(request).expect("deliver");
-    let status = response.status().as_u16();
-    let header = |n: &str| {
-        response
-            .headers()
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let (content_type, location) = (header("content-type"), header("location"));
-    let text = response.into_body().read_to_string().expect("body");
-    let mut json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    if let Some(obj) = json.as_object_mut()
-        && !location.is_empty()
-    {
-        obj.insert("_location".into(), Value::String(location));
-    }
-    Reply {
-        status,
-        content_type,
-        text,
-        json,
-    }
-}
-
-/// The headers of a delivery signed with `key` at `timestamp`.
-fn signed(key: &str, timestamp: i64, body: &[u8]) -> Vec<(&'static str, String)> {
-    vec![
-        ("Content-Type", "application/json".to_owned()),
-        (sign::TIMESTAMP_HEADER, timestamp.to_string()),
-        (
-            sign::SIGNATURE_HEADER,
-            sign::sign(key.as_bytes(), timestamp, body),
-        ),
-    ]
-}
 
 #[test]
 fn a_signed_delivery_starts_a_migration_with_params_from_the_payload() {
@@ -129,16 +45,19 @@ fn a_signed_delivery_starts_a_migration_with_params_from_the_payload() {
         headers.push(("Idempotency-Key", key.to_owned()));
         deliver(&s, "deploy-finished", &headers, body).expect(202)
     };
-    // Timestamps apart from the first delivery's: the same second and body would be the
-    // same signature, which is (rightly) refused as a replay.
+    // Timestamps before the first delivery's, so that none is signed like another (`now() - 1`
+    // once the clock has moved on is the first one's, whose signature is then a replay).
     let first = keyed(ts - 1, "deploy-42").json["id"].clone();
     let again = keyed(ts - 2, "deploy-42").json["id"].clone();
     assert_eq!(first, again);
     assert_ne!(first, Value::String(id.clone()));
     let other = keyed(ts - 3, "deploy-43").json["id"].clone();
     assert_ne!(first, other);
+    // A key is compared as sent: another letter case is another key.
+    let cased = keyed(ts - 4, "DEPLOY-42").json["id"].clone();
+    assert_ne!(first, cased);
     let listed = s.get("/v1/migrations?runbook=deploy").expect(200);
-    assert_eq!(listed.json.as_array().map(Vec::len), Some(3));
+    assert_eq!(listed.json.as_array().map(Vec::len), Some(4));
 }
 
 #[test]

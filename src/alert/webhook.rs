@@ -85,13 +85,12 @@ impl Webhooks {
                         "the signing key variable {var} is not set in sensei's environment"
                     ))
                 })?;
-            let timestamp = chrono::Utc::now().timestamp();
+            // Signed as sent: the header's text is what the MAC covers.
+            let timestamp = chrono::Utc::now().timestamp().to_string();
+            let signature = sign::sign(key.as_bytes(), &timestamp, req.body.as_bytes());
             request = request
-                .header(sign::TIMESTAMP_HEADER, timestamp.to_string())
-                .header(
-                    sign::SIGNATURE_HEADER,
-                    sign::sign(key.as_bytes(), timestamp, req.body.as_bytes()),
-                );
+                .header(sign::TIMESTAMP_HEADER, timestamp)
+                .header(sign::SIGNATURE_HEADER, signature);
         }
         let response = request
             .body(req.body.to_owned())

@@ -206,8 +206,7 @@ pub fn digest(runbook_text: &str, masked_params: &Params) -> String {
             .as_bytes(),
     );
     let bytes = hasher.finalize();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", base16ct::lower::encode_string(&bytes))
 }
 
 /// One plan step per step, or per element of a fan-out known now.

@@ -92,8 +92,14 @@ impl Caller {
 pub enum TokenError {
     #[error("token `{0}` needs exactly one of `sha256` and `token_env`")]
     Secret(String),
-    #[error("token `{0}`: `sha256` must be 64 hexadecimal digits (the SHA-256 of the token)")]
+    #[error(
+        "token `{0}`: `sha256` must be 64 hexadecimal digits (the SHA-256 of the token, as `sha256sum` prints it)"
+    )]
     Digest(String),
+    #[error(
+        "tokens `{0}` and `{1}` have the same secret, so a caller with it would be either; give each its own token"
+    )]
+    SameSecret(String, String),
     #[error("token `{name}`: the environment variable {var} is not set or empty")]
     Env { name: String, var: String },
     #[error("token `{0}` has no roles; give it some of viewer, operator, approver, admin")]
@@ -123,15 +129,16 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     out
 }
 
-fn parse_hex(text: &str) -> Option<[u8; 32]> {
+/// A configured digest: 64 hex digits in either letter case (`sha256sum` writes lower case,
+/// PowerShell's `Get-FileHash` upper case), nothing else. Digests are compared as bytes, so
+/// both spellings name the same token.
+fn parse_digest(text: &str) -> Option<[u8; 32]> {
     let text = text.trim();
-    if text.len() != 64 || !text.is_ascii() {
+    let mut out = [0u8; 32];
+    if text.len() != 2 * out.len() {
         return None;
     }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
+    base16ct::mixed::decode(text, &mut out).ok()?;
     Some(out)
 }
 
@@ -155,7 +162,7 @@ impl Tokens {
             }
             let digest = match (&spec.sha256, &spec.token_env) {
                 (Some(hex), None) => {
-                    parse_hex(hex).ok_or_else(|| TokenError::Digest(name.to_owned()))?
+                    parse_digest(hex).ok_or_else(|| TokenError::Digest(name.to_owned()))?
                 }
                 (None, Some(var)) => {
                     let token =
@@ -169,6 +176,9 @@ impl Tokens {
                 }
                 _ => return Err(TokenError::Secret(name.to_owned())),
             };
+            if let Some(same) = entries.iter().find(|e| e.digest == digest) {
+                return Err(TokenError::SameSecret(same.name.clone(), name.to_owned()));
+            }
             entries.push(Entry {
                 name: name.to_owned(),
                 roles: spec.roles.clone(),
@@ -305,6 +315,52 @@ mod tests {
         assert!(t.authenticate(None).is_err());
         let local = Tokens::default().authenticate(None).unwrap();
         assert_eq!(local, Caller::local());
+    }
+
+    fn digest_spec(name: &str, sha256: &str) -> TokenSpec {
+        TokenSpec {
+            name: name.into(),
+            roles: vec![Role::Viewer],
+            sha256: Some(sha256.into()),
+            token_env: None,
+        }
+    }
+
+    const PASSWORD: &str = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8";
+
+    #[test]
+    fn a_digest_is_64_hex_digits_in_either_case_and_names_one_token() {
+        let from = |specs: &[TokenSpec]| Tokens::from_specs(specs, |_| None);
+        // Upper or mixed case is the same digest: it authenticates the same token.
+        let mixed = format!("{}{}", &PASSWORD[..32], PASSWORD[32..].to_uppercase());
+        for digest in [PASSWORD.to_uppercase(), mixed] {
+            let t = from(&[digest_spec("bot", &digest)]).unwrap();
+            assert_eq!(
+                t.authenticate(Some(b"Bearer password")).unwrap().name,
+                "bot"
+            );
+        }
+        // `u8::from_str_radix` reads `+e` as 0x0e; a sign is no hex digit. Nor is anything
+        // but 64 digits a digest.
+        let signed = format!("{}+e{}", &PASSWORD[..2], &PASSWORD[4..]);
+        let short = &PASSWORD[..63];
+        let long = format!("{PASSWORD}0");
+        for bad in [signed.as_str(), short, &long, "sha256:abc", ""] {
+            assert_eq!(
+                from(&[digest_spec("bot", bad)]).err(),
+                Some(TokenError::Digest("bot".into())),
+                "{bad}"
+            );
+        }
+        // Two spellings of one digest are one secret, which cannot name two callers.
+        let twice = [
+            digest_spec("bot", PASSWORD),
+            digest_spec("alice", &PASSWORD.to_uppercase()),
+        ];
+        assert_eq!(
+            from(&twice).err(),
+            Some(TokenError::SameSecret("bot".into(), "alice".into()))
+        );
     }
 
     #[test]

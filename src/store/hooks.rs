@@ -2,7 +2,9 @@
 //! expires, so that the same signed request is accepted once only, also across restarts; and
 //! each `Idempotency-Key` a hook was called with is remembered with the migration it created.
 //!
-//! The store does not verify signatures: the server does, then claims the signature here.
+//! The store does not verify signatures: the server does, then claims the signature's MAC
+//! here. A signature is kept as its MAC's bytes in lower-case hex, never as the text it came
+//! in, so that another spelling of the same MAC is no new signature.
 
 use super::StoreError;
 use super::schema::fmt_time;
@@ -10,12 +12,12 @@ use crate::event::MigrationId;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// Records `signature` of a delivery to `hook`, kept until `expires_at`; false if it was
-/// seen before (a replay). Signatures past their expiry are forgotten first.
+/// Records the signature (its `mac`) of a delivery to `hook`, kept until `expires_at`; false
+/// if it was seen before (a replay). Signatures past their expiry are forgotten first.
 pub fn claim_signature(
     conn: &Connection,
     hook: &str,
-    signature: &str,
+    mac: &[u8],
     timestamp: i64,
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
@@ -29,7 +31,7 @@ pub fn claim_signature(
         )?
         .execute(params![
             hook,
-            signature,
+            base16ct::lower::encode_string(mac),
             timestamp,
             fmt_time(now),
             fmt_time(expires_at)
@@ -62,19 +64,18 @@ pub fn remember_key(
 }
 
 impl super::Store {
-    /// Claims a delivery's signature for `hook` until `expires_at`: false for a replay.
+    /// Claims a delivery's signature (its decoded `mac`) for `hook` until `expires_at`:
+    /// false for a replay.
     pub fn claim_hook_signature(
         &self,
         hook: &str,
-        signature: &str,
+        mac: &[u8],
         timestamp: i64,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let (hook, signature) = (hook.to_owned(), signature.to_owned());
-        self.call(move |conn, _| {
-            claim_signature(conn, &hook, &signature, timestamp, now, expires_at)
-        })
+        let (hook, mac) = (hook.to_owned(), mac.to_vec());
+        self.call(move |conn, _| claim_signature(conn, &hook, &mac, timestamp, now, expires_at))
     }
 
     /// The migration an earlier call to `hook` with idempotency `key` created.

@@ -25,7 +25,7 @@ const STATEMENT_CACHE: usize = 64;
 
 /// Each entry upgrades the schema by one version; the index + 1 is the version it reaches.
 /// Never edit a shipped entry: append a new one.
-pub(super) const UPGRADES: &[&str] = &[V1, V2, V3, V4];
+pub(super) const UPGRADES: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = UPGRADES.len() as i64;
@@ -182,10 +182,20 @@ CREATE TABLE hook_keys (
 ) WITHOUT ROWID;
 ";
 
+/// Webhook signatures are kept as their MAC, 64 lower-case hex digits without `sha256=`, so
+/// that no other spelling of a MAC seen before is new (V3 kept the header's text, and read
+/// upper-case digits and `+3` for `03` as the same MAC). Rows kept by V3 are rewritten to that
+/// form, keeping one row per MAC, so a delivery accepted before the upgrade stays refused.
+const V4: &str = "
+UPDATE OR REPLACE hook_signatures
+   SET signature = lower(replace(substr(signature, 8), '+', '0'))
+ WHERE signature LIKE 'sha256=%';
+";
+
 /// Pool slots shared by every migration on the store (a slot is a row, held under its
 /// driver's lease, so a dead driver's slots come back), and the process group of each step's
 /// latest attempt (so a resume can tell a step process that outlived its driver).
-const V4: &str = "
+const V5: &str = "
 CREATE TABLE pool_slots (
     id        INTEGER PRIMARY KEY,
     pool      TEXT NOT NULL,

@@ -2,12 +2,14 @@
 //!
 //! The signature is the authentication (no bearer token): `X-Sensei-Timestamp: <unix
 //! seconds>` and `X-Sensei-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">`
-//! with the key from the trigger's `secret_env`, compared in constant time
-//! (`alert::sign::verify`). In order: unknown hook 404, a content type other than
-//! `application/json` 415, a body over the limit 413, the secret's variable unset on the
-//! server 500, unsigned or a bad signature 401, a timestamp more than 5 minutes off 401, a
-//! body that is not JSON 400, params that do not fit 422, a signature seen before 401.
-//! Accepted signatures are remembered in the store (across restarts) for [`REMEMBER`].
+//! with the key from the trigger's `secret_env`, compared in constant time. Each header has
+//! one accepted form (see `alert::sign`), and the replay check keys on the decoded MAC, so
+//! no other text of a signature accepted before is new. In order: unknown hook 404, a
+//! content type other than `application/json` 415, a body over the limit 413, the secret's
+//! variable unset on the server 500, unsigned, a header not in its form or a bad signature
+//! 401, a timestamp more than 5 minutes off 401, a body that is not JSON 400, params that do
+//! not fit 422, a signature seen before 401. Accepted signatures are remembered in the store
+//! (across restarts) for [`REMEMBER`].
 //!
 //! The trigger's `params` are rendered with `payload` = the body (a template that is a single
 //! expression keeps the value's type), then resolved like the params of `POST
@@ -16,7 +18,7 @@
 
 use super::migrations::{create_from, params_error};
 use super::{AppState, load};
-use crate::alert::sign;
+use crate::alert::sign::{self, Signature};
 use crate::engine::Attach;
 use crate::event::{MigrationState, Operation};
 use crate::operator::{self, Requester};
@@ -86,9 +88,10 @@ async fn handle(
     let idempotency = idempotency_key(&headers)?;
     let now = Utc::now();
     let fresh = {
-        let (store, hook, sig) = (state.store.clone(), name.clone(), signature.clone());
+        let (store, hook) = (state.store.clone(), name.clone());
         super::blocking(move || {
-            Ok(store.claim_hook_signature(&hook, &sig, timestamp, now, now + REMEMBER)?)
+            let mac = signature.mac();
+            Ok(store.claim_hook_signature(&hook, mac, timestamp, now, now + REMEMBER)?)
         })
         .await?
     };
@@ -180,27 +183,35 @@ fn secret(name: &str, trigger: &Trigger) -> Result<Vec<u8>, ApiError> {
     }
 }
 
-/// The delivery's timestamp and signature, once both check out; 401 otherwise.
-fn authenticate(headers: &HeaderMap, key: &[u8], body: &[u8]) -> Result<(i64, String), ApiError> {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let (Some(ts), Some(signature)) = (get(sign::TIMESTAMP_HEADER), get(sign::SIGNATURE_HEADER))
-    else {
+/// The delivery's timestamp and signature, once both are in their one form
+/// ([`sign`]'s module doc) and sign the body; 401 otherwise, saying which check failed.
+fn authenticate(
+    headers: &HeaderMap,
+    key: &[u8],
+    body: &[u8],
+) -> Result<(i64, Signature), ApiError> {
+    let (Some(ts), Some(signature)) = (
+        headers.get(sign::TIMESTAMP_HEADER),
+        headers.get(sign::SIGNATURE_HEADER),
+    ) else {
         return Err(ApiError::Unauthorized(format!(
             "unsigned: a webhook needs the headers {} and {}",
             sign::TIMESTAMP_HEADER,
             sign::SIGNATURE_HEADER
         )));
     };
-    let timestamp: i64 = ts.trim().parse().map_err(|_| {
-        ApiError::Unauthorized(format!(
-            "{} must be unix seconds, not `{ts}`",
+    // Bytes that are not text are reported as U+FFFD by the form checks, which refuse them.
+    let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
+    let (ts, signature) = (text(ts), text(signature));
+    let form = |e: sign::FormError| ApiError::Unauthorized(e.to_string());
+    let timestamp = sign::parse_timestamp(&ts).map_err(form)?;
+    let signature = Signature::parse(&signature).map_err(form)?;
+    if !signature.verifies(key, &ts, body) {
+        return Err(ApiError::Unauthorized(format!(
+            "the signature does not match: {} must be sha256=<hex HMAC-SHA256 of \"<timestamp>.<raw body>\"> with the hook's secret, <timestamp> being the {} header as sent",
+            sign::SIGNATURE_HEADER,
             sign::TIMESTAMP_HEADER
-        ))
-    })?;
-    if !sign::verify(key, timestamp, body, signature.trim()) {
-        return Err(ApiError::Unauthorized(
-            "the signature does not match: expected sha256=<hex HMAC-SHA256 of \"<timestamp>.<raw body>\"> with the hook's secret".into(),
-        ));
+        )));
     }
     let off = Utc::now().timestamp().saturating_sub(timestamp);
     if off.abs() > TOLERANCE_SECS {
@@ -210,7 +221,7 @@ fn authenticate(headers: &HeaderMap, key: &[u8], body: &[u8]) -> Result<(i64, St
             if off > 0 { "behind" } else { "ahead of" }
         )));
     }
-    Ok((timestamp, signature.trim().to_owned()))
+    Ok((timestamp, signature))
 }
 
 /// The `Idempotency-Key` header, if any: printable ASCII, at most [`MAX_KEY`] characters.
