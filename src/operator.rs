@@ -12,13 +12,15 @@ use crate::store::{Batch, GateError, GateOutcome, GateVote, Migration, Store, St
 use chrono::Utc;
 use serde_json::{Value as Json, json};
 
-/// How a driver attaches to carry out `op` itself (no other process drives the migration).
-pub fn attach_for(op: Operation) -> Attach {
+/// How a driver attaches to carry out `op` itself (no other process drives the migration);
+/// `rollback` is a cancel's `--rollback`.
+pub fn attach_for(op: Operation, rollback: bool) -> Attach {
     match op {
         Operation::Start => Attach::Start,
         Operation::Resume => Attach::Resume(None),
         Operation::Retry => Attach::Retry,
         Operation::Pause => Attach::Pause,
+        Operation::Cancel if rollback => Attach::CancelRollback,
         Operation::Cancel => Attach::Cancel,
         Operation::Rollback => Attach::Rollback,
     }
@@ -35,17 +37,24 @@ pub struct Requester<'a> {
 
 /// Records an `operator_request` for `op`, committed only while the migration is still in
 /// `state`; returns the event's seq. A driving process carries pause, cancel and rollback
-/// out; for the other operations the event is the audit record of who asked.
+/// out; for the other operations the event is the audit record of who asked. `rollback`
+/// (a cancel's `--rollback`) asks to roll back what succeeded before cancelling.
 pub fn request(
     store: &Store,
     id: &MigrationId,
     state: MigrationState,
     op: Operation,
+    rollback: bool,
     by: &Requester<'_>,
 ) -> Result<i64, StoreError> {
     let mut data = json!({ "op": op, "by": by.who, "local": by.local });
-    if let (Some(comment), Some(obj)) = (by.comment, data.as_object_mut()) {
-        obj.insert("comment".into(), Json::String(comment.to_owned()));
+    if let Some(obj) = data.as_object_mut() {
+        if let Some(comment) = by.comment {
+            obj.insert("comment".into(), Json::String(comment.to_owned()));
+        }
+        if rollback && op == Operation::Cancel {
+            obj.insert("rollback".into(), Json::Bool(true));
+        }
     }
     let batch = Batch {
         expect_state: Some(state),

@@ -180,7 +180,9 @@ fn auth_matrix_of_routes_and_roles() {
         } else {
             cancel.problem(403);
         }
-        for op in ["pause", "resume", "retry", "rollback"] {
+        // (`resume` of a created migration starts it, as a crash between creating and
+        // starting leaves it: tests/slots.rs covers it.)
+        for op in ["pause", "retry", "rollback"] {
             let reply = s.call_as(t, "POST", &format!("/v1/migrations/{probe}/{op}"), None);
             // Allowed callers reach the lifecycle, which refuses these on a created migration.
             reply.problem(if operates { 409 } else { 403 });

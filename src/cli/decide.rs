@@ -14,6 +14,16 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
+pub struct CancelArgs {
+    #[command(flatten)]
+    pub(super) id: IdArgs,
+    /// First roll back the steps that succeeded (their `rollback` commands, dependents
+    /// first), then cancel. Without it, what they changed stays changed.
+    #[arg(long)]
+    pub(super) rollback: bool,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct DecideArgs {
     /// The migration id (or a unique prefix, or `latest`).
     id: String,
@@ -104,11 +114,16 @@ pub fn decide(args: &DecideArgs, decision: Decision) -> u8 {
     }
 }
 
-/// `sensei pause|cancel|rollback ID`.
-pub fn operate(args: &IdArgs, op: Operation) -> u8 {
+/// `sensei pause|cancel|rollback ID` (`rollback`: a cancel's `--rollback`).
+pub fn operate(args: &IdArgs, op: Operation, rollback: bool) -> u8 {
     if let Some(client) = Client::from_local(&args.local) {
+        let body = if rollback {
+            json!({ "rollback": true })
+        } else {
+            json!({})
+        };
         return match client {
-            Ok(client) => super::client::operate(&client, &args.id, op.as_str(), json!({})),
+            Ok(client) => super::client::operate(&client, &args.id, op.as_str(), body),
             Err(code) => code,
         };
     }
@@ -131,7 +146,7 @@ pub fn operate(args: &IdArgs, op: Operation) -> u8 {
             return exit::FAILED;
         }
     };
-    let how = operator::attach_for(op);
+    let how = operator::attach_for(op, rollback);
     if driven.is_none() {
         return carry_out(
             &store,
@@ -188,7 +203,8 @@ fn request(
         local: true,
         comment: None,
     };
-    let asked = match operator::request(store, id, state, op, &by) {
+    let rollback = how == Attach::CancelRollback;
+    let asked = match operator::request(store, id, state, op, rollback, &by) {
         Ok(seq) => seq,
         Err(e) => {
             error(e);
@@ -203,7 +219,9 @@ fn request(
         if let Some(code) = done(store, id, op, asked) {
             match (op, code) {
                 (Operation::Pause, _) => sayln!("migration {id} paused"),
-                (Operation::Cancel, _) => sayln!("migration {id} cancelled"),
+                (Operation::Cancel, _) => {
+                    sayln!("migration {id} cancelled{}", drive::cancel_note(store, id))
+                }
                 (_, exit::OK) => sayln!("migration {id} rolled back; it is failed"),
                 _ => sayln!(
                     "migration {id}: a rollback action failed, so the rollback stopped (`sensei events {id}` shows where)"

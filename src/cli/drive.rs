@@ -123,7 +123,7 @@ pub fn attach(args: &IdArgs, how: Attach) -> u8 {
             Attach::Retry => "retry",
             Attach::Rollback => "rollback",
             Attach::Pause => "pause",
-            Attach::Cancel => "cancel",
+            Attach::Cancel | Attach::CancelRollback => "cancel",
             Attach::Resume(_) | Attach::Recover => "resume",
         };
         return match client {
@@ -212,7 +212,7 @@ pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 
             error(e);
             exit::REFUSED
         }
-        Err(e @ (EngineError::Refused(_) | EngineError::Illegal(_))) => {
+        Err(e @ (EngineError::Refused(_) | EngineError::Illegal(_) | EngineError::Orphan(_))) => {
             error(e);
             exit::REFUSED
         }
@@ -226,11 +226,15 @@ pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 
 /// The last line: where the migration rests and what an operator can do next.
 fn finish(store: &Store, id: &MigrationId, state: MigrationState, signal: Option<&str>) -> u8 {
     let next = match (state, signal) {
-        (MigrationState::Certified | MigrationState::Cancelled, _) => String::new(),
+        (MigrationState::Certified, _) => String::new(),
+        (MigrationState::Cancelled, _) => cancel_note(store, id),
         (MigrationState::Failed, _) => {
             format!(" — `sensei retry {id}` runs it again, keeping succeeded steps")
         }
-        (MigrationState::Paused, _) => format!(" — `sensei resume {id}` continues"),
+        (MigrationState::Paused, _) => match interrupted_hint(store, id) {
+            hint if hint.is_empty() => format!(" — `sensei resume {id}` continues"),
+            hint => hint,
+        },
         // Stopped by a signal before the migration came to rest: nothing drives it now.
         (_, Some(signal)) => format!(" — stopped by {signal}; `sensei resume {id}` continues"),
         (_, None) => interrupted_hint(store, id),
@@ -243,6 +247,51 @@ fn finish(store: &Store, id: &MigrationId, state: MigrationState, signal: Option
     }
 }
 
+/// What a cancel left: the changes a plain cancel kept, or where a `--rollback` stopped.
+pub(super) fn cancel_note(store: &Store, id: &MigrationId) -> String {
+    let Ok(events) = store.events(id, 0) else {
+        return String::new();
+    };
+    let cancelled = events.iter().rev().find(|e| {
+        e.kind == crate::event::EventKind::StateChanged
+            && e.data.get("to").and_then(|t| t.as_str()) == Some("cancelled")
+    });
+    let kept: Vec<&str> = cancelled
+        .and_then(|e| e.data.get("kept_changes"))
+        .and_then(|k| k.as_array())
+        .map(|k| k.iter().filter_map(|s| s.as_str()).collect())
+        .unwrap_or_default();
+    if !kept.is_empty() {
+        return format!(
+            " — not rolled back: what {} changed stays changed",
+            kept.join(", ")
+        );
+    }
+    let rollback = events
+        .iter()
+        .rev()
+        .find(|e| e.kind == crate::event::EventKind::RollbackFinished);
+    let rolled_back = cancelled
+        .is_some_and(|c| c.data.get("rolled_back") == Some(&serde_json::Value::Bool(true)));
+    match rollback.filter(|_| rolled_back) {
+        Some(r) if r.data.get("ok") == Some(&serde_json::Value::Bool(false)) => format!(
+            " — its rollback stopped at step {} (`sensei events {id}` shows why)",
+            r.data
+                .get("failed_step")
+                .and_then(|s| s.as_str())
+                .unwrap_or("?")
+        ),
+        Some(r) => format!(
+            " — rolled back first ({} steps undone)",
+            r.data
+                .get("rolled_back")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0)
+        ),
+        None => String::new(),
+    }
+}
+
 fn interrupted_hint(store: &Store, id: &MigrationId) -> String {
     let interrupted = store.steps(id).ok().and_then(|rows| {
         rows.into_iter()
@@ -250,11 +299,16 @@ fn interrupted_hint(store: &Store, id: &MigrationId) -> String {
             .map(|r| r.step)
     });
     match interrupted {
-        Some(step) => format!(
-            " — step {step} was interrupted; `sensei resume {id} --retry-interrupted` or `--skip-interrupted`"
-        ),
+        Some(step) => format!(" — {}", interrupted_choice(id, &step)),
         None => String::new(),
     }
+}
+
+/// What an operator chooses for a step that was interrupted: a plain resume would stop at it.
+pub(super) fn interrupted_choice(id: impl std::fmt::Display, step: &str) -> String {
+    format!(
+        "step {step} was interrupted; `sensei resume {id} --retry-interrupted` runs it again, `--skip-interrupted` skips it"
+    )
 }
 
 /// The watchdog that kills step processes if this process dies (`sensei __reap`).

@@ -143,6 +143,12 @@ fn render_status(doc: &Json) {
         }
         None => {}
     }
+    if let Some(row) = steps.iter().find(|s| text(s, "state") == "interrupted") {
+        outln!(
+            "  {}",
+            super::drive::interrupted_choice(&id, &text(row, "step"))
+        );
+    }
     let width = steps
         .iter()
         .map(|s| text(s, "step").chars().count())

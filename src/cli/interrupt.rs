@@ -48,7 +48,7 @@ pub fn listen(id: &MigrationId, notices: Notices) -> (Option<watch::Receiver<boo
             };
             if seen.0.set(name).is_err() {
                 notices.say(&format!(
-                    "{name} again: stopping now; running steps are killed and show as interrupted — `sensei resume {id}` continues"
+                    "{name} again: stopping now; running steps are killed and show as interrupted — `sensei resume {id} --retry-interrupted` runs them again, `--skip-interrupted` skips them"
                 ));
                 std::process::exit(i32::from(super::exit::FAILED));
             }

@@ -109,8 +109,9 @@ enum Command {
     Pause(drive::IdArgs),
     /// Continue a paused migration, or one whose driver died, and drive it here.
     Resume(drive::ResumeArgs),
-    /// Cancel a migration (a running one pauses first; its running steps are killed).
-    Cancel(drive::IdArgs),
+    /// Cancel a migration (a running one pauses first; its running steps are killed). What
+    /// its steps changed stays changed, unless `--rollback` undoes it first.
+    Cancel(decide::CancelArgs),
     /// Run a failed migration again, keeping the steps that succeeded.
     Retry(drive::IdArgs),
     /// Roll back the succeeded steps of a migration, in reverse dependency order.
@@ -153,9 +154,9 @@ pub fn main() -> ExitCode {
         Command::Start(args) => drive::attach(&args, Attach::Start),
         Command::Resume(args) => drive::resume(&args),
         Command::Retry(args) => drive::attach(&args, Attach::Retry),
-        Command::Pause(args) => decide::operate(&args, Operation::Pause),
-        Command::Cancel(args) => decide::operate(&args, Operation::Cancel),
-        Command::Rollback(args) => decide::operate(&args, Operation::Rollback),
+        Command::Pause(args) => decide::operate(&args, Operation::Pause, false),
+        Command::Cancel(args) => decide::operate(&args.id, Operation::Cancel, args.rollback),
+        Command::Rollback(args) => decide::operate(&args, Operation::Rollback, false),
         Command::Approve(args) => decide::decide(&args, Decision::Approve),
         Command::Reject(args) => decide::decide(&args, Decision::Reject),
         Command::Alerts(args) => alerts::run(&args),

@@ -73,6 +73,22 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// Records the process group of this attempt (with the store's next group commit).
+    fn record_process(&self, pgid: i32) {
+        let start = u32::try_from(pgid).ok().and_then(crate::host::start_of);
+        self.store.record_process(
+            &self.migration,
+            crate::store::StepProcess {
+                step: self.step.clone(),
+                attempt: self.attempt,
+                pgid,
+                pg_start: start,
+                host: self.store.host().to_owned(),
+                started_at: Utc::now(),
+            },
+        );
+    }
+
     pub(super) fn log(&self, stream: LogStream, text: &str) {
         self.store.log(
             &self.migration,
@@ -157,7 +173,9 @@ async fn run(
         };
         attempt.log(stream, &line);
     };
-    let outcome = process::run(spec, attempt.reaper.as_deref(), on_line, cancel).await;
+    let on_spawn = |pgid: i32| attempt.record_process(pgid);
+    let outcome =
+        process::run_observed(spec, attempt.reaper.as_deref(), on_line, on_spawn, cancel).await;
     for problem in &outcome.output_errors {
         attempt.log(LogStream::Sensei, problem);
     }

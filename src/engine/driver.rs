@@ -343,12 +343,27 @@ impl Driver {
         to: MigrationState,
         reason: &str,
     ) -> Result<(), EngineError> {
+        self.set_state_with(to, reason, json!({}))
+    }
+
+    /// [`Driver::set_state`] with more fields in its event (an object's fields are added).
+    pub(super) fn set_state_with(
+        &mut self,
+        to: MigrationState,
+        reason: &str,
+        more: Json,
+    ) -> Result<(), EngineError> {
         let from = self.state;
         lifecycle::transition(from, to)?;
         self.state = to;
         let mut data = json!({ "from": from.as_str(), "to": to.as_str(), "reason": reason });
-        if let (Some(actor), Some(obj)) = (&self.actor, data.as_object_mut()) {
-            obj.insert("by".into(), Json::String(actor.clone()));
+        if let Some(obj) = data.as_object_mut() {
+            if let Some(actor) = &self.actor {
+                obj.insert("by".into(), Json::String(actor.clone()));
+            }
+            if let Json::Object(more) = more {
+                obj.extend(more);
+            }
         }
         self.emit(NewEvent::new(EventKind::StateChanged, data));
         Ok(())

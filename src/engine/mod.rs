@@ -115,6 +115,8 @@ pub enum EngineError {
     Plan(#[from] crate::plan::PlanError),
     #[error("the runbook's `env` cannot be rendered: {0}")]
     Env(String),
+    #[error(transparent)]
+    Orphan(#[from] resume::Orphan),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -99,6 +99,8 @@ pub enum Attach {
     /// Pause or cancel a migration no live process drives.
     Pause,
     Cancel,
+    /// Cancel after rolling back what succeeded (`cancel --rollback`).
+    CancelRollback,
     /// Continue what the migration was doing when its driver stopped, without an operator's
     /// decision (a server restarting): mid-phase work goes on, interrupted steps wait for an
     /// operator, and a migration a window's close paused waits for the window's next opening.
@@ -113,7 +115,7 @@ impl Attach {
             Attach::Retry => Operation::Retry,
             Attach::Rollback => Operation::Rollback,
             Attach::Pause => Operation::Pause,
-            Attach::Cancel => Operation::Cancel,
+            Attach::Cancel | Attach::CancelRollback => Operation::Cancel,
             Attach::Recover => Operation::Resume,
         }
     }
@@ -133,10 +135,17 @@ pub async fn attach(
         .ok_or_else(|| EngineError::Internal(format!("migration {id} disappeared")))?;
     check_operation(how, migration.state)?;
     let lease = acquire(store, id, opts.lease_ttl, migration.state.is_at_rest()).await?;
-    let mut driver = build(store, migration, opts, observer, lease)?;
-    driver.recover(how)?;
-    driver.operate(how)?;
-    Ok(driver)
+    let prepared = build(store, migration, opts, observer, lease.clone()).and_then(|mut driver| {
+        driver.recover(how)?;
+        driver.operate(how)?;
+        Ok(driver)
+    });
+    if prepared.is_err() {
+        // Nothing was committed: let the lease go, so that a refusal holds nothing.
+        let store = store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.release_lease(&lease)).await;
+    }
+    prepared
 }
 
 /// How long an attach waits for the driver of a migration at rest to let go of it: a driver
@@ -169,8 +178,13 @@ async fn acquire(
     }
 }
 
-/// Resume also continues a migration a crash left mid-phase (no transition needed).
+/// Resume also continues a migration a crash left mid-phase (no transition needed), and
+/// starts one that a crash between creating and starting left `created` (what "resume
+/// continues it" means there).
 fn check_operation(how: Attach, state: MigrationState) -> Result<(), EngineError> {
+    if matches!(how, Attach::Resume(_)) && state == MigrationState::Created {
+        return Ok(());
+    }
     let crashed_mid_phase = matches!(
         state,
         MigrationState::Analyzing

@@ -122,7 +122,21 @@ impl Driver {
                     .await?;
                 self.cancel_remaining();
                 if self.state != MigrationState::Cancelled {
-                    self.set_state(MigrationState::Cancelled, "cancelled")?;
+                    // Say what stays changed: cancelled is final, so nothing undoes it later.
+                    let kept = self.kept_changes();
+                    let reason = if kept.is_empty() {
+                        "cancelled".to_owned()
+                    } else {
+                        format!(
+                            "cancelled; not rolled back, so what these steps changed stays changed: {}",
+                            kept.join(", ")
+                        )
+                    };
+                    self.set_state_with(
+                        MigrationState::Cancelled,
+                        &reason,
+                        json!({ "kept_changes": kept }),
+                    )?;
                 }
             }
             Stop::Rollback => {
@@ -153,6 +167,24 @@ impl Driver {
             }
             _ => MigrationState::Failed,
         }
+    }
+
+    /// Steps whose changes a plain cancel leaves in place: those that succeeded and either
+    /// have a `rollback` command or ran an action of the execute phase.
+    fn kept_changes(&self) -> Vec<String> {
+        (0..self.graph.len())
+            .filter(|&n| {
+                let step = self.graph.step(&self.runbook, n);
+                let acted = matches!(
+                    step.action,
+                    crate::runbook::model::Action::Run(_) | crate::runbook::model::Action::Http(_)
+                ) && self.graph.nodes[n].phase == crate::runbook::model::Phase::Execute;
+                self.graph.nodes[n].row.state == StepState::Succeeded
+                    && !self.graph.nodes[n].placeholder
+                    && (acted || step.rollback.is_some())
+            })
+            .map(|n| self.graph.nodes[n].id.clone())
+            .collect()
     }
 
     /// Steps that never ran become cancelled; open gates close.

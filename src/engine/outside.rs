@@ -81,7 +81,12 @@ impl Driver {
                 }
                 self.kill_in_flight();
                 self.close_open_gates(GateStatus::Cancelled, &who).await?;
-                self.stop = Some(Stop::Cancel);
+                let rollback = event.data.get("rollback") == Some(&serde_json::Value::Bool(true));
+                self.stop = Some(if rollback {
+                    Stop::CancelRollback
+                } else {
+                    Stop::Cancel
+                });
             }
             (Operation::Rollback, MigrationState::Running | MigrationState::Paused) => {
                 self.kill_in_flight();

@@ -29,22 +29,32 @@ impl Driver {
                     row.reason = None;
                 }),
                 StepState::Running => {
+                    // Its processes outlived their driver (and its watchdog): never start a
+                    // second copy beside them, idempotent or not.
+                    let orphan = self.live_orphan(&id, None)?;
                     let idempotent = self.graph.step(&self.runbook, node).idempotent;
-                    let to = if idempotent {
+                    let rerun = idempotent && orphan.is_none();
+                    let to = if rerun {
                         StepState::Pending
                     } else {
                         StepState::Interrupted
                     };
+                    let reason = match &orphan {
+                        Some(o) => Some(o.reason()),
+                        None if !idempotent => {
+                            Some("was running when its driver stopped".to_owned())
+                        }
+                        None => None,
+                    };
                     self.update(node, |row| {
                         row.state = to;
-                        row.reason =
-                            (!idempotent).then(|| "was running when its driver stopped".to_owned());
+                        row.reason = reason;
                     });
-                    self.emit(NewEvent::for_step(
-                        EventKind::StepInterrupted,
-                        &id,
-                        json!({ "rerun": idempotent, "idempotent": idempotent }),
-                    ));
+                    let mut data = json!({ "rerun": rerun, "idempotent": idempotent });
+                    if let (Some(o), Some(obj)) = (&orphan, data.as_object_mut()) {
+                        obj.insert("process_group".into(), json!(o.pgid));
+                    }
+                    self.emit(NewEvent::for_step(EventKind::StepInterrupted, &id, data));
                 }
                 StepState::Waiting if self.graph.nodes[node].placeholder => {}
                 StepState::Waiting => {
@@ -68,6 +78,28 @@ impl Driver {
                     }
                 }
                 _ => {}
+            }
+        }
+        if choice == Some(Interrupted::Retry)
+            && let Some(orphan) = self.orphans_of_interrupted()?
+        {
+            return Err(EngineError::Orphan(orphan));
+        }
+        if self
+            .stop
+            .is_some_and(|s| matches!(s, Stop::Rollback | Stop::CancelRollback))
+        {
+            // A rollback a crash interrupted: its command must not run twice at once.
+            for node in 0..self.graph.len() {
+                let has_undo = self.graph.step(&self.runbook, node).rollback.is_some();
+                if has_undo && self.graph.nodes[node].row.state == StepState::Succeeded {
+                    let id = self.graph.nodes[node].id.clone();
+                    if let Some(orphan) =
+                        self.live_orphan(&id, Some(super::rollback::ROLLBACK_ATTEMPT))?
+                    {
+                        return Err(EngineError::Orphan(orphan));
+                    }
+                }
             }
         }
         for node in 0..self.graph.len() {
@@ -98,6 +130,34 @@ impl Driver {
         Ok(())
     }
 
+    /// The process group of the step's latest attempt (of `attempt` when given), when it
+    /// still runs on this host although no driver owns it.
+    fn live_orphan(&self, step: &str, attempt: Option<u32>) -> Result<Option<Orphan>, EngineError> {
+        let Some(p) = self.store.step_process(&self.migration.id, step)? else {
+            return Ok(None);
+        };
+        let ours = p.host == self.store.host() && attempt.is_none_or(|a| a == p.attempt);
+        Ok(
+            (ours && crate::host::group_alive(p.pgid, p.pg_start)).then(|| Orphan {
+                step: step.to_owned(),
+                attempt: p.attempt,
+                pgid: p.pgid,
+            }),
+        )
+    }
+
+    /// The first interrupted step whose processes still run.
+    fn orphans_of_interrupted(&self) -> Result<Option<Orphan>, EngineError> {
+        for node in &self.graph.nodes {
+            if node.row.state == StepState::Interrupted
+                && let Some(orphan) = self.live_orphan(&node.id, None)?
+            {
+                return Ok(Some(orphan));
+            }
+        }
+        Ok(None)
+    }
+
     /// Applies the operation the driver attached for, and records who attached.
     pub(super) fn operate(&mut self, how: Attach) -> Result<(), EngineError> {
         let who = self.opts.identity.clone();
@@ -113,6 +173,9 @@ impl Driver {
             // A rollback a crash interrupted goes on first; a `cancel --rollback` keeps the
             // migration where the cancel put it until its rollback ends.
             Attach::Resume(_) | Attach::Recover if self.stop == Some(Stop::CancelRollback) => {}
+            Attach::Resume(_) if self.state == MigrationState::Created => {
+                self.set_state(MigrationState::Analyzing, &format!("started by {who}"))?
+            }
             Attach::Resume(_) => {
                 if self.interrupted().is_some() {
                     if self.state == MigrationState::Running {
@@ -120,7 +183,7 @@ impl Driver {
                     }
                 } else if self.state == MigrationState::Paused {
                     self.set_state(MigrationState::Running, &format!("resumed by {who}"))?;
-                    self.retry_unfinished(false);
+                    self.retry_unfinished(Rerun::default());
                 }
             }
             Attach::Recover => {
@@ -133,19 +196,34 @@ impl Driver {
                 }
             }
             Attach::Retry => {
-                self.set_state(MigrationState::Analyzing, &format!("retried by {who}"))?;
-                self.retry_unfinished(true);
+                // A rollback voids the gate decisions made before it: what was signed off
+                // was undone, so the retry waits at its gates again.
+                let voided = self.rolled_back_since_start()?;
+                let reason = if voided {
+                    format!("retried by {who}; the rollback voided earlier approvals")
+                } else {
+                    format!("retried by {who}")
+                };
+                self.set_state(MigrationState::Analyzing, &reason)?;
+                self.retry_unfinished(Rerun {
+                    rolled_back: true,
+                    gates: voided,
+                });
             }
             Attach::Rollback => self.stop = Some(Stop::Rollback),
             Attach::Pause => self.set_state(MigrationState::Paused, &format!("paused by {who}"))?,
-            Attach::Cancel => {
+            Attach::Cancel | Attach::CancelRollback => {
                 if self.state == MigrationState::Running {
                     self.set_state(
                         MigrationState::Paused,
                         &format!("cancel requested by {who}"),
                     )?;
                 }
-                self.stop = Some(Stop::Cancel);
+                self.stop = Some(if how == Attach::CancelRollback {
+                    Stop::CancelRollback
+                } else {
+                    Stop::Cancel
+                });
             }
         }
         Ok(())
@@ -160,17 +238,22 @@ impl Driver {
             .map(|n| n.id.as_str())
     }
 
-    /// Steps to run again: failed and cancelled ones (and, on retry, rolled-back ones);
-    /// succeeded steps are kept (SPEC §3).
-    fn retry_unfinished(&mut self, rolled_back_too: bool) {
+    /// Steps to run again: failed and cancelled ones, and as `rerun` says, rolled-back ones
+    /// and decided gates; succeeded steps are kept (SPEC §3).
+    fn retry_unfinished(&mut self, rerun: Rerun) {
         let mut again = vec![false; self.graph.len()];
         for node in self.graph.topological_order() {
             let state = self.graph.nodes[node].row.state;
-            let rerun = matches!(state, StepState::Failed | StepState::Cancelled)
-                || (rolled_back_too && state == StepState::RolledBack);
+            let is_gate = matches!(
+                self.graph.step(&self.runbook, node).action,
+                crate::runbook::model::Action::Gate(_)
+            );
+            let runs_again = matches!(state, StepState::Failed | StepState::Cancelled)
+                || (rerun.rolled_back && state == StepState::RolledBack)
+                || (rerun.gates && is_gate && state == StepState::Succeeded);
             let upstream_reruns = self.graph.nodes[node].needs.iter().any(|&n| again[n]);
-            again[node] = rerun || upstream_reruns;
-            if rerun {
+            again[node] = runs_again || upstream_reruns;
+            if runs_again {
                 self.update(node, |row| {
                     row.state = StepState::Pending;
                     row.attempts = 0;
@@ -189,6 +272,24 @@ impl Driver {
         }
     }
 
+    /// Whether a rollback started since the migration last started (or was retried): its
+    /// gate decisions are then void.
+    fn rolled_back_since_start(&self) -> Result<bool, EngineError> {
+        let events = self.store.events(&self.migration.id, 0)?;
+        let started = events
+            .iter()
+            .rev()
+            .find(|e| {
+                e.kind == EventKind::StateChanged
+                    && e.data.get("to").and_then(|t| t.as_str())
+                        == Some(MigrationState::Analyzing.as_str())
+            })
+            .map_or(0, |e| e.seq);
+        Ok(events
+            .iter()
+            .any(|e| e.kind == EventKind::RollbackStarted && e.seq > started))
+    }
+
     pub fn id(&self) -> &MigrationId {
         &self.migration.id
     }
@@ -196,6 +297,35 @@ impl Driver {
     pub fn state(&self) -> MigrationState {
         self.state
     }
+}
+
+/// A step's processes that outlived their driver: their group still runs on this host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "step {step} (attempt {attempt}) still runs in process group {pgid} on this host, left by a driver that died; wait for it to end or stop it (`kill -TERM -- -{pgid}`), then resume: sensei never runs two copies of a step"
+)]
+pub struct Orphan {
+    pub step: String,
+    pub attempt: u32,
+    pub pgid: i32,
+}
+
+impl Orphan {
+    fn reason(&self) -> String {
+        format!(
+            "its processes (group {}) still run, left by a driver that died",
+            self.pgid
+        )
+    }
+}
+
+/// What a retry or a resume runs again besides failed and cancelled steps.
+#[derive(Debug, Clone, Copy, Default)]
+struct Rerun {
+    /// Steps a rollback undid.
+    rolled_back: bool,
+    /// Gates that were decided (a rollback voided the decisions).
+    gates: bool,
 }
 
 /// The window whose close paused the migration, when its latest pause came from one.

@@ -214,7 +214,11 @@ impl Driver {
                     .await?;
                 self.cancel_remaining();
                 if self.state != MigrationState::Cancelled {
-                    self.set_state(MigrationState::Cancelled, "cancelled and rolled back")?;
+                    self.set_state_with(
+                        MigrationState::Cancelled,
+                        "cancelled and rolled back",
+                        json!({ "rolled_back": true }),
+                    )?;
                 }
             }
         }

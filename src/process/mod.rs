@@ -134,7 +134,19 @@ pub enum ProcessError {
 pub async fn run(
     spec: RunSpec,
     reaper: Option<&Reaper>,
+    on_line: impl FnMut(Stream, String) + Send,
+    cancel: watch::Receiver<bool>,
+) -> RunOutcome {
+    run_observed(spec, reaper, on_line, |_| {}, cancel).await
+}
+
+/// [`run`], telling `on_spawn` the process group id as soon as the shell runs (the engine
+/// records it, so that a resume can tell whether the group outlived its driver).
+pub async fn run_observed(
+    spec: RunSpec,
+    reaper: Option<&Reaper>,
     mut on_line: impl FnMut(Stream, String) + Send,
+    on_spawn: impl FnOnce(i32) + Send,
     mut cancel: watch::Receiver<bool>,
 ) -> RunOutcome {
     let started = Instant::now();
@@ -160,6 +172,7 @@ pub async fn run(
         return RunOutcome::unstarted(Exit::SpawnFailed(error.to_string()), started);
     };
     let group = Group::new(pgid, reaper);
+    on_spawn(pgid);
 
     let mut stdout = Lines::new(child.stdout.take());
     let mut stderr = Lines::new(child.stderr.take());

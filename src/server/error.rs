@@ -188,6 +188,7 @@ impl From<EngineError> for ApiError {
                 operations: crate::engine::operation::possible(illegal.from),
             },
             EngineError::Lease(e @ LeaseError::Held { .. }) => ApiError::Conflict(e.to_string()),
+            e @ EngineError::Orphan(_) => ApiError::Conflict(e.to_string()),
             EngineError::Lease(LeaseError::Store(e)) | EngineError::Store(e) => e.into(),
             other => ApiError::Internal(other.to_string()),
         }

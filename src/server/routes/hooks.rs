@@ -132,6 +132,7 @@ async fn handle(
                 &id,
                 MigrationState::Created,
                 Operation::Start,
+                false,
                 &by,
             )?)
         })

@@ -9,7 +9,7 @@
 
 use super::{AppState, blocking, body, load};
 use crate::engine::{Attach, Interrupted, operation};
-use crate::event::{Decision, EventKind, MigrationId, MigrationState, Operation};
+use crate::event::{Decision, EventKind, MigrationId, Operation};
 use crate::operator::{self, Requester};
 use crate::server::auth::{Approver, Caller, Operator};
 use crate::server::error::ApiError;
@@ -35,6 +35,8 @@ pub struct OpBody {
     comment: Option<String>,
     /// Resume only: what to do with steps a crash interrupted.
     interrupted: Option<Choice>,
+    /// Cancel only: roll back the steps that succeeded, then cancel.
+    rollback: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -84,8 +86,9 @@ operation_handler!(
 /// that attach a driver are refused while a live process still drives the migration (a
 /// paused one whose running steps have not finished yet, say).
 fn check(op: Operation, m: &Migration, driven: bool) -> Result<(), ApiError> {
-    let mid_phase = !m.state.is_at_rest() && m.state != MigrationState::Created;
-    if !(op == Operation::Resume && mid_phase) {
+    // Resume continues what a crash left: mid-phase work, or a migration never started.
+    let resumable = !m.state.is_at_rest();
+    if !(op == Operation::Resume && resumable) {
         operation::path(op, m.state)?;
     }
     // A driver that brought the migration to rest lets go of it a moment later: attaching
@@ -113,6 +116,12 @@ async fn operate(
             "`interrupted` is only for resume".into(),
         ));
     }
+    if body.rollback.is_some() && op != Operation::Cancel {
+        return Err(ApiError::BadRequest(
+            "`rollback` is only for cancel (`DELETE /v1/migrations/{id}`); to roll back and end failed, use `POST /v1/migrations/{id}/rollback`".into(),
+        ));
+    }
+    let rollback = body.rollback == Some(true);
     let m = load(state, id)?;
     let driven = state.store.driver(&m.id)?.is_some();
     check(op, &m, driven)?;
@@ -125,7 +134,7 @@ async fn operate(
                 local,
                 comment: comment.as_deref(),
             };
-            Ok(operator::request(&store, &mid, from, op, &by)?)
+            Ok(operator::request(&store, &mid, from, op, rollback, &by)?)
         })
         .await?
     };
@@ -138,11 +147,11 @@ async fn operate(
         let how = match (op, body.interrupted) {
             (Operation::Resume, Some(Choice::Retry)) => Attach::Resume(Some(Interrupted::Retry)),
             (Operation::Resume, Some(Choice::Skip)) => Attach::Resume(Some(Interrupted::Skip)),
-            _ => operator::attach_for(op),
+            _ => operator::attach_for(op, rollback),
         };
         state.drivers.attach(&m.id, how, &caller.name).await?;
     }
-    let took_effect = wait_for_effect(state, &m.id, op, asked, &caller.name).await?;
+    let took_effect = wait_for_effect(state, &m.id, op, rollback, asked, &caller.name).await?;
     let status = if took_effect {
         StatusCode::OK
     } else {
@@ -162,6 +171,7 @@ async fn wait_for_effect(
     state: &AppState,
     id: &MigrationId,
     op: Operation,
+    rollback: bool,
     asked: i64,
     who: &str,
 ) -> Result<bool, ApiError> {
@@ -208,7 +218,7 @@ async fn wait_for_effect(
             took_over = true;
             state
                 .drivers
-                .attach(id, operator::attach_for(op), who)
+                .attach(id, operator::attach_for(op, rollback), who)
                 .await?;
             continue;
         }
