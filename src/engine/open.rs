@@ -180,6 +180,7 @@ fn build(
         _ => Params::new(),
     };
     let plan = plan::build(&runbook, &migration.runbook_text, &params, Utc::now())?;
+    let masker = Arc::new(Masker::new(render::secret_values(&runbook, &params)));
     let mut graph = Graph::from_plan(&runbook, &plan);
     let events = store.events(&migration.id, 0)?;
     for event in events.iter().filter(|e| e.kind == EventKind::StepExpanded) {
@@ -187,7 +188,7 @@ fn build(
             continue;
         };
         if let Some(p) = graph.find(step) {
-            graph.expand(p, items);
+            graph.expand(p, items, &masker);
         }
     }
     for row in store.steps(&migration.id)? {
@@ -200,7 +201,6 @@ fn build(
         }
     }
     let renderer = Arc::new(Renderer::new());
-    let masker = Arc::new(Masker::new(render::secret_values(&runbook, &params)));
     let ctx = Context::new(
         params,
         &migration.id,
