@@ -16,21 +16,12 @@ pub fn name() -> String {
 /// Reads /proc/<pid>/stat: `Ok(None)` when the process is gone (or a zombie), `Ok(Some(start))`
 /// when it runs, `Err` when /proc cannot tell.
 fn proc_start(pid: u32) -> Result<Option<u64>, ()> {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            // The command name (field 2) may hold spaces and parentheses: parse after the last ')'.
-            let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or(())?;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            // fields[0] is field 3 (the state), so field 22 (starttime) is fields[19].
-            if matches!(fields.first(), Some(&"Z") | Some(&"X")) {
-                return Ok(None);
-            }
-            Ok(Some(
-                fields.get(19).and_then(|s| s.parse().ok()).unwrap_or(0),
-            ))
-        }
-        Err(_) if std::path::Path::new("/proc/self/stat").exists() => Ok(None),
-        Err(_) => Err(()),
+    let stat = i32::try_from(pid).ok().and_then(Stat::read);
+    match stat {
+        Some(stat) if !stat.zombie => Ok(Some(stat.start)),
+        Some(_) => Ok(None),
+        None if std::path::Path::new("/proc/self/stat").exists() => Ok(None),
+        None => Err(()),
     }
 }
 
@@ -49,23 +40,61 @@ pub fn alive(pid: u32, start: Option<u64>) -> Option<bool> {
     }
 }
 
-/// Whether the process group `pgid`, whose leader started at `start`, still has members. A
-/// group id stays taken while any member lives, so once the leader is gone a live group with
-/// that id can only be the same one (unless a new leader took the id, which the start time
-/// tells).
+/// Whether the process group `pgid`, whose leader started at `start`, still has a live
+/// member (zombies do not count: they run nothing, and may never be reaped where PID 1 does
+/// not reap). A group id stays taken while any member lives, so once the leader is gone a
+/// live group with that id can only be the same one; while the leader runs, its start time
+/// must be the recorded one (a reused id otherwise).
 pub fn group_alive(pgid: i32, start: Option<u64>) -> bool {
-    use nix::sys::signal::killpg;
-    use nix::unistd::Pid;
-    if pgid <= 1 || killpg(Pid::from_raw(pgid), None).is_err() {
+    if pgid <= 1 {
         return false;
     }
-    let Ok(pid) = u32::try_from(pgid) else {
-        return false;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        // No /proc: the kernel can still say whether the group exists.
+        use nix::sys::signal::killpg;
+        return killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok();
     };
-    match proc_start(pid) {
-        // The leader runs: it must be the recorded one.
-        Ok(Some(now)) => start.is_none_or(|s| s == now),
-        // The leader is gone but members of its group remain.
-        Ok(None) | Err(()) => true,
+    let mut alive = false;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Some(stat) = Stat::read(pid) else {
+            continue;
+        };
+        if stat.pgrp != pgid || stat.zombie {
+            continue;
+        }
+        if pid == pgid && start.is_some_and(|s| s != stat.start) {
+            return false; // another process leads a group with the recorded id
+        }
+        alive = true;
+    }
+    alive
+}
+
+/// The fields of /proc/<pid>/stat this module reads.
+struct Stat {
+    zombie: bool,
+    pgrp: i32,
+    start: u64,
+}
+
+impl Stat {
+    fn read(pid: i32) -> Option<Stat> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name (field 2) may hold spaces and parentheses: parse after the last ')'.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        Some(Stat {
+            // fields[0] is field 3 (the state), fields[2] field 5 (pgrp), fields[19] field 22.
+            zombie: matches!(fields.first(), Some(&"Z") | Some(&"X")),
+            pgrp: fields.get(2)?.parse().ok()?,
+            start: fields.get(19)?.parse().ok()?,
+        })
     }
 }

@@ -270,6 +270,42 @@ fn an_http_timeout_fails_the_step_without_waiting_for_the_default() {
     assert_eq!(server.requests().len(), 1);
 }
 
+/// A secret of short lines: too short for each to be masked on its own, so only masking the
+/// response whole (before it is cut into log lines) hides it.
+const SHORT_LINES: &str = "xy1\nxy2\nxy3";
+
+#[test]
+fn a_secret_in_an_http_response_is_masked_before_the_body_is_cut_into_lines() {
+    let server = Server::start(vec![(
+        "/echo",
+        (200, vec![], "before\nxy1\nxy2\nxy3\nafter"),
+    )]);
+    let sb = Sandbox::new();
+    let file = sb.write(
+        "echo.yaml",
+        &format!(
+            "version: 1\nname: echo\nparams:\n  key: {{ type: string, secret: true }}\nsteps:\n  - id: call\n    http: {{ url: \"{}/echo\" }}\n",
+            server.base
+        ),
+    );
+    let run = sb
+        .sensei(&["run", file_arg(&file), "-p", &format!("key={SHORT_LINES}")])
+        .ok();
+    let id = run.id();
+    let logs = sb.sensei(&["logs", &id, "call"]).ok();
+    assert!(
+        logs.stdout.ends_with("HTTP 200\nbefore\n***\nafter\n"),
+        "{}",
+        logs.stdout
+    );
+    let shown = sb.shown(&id);
+    let texts: Vec<(&str, &str)> = shown
+        .iter()
+        .map(|(w, t)| (w.as_str(), t.as_str()))
+        .collect();
+    support::assert_hidden(&texts, &["xy2"]);
+}
+
 #[test]
 fn a_check_passes_on_true_and_fails_on_false_naming_its_template() {
     let sb = Sandbox::new();

@@ -8,7 +8,7 @@ use nix::errno::Errno;
 use nix::sys::signal::killpg;
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
-use sensei::process::{Exit, Reaper, RunOutcome, RunSpec, Stream, run};
+use sensei::process::{Exit, Line, Reaper, RunOutcome, RunSpec, Stream, run};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -40,11 +40,8 @@ fn reaper() -> Reaper {
     Reaper::spawn(&reaper_program(), &["__reap"]).expect("start the reaper")
 }
 
-/// Runs `spec` to the end and collects every line it printed.
-async fn run_collect(
-    spec: RunSpec,
-    reaper: Option<&Reaper>,
-) -> (RunOutcome, Vec<(Stream, String)>) {
+/// Runs `spec` to the end and collects every line (or piece of one) it printed.
+async fn run_pieces(spec: RunSpec, reaper: Option<&Reaper>) -> (RunOutcome, Vec<(Stream, Line)>) {
     let (_keep, cancel) = watch::channel(false);
     let mut lines = Vec::new();
     let outcome = run(
@@ -54,6 +51,19 @@ async fn run_collect(
         cancel,
     )
     .await;
+    (outcome, lines)
+}
+
+/// Runs `spec` to the end and collects the text of every line it printed.
+async fn run_collect(
+    spec: RunSpec,
+    reaper: Option<&Reaper>,
+) -> (RunOutcome, Vec<(Stream, String)>) {
+    let (outcome, lines) = run_pieces(spec, reaper).await;
+    let lines = lines
+        .into_iter()
+        .map(|(stream, line)| (stream, line.text))
+        .collect();
     (outcome, lines)
 }
 
@@ -140,11 +150,11 @@ async fn lines_are_handed_on_while_the_process_runs() {
     let outcome = run(
         spec,
         None,
-        |_, line| {
-            if line == "first" {
+        |_, line: Line| {
+            if line.text == "first" {
                 std::fs::write(&seen, "").expect("touch");
             }
-            lines.push(line);
+            lines.push(line.text);
         },
         cancel,
     )
@@ -260,7 +270,7 @@ async fn cancel_kills_the_whole_tree() {
         spec(TREE, dir.path()),
         Some(&reaper()),
         |_, line| {
-            if line == "ready" {
+            if line.text == "ready" {
                 cancel_tx.send_replace(true);
             }
         },
@@ -283,7 +293,7 @@ async fn dropping_the_run_future_kills_the_tree() {
         spec(TREE, dir.path()),
         Some(&reaper),
         move |_, line| {
-            if line == "ready" {
+            if line.text == "ready" {
                 notify.notify_one();
             }
         },
@@ -366,10 +376,16 @@ async fn a_process_that_left_the_group_cannot_hold_the_step_open() {
 async fn a_long_line_without_newline_arrives_in_pieces() {
     let dir = tempfile::tempdir().expect("temp dir");
     let command = "head -c 200000 /dev/zero | tr '\\0' x";
-    let (outcome, lines) = run_collect(spec(command, dir.path()), None).await;
+    let (outcome, lines) = run_pieces(spec(command, dir.path()), None).await;
     assert_eq!(outcome.exit, Exit::Code(0));
-    let lengths: Vec<usize> = lines.iter().map(|(_, line)| line.len()).collect();
-    assert_eq!(lengths, vec![65536, 65536, 65536, 3392]);
+    let pieces: Vec<(usize, bool)> = lines
+        .iter()
+        .map(|(_, line)| (line.text.len(), line.ends_line))
+        .collect();
+    assert_eq!(
+        pieces,
+        vec![(65536, false), (65536, false), (65536, false), (3392, true)]
+    );
 }
 
 #[test]
@@ -426,7 +442,7 @@ fn engine_helper() {
             Some(&reaper),
             // Lines reach this callback only after the group was registered with the reaper.
             |_, line| {
-                if line == "ready" {
+                if line.text == "ready" {
                     std::fs::write(&ready, "").expect("write ready");
                 }
             },

@@ -146,7 +146,7 @@ fn render_status(doc: &Json) {
     if let Some(row) = steps.iter().find(|s| text(s, "state") == "interrupted") {
         outln!(
             "  {}",
-            super::drive::interrupted_choice(&id, &text(row, "step"))
+            super::drive::interrupted_choice(id, text(row, "step"))
         );
     }
     let width = steps

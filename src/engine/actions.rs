@@ -4,7 +4,7 @@
 //! starts, and a gate waits for decisions in the store.
 
 use crate::event::MigrationId;
-use crate::process::{self, Exit, Reaper, RunSpec, Stream};
+use crate::process::{self, Exit, Line, Reaper, RunSpec, Stream};
 use crate::runbook::render::Masker;
 use crate::store::{LogStream, NewLogLine, Store};
 use chrono::Utc;
@@ -89,7 +89,13 @@ impl Attempt {
         );
     }
 
+    /// Logs a line, secrets masked.
     pub(super) fn log(&self, stream: LogStream, text: &str) {
+        self.log_masked(stream, self.masker.mask(text).into_owned());
+    }
+
+    /// Logs a line whose secrets are masked already.
+    fn log_masked(&self, stream: LogStream, text: String) {
         self.store.log(
             &self.migration,
             NewLogLine {
@@ -97,9 +103,48 @@ impl Attempt {
                 attempt: self.attempt,
                 stream,
                 at: Utc::now(),
-                text: self.masker.mask(text).into_owned(),
+                text,
             },
         );
+    }
+}
+
+/// One pipe of a running step as it is logged: its lines masked whole, also when a long line
+/// arrives in pieces (see [`Masker::mask_piece`]).
+#[derive(Default)]
+struct Logged {
+    /// The end of a line in pieces that may begin a secret, held for the next piece.
+    held: String,
+    /// The last non-empty text logged, masked: what an error message may quote.
+    last: Option<String>,
+}
+
+impl Logged {
+    fn line(&mut self, attempt: &Attempt, stream: LogStream, line: Line) {
+        if let Some(text) = attempt
+            .masker
+            .mask_piece(&mut self.held, &line.text, line.ends_line)
+        {
+            self.shown(attempt, stream, text);
+        }
+    }
+
+    /// Logs what is still held (a pipe that ended inside a line).
+    fn flush(&mut self, attempt: &Attempt, stream: LogStream) {
+        if !self.held.is_empty() {
+            let text = attempt
+                .masker
+                .mask(&std::mem::take(&mut self.held))
+                .into_owned();
+            self.shown(attempt, stream, text);
+        }
+    }
+
+    fn shown(&mut self, attempt: &Attempt, stream: LogStream, text: String) {
+        if !text.trim().is_empty() {
+            self.last = Some(text.clone());
+        }
+        attempt.log_masked(stream, text);
     }
 }
 
@@ -162,20 +207,16 @@ async fn run(
         kill_grace: Duration::from_secs(5),
         capture_last_line: json_outputs,
     };
-    let mut last_stderr = String::new();
-    let on_line = |stream: Stream, line: String| {
-        let stream = match stream {
-            Stream::Stdout => LogStream::Stdout,
-            Stream::Stderr => {
-                last_stderr.clone_from(&line);
-                LogStream::Stderr
-            }
-        };
-        attempt.log(stream, &line);
+    let (mut stdout, mut stderr) = (Logged::default(), Logged::default());
+    let on_line = |stream: Stream, line: Line| match stream {
+        Stream::Stdout => stdout.line(attempt, LogStream::Stdout, line),
+        Stream::Stderr => stderr.line(attempt, LogStream::Stderr, line),
     };
     let on_spawn = |pgid: i32| attempt.record_process(pgid);
     let outcome =
         process::run_observed(spec, attempt.reaper.as_deref(), on_line, on_spawn, cancel).await;
+    stdout.flush(attempt, LogStream::Stdout);
+    stderr.flush(attempt, LogStream::Stderr);
     for problem in &outcome.output_errors {
         attempt.log(LogStream::Sensei, problem);
     }
@@ -191,11 +232,10 @@ async fn run(
     match outcome.exit {
         Exit::Code(0) => {}
         Exit::Code(code) => {
-            let tail = if last_stderr.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", attempt.masker.mask(&last_stderr))
-            };
+            let tail = stderr
+                .last
+                .map(|last| format!(": {last}"))
+                .unwrap_or_default();
             return failure(
                 format!("exited with code {code}{tail}"),
                 // Without `on_exit_codes` every exit code may be retried (up to `attempts`).
@@ -214,7 +254,9 @@ async fn run(
             );
         }
         Exit::Cancelled => return Outcome::Cancelled,
-        Exit::SpawnFailed(reason) => return failure(reason, false),
+        Exit::SpawnFailed(reason) => {
+            return failure(attempt.masker.mask(&reason).into_owned(), false);
+        }
     }
     let mut outputs: Map<String, Json> = outcome
         .outputs
@@ -226,10 +268,11 @@ async fn run(
         match serde_json::from_str::<Json>(&last) {
             Ok(Json::Object(fields)) => outputs.extend(fields),
             _ => {
+                // Quoted as it was logged: a line in pieces was masked whole there.
                 return failure(
                     format!(
                         "the step declares `outputs: json`, but its last line of output is not a JSON object: `{}`",
-                        attempt.masker.mask(&last)
+                        stdout.last.unwrap_or_default()
                     ),
                     false,
                 );
@@ -290,8 +333,10 @@ async fn http(action: Prepared, attempt: &Attempt) -> Outcome {
         .collect();
     let text = response.text().await.unwrap_or_default();
     attempt.log(LogStream::Stdout, &format!("HTTP {status}"));
-    for line in text.lines().take(200) {
-        attempt.log(LogStream::Stdout, line);
+    // Masked whole before it is cut into lines, so a multi-line secret is found as one.
+    let shown = attempt.masker.mask(&text);
+    for line in shown.lines().take(200) {
+        attempt.log_masked(LogStream::Stdout, line.to_owned());
     }
     let body = serde_json::from_str::<Json>(&text).unwrap_or(Json::String(text));
     let outputs = attempt.masker.mask_json(&json!({

@@ -377,10 +377,16 @@ impl Driver {
         self.batch.events.push(event);
     }
 
-    /// Changes a node's row and queues it for the next commit.
+    /// Changes a node's row and queues it for the next commit (masking any secret in its
+    /// error or reason, which the status shows).
     pub(super) fn update(&mut self, node: usize, change: impl FnOnce(&mut crate::store::StepRow)) {
         let mut row = self.graph.nodes[node].row.clone();
         change(&mut row);
+        for text in [&mut row.error, &mut row.reason].into_iter().flatten() {
+            if let std::borrow::Cow::Owned(masked) = self.masker.mask(text) {
+                *text = masked;
+            }
+        }
         let state = row.state;
         row.state = self.graph.nodes[node].row.state;
         self.graph.nodes[node].row = row;

@@ -7,8 +7,9 @@
 //! graph: 10,000-step runbooks stay fast.
 
 use crate::event::StepState;
-use crate::plan::{Plan, item_label};
+use crate::plan::{Plan, item_labels};
 use crate::runbook::model::{Phase, Runbook, Step};
+use crate::runbook::render::Masker;
 use crate::store::StepRow;
 use serde_json::Value as Json;
 use std::collections::{BTreeSet, HashMap};
@@ -16,7 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 /// One plan step while the migration runs.
 #[derive(Debug, Clone)]
 pub struct Node {
-    /// Plan step id: `copy`, `copy[orders]`, `copy[*]`.
+    /// Plan step id: `copy`, `copy[orders]`, `copy[#1]`, `copy[*]`.
     pub id: String,
     /// Index of its runbook step.
     pub step: usize,
@@ -163,13 +164,14 @@ impl Graph {
 
     /// Adds the expansions of a dynamic fan-out (`copy[a]`, `copy[b]`) beside its placeholder;
     /// they need what it needs, and its dependents keep waiting on the placeholder, which
-    /// finishes with them.
-    pub fn expand(&mut self, placeholder: usize, items: &[Json]) -> Vec<usize> {
+    /// finishes with them. They are named as `sensei plan` names static ones
+    /// ([`item_labels`]): by position when an element shows a secret.
+    pub fn expand(&mut self, placeholder: usize, items: &[Json], masker: &Masker) -> Vec<usize> {
         let base = self.nodes[placeholder].clone();
         let name = base.id.trim_end_matches("[*]").to_owned();
         let mut added = Vec::with_capacity(items.len());
-        for item in items {
-            let id = format!("{name}[{}]", item_label(item));
+        for (item, label) in items.iter().zip(item_labels(items, masker, false)) {
+            let id = format!("{name}[{label}]");
             let i = match self.find(&id) {
                 Some(i) => i,
                 None => self.push(Node {

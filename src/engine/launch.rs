@@ -276,7 +276,7 @@ impl Driver {
                 return self.fail_at_start(node, format!("`for_each` cannot be rendered: {e}"));
             }
         };
-        let added = self.graph.expand(node, &items);
+        let added = self.graph.expand(node, &items, &self.masker);
         let ids: Vec<String> = added
             .iter()
             .map(|&i| self.graph.nodes[i].id.clone())

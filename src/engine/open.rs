@@ -220,6 +220,7 @@ fn build(
         _ => Params::new(),
     };
     let plan = plan::build(&runbook, &migration.runbook_text, &params, Utc::now())?;
+    let masker = Arc::new(Masker::new(render::secret_values(&runbook, &params)));
     let mut graph = Graph::from_plan(&runbook, &plan);
     let events = store.events(&migration.id, 0)?;
     for event in events.iter().filter(|e| e.kind == EventKind::StepExpanded) {
@@ -227,7 +228,7 @@ fn build(
             continue;
         };
         if let Some(p) = graph.find(step) {
-            graph.expand(p, items);
+            graph.expand(p, items, &masker);
         }
     }
     for row in store.steps(&migration.id)? {
@@ -240,7 +241,6 @@ fn build(
         }
     }
     let renderer = Arc::new(Renderer::new());
-    let masker = Arc::new(Masker::new(render::secret_values(&runbook, &params)));
     let ctx = Context::new(
         params,
         &migration.id,

@@ -1,23 +1,26 @@
 //! Plans: a checked runbook with concrete params, resolved into the DAG that will run.
 //!
-//! `build` expands `for_each` over lists known now (`copy[orders]`), keeps a placeholder for
-//! fan-outs over step outputs (`copy[*]`), wires `needs` (needing a fan-out step means needing
-//! every expansion), and derives what an operator reviews before approving: waves per phase
-//! (phases are barriers), the critical path, gates, the next window openings and schedule fire
-//! times, and a digest that approvals bind to.
+//! `build` expands `for_each` over lists known now (`copy[orders]`, or `copy[#1]` for secret
+//! elements; see `fanout.rs`), keeps a placeholder for fan-outs over step outputs (`copy[*]`),
+//! wires `needs` (needing a fan-out step means needing every expansion), and derives what an
+//! operator reviews before approving: waves per phase (phases are barriers), the critical
+//! path, gates, the next window openings and schedule fire times, and a digest that approvals
+//! bind to.
 
 mod calendar;
+mod fanout;
 mod fit;
 mod graph;
 pub mod render;
 
 pub use calendar::{Opening, SchedulePlan, WindowPlan};
+pub use fanout::{item_label, item_labels};
 pub use fit::WindowFit;
 
 use crate::runbook::duration::Duration;
-use crate::runbook::model::{Action, ForEach, OnTimeout, Phase, Runbook};
+use crate::runbook::model::{Action, OnTimeout, Phase, Runbook};
 use crate::runbook::params::{self, Params};
-use crate::runbook::template;
+use crate::runbook::render::{Masker, secret_values};
 use chrono::{DateTime, Utc};
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
@@ -27,12 +30,18 @@ use sha2::{Digest as _, Sha256};
 /// One node of the plan: a step, or one expansion of a fan-out step.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanStep {
-    /// `copy`, `copy[orders]`, or `copy[*]` for a fan-out over step outputs.
+    /// `copy`, `copy[orders]`, `copy[#1]` for a secret element, or `copy[*]` for a fan-out
+    /// over step outputs.
     pub id: String,
     /// The runbook step it comes from.
     pub step: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The element of a fan-out expansion, as its templates read it (`{{item}}`). It may be
+    /// a secret, so the plan never shows it: it shows `shown_item`.
+    #[serde(skip)]
     pub item: Option<Json>,
+    /// The element as the plan shows it, secrets masked.
+    #[serde(rename = "item", skip_serializing_if = "Option::is_none")]
+    pub shown_item: Option<Json>,
     pub phase: Phase,
     pub action: &'static str,
     /// Ids of the plan steps it needs.
@@ -104,6 +113,14 @@ pub enum PlanError {
         "`for_each` of step `{step}` has `{item}` twice; each element names an expansion, so elements must differ"
     )]
     DuplicateItem { step: String, item: String },
+    #[error(
+        "`for_each` of step `{step}` has the same element at #{first} and #{second}; elements must differ"
+    )]
+    DuplicateSecretItem {
+        step: String,
+        first: usize,
+        second: usize,
+    },
     #[error("`for_each` of step `{step}` must be a list, but {path} is {found}")]
     NotAList {
         step: String,
@@ -120,7 +137,8 @@ pub fn build(
     params: &Params,
     now: DateTime<Utc>,
 ) -> Result<Plan, PlanError> {
-    let steps = expand(runbook, params)?;
+    let masker = Masker::new(secret_values(runbook, params));
+    let steps = fanout::expand(runbook, params, &masker)?;
     // Runbook steps by id: looked up once per plan step, so the plan stays linear in size.
     let by_id: std::collections::HashMap<&str, &crate::runbook::model::Step> =
         runbook.steps.iter().map(|s| (s.id.as_str(), s)).collect();
@@ -207,104 +225,6 @@ pub fn digest(runbook_text: &str, masked_params: &Params) -> String {
     );
     let bytes = hasher.finalize();
     format!("sha256:{}", base16ct::lower::encode_string(&bytes))
-}
-
-/// One plan step per step, or per element of a fan-out known now.
-fn expand(runbook: &Runbook, params: &Params) -> Result<Vec<PlanStep>, PlanError> {
-    let mut out = Vec::with_capacity(runbook.steps.len());
-    for step in &runbook.steps {
-        let base = PlanStep {
-            id: step.id.clone(),
-            step: step.id.clone(),
-            item: None,
-            phase: step.phase,
-            action: step.action.kind(),
-            needs: Vec::new(),
-            wave: 0,
-            window: step.window.clone(),
-            pool: step.pool.clone(),
-            estimate: step.estimate.map(|e| e.to_string()),
-            dynamic: false,
-        };
-        let items = match &step.for_each {
-            None => {
-                out.push(base);
-                continue;
-            }
-            Some(ForEach::List(items)) => items.clone(),
-            Some(ForEach::Template(text)) => match static_items(&step.id, text, params)? {
-                Some(items) => items,
-                None => {
-                    out.push(PlanStep {
-                        id: format!("{}[*]", step.id),
-                        dynamic: true,
-                        ..base
-                    });
-                    continue;
-                }
-            },
-        };
-        let mut labels = std::collections::HashSet::new();
-        for item in &items {
-            if !labels.insert(item_label(item)) {
-                return Err(PlanError::DuplicateItem {
-                    step: step.id.clone(),
-                    item: item_label(item),
-                });
-            }
-        }
-        for item in items {
-            out.push(PlanStep {
-                id: format!("{}[{}]", step.id, item_label(&item)),
-                item: Some(item),
-                ..base.clone()
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// The list a `for_each` template names, when it is known before running (params).
-fn static_items(step: &str, text: &str, params: &Params) -> Result<Option<Vec<Json>>, PlanError> {
-    let analysis = template::analyze(text.trim()).ok();
-    let Some(path) = analysis.and_then(|a| a.paths.into_iter().next()) else {
-        return Ok(None);
-    };
-    let segments = template::segments(&path);
-    if segments.first() != Some(&"params") {
-        return Ok(None); // step outputs: known at run time
-    }
-    let mut value = Json::Object(params.clone());
-    for segment in &segments[1..] {
-        value = value.get(segment).cloned().unwrap_or(Json::Null);
-    }
-    match value {
-        Json::Array(items) => Ok(Some(items)),
-        other => Err(PlanError::NotAList {
-            step: step.to_owned(),
-            path,
-            found: json_kind(&other),
-        }),
-    }
-}
-
-/// How an element names its expansion: strings as they are, other values as JSON.
-pub fn item_label(item: &Json) -> String {
-    match item {
-        Json::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn json_kind(value: &Json) -> &'static str {
-    match value {
-        Json::Null => "not set",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "a list",
-        Json::Object(_) => "an object",
-    }
 }
 
 type StepsById<'a> = std::collections::HashMap<&'a str, &'a crate::runbook::model::Step>;

@@ -1,7 +1,10 @@
 //! Reading a step's stdout or stderr line by line, with a bound on memory: a line longer than
 //! [`MAX_LINE`] bytes is split into pieces of at most that size (never inside a UTF-8 character),
 //! so a process that prints megabytes without a newline cannot make the engine's memory grow.
+//! Each piece says whether it ends its line, so a reader that must see lines whole (masking
+//! secrets) can join the pieces up again.
 
+use super::Line;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 /// The longest line handed on; longer lines arrive as several pieces.
@@ -36,7 +39,7 @@ impl<R: AsyncRead + Unpin> Lines<R> {
     /// The next line without its line ending (lossy UTF-8), or `None` at the end of the pipe.
     /// A read error ends the pipe like an end of file: there is nobody to report it to but the
     /// step's own output, and the exit status still tells how the step ended.
-    pub(super) async fn next_line(&mut self) -> Option<String> {
+    pub(super) async fn next_line(&mut self) -> Option<Line> {
         loop {
             let reader = self.reader.as_mut()?;
             let available = match reader.fill_buf().await {
@@ -45,7 +48,7 @@ impl<R: AsyncRead + Unpin> Lines<R> {
             };
             if available.is_empty() {
                 self.reader = None;
-                return (!self.pending.is_empty()).then(|| self.take(self.pending.len()));
+                return (!self.pending.is_empty()).then(|| self.take(self.pending.len(), true));
             }
             let room = MAX_LINE - self.pending.len();
             let window = &available[..available.len().min(room)];
@@ -55,23 +58,25 @@ impl<R: AsyncRead + Unpin> Lines<R> {
                 if self.pending.last() == Some(&b'\r') {
                     self.pending.pop();
                 }
-                return Some(self.take(self.pending.len()));
+                return Some(self.take(self.pending.len(), true));
             }
             let taken = window.len();
             self.pending.extend_from_slice(window);
             reader.consume(taken);
             if self.pending.len() >= MAX_LINE {
-                return Some(self.take(char_boundary(&self.pending)));
+                return Some(self.take(char_boundary(&self.pending), false));
             }
         }
     }
 
-    /// Removes the first `len` pending bytes as a string; the rest stays pending.
-    fn take(&mut self, len: usize) -> String {
+    /// Removes the first `len` pending bytes as a line (or a piece of one); the rest stays
+    /// pending.
+    fn take(&mut self, len: usize, ends_line: bool) -> Line {
         let rest = self.pending.split_off(len);
         let line = std::mem::replace(&mut self.pending, rest);
-        String::from_utf8(line)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        let text = String::from_utf8(line)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        Line { text, ends_line }
     }
 }
 
@@ -99,7 +104,7 @@ fn char_boundary(bytes: &[u8]) -> usize {
 mod tests {
     use super::*;
 
-    async fn all_lines(input: &[u8]) -> Vec<String> {
+    async fn all_pieces(input: &[u8]) -> Vec<Line> {
         let mut lines = Lines::new(Some(input));
         let mut out = Vec::new();
         while let Some(line) = lines.next_line().await {
@@ -107,6 +112,11 @@ mod tests {
         }
         assert!(lines.done());
         out
+    }
+
+    async fn all_lines(input: &[u8]) -> Vec<String> {
+        let pieces = all_pieces(input).await;
+        pieces.into_iter().map(|l| l.text).collect()
     }
 
     #[tokio::test]
@@ -120,10 +130,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_long_line_is_cut_into_pieces_of_at_most_max_line() {
-        let input = vec![b'x'; MAX_LINE * 2 + 10];
-        let lines = all_lines(&input).await;
-        let lengths: Vec<usize> = lines.iter().map(String::len).collect();
-        assert_eq!(lengths, vec![MAX_LINE, MAX_LINE, 10]);
+        let mut input = vec![b'x'; MAX_LINE * 2 + 10];
+        input.extend_from_slice(b"\nnext");
+        let lines = all_pieces(&input).await;
+        let pieces: Vec<(usize, bool)> =
+            lines.iter().map(|l| (l.text.len(), l.ends_line)).collect();
+        assert_eq!(
+            pieces,
+            vec![(MAX_LINE, false), (MAX_LINE, false), (10, true), (4, true)]
+        );
     }
 
     #[tokio::test]

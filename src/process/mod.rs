@@ -51,6 +51,15 @@ pub struct RunSpec {
     pub capture_last_line: bool,
 }
 
+/// One line of a step's output without its line ending, or a piece of a line longer than
+/// 64 KiB (those arrive in pieces, to bound memory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub text: String,
+    /// False for a piece that the next piece of the same pipe continues.
+    pub ends_line: bool,
+}
+
 /// Which pipe a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stream {
@@ -116,25 +125,27 @@ pub enum ProcessError {
     },
     #[error("the working directory {} does not exist or is not a directory", dir.display())]
     MissingDir { dir: PathBuf },
-    #[error("could not start `sh -c {command}` in {}: {source}", dir.display())]
+    // These do not quote the command: it may hold secrets, and a message cut to a readable
+    // length could cut a secret in two where no mask finds it. The step's id says which it was.
+    #[error("could not start /bin/sh in {}: {source}", dir.display())]
     Spawn {
-        command: String,
         dir: PathBuf,
         source: std::io::Error,
     },
-    #[error("the shell for `{command}` started but has no usable process id")]
-    NoPid { command: String },
+    #[error("the shell started but has no usable process id")]
+    NoPid,
 }
 
 /// Runs one step's command as an owned process group; see the module documentation.
 ///
-/// `on_line` receives each line of stdout and stderr as it arrives (each pipe in order).
+/// `on_line` receives each line of stdout and stderr as it arrives (each pipe in order), a
+/// line longer than 64 KiB in pieces.
 /// `cancel` becoming true kills the group; a dropped sender never cancels. If the returned future
 /// is dropped before it completes, the group is killed at once (SIGKILL).
 pub async fn run(
     spec: RunSpec,
     reaper: Option<&Reaper>,
-    on_line: impl FnMut(Stream, String) + Send,
+    on_line: impl FnMut(Stream, Line) + Send,
     cancel: watch::Receiver<bool>,
 ) -> RunOutcome {
     run_observed(spec, reaper, on_line, |_| {}, cancel).await
@@ -145,7 +156,7 @@ pub async fn run(
 pub async fn run_observed(
     spec: RunSpec,
     reaper: Option<&Reaper>,
-    mut on_line: impl FnMut(Stream, String) + Send,
+    mut on_line: impl FnMut(Stream, Line) + Send,
     on_spawn: impl FnOnce(i32) + Send,
     mut cancel: watch::Receiver<bool>,
 ) -> RunOutcome {
@@ -166,9 +177,7 @@ pub async fn run_observed(
         }
     };
     let Some(pgid) = child.id().and_then(|pid| i32::try_from(pid).ok()) else {
-        let error = ProcessError::NoPid {
-            command: short(&spec.command),
-        };
+        let error = ProcessError::NoPid;
         return RunOutcome::unstarted(Exit::SpawnFailed(error.to_string()), started);
     };
     let group = Group::new(pgid, reaper);
@@ -201,8 +210,8 @@ pub async fn run_observed(
         tokio::select! {
             line = stdout.next_line(), if !stdout.done() => {
                 if let Some(line) = line {
-                    if spec.capture_last_line && !line.trim().is_empty() {
-                        last_stdout_line = Some(line.clone());
+                    if spec.capture_last_line && !line.text.trim().is_empty() {
+                        last_stdout_line = Some(line.text.clone());
                     }
                     on_line(Stream::Stdout, line);
                 }
@@ -289,20 +298,9 @@ fn spawn_error(spec: &RunSpec, source: std::io::Error) -> ProcessError {
         };
     }
     ProcessError::Spawn {
-        command: short(&spec.command),
         dir: spec.dir.clone(),
         source,
     }
-}
-
-/// The command's first line, cut to 80 characters, for messages.
-fn short(command: &str) -> String {
-    let first = command.trim().lines().next().unwrap_or_default();
-    let mut short: String = first.chars().take(80).collect();
-    if short.len() < command.trim().len() {
-        short.push_str(" ...");
-    }
-    short
 }
 
 fn exit_of(status: ExitStatus) -> Exit {
@@ -317,13 +315,6 @@ fn exit_of(status: ExitStatus) -> Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn short_keeps_the_first_line_and_marks_a_cut() {
-        assert_eq!(short("  echo hi \n"), "echo hi");
-        assert_eq!(short("a\nb"), "a ...");
-        assert_eq!(short(&"x".repeat(100)), format!("{} ...", "x".repeat(80)));
-    }
 
     #[test]
     fn the_run_future_is_send() {

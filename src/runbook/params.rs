@@ -53,7 +53,7 @@ pub fn resolve_text(
             None => errors.push(ParamError::WrongType {
                 name: name.clone(),
                 expected: article(param.kind),
-                given: text.clone(),
+                given: shown(param.secret, text),
             }),
         }
     }
@@ -83,7 +83,7 @@ pub fn resolve_json(
             None => errors.push(ParamError::WrongType {
                 name: name.clone(),
                 expected: article(param.kind),
-                given: given[name].to_string(),
+                given: shown(param.secret, &given[name].to_string()),
             }),
         }
     }
@@ -115,6 +115,16 @@ fn finish(
         Ok(out)
     } else {
         Err(errors)
+    }
+}
+
+/// A given value as an error message quotes it: a secret one as `***` (the message may reach
+/// a CI log, or the answer of an API call).
+fn shown(secret: bool, text: &str) -> String {
+    if secret {
+        "***".to_owned()
+    } else {
+        text.to_owned()
     }
 }
 

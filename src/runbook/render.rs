@@ -22,8 +22,8 @@ mod tests;
 
 pub use error::RenderError;
 
-use error::{compile_error, excerpt, explain, expression_at};
-pub use mask::{Masker, secret_values};
+use error::{compile_error, excerpt, explain, expression_at, shown_value};
+pub use mask::{MASK, MIN_FRAGMENT, Masker, secret_values};
 
 use crate::runbook::template;
 use handlebars::template::Template;
@@ -237,7 +237,7 @@ impl Renderer {
         };
         Err(RenderError::NotBool {
             template: excerpt(template),
-            got: excerpt(&got),
+            got: shown_value(&got),
         })
     }
 

@@ -146,6 +146,103 @@ impl Sandbox {
     }
 }
 
+/// Every text the SQLite state database in `state_dir` holds — each table, each column —
+/// except `migrations.params`, the one place allowed to keep secret param values (a resumed
+/// migration needs them). Each text is prefixed by its `table.column`, so a finding says
+/// where it was.
+pub fn stored_texts(state_dir: &Path) -> String {
+    let db = state_dir.join("sensei.db");
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
+        .expect("list tables");
+    assert!(
+        tables.iter().any(|t| t == "events"),
+        "no events table in {tables:?}"
+    );
+    let mut out = String::new();
+    for table in tables {
+        let mut query = conn
+            .prepare(&format!("SELECT * FROM \"{table}\""))
+            .expect("select");
+        let columns: Vec<String> = query.column_names().map(str::to_owned).collect();
+        let mut rows = query.query([]).expect("query");
+        while let Some(row) = rows.next().expect("row") {
+            for (i, column) in columns.iter().enumerate() {
+                if table == "migrations" && column == "params" {
+                    continue;
+                }
+                let text = match row.get::<_, rusqlite::types::Value>(i).expect("value") {
+                    rusqlite::types::Value::Text(t) => t,
+                    rusqlite::types::Value::Blob(b) => String::from_utf8_lossy(&b).into_owned(),
+                    _ => continue,
+                };
+                out.push_str(&format!("{table}.{column}: {text}\n"));
+            }
+        }
+    }
+    out
+}
+
+/// The secret params as stored: proof that [`stored_texts`] looks where secrets are.
+pub fn stored_params(state_dir: &Path) -> String {
+    let db = state_dir.join("sensei.db");
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
+    let params: Vec<String> = conn
+        .prepare("SELECT params FROM migrations")
+        .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
+        .expect("params");
+    params.concat()
+}
+
+/// Asserts that no `needle` occurs in any of the named `texts`, naming where one does.
+pub fn assert_hidden(texts: &[(&str, &str)], needles: &[&str]) {
+    for (place, text) in texts {
+        for needle in needles {
+            if let Some(at) = text.find(needle) {
+                let from = text[..at]
+                    .char_indices()
+                    .rev()
+                    .nth(200)
+                    .map_or(0, |(i, _)| i);
+                let to = (at + needle.len() + 200).min(text.len());
+                let to = (to..=text.len())
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(text.len());
+                panic!("`{needle}` leaked into {place}: ...{}...", &text[from..to]);
+            }
+        }
+    }
+}
+
+impl Sandbox {
+    /// What the inspecting commands show of a migration, text and JSON: (what, output).
+    pub fn shown(&self, id: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for args in [
+            vec!["status", id],
+            vec!["status", id, "--format", "json"],
+            vec!["events", id],
+            vec!["events", id, "--format", "json"],
+            vec!["logs", id],
+            vec!["logs", id, "--format", "json"],
+        ] {
+            let run = self.sensei(&args).ok();
+            out.push((args.join(" "), format!("{}{}", run.stdout, run.stderr)));
+        }
+        out.push((
+            "the state database".into(),
+            stored_texts(&self.path(".sensei")),
+        ));
+        out
+    }
+}
+
 fn fastrand_suffix() -> String {
     format!(
         "{:x}",

@@ -22,7 +22,8 @@ pub enum RenderError {
     Unsafe { expr: String, reason: String },
     #[error("`{expr}` cannot be rendered: {reason}")]
     Failed { expr: String, reason: String },
-    #[error("`{template}` must render true or false, got `{got}`")]
+    /// `got` is [`shown_value`]'s: the value quoted whole, or described.
+    #[error("`{template}` must render true or false, got {got}")]
     NotBool { template: String, got: String },
 }
 
@@ -144,6 +145,23 @@ pub(super) fn expression_at(template: &str, position: Option<(usize, usize)>) ->
         .map_or("}}", |(_, c)| c);
     let end = start + open.find(close)? + close.len();
     Some(excerpt(&template[start..end]))
+}
+
+/// A rendered value for a message: quoted whole when it is one short line, else described.
+/// Never cut short like a template ([`excerpt`]): messages are masked after they are made,
+/// and a secret cut in two is not found by the mask.
+pub(super) fn shown_value(text: &str) -> String {
+    let chars = text.chars().count();
+    let lines = text.lines().count();
+    if lines > 1 || text.contains('\n') || chars > 80 {
+        let on = if lines > 1 {
+            format!(" on {lines} lines")
+        } else {
+            String::new()
+        };
+        return format!("a text of {chars} characters{on}");
+    }
+    format!("`{text}`")
 }
 
 /// A template shortened for a message: its first line, at most 80 characters.

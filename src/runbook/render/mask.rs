@@ -1,4 +1,9 @@
 //! Hiding secret param values in text that leaves the engine: logs, events, alerts, the API.
+//!
+//! Output is stored line by line, and a line longer than 64 KiB arrives in pieces. So that
+//! neither cut lets a secret through: every line of a multi-line secret is a secret of its
+//! own ([`MIN_FRAGMENT`]), and a line that arrives in pieces is masked as if it came whole
+//! ([`Masker::mask_piece`]).
 
 use super::helpers::{json_inner, text};
 use super::shell;
@@ -7,12 +12,21 @@ use crate::runbook::params::Params;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
-const MASK: &str = "***";
+/// What a secret is replaced by.
+pub const MASK: &str = "***";
+
+/// The shortest line of a multi-line secret (in characters, surrounding whitespace not
+/// counted) that is masked on its own wherever it appears. Output is stored line by line, so
+/// a multi-line secret never appears whole in a log; each of its lines must be hidden by
+/// itself. Shorter lines are left alone: they are the `{`, `},` and `==` of keys and
+/// documents, which carry next to nothing of the secret, while hiding every `}` in every
+/// log would garble everything.
+pub const MIN_FRAGMENT: usize = 4;
 
 /// Replaces every occurrence of a secret with `***`.
 #[derive(Clone, Default)]
 pub struct Masker {
-    /// Distinct, non-empty, longest first.
+    /// Distinct, non-empty, longest first; a multi-line secret's lines included.
     secrets: Vec<String>,
 }
 
@@ -26,11 +40,24 @@ impl std::fmt::Debug for Masker {
 }
 
 impl Masker {
+    /// A masker of `secrets`, and of each line of the multi-line ones ([`MIN_FRAGMENT`]).
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Masker {
-        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
-        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        secrets.dedup();
-        Masker { secrets }
+        let mut all: Vec<String> = Vec::new();
+        for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
+            if secret.contains('\n') {
+                all.extend(
+                    secret
+                        .lines()
+                        .map(str::trim)
+                        .filter(|line| line.chars().count() >= MIN_FRAGMENT)
+                        .map(str::to_owned),
+                );
+            }
+            all.push(secret);
+        }
+        all.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        all.dedup();
+        Masker { secrets: all }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -41,6 +68,63 @@ impl Masker {
     /// overlap (or touch), the whole stretch they cover becomes one `***`, so no part of
     /// either secret shows.
     pub fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let ranges = self.ranges(text);
+        if ranges.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut done = 0;
+        for (start, end) in ranges {
+            out.push_str(&text[done..start]);
+            out.push_str(MASK);
+            done = end;
+        }
+        out.push_str(&text[done..]);
+        Cow::Owned(out)
+    }
+
+    /// Masks a line that arrives in pieces (a line longer than the 64 KiB a log line holds)
+    /// as if it came whole: a secret may begin in one piece and end in the next, and masked
+    /// piece by piece it would show in both halves. `held` carries the end of the line so far
+    /// that could still begin a secret (at most the longest secret's length); give each piece
+    /// of one line with the same `held`, `ends_line` for the last. Returns the masked text
+    /// that can be shown now, `None` when all of it is held for the next piece.
+    pub fn mask_piece(&self, held: &mut String, piece: &str, ends_line: bool) -> Option<String> {
+        held.push_str(piece);
+        let cut = if ends_line {
+            held.len()
+        } else {
+            self.safe_cut(held)
+        };
+        if cut == 0 && !ends_line {
+            return None;
+        }
+        let rest = held.split_off(cut);
+        let shown = self.mask(held).into_owned();
+        *held = rest;
+        Some(shown)
+    }
+
+    /// Where `text` (a line that continues) can be cut so that every secret occurrence that
+    /// may continue past its end lies wholly after the cut, and no occurrence is cut in two.
+    fn safe_cut(&self, text: &str) -> usize {
+        let longest = self.secrets.first().map_or(0, String::len);
+        // An occurrence starting before this point would end within `text`.
+        let mut cut = text.len().saturating_sub(longest.saturating_sub(1));
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        // Secrets start at character boundaries, so backing up to one's start stays on one.
+        for (start, end) in self.ranges(text) {
+            if start < cut && cut < end {
+                cut = start;
+            }
+        }
+        cut
+    }
+
+    /// The stretches of `text` that secrets cover, sorted, overlapping or touching ones merged.
+    fn ranges(&self, text: &str) -> Vec<(usize, usize)> {
         let mut ranges: Vec<(usize, usize)> = Vec::new();
         for secret in &self.secrets {
             let mut from = 0;
@@ -51,27 +135,15 @@ impl Masker {
                 from = start + text[start..].chars().next().map_or(1, char::len_utf8);
             }
         }
-        if ranges.is_empty() {
-            return Cow::Borrowed(text);
-        }
         ranges.sort_unstable();
-        let mut out = String::with_capacity(text.len());
-        let mut done = 0;
-        let mut ranges = ranges.into_iter().peekable();
-        while let Some((start, mut end)) = ranges.next() {
-            while let Some(&(next_start, next_end)) = ranges.peek() {
-                if next_start > end {
-                    break;
-                }
-                end = end.max(next_end);
-                ranges.next();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
+        for (start, end) in ranges {
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
             }
-            out.push_str(&text[done..start]);
-            out.push_str(MASK);
-            done = end;
         }
-        out.push_str(&text[done..]);
-        Cow::Owned(out)
+        merged
     }
 
     /// `value` with secrets masked in every string, key and number.

@@ -427,6 +427,14 @@ fn booleans_are_true_or_false_and_nothing_else() {
         no("{{params.nothing}}"),
         "`{{params.nothing}}` must render true or false, got `null`"
     );
+    // A long or multi-line value is described, never cut: a cut could split a secret in
+    // two, and the mask applied to the message would find neither half.
+    assert_eq!(
+        no("{{params.dir}}\n{{params.dir}}"),
+        "`{{params.dir}}…` must render true or false, got a text of 13 characters on 2 lines"
+    );
+    let long = "x".repeat(81);
+    assert!(no(&long).ends_with("got a text of 81 characters"));
     assert_eq!(
         no("{{params.nope}}"),
         "`{{params.nope}}` has no value: params.nope is not set"

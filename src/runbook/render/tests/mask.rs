@@ -104,3 +104,70 @@ fn secret_values_cover_every_form_a_template_prints() {
         }
     }
 }
+
+#[test]
+fn each_line_of_a_multi_line_secret_is_masked_unless_it_is_short() {
+    let key = "-----BEGIN KEY-----\n  MIIEvQIBADANBg\r\n  kqhkiG9w0BAQEF\n==\n}\n-----END KEY-----";
+    let m = Masker::new([key.to_owned()]);
+    // Output is logged line by line: each line must be hidden on its own.
+    for (line, shown) in [
+        ("-----BEGIN KEY-----", "***"),
+        ("MIIEvQIBADANBg", "***"),
+        ("    kqhkiG9w0BAQEF tail", "    *** tail"),
+        ("-----END KEY-----", "***"),
+        // Lines shorter than MIN_FRAGMENT are left alone: hiding every `}` garbles logs.
+        ("==", "=="),
+        ("}", "}"),
+    ] {
+        assert_eq!(m.mask(line), shown, "{line}");
+    }
+    assert_eq!(m.mask(&format!("a {key} b")), "a *** b");
+    assert_eq!(MIN_FRAGMENT, 4);
+    assert_eq!(
+        Masker::new(["ab\ncdef".to_owned()]).mask("ab cdef"),
+        "ab ***"
+    );
+}
+
+/// Masks `pieces` of one line as `run` hands them on, and joins what is shown.
+fn pieces(m: &Masker, pieces: &[&str]) -> Vec<String> {
+    let mut held = String::new();
+    let mut shown = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        shown.extend(m.mask_piece(&mut held, piece, i + 1 == pieces.len()));
+    }
+    assert!(held.is_empty());
+    shown
+}
+
+#[test]
+fn a_line_in_pieces_is_masked_as_if_it_came_whole() {
+    let m = Masker::new(["hunter2-s3cret".to_owned(), "é-key".to_owned()]);
+    // A secret across the cut shows in neither piece.
+    let shown = pieces(&m, &["aaaa bbbb hunter2", "-s3cret cccc"]);
+    assert!(shown.concat().contains("***"), "{shown:?}");
+    assert_eq!(shown.concat(), "aaaa bbbb *** cccc");
+    // A secret wholly in the first piece is shown masked at once; only what could begin a
+    // secret is held.
+    let shown = pieces(&m, &["hunter2-s3cret and more text here", " end"]);
+    assert_eq!(shown[0], "*** and m");
+    assert_eq!(shown.concat(), "*** and more text here end");
+    // A piece shorter than what may begin a secret is held whole.
+    let mut held = String::new();
+    assert_eq!(m.mask_piece(&mut held, "hun", false), None);
+    assert_eq!(
+        m.mask_piece(&mut held, "ter2-s3cret", true).as_deref(),
+        Some("***")
+    );
+    // Cuts stay on character boundaries.
+    let shown = pieces(&m, &["ééééééééééééééééééé", "-key ok"]);
+    assert_eq!(shown.concat(), "éééééééééééééééééé*** ok");
+    // Without secrets nothing is held.
+    let none = Masker::default();
+    let mut held = String::new();
+    assert_eq!(
+        none.mask_piece(&mut held, "abc", false).as_deref(),
+        Some("abc")
+    );
+    assert!(held.is_empty());
+}
