@@ -25,7 +25,7 @@ impl StepEnvSettings {
         for name in &self.pass {
             if let Some((_, what)) = secrets.iter().find(|(secret, _)| secret == name) {
                 return Err(format!(
-                    "`step_env.pass` names `{name}`, which holds {what}: a step never gets a secret Sensei reads; remove `{name}` from `step_env.pass`"
+                    "`step_env.pass` names `{name}`, which holds {what}: a step never gets a secret Sensei reads; remove `{name}` from `step_env.pass` (or `--step-env-pass`)"
                 ));
             }
         }
