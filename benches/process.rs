@@ -5,7 +5,7 @@
 //! baseline: a fork/exec of `sh -c` and a wait.
 //! Run with `cargo bench --bench process`.
 
-use sensei::process::{Exit, Reaper, RunSpec, run};
+use sensei::process::{Exit, Reaper, RunSpec, StepEnv, run};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -20,7 +20,7 @@ fn main() {
     let spec = RunSpec {
         command: "true".into(),
         dir: dir.clone(),
-        env: Vec::new(),
+        env: StepEnv::minimal(),
         timeout: Some(Duration::from_secs(60)),
         kill_grace: Duration::from_secs(5),
         capture_last_line: false,

@@ -1,11 +1,15 @@
 //! The configuration file (SPEC §6): one YAML file read by `sensei serve` and by local
 //! commands alike (`--config FILE`, or `sensei.yaml` in the current directory when it exists).
 //!
-//! Local commands use `state_dir` (when `--state-dir` is not given), `smtp`, `alerts` and
-//! `public_url`; the server's keys (`listen`, `store`, `runbooks`, `tokens`) are accepted here
-//! so that one file serves both.
+//! Local commands use `state_dir` (when `--state-dir` is not given), `smtp`, `alerts`,
+//! `public_url` and `step_env`; the server's keys (`listen`, `store`, `runbooks`, `tokens`)
+//! are accepted here so that one file serves both.
 //! Unknown keys are errors (a typo must not silently drop a setting), reported with the
 //! file, line and column like every other parse error.
+
+mod step_env;
+
+pub use step_env::{CLIENT_TOKEN_ENV, StepEnvSettings};
 
 use crate::runbook::duration::Duration;
 use serde::Deserialize;
@@ -34,6 +38,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Bearer tokens of the server (checked by the server).
     pub tokens: Option<Vec<serde_json::Value>>,
+    /// What step processes get of Sensei's environment besides the fixed list.
+    #[serde(default)]
+    pub step_env: StepEnvSettings,
 }
 
 /// `smtp: { host, port, tls, from, username, password_env, ca_file }`.
@@ -201,6 +208,9 @@ impl Config {
                 format!("`public_url` must be an http(s) URL, not `{url}`"),
             ));
         }
+        config
+            .check_step_env()
+            .map_err(|message| invalid(None, message))?;
         Ok(config)
     }
 
@@ -308,6 +318,10 @@ pub struct KeyFlags {
     /// Repeatable; added to the file's tokens.
     #[arg(long = "token-entry", value_name = "ENTRY")]
     pub tokens: Vec<String>,
+    /// A `step_env.pass` entry: a variable of this environment passed to every step.
+    /// Repeatable; added to the file's list.
+    #[arg(long = "step-env-pass", value_name = "VAR")]
+    pub step_env_pass: Vec<String>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -346,6 +360,10 @@ impl KeyFlags {
                 .get_or_insert_with(Vec::new)
                 .push(serde_json::Value::Object(object));
         }
+        config
+            .step_env
+            .pass
+            .extend(self.step_env_pass.iter().cloned());
         Ok(())
     }
 

@@ -8,7 +8,9 @@ use nix::errno::Errno;
 use nix::sys::signal::killpg;
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
-use sensei::process::{Exit, Line, Reaper, RunOutcome, RunSpec, Stream, run};
+use sensei::process::{
+    Exit, Inherited, Line, Reaper, RunOutcome, RunSpec, StepEnv, Stream, run,
+};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -25,7 +27,7 @@ fn spec(command: &str, dir: &Path) -> RunSpec {
     RunSpec {
         command: command.to_owned(),
         dir: dir.to_owned(),
-        env: Vec::new(),
+        env: StepEnv::minimal(),
         timeout: None,
         kill_grace: Duration::from_secs(5),
         capture_last_line: false,
@@ -170,13 +172,47 @@ async fn env_and_working_directory() {
         "pwd; echo \"$GREETING\"; test -n \"$PATH\" && echo inherited",
         dir.path(),
     );
-    spec.env = vec![("GREETING".into(), "hello world".into())];
+    spec.env = StepEnv::new(
+        Inherited::from_process(&[]),
+        vec![("GREETING".into(), "hello world".into())],
+    );
     let (outcome, lines) = run_collect(spec, None).await;
     assert_eq!(outcome.exit, Exit::Code(0));
     let pwd = dir.path().canonicalize().expect("canonical");
     assert_eq!(
         of(&lines, Stream::Stdout),
         vec![pwd.to_str().expect("utf-8"), "hello world", "inherited"]
+    );
+}
+
+#[tokio::test]
+async fn the_process_gets_exactly_its_environment_and_nothing_of_the_engines() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = std::env::var_os("PATH").expect("PATH is set for tests");
+    let parent = [
+        ("PATH", path.to_str().expect("utf-8")),
+        ("LC_ALL", "C"),
+        ("PASSED", "yes"),
+        ("API_TOKEN", "secret"),
+    ]
+    .map(|(k, v)| (k.into(), v.into()));
+    let mut spec = spec("env | sort", dir.path());
+    spec.env = StepEnv::new(
+        Inherited::from_vars(&["PASSED".into()], parent),
+        vec![("FROM_RUNBOOK".into(), "r".into())],
+    );
+    let (outcome, lines) = run_collect(spec, None).await;
+    assert_eq!(outcome.exit, Exit::Code(0));
+    // This test process's own environment (CARGO_*, HOME, ...) is not the step's; `PWD` is
+    // the shell's own.
+    let names: Vec<&str> = of(&lines, Stream::Stdout)
+        .into_iter()
+        .filter_map(|l| l.split_once('=').map(|(name, _)| name))
+        .filter(|name| *name != "PWD")
+        .collect();
+    assert_eq!(
+        names,
+        ["FROM_RUNBOOK", "LC_ALL", "PASSED", "PATH", "SENSEI_OUTPUT"]
     );
 }
 
@@ -401,6 +437,14 @@ fn the_reaper_runs_in_its_own_process_group() {
         .parse()
         .expect("number");
     assert_eq!(pgrp, reaper.id());
+}
+
+#[test]
+fn the_reaper_holds_none_of_the_engines_environment() {
+    let reaper = reaper();
+    // Its environment, as any process of the same user could read it.
+    let environ = std::fs::read(format!("/proc/{}/environ", reaper.id())).expect("environ");
+    assert_eq!(String::from_utf8_lossy(&environ), "");
 }
 
 #[test]

@@ -7,6 +7,7 @@ use super::interrupt;
 use super::local::{self, Local};
 use super::progress::Lines;
 use super::{error, exit, params_from_flags};
+use crate::config::Config;
 use crate::engine::{self, Attach, EngineError, Interrupted, NewRun, Options};
 use crate::event::{MigrationId, MigrationState};
 use crate::process::Reaper;
@@ -54,12 +55,13 @@ pub fn run(args: &RunArgs) -> u8 {
         return code;
     }
     // A broken configuration stops the command before anything is created.
-    if let Err(code) = args.local.config() {
-        return code;
-    }
+    let config = match args.local.config() {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
     // The loaded runbook is dropped before driving: the driver rebuilds what it needs from
     // the stored text, so the parse tree does not stay in memory for the whole run.
-    let (store, migration) = match create(args) {
+    let (store, migration) = match create(args, &config) {
         Ok(created) => created,
         Err(code) => return code,
     };
@@ -69,7 +71,7 @@ pub fn run(args: &RunArgs) -> u8 {
 
 /// Loads the runbook and params (nothing is stored when they are wrong), then creates the
 /// migration.
-fn create(args: &RunArgs) -> Result<(Store, crate::store::Migration), u8> {
+fn create(args: &RunArgs, config: &Config) -> Result<(Store, crate::store::Migration), u8> {
     let checked = match runbook::load_file(&args.file) {
         Ok(c) => c,
         Err(e) => {
@@ -85,6 +87,11 @@ fn create(args: &RunArgs) -> Result<(Store, crate::store::Migration), u8> {
         ));
         return Err(exit::FAILED);
     };
+    // A secret the runbook reads must not reach its steps through `step_env.pass`.
+    if let Err(message) = config.step_env.refuse(&runbook.secret_envs()) {
+        error(format!("{}: {message}", args.file.display()));
+        return Err(exit::USAGE);
+    }
     let params = params_from_flags(runbook, &args.params)?;
     let store = args.local.open()?;
     let path = std::fs::canonicalize(&args.file).unwrap_or_else(|_| args.file.clone());
@@ -183,6 +190,7 @@ pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 
         .map_or_else(|| PathBuf::from("."), |m| engine::run_dir(&m.runbook_path));
     let mut opts = Options::new(dir, local.identity());
     opts.reaper = spawn_reaper();
+    opts.inherited_env = config.inherited_env();
     if let Some(start) = super::fixed_now() {
         opts.clock = std::sync::Arc::new(crate::engine::clock::ShiftedClock::starting_at(start));
     }

@@ -141,6 +141,11 @@ pub fn main() -> ExitCode {
             });
         }
     };
+    // Before anything else: no process of the same user — a step least of all — may read
+    // the tokens and keys in this process's environment through `/proc`.
+    if let Err(e) = crate::process::conceal_own_environment() {
+        eprintln!("warning: cannot hide this process's environment from other processes: {e}");
+    }
     let code = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run(&args),

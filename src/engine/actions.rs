@@ -4,7 +4,7 @@
 //! starts, and a gate waits for decisions in the store.
 
 use crate::event::MigrationId;
-use crate::process::{self, Exit, Line, Reaper, RunSpec, Stream};
+use crate::process::{self, Exit, Line, Reaper, RunSpec, StepEnv, Stream};
 use crate::runbook::render::Masker;
 use crate::store::{LogStream, NewLogLine, Store};
 use chrono::Utc;
@@ -19,7 +19,7 @@ use tokio::sync::watch;
 pub enum Prepared {
     Run {
         command: String,
-        env: Vec<(String, String)>,
+        env: StepEnv,
         json_outputs: bool,
     },
     Http {
@@ -194,7 +194,7 @@ pub(super) async fn cancelled(mut cancel: watch::Receiver<bool>) {
 
 async fn run(
     command: String,
-    env: Vec<(String, String)>,
+    env: StepEnv,
     json_outputs: bool,
     attempt: &Attempt,
     cancel: watch::Receiver<bool>,

@@ -10,6 +10,7 @@ use super::lifecycle::{self, phase_of_state, state_after_phase};
 use super::slots::{Slot, Slots};
 use super::{EngineError, Observer, Options};
 use crate::event::{Event, EventKind, MigrationState, NewEvent, StepState};
+use crate::process::StepEnv;
 use crate::runbook::model::{OnFailure, Phase, Runbook};
 use crate::runbook::render::{Masker, Renderer};
 use crate::store::{Batch, Lease, Migration, Store};
@@ -59,8 +60,9 @@ pub struct Driver {
     pub(super) ctx: Context,
     pub(super) renderer: Arc<Renderer>,
     pub(super) masker: Arc<Masker>,
-    /// The runbook's `env`, rendered once.
-    pub(super) env: Vec<(String, String)>,
+    /// The environment of the migration's step processes, with the runbook's `env`
+    /// rendered once.
+    pub(super) env: StepEnv,
     pub(super) opts: Options,
     pub(super) lease: Lease,
     pub(super) http: reqwest::Client,

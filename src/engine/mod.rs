@@ -36,7 +36,7 @@ pub use resume::paused_by_window;
 pub use rollback::ROLLBACK_ATTEMPT;
 
 use crate::event::Event;
-use crate::process::Reaper;
+use crate::process::{Inherited, Reaper};
 use clock::{Clock, SystemClock};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,6 +59,9 @@ pub struct Options {
     pub dir: PathBuf,
     /// Kills step processes if this process dies.
     pub reaper: Option<Arc<Reaper>>,
+    /// What step processes inherit from this process's environment (the fixed list and the
+    /// configuration's pass-through names); nothing else of it reaches a step.
+    pub inherited_env: Inherited,
     /// Who drives (recorded on the events it causes).
     pub identity: String,
     pub lease_ttl: Duration,
@@ -77,6 +80,7 @@ impl Options {
         Options {
             dir,
             reaper: None,
+            inherited_env: Inherited::from_process(&[]),
             identity,
             lease_ttl: Duration::from_secs(15),
             poll: Duration::from_millis(100),

@@ -12,6 +12,7 @@ use super::rollback::Then;
 use super::{EngineError, Observer, Options};
 use crate::event::{EventKind, MigrationId, MigrationState, NewEvent, Operation};
 use crate::plan;
+use crate::process::StepEnv;
 use crate::runbook::model::Runbook;
 use crate::runbook::params::Params;
 use crate::runbook::render::{self, Escape, Masker, Renderer};
@@ -263,6 +264,10 @@ fn build(
             Ok((k.clone(), value))
         })
         .collect::<Result<Vec<_>, EngineError>>()?;
+    // Whatever the configuration passes through, a variable this runbook reads a secret
+    // from stays with Sensei.
+    let withheld: Vec<String> = runbook.secret_envs().into_iter().map(|(n, _)| n).collect();
+    let env = StepEnv::new(opts.inherited_env.without(&withheld), env);
     let concurrency = runbook
         .concurrency
         .map(|c| c.max(1) as usize)

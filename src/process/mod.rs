@@ -6,16 +6,19 @@
 //! is left of its group (background jobs) is killed, so a step ends when its shell ends. If the
 //! engine itself dies, the [`Reaper`] watchdog kills the groups it was told about.
 //!
+//! - `env`: the environment a step process gets (never Sensei's whole environment).
 //! - `lines`: capped line reading of the pipes.
 //! - `outputs`: the `$SENSEI_OUTPUT` file (SPEC §2).
 //! - `group`: signals to a group, reaping of re-parented members, the kill-on-drop guard.
 //! - `reaper`: the `sensei __reap` watchdog and the engine's handle on it.
 
+mod env;
 mod group;
 mod lines;
 mod outputs;
 mod reaper;
 
+pub use env::{INHERITED, Inherited, StepEnv, always_inherited, conceal_own_environment};
 pub use outputs::OUTPUT_ENV;
 pub use reaper::{Reaper, reap_main};
 
@@ -41,8 +44,8 @@ pub struct RunSpec {
     pub command: String,
     /// The working directory.
     pub dir: PathBuf,
-    /// Added to the engine's environment (which the process inherits).
-    pub env: Vec<(String, String)>,
+    /// The process's environment (besides `SENSEI_OUTPUT`); nothing else is inherited.
+    pub env: StepEnv,
     /// From the start; `None` waits for ever.
     pub timeout: Option<Duration>,
     /// On timeout or cancel: SIGTERM to the group, then SIGKILL after this.
@@ -281,8 +284,8 @@ fn command(spec: &RunSpec, output_file: &Path) -> tokio::process::Command {
         .arg("-c")
         .arg(&spec.command)
         .current_dir(&spec.dir)
-        .envs(spec.env.iter().map(|(key, value)| (key, value)))
-        .env(OUTPUT_ENV, output_file)
+        .env_clear()
+        .envs(spec.env.vars(output_file))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -323,7 +326,7 @@ mod tests {
         let spec = RunSpec {
             command: "true".into(),
             dir: ".".into(),
-            env: Vec::new(),
+            env: StepEnv::minimal(),
             timeout: None,
             kill_grace: Duration::from_secs(1),
             capture_last_line: false,

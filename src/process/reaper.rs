@@ -33,8 +33,11 @@ struct Inner {
 impl Reaper {
     /// Starts the watchdog (normally `sensei __reap`) in its own process group.
     pub fn spawn(program: &Path, args: &[&str]) -> Result<Reaper, ProcessError> {
+        // The watchdog needs no environment, and should not hold Sensei's secrets where
+        // anything else could read them (`/proc/<pid>/environ`).
         let mut child = Command::new(program)
             .args(args)
+            .env_clear()
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .process_group(0)

@@ -342,7 +342,8 @@ fn valid_identifier(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-pub(super) fn valid_env_name(name: &str) -> bool {
+/// An environment variable name: letters, digits and `_`, not starting with a digit.
+pub fn valid_env_name(name: &str) -> bool {
     valid_identifier(name)
 }
 

@@ -23,6 +23,7 @@ pub mod template;
 mod wrappers;
 mod yaml;
 
+pub use check::valid_env_name;
 pub use check_alerts::ALERT_EVENTS;
 pub use model::Runbook;
 pub use source::Source;

@@ -40,6 +40,26 @@ impl Runbook {
     pub fn window(&self, name: &str) -> Option<&Window> {
         self.windows.iter().find(|w| w.name == name)
     }
+
+    /// The environment variables Sensei reads a secret from for this runbook (trigger keys,
+    /// alert signing keys), each with what it holds; a step never gets them.
+    pub fn secret_envs(&self) -> Vec<(String, String)> {
+        let triggers = self.triggers.iter().map(|t| {
+            let what = format!("the key of the webhook trigger `{}`", t.webhook);
+            (t.secret_env.clone(), what)
+        });
+        let channels = self.alerts.channels.iter().filter_map(|c| match &c.kind {
+            ChannelKind::Webhook {
+                secret_env: Some(name),
+                ..
+            } => Some((
+                name.clone(),
+                format!("the signing key of the alert channel `{}`", c.name),
+            )),
+            _ => None,
+        });
+        triggers.chain(channels).collect()
+    }
 }
 
 #[derive(Debug, Clone)]

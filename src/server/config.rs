@@ -82,6 +82,8 @@ pub enum ConfigError {
     Token(#[from] TokenError),
     #[error("{0}")]
     Flag(String),
+    #[error("{0}")]
+    StepEnv(String),
 }
 
 impl Settings {
@@ -103,6 +105,8 @@ impl Settings {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Settings, ConfigError> {
         flags.keys.apply(&mut config).map_err(ConfigError::Flag)?;
+        // Again with the flags' tokens, password variable and pass-through names.
+        config.check_step_env().map_err(ConfigError::StepEnv)?;
         if let Some(store) = &config.store {
             return Err(ConfigError::Store(store.clone()));
         }

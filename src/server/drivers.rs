@@ -13,7 +13,7 @@ use super::error::ApiError;
 use crate::engine::clock::Clock;
 use crate::engine::{self, Attach, Observer, Options};
 use crate::event::{Event, EventKind, MigrationId, MigrationState};
-use crate::process::Reaper;
+use crate::process::{Inherited, Reaper};
 use crate::store::Store;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +28,8 @@ pub struct Drivers {
     store: Store,
     reaper: Option<Arc<Reaper>>,
     clock: Arc<dyn Clock>,
+    /// What step processes inherit from the server's environment.
+    inherited_env: Inherited,
     tasks: Mutex<JoinSet<()>>,
     /// Migrations driven by this process now.
     active: Arc<Mutex<HashSet<MigrationId>>>,
@@ -56,12 +58,19 @@ impl Observer for LogObserver {
 
 impl Drivers {
     /// Drivers on `clock` (the system clock, or one shifted by `SENSEI_NOW` for rehearsals),
-    /// with the watchdog that kills step processes should this process die.
-    pub fn new(store: Store, clock: Arc<dyn Clock>, reaper: Option<Arc<Reaper>>) -> Drivers {
+    /// with the watchdog that kills step processes should this process die, giving steps
+    /// `inherited_env` of the server's environment.
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        reaper: Option<Arc<Reaper>>,
+        inherited_env: Inherited,
+    ) -> Drivers {
         Drivers {
             store,
             reaper,
             clock,
+            inherited_env,
             tasks: Mutex::new(JoinSet::new()),
             active: Arc::new(Mutex::new(HashSet::new())),
             closed: AtomicBool::new(false),
@@ -87,6 +96,7 @@ impl Drivers {
             .ok_or_else(|| ApiError::NotFound(format!("no migration {id}")))?;
         let mut opts = Options::new(dir, who.to_owned());
         opts.reaper = self.reaper.clone();
+        opts.inherited_env = self.inherited_env.clone();
         opts.clock = self.clock.clone();
         opts.stop = Some(self.stop.subscribe());
         let driver = engine::attach(&self.store, id, opts, Box::new(LogObserver), how).await?;

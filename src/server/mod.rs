@@ -191,8 +191,9 @@ pub async fn serve(
             reason: e.to_string(),
         })?;
     let dir = settings.runbooks.clone();
+    let step_env = settings.config.step_env.clone();
     let runbooks = Arc::new(
-        tokio::task::spawn_blocking(move || Runbooks::load(&dir))
+        tokio::task::spawn_blocking(move || Runbooks::load(&dir, step_env))
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?,
     );
@@ -200,6 +201,7 @@ pub async fn serve(
         store.clone(),
         clock.clone(),
         drivers::spawn_reaper(),
+        settings.config.inherited_env(),
     ));
     let state = AppState::new(
         store.clone(),
@@ -317,8 +319,13 @@ mod tests {
         }];
         let tokens = auth::Tokens::from_specs(&specs, |_| Some("secret".into())).unwrap();
         let clock: Arc<dyn Clock> = Arc::new(crate::engine::clock::SystemClock);
-        let drivers = Arc::new(Drivers::new(store.clone(), clock, None));
-        let runbooks = Arc::new(Runbooks::load(&dir.join("runbooks")));
+        let drivers = Arc::new(Drivers::new(
+            store.clone(),
+            clock,
+            None,
+            crate::process::Inherited::from_process(&[]),
+        ));
+        let runbooks = Arc::new(Runbooks::load(&dir.join("runbooks"), Default::default()));
         app(AppState::new(store, runbooks, drivers, tokens, 1024))
     }
 

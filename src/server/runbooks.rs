@@ -5,7 +5,11 @@
 //! A file that stops validating is reported (in the log and by `GET /v1/runbooks`, with its
 //! diagnostics) while its last good version stays active; a deleted file takes its runbook
 //! away. Migrations are unaffected either way: each keeps the text it was created with.
+//! A runbook that reads a secret (a trigger's or alert channel's `secret_env`) from a
+//! variable the configuration passes to every step is refused the same way: the steps of
+//! every runbook would get that secret.
 
+use crate::config::StepEnvSettings;
 use crate::diag::JsonDiagnostic;
 use crate::runbook::{self, Runbook};
 use chrono::{DateTime, Utc};
@@ -40,14 +44,17 @@ struct File {
 #[derive(Debug)]
 pub struct Runbooks {
     dir: PathBuf,
+    /// The configuration's pass-through names, which no runbook may read a secret from.
+    step_env: StepEnvSettings,
     files: RwLock<BTreeMap<PathBuf, File>>,
 }
 
 impl Runbooks {
     /// Loads every runbook under `dir` (a missing directory holds none, for now).
-    pub fn load(dir: &Path) -> Runbooks {
+    pub fn load(dir: &Path, step_env: StepEnvSettings) -> Runbooks {
         let runbooks = Runbooks {
             dir: dir.to_path_buf(),
+            step_env,
             files: RwLock::new(BTreeMap::new()),
         };
         runbooks.refresh();
@@ -93,7 +100,7 @@ impl Runbooks {
             }
             changed += 1;
             let previous = files.remove(&path).and_then(|f| f.active);
-            files.insert(path.clone(), read(&path, stamp, previous));
+            files.insert(path.clone(), read(&path, stamp, previous, &self.step_env));
         }
         if changed > 0 {
             duplicates(&mut files);
@@ -181,7 +188,12 @@ impl Runbooks {
 }
 
 /// Reads and checks one file; an invalid one keeps `previous` active.
-fn read(path: &Path, stamp: (u64, Option<SystemTime>), previous: Option<Arc<Active>>) -> File {
+fn read(
+    path: &Path,
+    stamp: (u64, Option<SystemTime>),
+    previous: Option<Arc<Active>>,
+    step_env: &StepEnvSettings,
+) -> File {
     let name = path.display().to_string();
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
@@ -205,6 +217,23 @@ fn read(path: &Path, stamp: (u64, Option<SystemTime>), previous: Option<Arc<Acti
             .map(|d| JsonDiagnostic::new(&name, d))
             .collect::<Vec<_>>()
     );
+    let refused = checked
+        .runbook
+        .as_ref()
+        .and_then(|runbook| step_env.refuse(&runbook.secret_envs()).err());
+    if let Some(message) = refused {
+        tracing::warn!("runbook {name} is not offered: {message}");
+        return File {
+            stamp,
+            diagnostics: json!([{
+                "file": name, "severity": "error", "message": message,
+                "hint": "a secret Sensei reads must not be passed to steps; remove it from `step_env.pass` or read the secret from another variable",
+            }]),
+            rendered: message,
+            valid: false,
+            active: previous,
+        };
+    }
     match checked.runbook {
         Some(runbook) => {
             tracing::info!("runbook {} loaded from {name}", runbook.name);

@@ -31,8 +31,13 @@ fn t(text: &str) -> DateTime<Utc> {
 
 fn state(dir: &Path, clock: Arc<ManualClock>) -> AppState {
     let store = Store::open(&dir.join("state")).unwrap();
-    let runbooks = Arc::new(Runbooks::load(&dir.join("runbooks")));
-    let drivers = Arc::new(Drivers::new(store.clone(), clock, None));
+    let runbooks = Arc::new(Runbooks::load(&dir.join("runbooks"), Default::default()));
+    let drivers = Arc::new(Drivers::new(
+        store.clone(),
+        clock,
+        None,
+        crate::process::Inherited::from_process(&[]),
+    ));
     let tokens = Tokens::from_specs(&[], |_| None).unwrap();
     AppState::new(store, runbooks, drivers, tokens, 1024)
 }
