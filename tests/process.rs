@@ -8,9 +8,7 @@ use nix::errno::Errno;
 use nix::sys::signal::killpg;
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
-use sensei::process::{
-    Exit, Inherited, Line, Reaper, RunOutcome, RunSpec, StepEnv, Stream, run,
-};
+use sensei::process::{Exit, Inherited, Line, Reaper, RunOutcome, RunSpec, StepEnv, Stream, run};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
