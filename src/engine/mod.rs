@@ -82,12 +82,19 @@ impl Options {
             reaper: None,
             inherited_env: Inherited::from_process(&[]),
             identity,
-            lease_ttl: Duration::from_secs(15),
+            lease_ttl: test_lease_ttl().unwrap_or(Duration::from_secs(15)),
             poll: Duration::from_millis(100),
             clock: Arc::new(SystemClock),
             stop: None,
         }
     }
+}
+
+/// Crash and takeover tests shorten leases (`SENSEI_TEST_LEASE_TTL_MS`), so that a lease
+/// that is not renewed lapses within a test's time.
+fn test_lease_ttl() -> Option<Duration> {
+    let ms: u64 = std::env::var("SENSEI_TEST_LEASE_TTL_MS").ok()?.parse().ok()?;
+    Some(Duration::from_millis(ms.max(30)))
 }
 
 /// Sees every event of the migration as it is committed (progress output, tests).

@@ -1,8 +1,9 @@
 //! Pool slots (runbook `pools`): a slot is a row naming its pool, the step that holds it and
 //! the lease it was taken under. Every migration on the store counts the same rows, so a
 //! pool is shared by all of them (one server, local drivers on one state directory), and a
-//! slot whose lease is no longer held by a live process is free again: a driver that died
-//! gives its slots back without anyone cleaning up.
+//! slot whose lease is no longer held by a live process is free again — unless the step's
+//! processes outlived their driver — so a driver that died gives its slots back without
+//! anyone cleaning up.
 //!
 //! Sizes are not stored: each taker brings the size its runbook declares, and takes a slot
 //! only while fewer than that many are held.
@@ -46,7 +47,9 @@ pub fn take(
         .collect::<Result<_, _>>()?;
     let mut held = Vec::new();
     for (id, migration, step, token) in rows {
-        if lease::holds(conn, me, &migration, &token, group.now)? {
+        if lease::holds(conn, me, &migration, &token, group.now)?
+            || outlives_its_driver(conn, me, &migration, &step)?
+        {
             held.push(PoolHolder { migration, step });
         } else {
             release(conn, id)?;
@@ -66,6 +69,19 @@ pub fn take(
         fmt_time(group.now)
     ])?;
     Ok(PoolTake::Taken(conn.last_insert_rowid()))
+}
+
+/// The holder's driver is gone, but the step's processes still run on this host (its
+/// watchdog died with it): the slot stays taken until they end.
+fn outlives_its_driver(
+    conn: &Connection,
+    me: &Me,
+    migration: &str,
+    step: &str,
+) -> Result<bool, StoreError> {
+    let id = crate::event::MigrationId::from(migration.to_owned());
+    Ok(super::processes::get(conn, &id, step)?
+        .is_some_and(|p| p.host == me.host && crate::host::group_alive(p.pgid, p.pg_start)))
 }
 
 /// Gives a slot back.
