@@ -41,7 +41,8 @@ impl Server {
         let routes = Arc::new(routes);
         let seen = requests.clone();
         std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
+            for stream in listener.incoming() {
+                let stream = stream.expect("accept a connection");
                 let (routes, seen) = (routes.clone(), seen.clone());
                 std::thread::spawn(move || serve(stream, &routes, &seen));
             }
@@ -50,28 +51,25 @@ impl Server {
     }
 
     fn requests(&self) -> Vec<Request> {
-        self.requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.requests.lock().expect("the requests lock").clone()
     }
 }
 
 fn serve(stream: TcpStream, routes: &[(&str, Answer)], seen: &Mutex<Vec<Request>>) {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+    // A connection closed before a request line carries no request.
+    if reader.read_line(&mut line).expect("read the request line") == 0 {
         return;
     }
     let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_owned();
-    let path = parts.next().unwrap_or_default().to_owned();
+    let method = parts.next().expect("a method").to_owned();
+    let path = parts.next().expect("a path").to_owned();
     let mut headers = HashMap::new();
     loop {
         let mut header = String::new();
-        if reader.read_line(&mut header).unwrap_or(0) == 0 {
-            return;
-        }
+        let read = reader.read_line(&mut header).expect("read a header");
+        assert_ne!(read, 0, "the connection closed in the headers of {line:?}");
         let header = header.trim_end();
         if header.is_empty() {
             break;
@@ -80,29 +78,29 @@ fn serve(stream: TcpStream, routes: &[(&str, Answer)], seen: &Mutex<Vec<Request>
             headers.insert(name.trim().to_lowercase(), value.trim().to_owned());
         }
     }
+    // No Content-Length: no body.
     let length: usize = headers
         .get("content-length")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(0);
+        .map_or(0, |l| l.parse().expect("a Content-Length"));
     let mut body = vec![0; length];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
-    let route = path.split('?').next().unwrap_or_default().to_owned();
-    seen.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(Request {
-            method,
-            path,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        });
+    reader.read_exact(&mut body).expect("read the body");
+    let route = path
+        .split_once('?')
+        .map_or(path.as_str(), |(r, _)| r)
+        .to_owned();
+    seen.lock().expect("the requests lock").push(Request {
+        method,
+        path,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
     if route == "/hang" {
         // Block until the client closes the connection.
         let mut sink = Vec::new();
         let _ = reader.read_to_end(&mut sink);
         return;
     }
+    // A path the test did not route answers 404, as a real server would.
     let (status, extra, body) = routes
         .iter()
         .find(|(p, _)| *p == route)
@@ -118,12 +116,13 @@ fn serve(stream: TcpStream, routes: &[(&str, Answer)], seen: &Mutex<Vec<Request>
     response.push_str("\r\n");
     response.push_str(body);
     let mut stream = reader.into_inner();
+    // A client that gave up (a timeout under test) no longer reads the answer.
     let _ = stream.write_all(response.as_bytes());
     let _ = stream.flush();
 }
 
 fn file_arg(path: &std::path::Path) -> &str {
-    path.to_str().unwrap_or_default()
+    path.to_str().expect("utf-8")
 }
 
 const CALL: &str = r#"version: 1
@@ -232,7 +231,7 @@ fn an_unexpected_status_fails_the_step_and_names_the_status() {
         assert_eq!(sb.state(&id), "failed");
         let call = sb.step(&id, "call");
         assert_eq!(call["state"], "failed");
-        let error = call["error"].as_str().unwrap_or_default();
+        let error = call["error"].as_str().expect("the call's error");
         let code = if path == "/teapot" { "418" } else { "500" };
         assert!(
             error.contains(&format!("answered {code}, expected {wanted}")),
@@ -260,7 +259,7 @@ fn an_http_timeout_fails_the_step_without_waiting_for_the_default() {
     let id = run.id();
     let error = sb.step(&id, "call")["error"]
         .as_str()
-        .unwrap_or_default()
+        .expect("the call's error")
         .to_owned();
     assert!(error.contains("no response within 300ms"), "{error}");
     assert!(
@@ -356,8 +355,10 @@ fn a_wait_step_waits_its_duration() {
         .events(&id)
         .into_iter()
         .find(|e| e["kind"] == "step_succeeded" && e["step"] == "settle")
-        .unwrap_or_default();
-    let ms = succeeded["data"]["duration_ms"].as_i64().unwrap_or(0);
+        .expect("settle succeeded");
+    let ms = succeeded["data"]["duration_ms"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no duration_ms: {succeeded}"));
     assert!(ms >= 300, "waited only {ms}ms: {succeeded}");
     assert!(sb.path("after.ran").exists());
 }
@@ -459,7 +460,7 @@ steps:
     let dir = std::fs::canonicalize(sb.path("books/cutover")).expect("canonical");
     assert_eq!(
         sb.read("books/cutover/where.out").trim_end(),
-        dir.to_str().unwrap_or_default()
+        dir.to_str().expect("utf-8")
     );
     assert!(
         sb.read("books/cutover/script.out")
@@ -533,8 +534,11 @@ steps:
     let status = parse(&["status", &id, "--format", "json"]);
     assert_eq!(status["id"], id.as_str());
     assert_eq!(status["state"], "certified");
-    let steps = status["steps"].as_array().cloned().unwrap_or_default();
-    let ids: Vec<&str> = steps.iter().filter_map(|s| s["id"].as_str()).collect();
+    let steps = status["steps"].as_array().cloned().expect("steps");
+    let ids: Vec<&str> = steps
+        .iter()
+        .map(|s| s["id"].as_str().expect("a step id"))
+        .collect();
     assert_eq!(ids, ["flaky", "fan[a]", "fan[b]"], "{status}");
     for step in &steps {
         assert_eq!(step["id"], step["step"], "{step}");
@@ -548,7 +552,7 @@ steps:
     assert_eq!(list[0]["state"], "certified");
 
     let events = parse(&["events", &id, "--format", "json"]);
-    let events = events.as_array().cloned().unwrap_or_default();
+    let events = events.as_array().cloned().expect("a list of events");
     assert!(events.iter().any(|e| e["kind"] == "step_retrying"));
     assert!(
         events
@@ -557,7 +561,7 @@ steps:
     );
 
     let logs = parse(&["logs", &id, "--format", "json"]);
-    let logs = logs.as_array().cloned().unwrap_or_default();
+    let logs = logs.as_array().cloned().expect("a list of log lines");
     assert!(
         logs.iter()
             .any(|l| l["step"] == "flaky" && l["text"] == "err" && l["stream"] == "stderr"),

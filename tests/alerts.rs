@@ -33,9 +33,12 @@ impl Received {
 }
 
 /// An HTTP server on loopback answering with `statuses` in turn (the last one repeats).
+/// A request it could not read is recorded as a failure, which [`Receiver::got`] reports: a
+/// request lost that way must not pass for "nothing was sent".
 struct Receiver {
     port: u16,
     got: Arc<Mutex<Vec<Received>>>,
+    failures: Arc<Mutex<Vec<String>>>,
 }
 
 impl Receiver {
@@ -48,53 +51,89 @@ impl Receiver {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let got = Arc::new(Mutex::new(Vec::new()));
+        let failures = Arc::new(Mutex::new(Vec::new()));
         let statuses = statuses.to_vec();
-        let record = got.clone();
+        let (record, failed) = (got.clone(), failures.clone());
         std::thread::spawn(move || {
             for (n, stream) in listener.incoming().enumerate() {
-                let Ok(stream) = stream else { continue };
                 let status = statuses[n.min(statuses.len() - 1)];
-                serve(stream, status, &record);
+                let served = stream
+                    .map_err(|e| format!("accept: {e}"))
+                    .and_then(|stream| serve(stream, status, &record));
+                if let Err(e) = served {
+                    failed.lock().expect("lock").push(e);
+                }
             }
         });
-        Receiver { port, got }
+        Receiver {
+            port,
+            got,
+            failures,
+        }
     }
 
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// The requests received so far; fails if any could not be read.
     fn got(&self) -> Vec<Received> {
+        let failures = self.failures.lock().expect("lock").clone();
+        assert!(failures.is_empty(), "the receiver failed: {failures:?}");
         self.got.lock().expect("lock").clone()
     }
 }
 
 /// Reads one request, records it, then answers: a sender that got its answer has been
-/// recorded, so once `sensei` exits, everything it sent is here.
-fn serve(stream: TcpStream, status: u16, record: &Mutex<Vec<Received>>) -> Option<()> {
+/// recorded, so once `sensei` exits, everything it sent is here. A connection closed before
+/// its request line carries no request and is not a failure.
+fn serve(stream: TcpStream, status: u16, record: &Mutex<Vec<Received>>) -> Result<(), String> {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
+        .map_err(|e| format!("set a read timeout: {e}"))?;
+    let mut reader = BufReader::new(
+        stream
+            .try_clone()
+            .map_err(|e| format!("clone the stream: {e}"))?,
+    );
     let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let path = line.split_whitespace().nth(1)?.to_owned();
+    let read = reader
+        .read_line(&mut line)
+        .map_err(|e| format!("read the request line: {e}"))?;
+    if read == 0 {
+        return Ok(());
+    }
+    let path = line
+        .split_whitespace()
+        .nth(1)
+        .ok_or_else(|| format!("no path in {line:?}"))?
+        .to_owned();
     let mut headers = HashMap::new();
     loop {
         let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
+        reader
+            .read_line(&mut h)
+            .map_err(|e| format!("read a header of {path}: {e}"))?;
         let h = h.trim_end();
         if h.is_empty() {
             break;
         }
-        let (name, value) = h.split_once(':')?;
+        let (name, value) = h
+            .split_once(':')
+            .ok_or_else(|| format!("not a header: {h:?}"))?;
         headers.insert(name.trim().to_lowercase(), value.trim().to_owned());
     }
-    let len: usize = headers.get("content-length")?.parse().ok()?;
+    let len: usize = headers
+        .get("content-length")
+        .ok_or_else(|| format!("no Content-Length: {headers:?}"))?
+        .parse()
+        .map_err(|e| format!("Content-Length: {e}"))?;
     let mut body = vec![0; len];
-    reader.read_exact(&mut body).ok()?;
+    reader
+        .read_exact(&mut body)
+        .map_err(|e| format!("read the body of {path}: {e}"))?;
     record.lock().expect("lock").push(Received {
-        path,
+        path: path.clone(),
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
     });
@@ -106,7 +145,9 @@ fn serve(stream: TcpStream, status: u16, record: &Mutex<Vec<Received>>) -> Optio
     let reply =
         format!("HTTP/1.1 {status} X\r\n{extra}Content-Length: 2\r\nConnection: close\r\n\r\nno");
     let mut stream = stream;
-    stream.write_all(reply.as_bytes()).ok()
+    stream
+        .write_all(reply.as_bytes())
+        .map_err(|e| format!("answer {path}: {e}"))
 }
 
 /// A runbook whose `boom` step prints the secret and fails (or succeeds with `ok: true`).
@@ -141,11 +182,7 @@ fn run(sb: &Sandbox, args: &[&str]) -> Run {
         .env("SENSEI_TEST_HOOK_KEY", KEY)
         .output()
         .expect("run sensei");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
 fn deliveries(sb: &Sandbox) -> Vec<Json> {
@@ -157,12 +194,22 @@ fn deliveries(sb: &Sandbox) -> Vec<Json> {
 fn outcomes(d: &Json) -> Vec<String> {
     d["attempt_log"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|x| x["outcome"].as_str().unwrap_or_default().to_owned())
-                .collect()
+        .unwrap_or_else(|| panic!("no attempt_log: {d}"))
+        .iter()
+        .map(|x| {
+            x["outcome"]
+                .as_str()
+                .unwrap_or_else(|| panic!("an attempt without an outcome: {d}"))
+                .to_owned()
         })
-        .unwrap_or_default()
+        .collect()
+}
+
+/// A string field of a JSON document, or a failure showing the document.
+fn string<'a>(doc: &'a Json, field: &str) -> &'a str {
+    doc[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string `{field}` in {doc}"))
 }
 
 #[test]
@@ -201,16 +248,8 @@ fn webhook_json_and_slack_payloads_are_signed_and_carry_no_secret() {
         assert_eq!(body["runbook"], "alerting");
         assert_eq!(body["step"], "boom");
         assert_eq!(body["params"]["dsn"], "***");
-        assert_eq!(
-            req.headers["x-sensei-event-id"],
-            body["event_id"].as_str().unwrap_or("")
-        );
-        assert!(
-            body["event_id"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with(&format!("{id}:"))
-        );
+        assert_eq!(req.headers["x-sensei-event-id"], string(&body, "event_id"));
+        assert!(string(&body, "event_id").starts_with(&format!("{id}:")));
         assert_eq!(req.headers["x-team"], "dba");
         // Sent in the one form `POST /v1/hooks` accepts: the server's own scheme.
         let ts_text = &req.headers["x-sensei-timestamp"];
@@ -230,20 +269,12 @@ fn webhook_json_and_slack_payloads_are_signed_and_carry_no_secret() {
     }
     let by_event: HashMap<String, Json> = json
         .iter()
-        .map(|r| {
-            (
-                r.json()["event"].as_str().unwrap_or("").to_owned(),
-                r.json(),
-            )
-        })
+        .map(|r| (string(&r.json(), "event").to_owned(), r.json()))
         .collect();
     let failed_step = &by_event["step_failed"];
     assert_eq!(failed_step["state"], "running");
     assert!(
-        failed_step["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("code 3"),
+        string(failed_step, "error").contains("code 3"),
         "{failed_step}"
     );
     assert_eq!(by_event["failed"]["state"], "failed");
@@ -253,8 +284,11 @@ fn webhook_json_and_slack_payloads_are_signed_and_carry_no_secret() {
         .find(|r| r.path == "/slack")
         .expect("slack")
         .json();
-    let text = slack["text"].as_str().unwrap_or("");
-    assert!(text.contains(&format!("alerting {id}: failed")), "{text}");
+    let summary = string(&slack, "text");
+    assert!(
+        summary.contains(&format!("alerting {id}: failed")),
+        "{summary}"
+    );
     let blocks = slack["blocks"].as_array().expect("blocks");
     assert_eq!(blocks[0]["type"], "section");
     assert!(slack.to_string().contains("connecting to ***"), "{slack}");
@@ -307,8 +341,10 @@ fn a_receiver_that_fails_first_is_retried_until_exactly_one_success_is_recorded(
     assert_eq!(outcomes(&list[0]), ["retry", "retry", "delivered"]);
     let statuses: Vec<&Json> = list[0]["attempt_log"]
         .as_array()
-        .map(|a| a.iter().map(|x| &x["status"]).collect())
-        .unwrap_or_default();
+        .expect("attempt_log")
+        .iter()
+        .map(|x| &x["status"])
+        .collect();
     assert_eq!(
         statuses,
         [&Json::from(503), &Json::from(500), &Json::from(200)]
@@ -338,7 +374,11 @@ fn a_permanent_refusal_is_recorded_at_once_and_never_fails_the_migration() {
         "{r:?}"
     );
     assert!(
-        r.stdout.lines().last().unwrap_or("").ends_with("certified"),
+        r.stdout
+            .lines()
+            .last()
+            .expect("a last line")
+            .ends_with("certified"),
         "{r:?}"
     );
     let list = deliveries(&sb);
@@ -361,7 +401,7 @@ fn a_private_url_is_refused_unless_the_config_allows_it() {
     assert_eq!(r.code, 0, "{r:?}");
     let list = deliveries(&sb);
     assert_eq!(list[0]["state"], "failed");
-    let error = list[0]["last_error"].as_str().unwrap_or("");
+    let error = string(&list[0], "last_error");
     assert!(error.contains("allow_private_urls"), "{error}");
     assert!(rx.got().is_empty());
     // `localhost` is refused as well: the guard looks at what a name resolves to.
@@ -514,8 +554,9 @@ impl SmtpServer {
 
     fn mails(&self) -> Vec<Json> {
         let mut files: Vec<_> = std::fs::read_dir(&self.dir)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-            .unwrap_or_default();
+            .expect("the mail directory")
+            .map(|e| e.expect("a mail directory entry").path())
+            .collect();
         files.retain(|p| p.extension().is_some_and(|e| e == "json"));
         files.sort();
         files
@@ -564,8 +605,10 @@ fn assert_alert_mail(mail: &Json, id: &str) {
     assert_eq!(mail["from"], "sensei@example.com");
     let mut rcpt: Vec<&str> = mail["rcpt"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-        .unwrap_or_default();
+        .unwrap_or_else(|| panic!("no rcpt list: {mail}"))
+        .iter()
+        .map(|v| v.as_str().expect("a recipient"))
+        .collect();
     rcpt.sort_unstable();
     assert_eq!(
         rcpt,
@@ -576,13 +619,8 @@ fn assert_alert_mail(mail: &Json, id: &str) {
         format!("[sensei] alerting {id}: step_failed (boom)")
     );
     assert_eq!(mail["content_type"], "text/plain");
-    assert!(
-        mail["event_id"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with(&format!("{id}:"))
-    );
-    let body = mail["body"].as_str().unwrap_or("");
+    assert!(string(mail, "event_id").starts_with(&format!("{id}:")));
+    let body = string(mail, "body");
     for want in [
         "step boom failed",
         &format!("Migration: {id}"),
@@ -634,12 +672,12 @@ fn an_email_whose_smtp_server_is_down_arrives_on_a_later_delivery_run() {
     assert!(r.stdout.contains("1 alert(s) not delivered yet"), "{r:?}");
     let pending = &deliveries(&sb)[0];
     assert_eq!(pending["state"], "pending", "{pending}");
-    assert!(pending["attempts"].as_u64().unwrap_or(0) >= 1, "{pending}");
     assert!(
-        pending["last_error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("mail server"),
+        pending["attempts"].as_u64().expect("attempts") >= 1,
+        "{pending}"
+    );
+    assert!(
+        string(pending, "last_error").contains("mail server"),
         "{pending}"
     );
 
@@ -649,10 +687,9 @@ fn an_email_whose_smtp_server_is_down_arrives_on_a_later_delivery_run() {
     let mails = smtp.mails();
     assert_eq!(mails.len(), 1, "{later:?}");
     assert!(
-        mails[0]["subject"]
-            .as_str()
-            .unwrap_or("")
-            .contains("step_failed")
+        string(&mails[0], "subject").contains("step_failed"),
+        "{}",
+        mails[0]
     );
     let done = &deliveries(&sb)[0];
     assert_eq!(done["state"], "delivered", "{done}");
@@ -762,11 +799,7 @@ fn mail_over(tls: &str, rest: &str, server_args: &[&str], env: &[(&str, &str)]) 
     let mut cmd = sb.command(&["run", "rb.yaml", "-p", &format!("dsn={SECRET}")]);
     cmd.envs(env.iter().copied());
     let out = cmd.output().expect("run sensei");
-    let r = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let r = Run::from(out);
     assert_eq!(r.code, 1, "{r:?}");
     let id = r.id();
     let mails = smtp.mails();
@@ -826,7 +859,7 @@ fn a_wrong_smtp_password_fails_the_delivery_permanently_never_the_migration() {
     assert!(smtp.mails().is_empty());
     let d = &deliveries(&sb)[0];
     assert_eq!(d["state"], "failed", "{d}");
-    let error = d["last_error"].as_str().unwrap_or("");
+    let error = string(d, "last_error");
     assert!(error.contains("535"), "{d}");
     assert!(!d.to_string().contains("wrong"), "the password leaked: {d}");
 }
@@ -856,8 +889,8 @@ fn starttls_to_a_private_ca_server_without_ca_file_fails_the_delivery_on_its_cer
     assert!(smtp.mails().is_empty(), "nothing was sent in clear");
     let d = &deliveries(&sb)[0];
     assert_ne!(d["state"], "delivered", "{d}");
-    assert!(d["attempts"].as_u64().unwrap_or(0) >= 1, "{d}");
-    let error = d["last_error"].as_str().unwrap_or("");
+    assert!(d["attempts"].as_u64().expect("attempts") >= 1, "{d}");
+    let error = string(d, "last_error");
     assert!(error.contains("certificate"), "{d}");
 }
 
@@ -880,11 +913,7 @@ fn tls_starttls_never_falls_back_to_plain_text_with_a_server_that_does_not_offer
     let d = &deliveries(&sb)[0];
     assert_ne!(d["state"], "delivered", "{d}");
     assert!(
-        d["last_error"]
-            .as_str()
-            .unwrap_or("")
-            .to_lowercase()
-            .contains("starttls"),
+        string(d, "last_error").to_lowercase().contains("starttls"),
         "{d}"
     );
 }
@@ -918,7 +947,7 @@ fn a_mail_server_that_accepts_and_stalls_is_given_up_on_after_alerts_timeout() {
     );
     let d = &deliveries(&sb)[0];
     assert_eq!(d["state"], "pending", "{d}");
-    let error = d["last_error"].as_str().unwrap_or("");
+    let error = string(d, "last_error");
     assert!(error.contains("alerts.timeout"), "{d}");
 }
 
@@ -994,7 +1023,7 @@ steps:
         .iter()
         .map(|d| {
             assert_eq!(d["state"], "delivered", "{d}");
-            d["event"].as_str().unwrap_or_default().to_owned()
+            string(d, "event").to_owned()
         })
         .collect();
     assert_eq!(
@@ -1009,7 +1038,7 @@ steps:
         .expect("gate_waiting payload");
     assert_eq!(waiting["step"], "signoff");
     assert_eq!(waiting["state"], "awaiting_approval");
-    let summary = waiting["summary"].as_str().unwrap_or_default();
+    let summary = string(&waiting, "summary");
     assert!(
         summary.contains("alice, bob") && summary.contains("not starter"),
         "{summary}"
@@ -1021,10 +1050,8 @@ steps:
         .expect("gate_decided payload");
     assert_eq!(decided["data"]["who"], "alice");
     assert!(
-        decided["summary"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("approve by alice")
+        string(&decided, "summary").contains("approve by alice"),
+        "{decided}"
     );
 }
 
@@ -1054,8 +1081,10 @@ fn alerts_left_undelivered_go_out_with_the_next_command_on_the_same_store() {
     // it too.
     let rx = Receiver::start_on(port, &[200]);
     support::wait_for("the alert to be due", || {
-        let next = deliveries(&sb)[0]["next_attempt_at"].as_str()?.to_owned();
-        let next = chrono::DateTime::parse_from_rfc3339(&next).ok()?;
+        let pending = &deliveries(&sb)[0];
+        let next = string(pending, "next_attempt_at");
+        let next = chrono::DateTime::parse_from_rfc3339(next)
+            .unwrap_or_else(|e| panic!("next_attempt_at {next:?}: {e}"));
         (next < chrono::Utc::now()).then_some(())
     });
     sb.write("quiet.yaml", &runbook("  channels: {}\n  rules: []", false));

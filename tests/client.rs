@@ -30,6 +30,7 @@ fn sensei(dir: &Dir, url: &str, token: Option<&str>, args: &[&str]) -> Output {
     cmd.output().expect("run sensei")
 }
 
+/// The exit code; -1 when a signal killed the process (then shown with both streams).
 fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
@@ -82,7 +83,7 @@ fn start_status_list_approve_events_and_logs_through_the_server() {
         .as_array()
         .expect("steps")
         .iter()
-        .map(|s| s["step"].as_str().unwrap_or_default())
+        .map(|s| s["step"].as_str().expect("a step name"))
         .collect();
     assert_eq!(steps, ["analyze", "signoff", "work", "check"]);
 
@@ -134,6 +135,17 @@ fn start_status_list_approve_events_and_logs_through_the_server() {
         "{out:?}"
     );
     s.wait_state(&id, "certified");
+    // The filter that left the migration out while it waited lists it now.
+    let out = expect(
+        sensei(
+            &dir,
+            &url,
+            Some("vic-token"),
+            &["list", "--state", "certified"],
+        ),
+        0,
+    );
+    assert!(stdout(&out).contains(&id), "{out:?}");
 
     let out = expect(sensei(&dir, &url, Some("vic-token"), &["events", &id]), 0);
     assert!(stdout(&out).contains("gate_decided"), "{out:?}");
@@ -270,10 +282,7 @@ fn commands_of_the_local_store_refuse_a_server_instead_of_working_locally() {
     dir.runbook("flow.yaml", FLOW);
     let url = format!("http://127.0.0.1:{}", free_port());
     let runbook = dir.path("runbooks").join("flow.yaml");
-    for args in [
-        &["run", runbook.to_str().unwrap_or_default()][..],
-        &["alerts"],
-    ] {
+    for args in [&["run", runbook.to_str().expect("utf-8")][..], &["alerts"]] {
         let out = expect(sensei(&dir, &url, None, args), 2);
         assert!(stderr(&out).contains("works on the local store"), "{out:?}");
     }

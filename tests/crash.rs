@@ -27,10 +27,11 @@ fn killed_during_a_step(idempotent: bool) -> (Sandbox, String) {
         "blocking.yaml",
         &BLOCKING.replace("IDEMPOTENT", &idempotent.to_string()),
     );
-    let bg = sb.spawn(&["run", file.to_str().unwrap_or_default()]);
+    let bg = sb.spawn(&["run", file.to_str().expect("utf-8")]);
     let id = bg.id();
     wait_for("step b to run", || {
-        (pids_in(&sb.path("b.pid")).len() == 2).then_some(())
+        let pids = sb.path("b.pid");
+        (pids.exists() && pids_in(&pids).len() == 2).then_some(())
     });
     bg.kill9();
     for pid in pids_in(&sb.path("b.pid")) {
@@ -86,7 +87,9 @@ fn resume_until(sb: &Sandbox, id: &str, want: &str) {
         if sb.state(id) == want {
             return;
         }
-        sb.sensei(&["resume", id, "--retry-interrupted"]);
+        let resumed = sb.sensei(&["resume", id, "--retry-interrupted"]);
+        // 0: it ended well; 1: it failed or paused again. Anything else is a broken resume.
+        assert!(matches!(resumed.code, 0 | 1), "{resumed:?}");
     }
     panic!("migration did not reach {want}: {}", sb.state(id));
 }
@@ -119,12 +122,13 @@ fn a_crash_after_any_commit_loses_nothing_and_reruns_no_succeeded_step() {
         let sb = Sandbox::new();
         let file = sb.write("chain.yaml", CHAIN);
         let run = sb
-            .command(&["run", file.to_str().unwrap_or_default()])
+            .command(&["run", file.to_str().expect("utf-8")])
             .env("SENSEI_TEST_CRASH_AFTER_COMMITS", n.to_string())
             .output()
             .expect("run");
         let stdout = String::from_utf8_lossy(&run.stdout);
-        let id = support::migration_id(&stdout).unwrap_or_default();
+        let id = support::migration_id(&stdout)
+            .unwrap_or_else(|| panic!("crash after commit {n}: no id in {run:?}"));
         if run.status.success() {
             break; // n is past the last commit: every point has been tried
         }
@@ -174,12 +178,13 @@ fn a_crash_during_rollback_resumes_the_rollback_without_undoing_twice() {
         let sb = Sandbox::new();
         let file = sb.write("undo.yaml", ROLLBACK);
         let run = sb
-            .command(&["run", file.to_str().unwrap_or_default()])
+            .command(&["run", file.to_str().expect("utf-8")])
             .env("SENSEI_TEST_CRASH_AFTER_COMMITS", n.to_string())
             .output()
             .expect("run");
         let stdout = String::from_utf8_lossy(&run.stdout);
-        let id = support::migration_id(&stdout).unwrap_or_default();
+        let id = support::migration_id(&stdout)
+            .unwrap_or_else(|| panic!("crash after commit {n}: no id in {run:?}"));
         // Exit code 1 with the final line: the run got to the end without crashing.
         if stdout
             .lines()

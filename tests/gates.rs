@@ -21,8 +21,15 @@ steps:
     )
 }
 
+/// The `gate_decided` events of a migration whose gate opened (so an empty list means no
+/// decision, not an empty history).
 fn decisions(sb: &Sandbox, id: &str) -> Vec<Value> {
-    sb.events(id)
+    let events = sb.events(id);
+    assert!(
+        events.iter().any(|e| e["kind"] == "gate_waiting"),
+        "the gate of {id} never opened: {events:?}"
+    );
+    events
         .into_iter()
         .filter(|e| e["kind"] == "gate_decided")
         .collect()
@@ -41,7 +48,7 @@ fn on_timeout_fail_ends_the_migration_cancelled() {
         "g.yaml",
         &gated("{ approvers: [alice], timeout: 200ms, on_timeout: fail }"),
     );
-    let run = sb.sensei(&["run", file.to_str().unwrap_or_default()]);
+    let run = sb.sensei(&["run", file.to_str().expect("utf-8")]);
     assert_eq!(run.code, 1, "{run:?}");
     let id = run.id();
     assert_eq!(sb.state(&id), "cancelled");
@@ -69,7 +76,7 @@ fn on_timeout_cancel_cancels_the_migration_by_timeout() {
         "g.yaml",
         &gated("{ approvers: [alice], timeout: 200ms, on_timeout: cancel }"),
     );
-    let run = sb.sensei(&["run", file.to_str().unwrap_or_default()]);
+    let run = sb.sensei(&["run", file.to_str().expect("utf-8")]);
     assert_eq!(run.code, 1, "{run:?}");
     let id = run.id();
     assert_eq!(sb.state(&id), "cancelled");
@@ -77,7 +84,7 @@ fn on_timeout_cancel_cancels_the_migration_by_timeout() {
         .events(&id)
         .into_iter()
         .rfind(|e| e["kind"] == "state_changed")
-        .unwrap_or_default();
+        .expect("a state change");
     assert_eq!(last["data"]["from"], "awaiting_approval");
     assert_eq!(last["data"]["to"], "cancelled");
     assert_eq!(last["data"]["by"], "timeout", "{last}");
@@ -96,7 +103,7 @@ fn on_timeout_approve_proceeds_to_certified_decided_by_timeout() {
         "g.yaml",
         &gated("{ approvers: [alice], timeout: 200ms, on_timeout: approve }"),
     );
-    let run = sb.sensei(&["run", file.to_str().unwrap_or_default()]).ok();
+    let run = sb.sensei(&["run", file.to_str().expect("utf-8")]).ok();
     let id = run.id();
     assert_eq!(sb.state(&id), "certified");
     assert!(sb.path("cutover.ran").exists());
@@ -117,7 +124,7 @@ fn on_timeout_approve_proceeds_to_certified_decided_by_timeout() {
 fn a_gate_without_an_approver_list_may_be_approved_by_anyone_but_the_starter() {
     let sb = Sandbox::new();
     let file = sb.write("g.yaml", &gated("{ required: 1 }"));
-    let bg = sb.spawn(&["run", file.to_str().unwrap_or_default()]);
+    let bg = sb.spawn(&["run", file.to_str().expect("utf-8")]);
     let id = bg.id();
     wait_for_gate(&sb, &id, "signoff");
     assert!(
@@ -160,7 +167,7 @@ steps:
     run: touch cutover.ran
 "#,
     );
-    let bg = sb.spawn(&["run", file.to_str().unwrap_or_default()]);
+    let bg = sb.spawn(&["run", file.to_str().expect("utf-8")]);
     let id = bg.id();
     wait_for("the plan step to run", || {
         (sb.step(&id, "prepare")["state"] == "running").then_some(())
@@ -198,7 +205,7 @@ steps:
 fn deciding_something_that_is_not_a_gate_is_a_usage_error() {
     let sb = Sandbox::new();
     let file = sb.write("g.yaml", &gated("{ approvers: [alice] }"));
-    let bg = sb.spawn(&["run", file.to_str().unwrap_or_default()]);
+    let bg = sb.spawn(&["run", file.to_str().expect("utf-8")]);
     let id = bg.id();
     wait_for_gate(&sb, &id, "signoff");
     let unknown = sb.sensei(&["approve", &id, "sign-off", "--as", "alice"]);
@@ -231,7 +238,7 @@ fn a_timeout_and_a_human_decision_at_the_deadline_resolve_to_exactly_one() {
             "g.yaml",
             &gated("{ approvers: [alice], timeout: 300ms, on_timeout: fail }"),
         );
-        let bg = sb.spawn(&["run", file.to_str().unwrap_or_default()]);
+        let bg = sb.spawn(&["run", file.to_str().expect("utf-8")]);
         let id = bg.id();
         let deadline = wait_for("the gate's deadline", || {
             sb.events(&id)
@@ -246,6 +253,7 @@ fn a_timeout_and_a_human_decision_at_the_deadline_resolve_to_exactly_one() {
         // a deadline within its 100ms poll). Aiming is not synchronisation: either side may
         // win, and the assertions hold for both.
         let aim = deadline + chrono::Duration::milliseconds(-100 + 10 * round);
+        // A negative wait (the aim already passed) is no wait.
         if let Ok(wait) = (aim - chrono::Utc::now()).to_std() {
             std::thread::sleep(wait);
         }
@@ -310,7 +318,7 @@ steps:
     run: echo switch >> trace
 "#,
     );
-    let bg = sb.spawn(&["run", file.to_str().unwrap_or_default()]);
+    let bg = sb.spawn(&["run", file.to_str().expect("utf-8")]);
     let id = bg.id();
     wait_for_gate(&sb, &id, "go-live");
     assert_eq!(sb.state(&id), "running");
@@ -348,7 +356,7 @@ steps:
     run: touch cutover.ran
 "#,
     );
-    let bg = sb.spawn(&["run", file.to_str().unwrap_or_default()]);
+    let bg = sb.spawn(&["run", file.to_str().expect("utf-8")]);
     let id = bg.id();
     wait_for_gate(&sb, &id, "dba");
     wait_for_gate(&sb, &id, "security");
@@ -372,7 +380,7 @@ fn a_gate_decided_while_no_process_drives_the_migration_counts_on_resume() {
     ] {
         let sb = Sandbox::new();
         let file = sb.write("g.yaml", &gated("{ approvers: [alice] }"));
-        let run = sb.spawn(&["run", file.to_str().unwrap_or_default()]);
+        let run = sb.spawn(&["run", file.to_str().expect("utf-8")]);
         let id = run.id();
         wait_for_gate(&sb, &id, "signoff");
         run.kill9();

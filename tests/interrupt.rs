@@ -26,7 +26,7 @@ fn signal(bg: &Background, signal: Signal) {
 /// Starts the slow runbook and waits until its first step runs.
 fn started(sb: &Sandbox) -> (Background, String) {
     let file = sb.write("slow.yaml", SLOW);
-    let bg = sb.spawn(&["run", file.to_str().unwrap_or_default()]);
+    let bg = sb.spawn(&["run", file.to_str().expect("utf-8")]);
     let id = bg.id();
     wait_for("the first step", || {
         sb.path("first.pid").exists().then_some(())
@@ -47,7 +47,7 @@ fn the_first_signal_lets_running_steps_finish_and_starts_nothing_new() {
         sb.write("go", "");
         let run = bg.finish();
         assert_eq!(run.code, 1, "{run:?}");
-        let last = run.stdout.lines().last().unwrap_or_default();
+        let last = run.stdout.lines().last().expect("a last line");
         assert_eq!(
             last,
             format!("migration {id} running — stopped by {sig}; `sensei resume {id}` continues"),

@@ -175,11 +175,13 @@ fn settle_within(started: Started, limit: Duration, log: &mut Vec<String>) -> Op
     let mut started = started;
     loop {
         if let Some(status) = started.bg.child.try_wait().expect("try_wait") {
+            // -1: killed by a signal, which check_exit refuses.
             let code = status.code().unwrap_or(-1);
             let (out, err) = (started.bg.stdout(), started.bg.stderr());
             log.push(format!(
                 "  `{}` -> {code}: {}",
                 started.what,
+                // A command may print nothing on stderr.
                 err.lines().next().unwrap_or_default()
             ));
             check_exit(&started.what, code, &out, &err);
@@ -194,10 +196,13 @@ fn settle_within(started: Started, limit: Duration, log: &mut Vec<String>) -> Op
 
 fn run_case(case: u64) {
     // A fixed seed; SENSEI_PROPS_SEED=<n> explores other sequences.
-    let base = std::env::var("SENSEI_PROPS_SEED")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(0x5e_45e1_0000);
+    let base = match std::env::var("SENSEI_PROPS_SEED") {
+        Ok(s) => s
+            .parse::<u64>()
+            .unwrap_or_else(|e| panic!("SENSEI_PROPS_SEED={s:?} is not a number: {e}")),
+        Err(std::env::VarError::NotPresent) => 0x5e_45e1_0000,
+        Err(e) => panic!("SENSEI_PROPS_SEED: {e}"),
+    };
     let seed = base.wrapping_add(case);
     let mut rng = fastrand::Rng::with_seed(seed);
     let count = rng.usize(4..=8);
@@ -218,7 +223,7 @@ fn run_case(case: u64) {
 
     let sb = Sandbox::new();
     let file = sb.write("props.yaml", RUNBOOK);
-    let run = sb.spawn(&["run", file.to_str().unwrap_or_default()]);
+    let run = sb.spawn(&["run", file.to_str().expect("utf-8")]);
     let id = run.id();
     let mut running = vec![Started {
         what: "run".into(),
@@ -311,23 +316,35 @@ fn run_case(case: u64) {
     }
 
     let status = sb.status(&id);
-    let state = status["state"].as_str().unwrap_or_default().to_owned();
+    let state = status["state"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no state: {status}"))
+        .to_owned();
     report.log.push(format!("final state {state}"));
     assert!(
         RESTING.contains(&state.as_str()),
         "no process drives the migration, yet it is {state}: {status}"
     );
-    assert!(status["driver"].is_null(), "{status}");
+    assert!(
+        status
+            .get("driver")
+            .unwrap_or_else(|| panic!("no driver field: {status}"))
+            .is_null(),
+        "{status}"
+    );
 
     let events = sb.events(&id);
     let changes: Vec<(String, String)> = events
         .iter()
         .filter(|e| e["kind"] == "state_changed")
         .map(|e| {
-            (
-                e["data"]["from"].as_str().unwrap_or_default().to_owned(),
-                e["data"]["to"].as_str().unwrap_or_default().to_owned(),
-            )
+            let end = |key: &str| {
+                e["data"][key]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("a state change without `{key}`: {e}"))
+                    .to_owned()
+            };
+            (end("from"), end("to"))
         })
         .collect();
     report.log.push(format!("transitions {changes:?}"));
@@ -389,7 +406,7 @@ steps:
                 bin = support::BIN
             ),
         );
-        let run = sb.spawn(&["run", file.to_str().unwrap_or_default()]);
+        let run = sb.spawn(&["run", file.to_str().expect("utf-8")]);
         let id = run.id();
         wait_for("the execute step", || {
             (sb.step(&id, "copy")["state"] == "running").then_some(())
@@ -437,7 +454,7 @@ steps:
 "#,
     );
     // Undriven: the driver was killed while the slow step ran.
-    let run = sb.spawn(&["run", file.to_str().unwrap_or_default()]);
+    let run = sb.spawn(&["run", file.to_str().expect("utf-8")]);
     let id = run.id();
     wait_for("the slow step", || {
         sb.path("copy.started").exists().then_some(())
@@ -457,7 +474,7 @@ steps:
         "bad-undo.yaml",
         "version: 1\nname: bad-undo\nsteps:\n  - id: a\n    run: \"true\"\n    rollback: exit 7\n  - id: b\n    needs: [a]\n    run: exit 1\n",
     );
-    let id = sb.sensei(&["run", file.to_str().unwrap_or_default()]).id();
+    let id = sb.sensei(&["run", file.to_str().expect("utf-8")]).id();
     let rollback = sb.sensei(&["rollback", &id, "--as", "ops"]);
     assert_eq!(rollback.code, 1, "{rollback:?}");
 
@@ -467,7 +484,7 @@ steps:
         "gate.yaml",
         "version: 1\nname: gate\nsteps:\n  - id: signoff\n    gate: { approvers: [alice] }\n  - id: after\n    run: touch after.ran\n",
     );
-    let run = sb.spawn(&["run", file.to_str().unwrap_or_default()]);
+    let run = sb.spawn(&["run", file.to_str().expect("utf-8")]);
     let id = run.id();
     wait_for("the gate", || {
         (sb.step(&id, "signoff")["state"] == "waiting").then_some(())

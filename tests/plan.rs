@@ -24,6 +24,7 @@ fn plan_at(now: &str, file: &str, args: &[&str]) -> (i32, String, String) {
         .output()
         .expect("runs");
     (
+        // -1: killed by a signal (every caller asserts the code).
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -83,7 +84,7 @@ fn static_fan_out_is_expanded_and_dynamic_fan_out_is_a_placeholder() {
         .as_array()
         .expect("steps")
         .iter()
-        .map(|s| s["id"].as_str().unwrap_or(""))
+        .map(|s| s["id"].as_str().expect("a step id"))
         .collect();
     assert_eq!(
         ids,
@@ -231,6 +232,7 @@ fn bound_work_is_measured_from_the_opening_through_unbound_steps_between() {
     assert_eq!(fit(1)["work"], "1h5m");
     assert_eq!(fit(1)["last_start"], "40m");
     // No bound steps: no fit.
+    assert_eq!(plan["windows"][2]["name"], "idle");
     assert!(plan["windows"][2].get("fit").is_none());
     // A bound step without an estimate: unknown.
     let orders: serde_json::Value = serde_json::from_str(&ok(

@@ -85,8 +85,16 @@ fn poll_until(what: &str, mut done: impl FnMut() -> bool) {
 
 /// The pids a `TREE` command wrote (the first is the group id).
 fn read_pids(file: &Path) -> Vec<i32> {
-    let text = std::fs::read_to_string(file).unwrap_or_default();
-    let pids: Vec<i32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    let text = std::fs::read_to_string(file)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+    let pids: Vec<i32> = text
+        .lines()
+        .map(|l| {
+            l.trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("not a pid: {l:?} ({e})"))
+        })
+        .collect();
     assert_eq!(pids.len(), 3, "the tree did not record itself: {text:?}");
     pids
 }
@@ -96,6 +104,7 @@ fn read_pids(file: &Path) -> Vec<i32> {
 fn assert_tree_gone(pids: &[i32]) {
     let pgid = pids[0];
     poll_until(&format!("the tree {pids:?} is gone"), || {
+        // Reaps what it can; an error (ECHILD) means there is nothing of ours left to reap.
         while let Ok(status) = waitpid(Pid::from_raw(-pgid), Some(WaitPidFlag::WNOHANG)) {
             if status == nix::sys::wait::WaitStatus::StillAlive {
                 break;

@@ -28,13 +28,13 @@ steps:
 fn a_runbook_without_gates_walks_every_state_to_certified() {
     let sb = Sandbox::new();
     let file = sb.write("phases.yaml", PHASES);
-    let run = sb.sensei(&["run", file.to_str().unwrap_or_default()]).ok();
+    let run = sb.sensei(&["run", file.to_str().expect("utf-8")]).ok();
     let id = run.id();
     assert!(
         run.stdout
             .lines()
             .last()
-            .unwrap_or_default()
+            .expect("a last line")
             .ends_with("certified"),
         "{}",
         run.stdout
@@ -57,11 +57,13 @@ fn a_runbook_without_gates_walks_every_state_to_certified() {
         .events(&id)
         .into_iter()
         .find(|e| e["data"]["to"] == "approved")
-        .unwrap_or_default();
+        .expect("a change to approved");
     assert_eq!(approved["data"]["reason"], "no gates");
     let status = sb.status(&id);
     assert_eq!(status["state"], "certified");
-    for step in status["steps"].as_array().into_iter().flatten() {
+    let steps = status["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 4, "{status}");
+    for step in steps {
         assert_eq!(step["state"], "succeeded", "{step}");
         assert_eq!(step["attempts"], 1);
     }
@@ -74,7 +76,7 @@ fn params_that_do_not_fit_are_refused_before_anything_runs() {
         "p.yaml",
         "version: 1\nname: p\nparams:\n  n: { type: integer, required: true }\nsteps:\n  - id: a\n    run: touch ran\n",
     );
-    let f = file.to_str().unwrap_or_default();
+    let f = file.to_str().expect("utf-8");
     for (args, message) in [
         (vec!["run", f], "param `n` is required"),
         (
@@ -109,7 +111,7 @@ fn a_parameter_can_never_inject_a_command() {
         "x\ntouch pwned",
     ] {
         let arg = format!("v={value}");
-        sb.sensei(&["run", file.to_str().unwrap_or_default(), "-p", &arg])
+        sb.sensei(&["run", file.to_str().expect("utf-8"), "-p", &arg])
             .ok();
         assert_eq!(sb.read("out").trim_end(), value);
         assert!(!sb.path("pwned").exists(), "injected with {value:?}");
@@ -135,7 +137,7 @@ steps:
     );
     let run = sb.sensei(&[
         "run",
-        file.to_str().unwrap_or_default(),
+        file.to_str().expect("utf-8"),
         "-p",
         "token=hunter2-s3cret",
     ]);
@@ -143,13 +145,14 @@ steps:
     let id = run.id();
     let logs = sb.sensei(&["logs", &id]).ok();
     assert!(logs.stdout.contains("the token is ***"), "{}", logs.stdout);
+    // Each read succeeded and holds what the secret would be in, so its absence means masked.
+    let events = sb.sensei(&["events", &id, "--format", "json"]).ok();
+    assert!(events.stdout.contains("bad ***"), "{}", events.stdout);
+    let status = sb.sensei(&["status", &id, "--format", "json"]).ok();
+    assert!(status.stdout.contains("bad ***"), "{}", status.stdout);
     let everything = format!(
         "{}{}{}{}{}",
-        run.stdout,
-        run.stderr,
-        logs.stdout,
-        sb.sensei(&["events", &id, "--format", "json"]).stdout,
-        sb.sensei(&["status", &id, "--format", "json"]).stdout
+        run.stdout, run.stderr, logs.stdout, events.stdout, status.stdout
     );
     assert!(
         !everything.contains("hunter2"),
@@ -158,7 +161,7 @@ steps:
     assert!(
         sb.step(&id, "fail")["error"]
             .as_str()
-            .unwrap_or_default()
+            .expect("the step's error")
             .contains("bad ***")
     );
 }
@@ -180,7 +183,7 @@ steps:
     run: "echo x >> broken.count; exit 4"
 "#,
     );
-    let run = sb.sensei(&["run", file.to_str().unwrap_or_default()]);
+    let run = sb.sensei(&["run", file.to_str().expect("utf-8")]);
     assert_eq!(run.code, 1, "{run:?}");
     let id = run.id();
     assert_eq!(sb.step(&id, "flaky")["attempts"], 3);
@@ -209,13 +212,13 @@ steps:
     run: "echo $$ > pids; sleep 300 & echo $! >> pids; wait"
 "#,
     );
-    let run = sb.sensei(&["run", file.to_str().unwrap_or_default()]);
+    let run = sb.sensei(&["run", file.to_str().expect("utf-8")]);
     assert_eq!(run.code, 1, "{run:?}");
     let id = run.id();
     assert!(
         sb.step(&id, "hang")["error"]
             .as_str()
-            .unwrap_or_default()
+            .expect("the step's error")
             .contains("timed out after 300ms")
     );
     let pids = pids_in(&sb.path("pids"));
@@ -251,7 +254,7 @@ steps:
     run: "[ -e fixed ] && echo d >> ran"
 "#,
     );
-    let run = sb.sensei(&["run", file.to_str().unwrap_or_default()]);
+    let run = sb.sensei(&["run", file.to_str().expect("utf-8")]);
     assert_eq!(run.code, 1, "{run:?}");
     let id = run.id();
     assert_eq!(sb.read("undone"), "undo-b\nundo-a\n");
@@ -261,7 +264,7 @@ steps:
     let kinds: Vec<String> = sb
         .events(&id)
         .iter()
-        .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+        .map(|e| e["kind"].as_str().expect("an event kind").to_owned())
         .collect();
     assert!(
         kinds.contains(&"rollback_started".to_owned())
@@ -291,7 +294,7 @@ fn concurrency_and_pools_limit_how_many_steps_run_together() {
         ));
     }
     let file = sb.write("limits.yaml", &text);
-    sb.sensei(&["run", file.to_str().unwrap_or_default()]).ok();
+    sb.sensei(&["run", file.to_str().expect("utf-8")]).ok();
     let peak = |name: &str| {
         let mut now = 0i32;
         let mut peak = 0;
@@ -323,7 +326,7 @@ steps:
 fn a_gate_waits_for_approvals_from_other_processes_and_refuses_the_starter() {
     let sb = Sandbox::new();
     let file = sb.write("gated.yaml", GATED);
-    let bg = sb.spawn(&["run", file.to_str().unwrap_or_default()]);
+    let bg = sb.spawn(&["run", file.to_str().expect("utf-8")]);
     let id = bg.id();
     wait_for("the gate to wait", || {
         (sb.step(&id, "signoff")["state"] == "waiting").then_some(())
@@ -373,18 +376,26 @@ fn a_gate_waits_for_approvals_from_other_processes_and_refuses_the_starter() {
     let run = bg.finish();
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(sb.read("trace"), "prepare\ncutover\n");
-    let decisions: Vec<serde_json::Value> = sb
-        .events(&id)
-        .into_iter()
+    let events = sb.events(&id);
+    let decisions: Vec<&serde_json::Value> = events
+        .iter()
         .filter(|e| e["kind"] == "gate_decided")
         .collect();
     assert_eq!(decisions.len(), 2);
+    // The history orders what the check after alice's approval could only see so far: the
+    // cutover started after the second approval, not on the first.
+    let cutover = events
+        .iter()
+        .find(|e| e["kind"] == "step_started" && e["step"] == "cutover")
+        .expect("the cutover started");
+    let seq = |e: &serde_json::Value| e["seq"].as_i64().expect("a seq");
+    assert!(seq(cutover) > seq(decisions[1]), "{events:?}");
     assert_eq!(decisions[0]["data"]["who"], "alice");
     assert_eq!(decisions[0]["data"]["comment"], "looks good");
     assert!(
         decisions[0]["data"]["digest"]
             .as_str()
-            .unwrap_or_default()
+            .expect("a digest")
             .starts_with("sha256:")
     );
 }
@@ -393,7 +404,7 @@ fn a_gate_waits_for_approvals_from_other_processes_and_refuses_the_starter() {
 fn a_rejected_gate_cancels_the_migration() {
     let sb = Sandbox::new();
     let file = sb.write("gated.yaml", GATED);
-    let bg = sb.spawn(&["run", file.to_str().unwrap_or_default()]);
+    let bg = sb.spawn(&["run", file.to_str().expect("utf-8")]);
     let id = bg.id();
     wait_for("the gate to wait", || {
         (sb.step(&id, "signoff")["state"] == "waiting").then_some(())
@@ -421,7 +432,7 @@ steps:
 fn pause_from_another_shell_lets_the_running_step_finish_then_resume_continues() {
     let sb = Sandbox::new();
     let file = sb.write("slow.yaml", SLOW);
-    let bg = sb.spawn(&["run", file.to_str().unwrap_or_default()]);
+    let bg = sb.spawn(&["run", file.to_str().expect("utf-8")]);
     let id = bg.id();
     wait_for("the first step", || {
         sb.path("first.started").exists().then_some(())
@@ -453,7 +464,7 @@ fn cancel_from_another_shell_pauses_then_cancels_and_kills_running_steps() {
         "hang.yaml",
         "version: 1\nname: hang\nsteps:\n  - id: hang\n    run: \"echo $$ > pid; sleep 300\"\n  - id: after\n    needs: [hang]\n    run: touch after\n",
     );
-    let bg = sb.spawn(&["run", file.to_str().unwrap_or_default()]);
+    let bg = sb.spawn(&["run", file.to_str().expect("utf-8")]);
     let id = bg.id();
     wait_for("the step", || sb.path("pid").exists().then_some(()));
     sb.sensei(&["cancel", &id, "--as", "ops"]).ok();
@@ -473,7 +484,7 @@ fn cancel_from_another_shell_pauses_then_cancels_and_kills_running_steps() {
 fn a_second_driver_is_refused() {
     let sb = Sandbox::new();
     let file = sb.write("slow.yaml", SLOW);
-    let bg = sb.spawn(&["run", file.to_str().unwrap_or_default()]);
+    let bg = sb.spawn(&["run", file.to_str().expect("utf-8")]);
     let id = bg.id();
     wait_for("the first step", || {
         sb.path("first.started").exists().then_some(())
@@ -515,7 +526,7 @@ steps:
     run: touch last
 "#,
     );
-    let run = sb.sensei(&["run", file.to_str().unwrap_or_default()]).ok();
+    let run = sb.sensei(&["run", file.to_str().expect("utf-8")]).ok();
     let id = run.id();
     let mut copied: Vec<String> = sb.read("copied").lines().map(str::to_owned).collect();
     copied.sort();
@@ -536,7 +547,7 @@ fn without_on_exit_codes_every_failure_is_retried_up_to_attempts() {
         "retry-all.yaml",
         "version: 1\nname: retry-all\nsteps:\n  - id: flaky\n    retry: { attempts: 3, backoff: 10ms }\n    run: \"echo x >> count; [ $(wc -l < count) -ge 3 ] || exit 1\"\n",
     );
-    let run = sb.sensei(&["run", file.to_str().unwrap_or_default()]).ok();
+    let run = sb.sensei(&["run", file.to_str().expect("utf-8")]).ok();
     let id = run.id();
     assert_eq!(sb.step(&id, "flaky")["attempts"], 3);
     assert_eq!(sb.read("count").lines().count(), 3);

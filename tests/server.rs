@@ -36,7 +36,7 @@ fn create_start_approve_runs_to_certified() {
         .expect(201);
     assert_eq!(reply.json["state"], "created");
     assert_eq!(reply.json["starter"], "ops");
-    let id = reply.json["id"].as_str().unwrap_or_default().to_owned();
+    let id = reply.json["id"].as_str().expect("an id").to_owned();
     let started = s
         .post(&format!("/v1/migrations/{id}/start"), r#"{"comment":"go"}"#)
         .expect(200);
@@ -93,7 +93,10 @@ fn create_start_approve_runs_to_certified() {
     let steps_timed = metrics
         .lines()
         .find_map(|l| l.strip_prefix("sensei_step_duration_seconds_count "))
-        .and_then(|n| n.parse::<u64>().ok());
+        .map(|n| {
+            n.parse::<u64>()
+                .unwrap_or_else(|e| panic!("a count, not {n:?}: {e}"))
+        });
     assert!(steps_timed.is_some_and(|n| n >= 3), "{metrics}");
     let listed = s.get("/v1/migrations?state=certified").expect(200);
     assert_eq!(listed.json[0]["id"], id.as_str());
@@ -116,7 +119,7 @@ fn the_starter_cannot_approve_their_own_migration() {
     let refused = s
         .post(&format!("/v1/migrations/{id}/gates/signoff/approve"), "")
         .problem(403);
-    let detail = refused.json["detail"].as_str().unwrap_or_default();
+    let detail = refused.json["detail"].as_str().expect("a detail");
     assert!(detail.contains("root started migration"), "{detail}");
     // Not an approver of this gate either way: ops has no approver role at all.
     s.call_as(
@@ -170,8 +173,23 @@ fn pause_resume_and_cancel_over_http() {
     std::fs::write(dir.path("runbooks").join("go"), "").expect("go");
     wait_for("the paused driver to rest", || {
         let status = s.get(&format!("/v1/migrations/{id}/status")).expect(200);
-        status.json["driver"].is_null().then_some(())
+        let driver = status.json.get("driver");
+        assert!(driver.is_some(), "no driver field: {}", status.text);
+        driver.is_some_and(Value::is_null).then_some(())
     });
+    // The driver is gone, so nothing more starts by itself: the held step is the last one.
+    let detail = s.get(&format!("/v1/migrations/{id}")).expect(200);
+    assert_eq!(detail.json["state"], "paused", "{}", detail.text);
+    assert_eq!(
+        detail.json["steps"][0]["state"], "succeeded",
+        "{}",
+        detail.text
+    );
+    assert_eq!(
+        detail.json["steps"][1]["state"], "pending",
+        "{}",
+        detail.text
+    );
     let resumed = s
         .post(&format!("/v1/migrations/{id}/resume"), "")
         .expect(200);
@@ -237,7 +255,12 @@ fn the_event_stream_replays_history_then_streams_new_events() {
     let history = s.events(&id);
     let mut stream = s.stream(&id);
     let replayed = stream.until("gate_waiting");
-    let ids: Vec<i64> = replayed.iter().filter_map(|m| m.id).collect();
+    let ids: Vec<i64> = replayed
+        .iter()
+        .map(|m| {
+            m.id.unwrap_or_else(|| panic!("a message without an id: {m:?}"))
+        })
+        .collect();
     let expected: Vec<i64> = (1..=ids.len() as i64).collect();
     assert_eq!(ids, expected, "replay from the first event, in order");
     assert_eq!(
@@ -305,8 +328,10 @@ fn runbooks_reload_and_an_invalid_edit_keeps_the_last_good_version() {
         let listed = s.get("/v1/runbooks").expect(200);
         let names: Vec<Value> = listed.json["runbooks"]
             .as_array()
-            .map(|r| r.iter().map(|e| e["name"].clone()).collect())
-            .unwrap_or_default();
+            .unwrap_or_else(|| panic!("no runbooks list: {}", listed.text))
+            .iter()
+            .map(|e| e["name"].clone())
+            .collect();
         names.contains(&Value::from("more")).then_some(())
     });
     s.create(Some("ops-token"), "more", "{}");

@@ -60,7 +60,7 @@ fn another_spelling_of_an_accepted_signature_is_refused_also_after_a_restart() {
             let mut replay = headers.clone();
             replay[2].1 = spelling;
             let r = deliver(s, "deploy-finished", &replay, body).problem(401);
-            let detail = r.json["detail"].as_str().unwrap_or_default();
+            let detail = r.json["detail"].as_str().expect("a detail");
             assert!(
                 detail.contains("must be `sha256=` followed by 64 lower-case hex digits"),
                 "{what}: {detail}"
@@ -106,7 +106,7 @@ fn a_signature_not_in_its_form_is_refused_saying_what_is_expected() {
         headers[2].1 = signature.clone();
         let r = deliver(&s, "deploy-finished", &headers, body).problem(401);
         assert_eq!(r.json["type"], "urn:sensei:problem:unauthorized");
-        let detail = r.json["detail"].as_str().unwrap_or_default();
+        let detail = r.json["detail"].as_str().expect("a detail");
         assert!(
             detail.starts_with(
                 "X-Sensei-Signature must be `sha256=` followed by 64 lower-case hex digits (the HMAC-SHA256 of \"<timestamp>.<raw body>\"); "
@@ -138,7 +138,7 @@ fn a_timestamp_is_plain_decimal_digits_signed_as_sent() {
         for signed in [ts.as_str(), sent.as_str()] {
             let headers = signed_over(SECRET, sent, signed, body);
             let r = deliver(&s, "deploy-finished", &headers, body).problem(401);
-            let detail = r.json["detail"].as_str().unwrap_or_default();
+            let detail = r.json["detail"].as_str().expect("a detail");
             assert_eq!(
                 detail,
                 format!(

@@ -24,17 +24,30 @@ steps:
     run: echo verified
 "#;
 
+/// Another every-minute schedule, written as `tock.yaml`: a pass plans the runbooks in file
+/// order, so once tock's migration of a fire time exists, the pass that created it has
+/// planned `tick` at that fire time too — the marker that a restarted server got past it.
+const TOCK: &str = r#"version: 1
+name: tock
+schedules:
+  - cron: "* * * * *"
+steps:
+  - id: note
+    run: echo noted
+"#;
+
 fn server(dir: &Dir, now: &str) -> Server {
     dir.serve_with_tokens(&[], &[("SENSEI_NOW", now)])
 }
 
+/// The migrations of `tick`, newest first.
 fn migrations(s: &Server) -> Vec<Value> {
-    s.get("/v1/migrations")
-        .expect(200)
+    let listed = s.get("/v1/migrations?runbook=tick").expect(200);
+    listed
         .json
         .as_array()
         .cloned()
-        .unwrap_or_default()
+        .unwrap_or_else(|| panic!("not a list of migrations: {}", listed.text))
 }
 
 fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
@@ -70,12 +83,18 @@ fn a_fire_time_creates_one_migration_even_across_restarts() {
     assert_eq!(migrations(&s).len(), 1);
     assert_eq!(s.terminate(), 0);
 
-    // The same two seconds again: the restarted server passes 12:01:00 a second time.
+    // The same two seconds again: the restarted server passes 12:01:00 a second time, which
+    // tock, new to it, fires at (see TOCK).
+    dir.runbook("tock.yaml", TOCK);
     let s = server(&dir, "2026-05-01T12:00:58Z");
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    let tock = sensei::schedule::scheduled_id("tock", 0, at(fire)).to_string();
+    wait_for("the pass at 12:01:00", || {
+        (s.get(&format!("/v1/migrations/{tock}")).status == 200).then_some(())
+    });
     let list = migrations(&s);
     assert_eq!(list.len(), 1, "a second migration for {fire}: {list:?}");
     assert_eq!(s.terminate(), 0);
+    std::fs::remove_file(dir.path("runbooks").join("tock.yaml")).expect("remove tock.yaml");
 
     // Down until 12:04:30: 12:02, 12:03 and 12:04 were missed; `latest` runs 12:04 only.
     let s = server(&dir, "2026-05-01T12:04:30Z");
@@ -84,10 +103,16 @@ fn a_fire_time_creates_one_migration_even_across_restarts() {
         (migrations(&s).len() > 1).then_some(())
     });
     s.wait_state(&caught, "certified");
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    // The startup pass decided the missed fire times at once, before it created 12:04's
+    // migration; nothing is due again before 12:05.
+    let log = s.log();
+    assert!(
+        log.contains("2 fire time(s) missed while the server was down are not run"),
+        "{log}"
+    );
     let ids: Vec<String> = migrations(&s)
         .iter()
-        .map(|m| m["id"].as_str().unwrap_or_default().to_owned())
+        .map(|m| m["id"].as_str().expect("an id").to_owned())
         .collect();
     assert_eq!(ids, [caught, id], "{}", s.log());
 }

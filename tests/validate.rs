@@ -793,6 +793,7 @@ fn validate_in(dir: &Path, args: &[&str]) -> Output {
         .output()
         .expect("runs");
     Output {
+        // -1: killed by a signal (every caller asserts the code).
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -818,9 +819,13 @@ fn diagnostics(stdout: &str, file: &str) -> Vec<(String, String, Option<String>)
                 Some(message) => (String::new(), message),
                 None => {
                     let mut parts = rest.splitn(3, ':');
-                    let line = parts.next().unwrap_or_default();
-                    let column = parts.next().unwrap_or_default();
-                    let message = parts.next().unwrap_or_default().trim_start();
+                    let mut part = |what: &str| {
+                        parts
+                            .next()
+                            .unwrap_or_else(|| panic!("no {what} in `{line}`"))
+                    };
+                    let (line, column) = (part("line"), part("column"));
+                    let message = part("message").trim_start();
                     (format!("{line}:{column}"), message)
                 }
             };
@@ -1091,7 +1096,10 @@ fn the_example_runbooks_all_validate() {
         .expect("runbooks/")
         .filter(|e| {
             e.as_ref()
-                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "yaml"))
+                .expect("an entry of runbooks/")
+                .path()
+                .extension()
+                .is_some_and(|x| x == "yaml")
         })
         .count();
     assert!(count >= 1);
@@ -1183,7 +1191,7 @@ fn hostile(bytes: &[u8], message: &str) {
         "expected `{message}`\n{}",
         output.dump()
     );
-    let header = output.stdout.lines().next().unwrap_or_default();
+    let header = output.stdout.lines().next().expect("an error line");
     assert!(header.len() < 300, "the error line is not short: {header}");
 }
 

@@ -14,7 +14,7 @@ use std::time::Instant;
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2027, 3, 6, 0, 0, 0)
         .single()
-        .unwrap_or_default()
+        .expect("a valid instant")
 }
 
 struct Harness {
@@ -90,25 +90,33 @@ impl Harness {
     fn state(&self) -> MigrationState {
         self.store
             .migration(&self.id)
-            .ok()
-            .flatten()
-            .map(|m| m.state)
-            .unwrap_or(MigrationState::Created)
+            .expect("read the migration")
+            .expect("the migration exists")
+            .state
     }
 
     fn step(&self, id: &str) -> sensei::store::StepRow {
         self.store
             .steps(&self.id)
-            .ok()
-            .and_then(|rows| rows.into_iter().find(|r| r.step == id))
+            .expect("read the steps")
+            .into_iter()
+            .find(|r| r.step == id)
             .unwrap_or_else(|| panic!("no step {id}"))
     }
 
+    fn events(&self) -> Vec<sensei::event::Event> {
+        self.store.events(&self.id, 0).expect("read the events")
+    }
+
     fn kinds(&self) -> Vec<EventKind> {
-        self.store
-            .events(&self.id, 0)
-            .unwrap_or_default()
+        self.events().iter().map(|e| e.kind).collect()
+    }
+
+    /// The kinds of the events of one step.
+    fn kinds_of(&self, step: &str) -> Vec<EventKind> {
+        self.events()
             .iter()
+            .filter(|e| e.step.as_deref() == Some(step))
             .map(|e| e.kind)
             .collect()
     }
@@ -118,8 +126,18 @@ impl Harness {
             .set(t0() + Duration::hours(hours) + Duration::minutes(minutes));
     }
 
+    /// Waits for the driver to end (deadline 20 s of real time).
     async fn finish(&mut self) -> MigrationState {
-        match (&mut self.driver).await {
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(20), &mut self.driver)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the driver did not end; state {:?}, steps {:?}",
+                    self.state(),
+                    self.store.steps(&self.id)
+                )
+            });
+        match ended {
             Ok(Ok(state)) => state,
             other => panic!("driver ended badly: {other:?}"),
         }
@@ -180,7 +198,7 @@ async fn a_bound_step_waits_for_its_window_and_the_migration_stays_approved() {
     })
     .await;
     assert_eq!(
-        std::fs::read_to_string(h.dir.path().join("trace")).unwrap_or_default(),
+        std::fs::read_to_string(h.dir.path().join("trace")).expect("the trace"),
         "switched\n"
     );
     assert_eq!(h.finish().await, MigrationState::Certified);
@@ -222,7 +240,7 @@ async fn the_cutoff_and_the_estimate_decide_whether_a_bound_step_starts() {
         h.step("switch").state == StepState::Waiting
     })
     .await;
-    let reason = h.step("switch").reason.unwrap_or_default();
+    let reason = h.step("switch").reason.expect("why switch waits");
     assert!(reason.contains("does not fit"), "{reason}");
     // The cutoff (01:50) with bound work left: window_closing.
     h.at(1, 50);
@@ -287,20 +305,21 @@ async fn at_the_close_running_steps_finish_and_on_close_decides_the_rest() {
             "on_close {on_close}"
         );
         let (store, id) = (h.store.clone(), h.id.clone());
-        let rows = store.steps(&id).unwrap_or_default();
+        let rows = store.steps(&id).expect("read the steps");
         let state = |s: &str| rows.iter().find(|r| r.step == s).map(|r| r.state);
         assert_eq!(
             state("switch"),
             Some(StepState::Pending),
             "on_close {on_close}"
         );
-        let text = std::fs::read_to_string(&trace).unwrap_or_default();
         if on_close == "rollback" {
             assert_eq!(state("long-copy"), Some(StepState::RolledBack));
+            let text = std::fs::read_to_string(&trace).expect("the trace");
             assert_eq!(text, "undone\n");
         } else {
             assert_eq!(state("long-copy"), Some(StepState::Succeeded));
-            assert_eq!(text, "");
+            // The driver ended: neither switch nor a rollback wrote the trace, nor will.
+            assert!(!trace.exists(), "on_close {on_close}");
         }
     }
 }
@@ -321,11 +340,20 @@ async fn gate_timeouts_run_on_the_clock() {
         })
         .await;
         h.at(1, 59);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // The reminder (due at 1:30) shows the driver looked at the gate at 1:59, deadline
+        // included.
+        h.until("the reminder", |h| {
+            h.kinds().contains(&EventKind::GateTimeoutSoon)
+        })
+        .await;
         assert_eq!(
             h.step("signoff").state,
             StepState::Waiting,
             "{on_timeout}: not yet"
+        );
+        assert!(
+            !h.kinds().contains(&EventKind::GateDecided),
+            "{on_timeout}: decided before the deadline"
         );
         h.at(2, 0);
         assert_eq!(h.finish().await, end, "on_timeout {on_timeout}");
@@ -362,7 +390,7 @@ steps:
             h.step("copy").state == StepState::Waiting
         })
         .await;
-    let reason = second.step("copy").reason.unwrap_or_default();
+    let reason = second.step("copy").reason.expect("why copy waits");
     assert!(reason.contains("does not fit"), "{reason}");
     assert!(reason.contains("40m"), "{reason}");
 }
@@ -388,7 +416,12 @@ async fn an_automatic_gate_passes_once_its_condition_held_for_stable_for() {
         h.step("lag").state == StepState::Running
     })
     .await;
-    let logs = |h: &Harness| h.store.logs(&h.id, Some("lag")).unwrap_or_default().len();
+    let logs = |h: &Harness| {
+        h.store
+            .logs(&h.id, Some("lag"))
+            .expect("read the logs")
+            .len()
+    };
     h.until("a first evaluation", |h| logs(h) >= 1).await;
     lag("3");
     // Held at 0:30, 1:00, 1:30; a relapse at 2:00 resets it; held again from 2:30 to 4:30.
@@ -429,9 +462,17 @@ async fn an_automatic_gate_fails_at_its_timeout() {
         h.step("lag").state == StepState::Running
     })
     .await;
+    // The check measures its timeout from its first evaluation, which must see 00:00.
+    h.until("a first evaluation", |h| {
+        !h.store
+            .logs(&h.id, Some("lag"))
+            .expect("read the logs")
+            .is_empty()
+    })
+    .await;
     h.at(0, 10);
     assert_eq!(h.finish().await, MigrationState::Failed);
-    let error = h.step("lag").error.unwrap_or_default();
+    let error = h.step("lag").error.expect("the step's error");
     assert_eq!(
         error,
         "the check did not hold for 2m within its timeout of 10m (last evaluation: the check did not hold)"
@@ -440,39 +481,50 @@ async fn an_automatic_gate_fails_at_its_timeout() {
 
 #[tokio::test]
 async fn a_gate_reminds_that_it_times_out_soon() {
-    let text = "version: 1\nname: remind\nsteps:\n  - id: signoff\n    gate: { approvers: [bob], timeout: 2h, on_timeout: cancel }\n";
+    // `nudge` is reminded at 1:22:30, in the same look at the gates as signoff's reminder
+    // would be: the marker that the driver has seen 1:29.
+    let text = "version: 1\nname: remind\nsteps:\n  - id: signoff\n    gate: { approvers: [bob], timeout: 2h, on_timeout: cancel }\n  - id: nudge\n    gate: { approvers: [bob], timeout: 1h50m, on_timeout: approve }\n";
     let h = start(text).await;
-    h.until("the gate to wait", |h| {
-        h.step("signoff").state == StepState::Waiting
+    h.until("the gates to wait", |h| {
+        h.step("signoff").state == StepState::Waiting && h.step("nudge").state == StepState::Waiting
     })
     .await;
     h.at(1, 29);
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    h.until("nudge's reminder", |h| {
+        h.kinds_of("nudge").contains(&EventKind::GateTimeoutSoon)
+    })
+    .await;
     assert!(
-        !h.kinds().contains(&EventKind::GateTimeoutSoon),
+        !h.kinds_of("signoff").contains(&EventKind::GateTimeoutSoon),
         "reminded too early"
     );
     // A quarter of the 2h timeout before the deadline.
     h.at(1, 30);
     h.until("the reminder", |h| {
-        h.kinds().contains(&EventKind::GateTimeoutSoon)
+        h.kinds_of("signoff").contains(&EventKind::GateTimeoutSoon)
     })
     .await;
     let reminder = h
-        .store
-        .events(&h.id, 0)
-        .unwrap_or_default()
+        .events()
         .into_iter()
-        .find(|e| e.kind == EventKind::GateTimeoutSoon)
+        .find(|e| e.kind == EventKind::GateTimeoutSoon && e.step.as_deref() == Some("signoff"))
         .map(|e| e.data)
-        .unwrap_or_default();
+        .expect("signoff's reminder");
     assert_eq!(reminder["deadline"], "2027-03-06T02:00:00+00:00");
     assert_eq!(reminder["approvers"], serde_json::json!(["bob"]));
 }
 
 #[tokio::test]
 async fn a_window_paused_migration_recovered_by_a_new_driver_waits_for_the_next_opening() {
-    let mut h = start(&nightly("pause")).await;
+    // `watch`, a gate of the execute phase opened at 00:00, is reminded at 12:00 (an hour
+    // before its 13h deadline): the marker that the recovered driver has looked at 12:00,
+    // windows included.
+    let watch = "  - id: watch\n    phase: execute\n    gate: { approvers: [bob], timeout: 13h, on_timeout: approve }\n";
+    let mut h = start(&(nightly("pause") + watch)).await;
+    h.until("watch to wait", |h| {
+        h.step("watch").state == StepState::Waiting
+    })
+    .await;
     h.at(1, 0);
     h.until("freeze to run", |h| {
         h.step("freeze").state == StepState::Running
@@ -497,7 +549,10 @@ async fn a_window_paused_migration_recovered_by_a_new_driver_waits_for_the_next_
         .expect("recover");
     h.driver = tokio::spawn(driver.drive());
     h.at(12, 0);
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    h.until("watch's reminder", |h| {
+        h.kinds_of("watch").contains(&EventKind::GateTimeoutSoon)
+    })
+    .await;
     assert_eq!(
         h.state(),
         MigrationState::Paused,

@@ -25,7 +25,7 @@ fn a_bound_step_waits_with_its_reason_then_runs_when_the_window_opens() {
     let file = sb.write("w.yaml", OPENS_SOON);
     // 00:59:58 in Berlin (CET, UTC+1).
     let bg = sb.spawn_with_env(
-        &["run", file.to_str().unwrap_or_default()],
+        &["run", file.to_str().expect("utf-8")],
         &[("SENSEI_NOW", "2027-03-05T23:59:58Z")],
     );
     let id = bg.id();
@@ -34,7 +34,7 @@ fn a_bound_step_waits_with_its_reason_then_runs_when_the_window_opens() {
     });
     let reason = sb.step(&id, "switch")["reason"]
         .as_str()
-        .unwrap_or_default()
+        .expect("why switch waits")
         .to_owned();
     assert!(
         reason.starts_with("window night opens Sat 01:00 CET (in "),
@@ -72,7 +72,7 @@ fn a_window_closing_on_bound_work_pauses_and_an_operator_can_cancel_it() {
     let sb = Sandbox::new();
     let file = sb.write("w.yaml", CLOSES_SOON);
     let bg = sb.spawn_with_env(
-        &["run", file.to_str().unwrap_or_default()],
+        &["run", file.to_str().expect("utf-8")],
         &[("SENSEI_NOW", "2027-03-06T00:59:59.500Z")],
     );
     let id = bg.id();
@@ -82,7 +82,7 @@ fn a_window_closing_on_bound_work_pauses_and_an_operator_can_cancel_it() {
     let kinds = |sb: &Sandbox| -> Vec<String> {
         sb.events(&id)
             .iter()
-            .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+            .map(|e| e["kind"].as_str().expect("an event kind").to_owned())
             .collect()
     };
     wait_for("window_closing at the cutoff", || {
@@ -126,7 +126,7 @@ fn on_close_rollback_undoes_the_bound_work_once_running_steps_finish() {
             ),
     );
     let bg = sb.spawn_with_env(
-        &["run", file.to_str().unwrap_or_default()],
+        &["run", file.to_str().expect("utf-8")],
         &[("SENSEI_NOW", "2027-03-06T00:59:59.500Z")],
     );
     let id = bg.id();
@@ -168,10 +168,11 @@ steps:
 "#,
     );
     sb.write("lag", "40");
-    let bg = sb.spawn(&["run", file.to_str().unwrap_or_default()]);
+    let bg = sb.spawn(&["run", file.to_str().expect("utf-8")]);
     let id = bg.id();
     let evaluations = || {
         sb.sensei(&["logs", &id, "caught-up"])
+            .ok()
             .stdout
             .lines()
             .count()

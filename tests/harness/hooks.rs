@@ -1,7 +1,7 @@
 //! Webhook deliveries to a server with the `deploy` runbook, whose hook `deploy-finished`
 //! is keyed with [`SECRET`]: the runbook, the server, and signed requests (no bearer token).
 
-use super::{Dir, Reply, Server};
+use super::{Dir, Reply, Server, header, json_body};
 use sensei::alert::sign;
 use serde_json::Value;
 use std::time::Duration;
@@ -54,17 +54,10 @@ pub fn deliver(s: &Server, hook: &str, headers: &[(&str, String)], body: &[u8]) 
         .into();
     let response = agent.run(request).expect("deliver");
     let status = response.status().as_u16();
-    let header = |n: &str| {
-        response
-            .headers()
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let (content_type, location) = (header("content-type"), header("location"));
+    let headers = response.headers();
+    let (content_type, location) = (header(headers, "content-type"), header(headers, "location"));
     let text = response.into_body().read_to_string().expect("body");
-    let mut json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let mut json = json_body("POST", &format!("/v1/hooks/{hook}"), &content_type, &text);
     if let Some(obj) = json.as_object_mut()
         && !location.is_empty()
     {

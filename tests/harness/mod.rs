@@ -74,7 +74,7 @@ impl Dir {
     /// calling as the operator `ops` by default.
     pub fn serve_with_tokens(&self, args: &[&str], env: &[(&str, &str)]) -> Server {
         let config = self.config_with_tokens("");
-        let mut all = vec!["--config", config.to_str().unwrap_or_default()];
+        let mut all = vec!["--config", config.to_str().expect("utf-8")];
         all.extend_from_slice(args);
         let mut server = self.serve_env(&all, env);
         server.token = Some("ops-token");
@@ -130,7 +130,8 @@ pub struct Server {
     pub token: Option<&'static str>,
 }
 
-/// An answer: status, content type, body as text and (when it parses) JSON.
+/// An answer: status, content type, body as text and, when the content type says JSON, the
+/// parsed body (`Null` for any other content type).
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
@@ -169,13 +170,16 @@ fn agent() -> ureq::Agent {
 }
 
 impl Server {
+    /// The server's log so far (the file exists from the spawn on).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_else(|e| panic!("cannot read the log {}: {e}", self.log.display()))
     }
 
     fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
+            // Refused connections are expected until the server listens: keep polling.
             if let Ok(reply) = self.try_call("GET", "/healthz", None, None)
                 && reply.status == 200
             {
@@ -205,18 +209,14 @@ impl Server {
         }
         let request = request
             .header("Content-Type", "application/json")
+            // No body: an empty one.
             .body(body.unwrap_or_default().to_vec())
             .expect("request");
         let response = agent().run(request)?;
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let content_type = header(response.headers(), "content-type");
         let text = response.into_body().read_to_string()?;
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let json = json_body(method, path, &content_type, &text);
         Ok(Reply {
             status,
             content_type,
@@ -256,7 +256,10 @@ impl Server {
 
     pub fn state(&self, id: &str) -> String {
         let reply = self.get(&format!("/v1/migrations/{id}/status")).expect(200);
-        reply.json["state"].as_str().unwrap_or_default().to_owned()
+        reply.json["state"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no state in the status of {id}: {}", reply.text))
+            .to_owned()
     }
 
     /// Polls the status until the migration is in `state` (deadline 30 s).
@@ -268,21 +271,23 @@ impl Server {
 
     pub fn events(&self, id: &str) -> Vec<Value> {
         let reply = self.get(&format!("/v1/migrations/{id}/events")).expect(200);
-        reply.json.as_array().cloned().unwrap_or_default()
+        reply
+            .json
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("the events of {id} are not a list: {}", reply.text))
     }
 
     /// Opens the live event stream.
     pub fn stream(&self, id: &str) -> Stream {
-        let request = ureq::http::Request::builder()
+        let mut request = ureq::http::Request::builder()
             .method("GET")
             .uri(format!("{}/v1/migrations/{id}/events", self.base))
-            .header("Accept", "text/event-stream")
-            .header(
-                "Authorization",
-                format!("Bearer {}", self.token.unwrap_or("")),
-            )
-            .body(())
-            .expect("request");
+            .header("Accept", "text/event-stream");
+        if let Some(token) = self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let request = request.body(()).expect("request");
         let response = agent().run(request).expect("open stream");
         assert_eq!(response.status().as_u16(), 200);
         let reader: Box<dyn Read + Send> = Box::new(response.into_body().into_reader());
@@ -301,7 +306,7 @@ impl Server {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
-        let token = self.token.unwrap_or_default();
+        let token = self.token.expect("post_head_only calls with a token");
         write!(
             stream,
             "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
@@ -318,6 +323,7 @@ impl Server {
             }
             let text = String::from_utf8_lossy(&answer);
             if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                // No Content-Length: the answer ends when the server closes the connection.
                 let declared = head
                     .lines()
                     .find_map(|l| {
@@ -325,7 +331,10 @@ impl Server {
                             .strip_prefix("content-length:")
                             .map(|v| v.trim().to_owned())
                     })
-                    .and_then(|v| v.parse::<usize>().ok());
+                    .map(|v| {
+                        v.parse::<usize>()
+                            .unwrap_or_else(|e| panic!("Content-Length {v:?}: {e}"))
+                    });
                 if declared.is_some_and(|n| body.len() >= n) {
                     break;
                 }
@@ -336,7 +345,7 @@ impl Server {
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+            .unwrap_or_else(|| panic!("no status line in the answer: {text:?}"));
         (status, text)
     }
 
@@ -349,12 +358,15 @@ impl Server {
     /// SIGTERM, then the exit code (deadline 30 s).
     pub fn terminate(mut self) -> i32 {
         let pid = self.child.id() as i32;
-        let _ = Command::new("kill")
+        let sent = Command::new("kill")
             .args(["-TERM", &pid.to_string()])
-            .status();
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid}: {sent}");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
+                // -1: killed by a signal, which no caller expects.
                 return status.code().unwrap_or(-1);
             }
             assert!(
@@ -388,24 +400,34 @@ pub struct Message {
 }
 
 impl Stream {
-    /// The next message; `None` when the stream ended.
+    /// The next message; `None` when the server ended the stream (a failed read or a
+    /// message whose data is not JSON fails the test).
     pub fn next(&mut self) -> Option<Message> {
         let (mut id, mut event, mut data) = (None, String::new(), String::new());
         loop {
             let mut line = String::new();
-            if self.lines.read_line(&mut line).ok()? == 0 {
+            let read = self
+                .lines
+                .read_line(&mut line)
+                .unwrap_or_else(|e| panic!("reading the event stream: {e}"));
+            if read == 0 {
                 return None;
             }
             let line = line.trim_end_matches(['\r', '\n']);
             if line.is_empty() {
                 if !event.is_empty() || !data.is_empty() {
-                    let data = serde_json::from_str(&data).unwrap_or(Value::Null);
+                    let data = serde_json::from_str(&data)
+                        .unwrap_or_else(|e| panic!("{event} data is not JSON ({e}): {data}"));
                     return Some(Message { id, event, data });
                 }
                 continue;
             }
             if let Some(v) = line.strip_prefix("id:") {
-                id = v.trim().parse().ok();
+                let v = v.trim();
+                id = Some(
+                    v.parse()
+                        .unwrap_or_else(|e| panic!("the SSE id {v:?} is not a number: {e}")),
+                );
             } else if let Some(v) = line.strip_prefix("event:") {
                 event = v.trim().to_owned();
             } else if let Some(v) = line.strip_prefix("data:") {
@@ -444,6 +466,37 @@ pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
 pub fn kinds(events: &[Value]) -> Vec<String> {
     events
         .iter()
-        .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+        .map(|e| {
+            e["kind"]
+                .as_str()
+                .unwrap_or_else(|| panic!("an event without a kind: {e}"))
+                .to_owned()
+        })
         .collect()
+}
+
+/// A response header as text; an absent header is "" (what the assertions compare against
+/// shows it), a header that is not visible ASCII fails.
+pub fn header(headers: &ureq::http::HeaderMap, name: &str) -> String {
+    headers.get(name).map_or_else(String::new, |v| {
+        v.to_str()
+            .unwrap_or_else(|e| panic!("the {name} header is not ASCII: {e}"))
+            .to_owned()
+    })
+}
+
+/// The body of an answer whose content type says JSON, parsed (it must parse); `Null` for
+/// any other content type (metrics, plain text, an empty answer).
+pub fn json_body(method: &str, path: &str, content_type: &str, text: &str) -> Value {
+    let essence = content_type
+        .split_once(';')
+        .map_or(content_type, |(essence, _)| essence)
+        .trim();
+    if essence == "application/json" || essence.ends_with("+json") {
+        serde_json::from_str(text).unwrap_or_else(|e| {
+            panic!("{method} {path} answered {content_type} that is not JSON ({e}): {text}")
+        })
+    } else {
+        Value::Null
+    }
 }

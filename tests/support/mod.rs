@@ -22,7 +22,9 @@ pub struct Run {
     pub stderr: String,
 }
 
-impl Run {
+impl From<Output> for Run {
+    /// The code, stdout and stderr of a finished command (code -1: killed by a signal, which
+    /// every assertion on the code then shows with both streams).
     fn from(output: Output) -> Run {
         Run {
             code: output.status.code().unwrap_or(-1),
@@ -30,7 +32,9 @@ impl Run {
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
     }
+}
 
+impl Run {
     /// The id printed on the first line by `sensei run`.
     pub fn id(&self) -> String {
         migration_id(&self.stdout).unwrap_or_else(|| panic!("no id in output:\n{self:?}"))
@@ -70,8 +74,11 @@ impl Sandbox {
         path
     }
 
+    /// The text of a file in the sandbox; fails naming the file when it cannot be read (a
+    /// missing file is not an empty one).
     pub fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.path(name)).unwrap_or_default()
+        std::fs::read_to_string(self.path(name))
+            .unwrap_or_else(|e| panic!("cannot read {name} in the sandbox: {e}"))
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -116,9 +123,10 @@ impl Sandbox {
     }
 
     pub fn state(&self, id: &str) -> String {
-        self.status(id)["state"]
+        let status = self.status(id);
+        status["state"]
             .as_str()
-            .unwrap_or_default()
+            .unwrap_or_else(|| panic!("no state in the status of {id}: {status}"))
             .to_owned()
     }
 
@@ -141,7 +149,12 @@ impl Sandbox {
         self.events(id)
             .iter()
             .filter(|e| e["kind"] == "state_changed")
-            .map(|e| e["data"]["to"].as_str().unwrap_or_default().to_owned())
+            .map(|e| {
+                e["data"]["to"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("a state change without `to`: {e}"))
+                    .to_owned()
+            })
             .collect()
     }
 }
@@ -248,8 +261,8 @@ fn fastrand_suffix() -> String {
         "{:x}",
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
+            .expect("the clock is after 1970")
+            .as_nanos()
     )
 }
 
@@ -261,18 +274,20 @@ pub struct Background {
 }
 
 impl Background {
+    /// What the process printed so far (the file exists from the spawn on).
     pub fn stdout(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", self.out.display()))
     }
 
     pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
+        std::fs::read_to_string(&self.err)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", self.err.display()))
     }
 
     /// Waits (bounded) for the id line.
     pub fn id(&self) -> String {
-        wait_for("migration id", || migration_id(&self.stdout()));
-        migration_id(&self.stdout()).unwrap_or_default()
+        wait_for("migration id", || migration_id(&self.stdout()))
     }
 
     /// Waits for the process to exit and returns its exit code.
@@ -281,6 +296,7 @@ impl Background {
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return Run {
+                    // -1: killed by a signal (shown by any assertion on the code).
                     code: status.code().unwrap_or(-1),
                     stdout: self.stdout(),
                     stderr: self.stderr(),
@@ -317,6 +333,7 @@ pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
 
 /// True when a process with this pid exists (and is not a zombie).
 pub fn alive(pid: i32) -> bool {
+    // No /proc entry is what a process that is gone looks like: not alive.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => !stat
             .split(") ")
@@ -326,10 +343,15 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+/// The pids a step wrote to `path`, one per line; fails naming the file when it cannot be
+/// read or holds something else than pids.
 pub fn pids_in(path: &Path) -> Vec<i32> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.split_whitespace()
+        .map(|p| {
+            p.parse()
+                .unwrap_or_else(|e| panic!("not a pid in {}: {p:?} ({e})", path.display()))
+        })
         .collect()
 }
