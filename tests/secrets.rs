@@ -183,7 +183,8 @@ steps:
     let bg = sb.spawn(&["run", file, "-p", "one=first-s3cret"]);
     let id = bg.id();
     support::wait_for("an expansion to run", || {
-        (!support::pids_in(&sb.path("per.pid")).is_empty()).then_some(())
+        let pids = sb.path("per.pid");
+        (pids.exists() && !support::pids_in(&pids).is_empty()).then_some(())
     });
     bg.kill9();
     for pid in support::pids_in(&sb.path("per.pid")) {

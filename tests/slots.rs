@@ -152,7 +152,11 @@ fn no_retry_starts_after_a_pause() {
     let run = bg.finish();
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stdout.contains("paused"), "{run:?}");
-    assert_eq!(lines(&sb, "attempts").len(), 1, "a retry ran after the pause");
+    assert_eq!(
+        lines(&sb, "attempts").len(),
+        1,
+        "a retry ran after the pause"
+    );
     assert_eq!(sb.state(&id), "paused");
     // Resume continues: the retry runs then.
     std::fs::remove_file(sb.path("attempts")).expect("remove attempts");
@@ -175,7 +179,11 @@ fn no_retry_starts_after_a_cancel_and_the_cancel_does_not_wait_for_one() {
     assert_eq!(cancel.code, 0, "{cancel:?}");
     let run = bg.finish();
     assert!(run.stdout.contains("cancelled"), "{run:?}");
-    assert_eq!(lines(&sb, "attempts").len(), 1, "a retry ran after the cancel");
+    assert_eq!(
+        lines(&sb, "attempts").len(),
+        1,
+        "a retry ran after the cancel"
+    );
     let flaky = sb.step(&id, "flaky");
     assert_eq!(flaky["state"], "cancelled", "{flaky}");
 }
@@ -198,14 +206,21 @@ steps:
 "#,
     );
     // One second before the cutoff: the first attempt may start, its retry falls past it.
-    let bg = sb.spawn_with_env(&["run", "w.yaml"], &[("SENSEI_NOW", "2027-03-06T01:29:59Z")]);
+    let bg = sb.spawn_with_env(
+        &["run", "w.yaml"],
+        &[("SENSEI_NOW", "2027-03-06T01:29:59Z")],
+    );
     let id = wait_for("the id", || support::migration_id(&bg.stdout()));
     wait_for("flaky to wait for its window", || {
         let flaky = sb.step(&id, "flaky");
         let reason = flaky["reason"].as_str().unwrap_or_default().to_owned();
         reason.contains("window night").then_some(())
     });
-    assert_eq!(lines(&sb, "attempts").len(), 1, "a retry ran past the cutoff");
+    assert_eq!(
+        lines(&sb, "attempts").len(),
+        1,
+        "a retry ran past the cutoff"
+    );
     assert_eq!(sb.step(&id, "flaky")["attempts"], 1);
     sb.sensei(&["cancel", &id]).ok();
     bg.finish();
@@ -284,10 +299,15 @@ fn a_pool_is_shared_by_every_migration_on_the_store_and_a_dead_drivers_slot_come
         let reason = work["reason"].as_str().unwrap_or_default().to_owned();
         (reason.contains("waiting for a slot in pool primary")).then_some(reason)
     });
-    assert!(!sb.path("b/started").exists(), "b ran while a held the pool");
+    assert!(
+        !sb.path("b/started").exists(),
+        "b ran while a held the pool"
+    );
     // a's driver dies (its watchdog kills its step): its slot comes back, and b goes on.
     first.kill9();
-    wait_for("b's step to start", || sb.path("b/started").exists().then_some(()));
+    wait_for("b's step to start", || {
+        sb.path("b/started").exists().then_some(())
+    });
     sb.write("go", "");
     let run = second.finish();
     assert_eq!(run.code, 0, "{run:?}");
@@ -300,8 +320,7 @@ fn a_pool_is_shared_by_every_migration_on_the_store_and_a_dead_drivers_slot_come
 #[test]
 fn a_server_shares_a_pool_between_the_migrations_it_drives() {
     let dir = harness::Dir::new();
-    std::fs::write(dir.path("hold.sh"), HOLD_SH.replace("../", "../../"))
-        .expect("write hold.sh");
+    std::fs::write(dir.path("hold.sh"), HOLD_SH.replace("../", "../../")).expect("write hold.sh");
     for name in ["one", "two"] {
         std::fs::create_dir(dir.path("runbooks").join(name)).expect("mkdir");
     }
@@ -320,11 +339,15 @@ fn a_server_shares_a_pool_between_the_migrations_it_drives() {
     );
     let s = dir.serve_ops();
     let first = s.create(Some("ops-token"), "one", "{}");
-    s.post(&format!("/v1/migrations/{first}/start"), "").expect(200);
+    s.post(&format!("/v1/migrations/{first}/start"), "")
+        .expect(200);
     let started = |name: &str| dir.path("runbooks").join(name).join("started");
-    wait_for("one's step to hold the pool", || started("one").exists().then_some(()));
+    wait_for("one's step to hold the pool", || {
+        started("one").exists().then_some(())
+    });
     let second = s.create(Some("ops-token"), "two", "{}");
-    s.post(&format!("/v1/migrations/{second}/start"), "").expect(200);
+    s.post(&format!("/v1/migrations/{second}/start"), "")
+        .expect(200);
     let reason = wait_for("two's step to wait for the pool", || {
         let detail = s.get(&format!("/v1/migrations/{second}")).expect(200);
         let reason = detail.json["steps"][0]["reason"].as_str()?.to_owned();
@@ -335,8 +358,5 @@ fn a_server_shares_a_pool_between_the_migrations_it_drives() {
     std::fs::write(dir.path("go"), "").expect("go");
     s.wait_state(&first, "certified");
     s.wait_state(&second, "certified");
-    assert!(
-        !dir.path("overlaps").exists(),
-        "both held the pool at once"
-    );
+    assert!(!dir.path("overlaps").exists(), "both held the pool at once");
 }

@@ -93,7 +93,10 @@ impl Options {
 /// Crash and takeover tests shorten leases (`SENSEI_TEST_LEASE_TTL_MS`), so that a lease
 /// that is not renewed lapses within a test's time.
 fn test_lease_ttl() -> Option<Duration> {
-    let ms: u64 = std::env::var("SENSEI_TEST_LEASE_TTL_MS").ok()?.parse().ok()?;
+    let ms: u64 = std::env::var("SENSEI_TEST_LEASE_TTL_MS")
+        .ok()?
+        .parse()
+        .ok()?;
     Some(Duration::from_millis(ms.max(30)))
 }
 

@@ -165,7 +165,7 @@ impl Driver {
     /// race stands), then apply `on_timeout`.
     pub(super) async fn gate_deadlines(&mut self) -> Result<(), EngineError> {
         let now = self.clock().now();
-        self.gate_reminders_due(now);
+        self.gate_reminders_due(now)?;
         let due: Vec<usize> = self
             .gates
             .iter()
@@ -263,7 +263,7 @@ pub(super) fn reminder_at(opened: DateTime<Utc>, deadline: DateTime<Utc>) -> Dat
 
 impl Driver {
     /// `gate_timeout_soon` for gates still open when their reminder time comes.
-    fn gate_reminders_due(&mut self, now: DateTime<Utc>) {
+    fn gate_reminders_due(&mut self, now: DateTime<Utc>) -> Result<(), EngineError> {
         let due: Vec<usize> = self
             .gate_reminders
             .iter()
@@ -276,10 +276,11 @@ impl Driver {
                 continue;
             };
             let id = self.graph.nodes[node].id.clone();
-            let gate = self.store.gate(&self.migration.id, &id).ok().flatten();
-            let (approvers, approvals, required) = gate
-                .map(|g| (g.approvers, g.approvals, g.required))
-                .unwrap_or_default();
+            // An open gate has a row: the driver opened it.
+            let Some(gate) = self.store.gate(&self.migration.id, &id)? else {
+                continue;
+            };
+            let (approvers, approvals, required) = (gate.approvers, gate.approvals, gate.required);
             self.emit(NewEvent::for_step(
                 EventKind::GateTimeoutSoon,
                 &id,
@@ -291,6 +292,7 @@ impl Driver {
                 }),
             ));
         }
+        Ok(())
     }
 }
 

@@ -23,6 +23,9 @@ pub struct Poll {
     pub every: Duration,
     pub stable_for: Duration,
     pub timeout: Option<Duration>,
+    /// When the attempt started (its recorded start): the timeout counts from here, not
+    /// from whenever its task first runs.
+    pub started: chrono::DateTime<chrono::Utc>,
 }
 
 /// The time limit of an http probe without its own `timeout`.
@@ -36,7 +39,7 @@ fn chrono(d: Duration) -> chrono::Duration {
 /// is cancelled.
 pub async fn run(poll: Poll, attempt: &Attempt, cancel: watch::Receiver<bool>) -> Outcome {
     let clock = Arc::clone(&attempt.clock);
-    let started = clock.now();
+    let started = poll.started;
     let mut held_since = None;
     let mut last = String::from("not evaluated");
     loop {

@@ -57,6 +57,7 @@ impl Driver {
                     every: poll.every.as_std(),
                     stable_for: poll.stable_for.as_std(),
                     timeout: step.timeout.map(|t| t.as_std()),
+                    started: self.clock().now(),
                 })))
             }
             Action::Gate(_) => Err("a gate does not run".into()),

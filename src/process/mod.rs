@@ -185,6 +185,7 @@ pub async fn run_observed(
     };
     let group = Group::new(pgid, reaper);
     on_spawn(pgid);
+    release(&mut child).await;
 
     let mut stdout = Lines::new(child.stdout.take());
     let mut stderr = Lines::new(child.stderr.take());
@@ -276,21 +277,38 @@ pub async fn run_observed(
     }
 }
 
+/// The shell of a step waits, before it runs anything, for one line on its stdin: the engine
+/// sends it once the process group is registered with the watchdog (and recorded). Should
+/// the engine die in between, the shell reads end-of-file and exits without running the
+/// command, so no step process ever runs unknown to the watchdog. The same shell then
+/// evaluates the command (given as `$0`), with stdin from /dev/null.
+const GATE: &str = "IFS= read -r _ || exit 125; exec </dev/null; eval \"$0\"";
+
 fn command(spec: &RunSpec, output_file: &Path) -> tokio::process::Command {
     // An absolute path: POSIX sh lives at /bin/sh, and searching PATH costs a failed
     // execve per entry before it, for every step.
     let mut command = tokio::process::Command::new("/bin/sh");
     command
         .arg("-c")
+        .arg(GATE)
         .arg(&spec.command)
         .current_dir(&spec.dir)
         .env_clear()
         .envs(spec.env.vars(output_file))
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
     command
+}
+
+/// Lets the gated shell run its command (see [`GATE`]). A shell that is already gone has
+/// nothing to run; its exit is seen as any other.
+async fn release(child: &mut tokio::process::Child) {
+    use tokio::io::AsyncWriteExt;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(b"\n").await;
+    }
 }
 
 /// Names the likely cause: a missing directory gives the same "not found" as a missing `sh`.
@@ -318,6 +336,32 @@ fn exit_of(status: ExitStatus) -> Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An engine that dies between spawning a step's shell and registering its group with the
+    /// watchdog closes the shell's stdin unreleased: the command never runs.
+    #[tokio::test]
+    async fn an_unreleased_shell_runs_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = RunSpec {
+            command: "touch ran".into(),
+            dir: dir.path().to_path_buf(),
+            env: StepEnv::minimal(),
+            timeout: None,
+            kill_grace: Duration::from_secs(1),
+            capture_last_line: false,
+        };
+        let output = dir.path().join("out");
+        let mut child = command(&spec, &output).spawn().expect("spawn");
+        drop(child.stdin.take());
+        let status = child.wait().await.expect("wait");
+        assert_eq!(status.code(), Some(125));
+        assert!(!dir.path().join("ran").exists());
+
+        let mut child = command(&spec, &output).spawn().expect("spawn");
+        release(&mut child).await;
+        assert!(child.wait().await.expect("wait").success());
+        assert!(dir.path().join("ran").exists());
+    }
 
     #[test]
     fn the_run_future_is_send() {
