@@ -289,13 +289,15 @@ pub(super) fn cancel_note(store: &Store, id: &MigrationId) -> String {
                 .and_then(|s| s.as_str())
                 .unwrap_or("?")
         ),
-        Some(r) => format!(
-            " — rolled back first ({} steps undone)",
-            r.data
+        Some(r) => {
+            let undone = r
+                .data
                 .get("rolled_back")
                 .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0)
-        ),
+                .unwrap_or(0);
+            let s = if undone == 1 { "" } else { "s" };
+            format!(" — rolled back first ({undone} step{s} undone)")
+        }
         None => String::new(),
     }
 }

@@ -137,3 +137,102 @@ fn a_lease_on_an_unknown_migration_is_not_found() {
     let err = store.acquire_lease(&id("m-nope"), TTL).unwrap_err();
     assert_eq!(err.to_string(), "no migration matches `m-nope`");
 }
+
+#[test]
+fn an_expired_lease_of_a_live_process_on_this_host_is_still_held() {
+    // Its holder may be in the middle of a long step: a second driver would start it again.
+    let (dir, store) = store();
+    let m = create(&store, "m-aaaa00000001");
+    store.acquire_lease(&m, TTL).unwrap();
+    meddle(&dir, &m, "expires_at = '2001-01-01T00:00:00.000Z'");
+    assert!(store.driver(&m).unwrap().is_some());
+    let err = store.acquire_lease(&m, TTL).unwrap_err();
+    assert!(matches!(err, LeaseError::Held { .. }), "{err}");
+}
+
+#[test]
+fn a_batch_of_a_driver_that_lost_its_lease_is_refused_whole() {
+    let (dir, store) = store();
+    let m = create(&store, "m-aaaa00000001");
+    let old = store.acquire_lease(&m, TTL).unwrap();
+    let batch = |lease: &Lease, step: &str| Batch {
+        fence: Some(lease.clone()),
+        events: vec![event(EventKind::StepStarted, step)],
+        steps: vec![self::step(step, StepState::Running)],
+        ..Batch::default()
+    };
+    store.commit(&m, batch(&old, "a")).unwrap();
+    // Another host's process takes the migration over once the lease expired there.
+    meddle(
+        &dir,
+        &m,
+        &format!(
+            "host = 'elsewhere', pid = {}, expires_at = '2001-01-01T00:00:00.000Z'",
+            dead_pid()
+        ),
+    );
+    let new = store.acquire_lease(&m, TTL).unwrap();
+    let before = store.events(&m, 0).unwrap().len();
+    let err = store.commit(&m, batch(&old, "b")).unwrap_err();
+    assert!(matches!(err, StoreError::Fenced(_)), "{err}");
+    assert!(err.to_string().contains("must stop driving it"), "{err}");
+    assert_eq!(
+        store.events(&m, 0).unwrap().len(),
+        before,
+        "nothing written"
+    );
+    let rows = store.steps(&m).unwrap();
+    assert_eq!(
+        rows.iter().find(|r| r.step == "b").unwrap().state,
+        StepState::Pending
+    );
+    // Renewing is refused the same way; the new holder commits.
+    assert!(matches!(
+        store.renew_lease(&old, TTL).unwrap_err(),
+        LeaseError::Lost { .. }
+    ));
+    store.commit(&m, batch(&new, "b")).unwrap();
+    // Released by its holder since: the old lease is still refused.
+    store.release_lease(&new).unwrap();
+    assert!(matches!(
+        store.commit(&m, batch(&old, "c")).unwrap_err(),
+        StoreError::Fenced(_)
+    ));
+}
+
+#[test]
+fn pool_slots_are_shared_and_come_back_when_their_holder_is_gone() {
+    let (dir, store) = store();
+    let a = create(&store, "m-aaaa00000001");
+    let b = create(&store, "m-aaaa00000002");
+    let la = store.acquire_lease(&a, TTL).unwrap();
+    let lb = store.acquire_lease(&b, TTL).unwrap();
+    let PoolTake::Taken(slot) = store.take_pool_slot("primary", 1, "a", &la).unwrap() else {
+        panic!("the pool is free");
+    };
+    let PoolTake::Full(holders) = store.take_pool_slot("primary", 1, "x", &lb).unwrap() else {
+        panic!("the pool has one slot");
+    };
+    assert_eq!(
+        holders,
+        [PoolHolder {
+            migration: a.to_string(),
+            step: "a".into()
+        }]
+    );
+    // A runbook that declares the pool larger takes a second slot.
+    assert!(matches!(
+        store.take_pool_slot("primary", 2, "y", &lb).unwrap(),
+        PoolTake::Taken(_)
+    ));
+    store.release_pool_slot(slot);
+    store.flush().unwrap();
+    assert_eq!(store.pool_holders("primary").unwrap().len(), 1);
+    // b's driver dies: its slot comes back without anyone releasing it.
+    meddle(&dir, &b, &format!("pid = {}, pid_start = NULL", dead_pid()));
+    assert!(store.pool_holders("primary").unwrap().is_empty());
+    assert!(matches!(
+        store.take_pool_slot("primary", 1, "a", &la).unwrap(),
+        PoolTake::Taken(_)
+    ));
+}
