@@ -7,6 +7,11 @@
 //! - the real `sensei validate` / `sensei plan` binaries: wall time and peak memory (max RSS).
 //!
 //! Targets on a 2-core machine: validate < 300 ms, plan < 500 ms, peak memory < 100 MB.
+//!
+//! Then a 1 MiB runbook full of `{{...}}` tags (the API's default body limit), one command
+//! written as lines and one as a single line, validated in process against serde-saphyr
+//! reading the same file (issue #11: template positions were computed in quadratic time, so
+//! 40,000 tags took about a minute). Target: well under a second (< 250 ms).
 //! Run with `cargo bench --bench language`.
 
 mod common;
@@ -63,6 +68,8 @@ fn main() {
         ratio(plan, baseline)
     );
 
+    tagged();
+
     let bin = env!("CARGO_BIN_EXE_sensei");
     let file = file.to_string_lossy().into_owned();
     println!("\nthe sensei binary (best of {RUNS}):");
@@ -78,6 +85,54 @@ fn main() {
             rss as f64 / 1024.0
         );
     }
+}
+
+/// Validates 1 MiB runbooks full of tags and prints the times against the YAML baseline.
+fn tagged() {
+    println!("\n1 MiB of template tags, in process (best of {RUNS}):");
+    for one_line in [false, true] {
+        let yaml = tagged_runbook(1 << 20, one_line);
+        let tags = yaml.matches("{{").count();
+        let baseline = best_of(|| {
+            let parsed: serde_json::Value = serde_saphyr::from_str(&yaml).expect("baseline");
+            assert!(parsed.is_object());
+        });
+        let validate = best_of(|| {
+            let checked = sensei::runbook::load_bytes("tags.yaml", yaml.as_bytes());
+            assert!(checked.runbook.is_some(), "{}", checked.render());
+        });
+        println!(
+            "  {tags} tags on {:<7} validate {:>8.1} ms  ({:.2}x serde-saphyr's {:.1} ms; target < 250 ms)",
+            if one_line { "1 line" } else { "lines" },
+            ms(validate),
+            ratio(validate, baseline),
+            ms(baseline)
+        );
+    }
+}
+
+/// A runbook of about `bytes` whose one command is a script full of tags.
+fn tagged_runbook(bytes: usize, one_line: bool) -> String {
+    let mut y = String::from(
+        "version: 1\nname: tags\nparams:\n  table: { type: string, default: orders }\n  rows: { type: integer, default: 5 }\nsteps:\n  - id: copy\n    run: ",
+    );
+    y.push_str(if one_line { "echo" } else { "|\n" });
+    let mut i = 0;
+    while y.len() < bytes {
+        let tag = if i % 2 == 0 {
+            "{{params.table}}"
+        } else {
+            "{{params.rows}}"
+        };
+        if one_line {
+            let _ = write!(y, " {tag}");
+        } else {
+            let _ = writeln!(y, "      echo {tag} {i}");
+        }
+        i += 1;
+    }
+    y.push('\n');
+    y
 }
 
 /// `LAYERS` layers of `WIDTH` steps; each step needs every step of the previous layer.

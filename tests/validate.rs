@@ -1223,6 +1223,54 @@ fn hostile_deep_nesting() {
     );
 }
 
+/// A runbook whose one command nests a template `levels` deep (`(not` or `{{#if}}`).
+fn deep_template(levels: usize, blocks: bool) -> String {
+    let template = if blocks {
+        format!(
+            "{}x{}",
+            "{{#if true}}".repeat(levels),
+            "{{/if}}".repeat(levels)
+        )
+    } else {
+        format!(
+            "{{{{not {}true{}}}}}",
+            "(not ".repeat(levels),
+            ")".repeat(levels)
+        )
+    };
+    format!("version: 1\nname: deep\nsteps:\n  - id: a\n    run: echo {template}\n")
+}
+
+#[test]
+fn hostile_template_nesting() {
+    // Once a stack overflow that aborted the CLI from about 4,500 levels: now one located
+    // error, at every depth past the limit (including depths the parser itself gives up on).
+    for levels in [65, 5_000, 200_000] {
+        hostile(
+            deep_template(levels, false).as_bytes(),
+            "nests blocks, `(...)` or lists more than 64 levels deep",
+        );
+    }
+    hostile(
+        deep_template(5_000, true).as_bytes(),
+        "nests blocks, `(...)` or lists more than 64 levels deep",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("deep.yaml"), deep_template(5_000, false)).expect("write");
+    let output = validate_in(dir.path(), &["deep.yaml"]);
+    assert!(
+        output
+            .stdout
+            .starts_with("deep.yaml:5:15: error: the template does not parse: `{{not (not"),
+        "{}",
+        output.dump()
+    );
+    // 63 levels inside the expression (64 with the command itself) are fine.
+    std::fs::write(dir.path().join("ok.yaml"), deep_template(63, false)).expect("write");
+    let output = validate_in(dir.path(), &["ok.yaml"]);
+    assert_eq!(output.code, 0, "{}", output.dump());
+}
+
 #[test]
 fn hostile_huge_file() {
     let mut yaml = String::from("version: 1\nname: huge\nsteps:\n");

@@ -123,9 +123,25 @@ pub fn load_bytes(name: &str, bytes: &[u8]) -> Checked {
     finish(source, runbook, diagnostics)
 }
 
+/// How many diagnostics a runbook reports: enough to fix a file, and a bound on the output
+/// (and on the time spent rendering it) for a file with a problem in each of 60,000 tags.
+pub const MAX_DIAGNOSTICS: usize = 100;
+
 fn finish(source: Source, runbook: Option<Runbook>, mut diagnostics: Vec<Diagnostic>) -> Checked {
     diag::sort(&mut diagnostics);
     diagnostics.dedup();
+    if diagnostics.len() > MAX_DIAGNOSTICS {
+        let unshown = diagnostics.split_off(MAX_DIAGNOSTICS);
+        let errors = unshown.iter().filter(|d| d.is_error()).count();
+        diagnostics.push(Diagnostic::error(
+            None,
+            format!(
+                "{} more problems are not shown ({errors} errors, {} warnings): fix these first",
+                unshown.len(),
+                unshown.len() - errors
+            ),
+        ));
+    }
     Checked {
         source,
         runbook,
@@ -167,6 +183,19 @@ mod tests {
                 format!("{}:{}: {}", s.line, s.column, d.message)
             })
             .collect()
+    }
+
+    #[test]
+    fn reports_the_first_problems_and_counts_the_rest() {
+        let tags: String = (0..250).map(|i| format!(" {{{{params.p{i}}}}}")).collect();
+        let yaml = format!("version: 1\nname: t\nsteps:\n  - id: a\n    run: echo{tags}\n");
+        let found = messages(&yaml);
+        assert_eq!(found.len(), MAX_DIAGNOSTICS + 1);
+        assert_eq!(found[0], "5:17: unknown param `p0`");
+        assert_eq!(
+            found[MAX_DIAGNOSTICS],
+            "0:0: 150 more problems are not shown (150 errors, 0 warnings): fix these first"
+        );
     }
 
     #[test]

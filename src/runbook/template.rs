@@ -5,6 +5,9 @@
 
 use handlebars::template::{HelperTemplate, Parameter, Template, TemplateElement};
 
+mod nesting;
+pub use nesting::MAX_NESTING;
+
 /// Helpers a runbook template may call: handlebars' built-ins plus Sensei's own.
 pub const HELPERS: &[&str] = &[
     "if", "unless", "each", "with", "lookup", "raw", "log", "eq", "ne", "gt", "gte", "lt", "lte",
@@ -51,10 +54,51 @@ pub fn analyze(text: &str) -> Result<Analysis, ParseError> {
     // The common mistakes get a plain explanation first: handlebars reports them in terms of
     // its grammar ("expected trailing_tilde_to_omit_whitespace").
     braces(text)?;
-    let template = Template::compile(text).map_err(|e| compile_error(text, &e))?;
+    let template = compile(text)?;
     let mut analysis = Analysis::default();
     walk(&template, false, &mut analysis);
     Ok(analysis)
+}
+
+/// Compiles a template. Every compilation goes through here, so none reaches Handlebars'
+/// recursive compiler (or Sensei's recursive walks over its result) nested deeper than
+/// [`MAX_NESTING`].
+pub fn compile(text: &str) -> Result<Template, ParseError> {
+    nesting::check(text).map_err(|deep| too_deep(text, deep.offset))?;
+    Template::compile(text).map_err(|e| compile_error(text, &e))
+}
+
+/// The error for a template that nests too deeply at byte `offset`, naming the start of the
+/// `{{...}}` it happens in.
+fn too_deep(text: &str, offset: usize) -> ParseError {
+    let start = text[..offset].rfind("{{").unwrap_or(offset);
+    let near = excerpt(&text[start..]);
+    ParseError {
+        reason: format!(
+            "`{}` nests blocks, `(...)` or lists more than {MAX_NESTING} levels deep",
+            shown(near, &text[start..])
+        ),
+        earlier: text[..start].matches(near).count(),
+        near: Some(near.to_owned()),
+    }
+}
+
+/// The first characters of a piece of template, enough to find it again and to show it.
+fn excerpt(piece: &str) -> &str {
+    const SHOWN: usize = 48;
+    match piece.char_indices().nth(SHOWN) {
+        Some((end, _)) => &piece[..end],
+        None => piece,
+    }
+}
+
+/// `excerpt` as shown in a message: marked `…` where the piece goes on.
+fn shown(excerpt: &str, piece: &str) -> String {
+    if excerpt.len() < piece.len() {
+        format!("{excerpt}…")
+    } else {
+        excerpt.to_owned()
+    }
 }
 
 /// Finds an unclosed `{{`, an unclosed `{{#block}}` and a `{{/block}}` that closes nothing.
@@ -83,10 +127,11 @@ fn braces(text: &str) -> Result<(), ParseError> {
                 None => line.trim_end(),
             };
             let piece = format!("{{{{{piece}");
+            let near = excerpt(&piece);
             return Err(ParseError {
-                reason: format!("`{piece}` is missing its closing `}}}}`"),
-                earlier: text[..start].matches(piece.as_str()).count(),
-                near: Some(piece),
+                reason: format!("`{}` is missing its closing `}}}}`", shown(near, &piece)),
+                earlier: text[..start].matches(near).count(),
+                near: Some(near.to_owned()),
             });
         };
         let tag = &text[start..start + 2 + close + end.len()];
@@ -107,24 +152,37 @@ fn braces(text: &str) -> Result<(), ParseError> {
         } else if let Some(closed) = inner.strip_prefix('/') {
             let name = closed.trim_end_matches('~').trim();
             if blocks.pop().is_none() {
-                return Err(ParseError {
-                    reason: format!(
-                        "`{tag}` closes a `{{{{#{name}}}}}` block that was never opened"
+                return Err(located(
+                    text,
+                    start,
+                    tag,
+                    format!(
+                        "closes a `{{{{#{}}}}}` block that was never opened",
+                        excerpt(name)
                     ),
-                    near: Some(tag.to_owned()),
-                    earlier: text[..start].matches(tag).count(),
-                });
+                ));
             }
         }
         at = start + 2 + close + end.len();
     }
     match blocks.pop() {
-        Some((name, tag, start)) => Err(ParseError {
-            reason: format!("`{tag}` is never closed with `{{{{/{name}}}}}`"),
-            near: Some(tag.to_owned()),
-            earlier: text[..start].matches(tag).count(),
-        }),
+        Some((name, tag, start)) => Err(located(
+            text,
+            start,
+            tag,
+            format!("is never closed with `{{{{/{}}}}}`", excerpt(name)),
+        )),
         None => Ok(()),
+    }
+}
+
+/// An error about `piece`, written at byte `start` of the template: "`piece` `what`".
+fn located(text: &str, start: usize, piece: &str, what: String) -> ParseError {
+    let near = excerpt(piece);
+    ParseError {
+        reason: format!("`{}` {what}", shown(near, piece)),
+        earlier: text[..start].matches(near).count(),
+        near: Some(near.to_owned()),
     }
 }
 
@@ -145,24 +203,23 @@ fn compile_error(text: &str, error: &handlebars::TemplateError) -> ParseError {
         let end = text[start..]
             .find("}}")
             .map_or(text.len(), |e| start + e + 2);
-        let expression = &text[start..end];
-        Some((
-            expression.to_owned(),
-            text[..start].matches(expression).count(),
-        ))
+        Some((start, &text[start..end]))
     });
-    let (near, earlier) = expression.unzip();
-    let reason = match (error.reason(), &near) {
-        (R::InvalidSyntax(_), Some(expression)) => {
-            format!("`{expression}` is not a valid expression")
-        }
-        (R::InvalidSyntax(_), None) => "invalid Handlebars syntax".to_owned(),
-        (reason, _) => reason.to_string(),
-    };
-    ParseError {
-        reason,
-        near,
-        earlier: earlier.unwrap_or_default(),
+    match (error.reason(), expression) {
+        (R::InvalidSyntax(_), Some((start, expression))) => located(
+            text,
+            start,
+            expression,
+            "is not a valid expression".to_owned(),
+        ),
+        (reason, _) => ParseError {
+            reason: match reason {
+                R::InvalidSyntax(_) => "invalid Handlebars syntax".to_owned(),
+                reason => reason.to_string(),
+            },
+            near: None,
+            earlier: 0,
+        },
     }
 }
 
@@ -311,6 +368,17 @@ mod tests {
             analyze("{{#if params.b}}x{{^}}y{{~/if~}}").map(|_| ()),
             Ok(())
         );
+    }
+
+    #[test]
+    fn compiled_elements_keep_their_lines_and_columns() {
+        // The patched compiler counts positions on from pair to pair (vendor/handlebars); these
+        // are the numbers the original, scanning from the start for every pair, gives: in
+        // characters (`é` is one), `\r\n` one line break, text before a tag placed at the tag.
+        let text = "é {{params.a}}\r\n  {{#if x}}\n{{y}}{{/if}} z";
+        let template = compile(text).expect("compiles");
+        let at: Vec<(usize, usize)> = template.mapping.iter().map(|m| (m.0, m.1)).collect();
+        assert_eq!(at, [(1, 1), (1, 3), (2, 3), (2, 3), (3, 14)]);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use super::shell::{self, Lexer};
 use super::{Escape, SPOT_KEY, VALUE_HELPER};
-use crate::runbook::template::HELPERS;
+use crate::runbook::template::{self, HELPERS};
 use handlebars::Path;
 use handlebars::template::{HelperTemplate, Parameter, Subexpression, Template, TemplateElement};
 use serde_json::{Map, Value};
@@ -29,13 +29,7 @@ pub(super) enum CompileError {
 }
 
 pub(super) fn compile(text: &str, escape: Escape) -> Result<Template, CompileError> {
-    let mut template = Template::compile(text).map_err(|e| {
-        let at = e
-            .pos()
-            .map(|(line, column)| format!(" (line {line}, column {column})"))
-            .unwrap_or_default();
-        CompileError::Invalid(format!("{}{at}", e.reason()))
-    })?;
+    let mut template = template::compile(text).map_err(|e| CompileError::Invalid(e.reason))?;
     let mut tracker = match escape {
         Escape::Shell => Tracker::Shell(Lexer::default()),
         Escape::Json => Tracker::Json(JsonLexer::default()),
