@@ -9,17 +9,6 @@ mod support;
 use std::time::{Duration, Instant};
 use support::{Sandbox, wait_for};
 
-fn lines(sb: &Sandbox, file: &str) -> Vec<String> {
-    let path = sb.path(file);
-    if !path.exists() {
-        return Vec::new();
-    }
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
 
 /// The lease row's expiry, read straight from the store.
 fn lease_expiry(sb: &Sandbox, id: &str) -> Option<chrono::DateTime<chrono::Utc>> {
@@ -64,7 +53,7 @@ steps:
     let bg = sb.spawn_with_env(&["run", "undo.yaml"], &ttl);
     let id = bg.id();
     wait_for("the undo to start", || {
-        (lines(&sb, "undo") == ["undo-start"]).then_some(())
+        (sb.lines("undo") == ["undo-start"]).then_some(())
     });
     // Several lease times pass while the undo runs: the lease is renewed all along.
     let until = Instant::now() + Duration::from_millis(1200);
@@ -90,7 +79,7 @@ steps:
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(sb.state(&id), "failed");
     assert_eq!(
-        lines(&sb, "undo"),
+        sb.lines("undo"),
         ["undo-start", "undo-end"],
         "the undo ran once"
     );
@@ -132,7 +121,7 @@ fn a_rollback_voids_the_approvals_before_it() {
     let run = bg.finish();
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(sb.state(&id), "failed");
-    assert_eq!(lines(&sb, "trace"), ["changed", "undone"]);
+    assert_eq!(sb.lines("trace"), ["changed", "undone"]);
 
     // The retry waits at the gate again: what alice signed off was undone.
     sb.write("fixed", "");
@@ -142,7 +131,7 @@ fn a_rollback_voids_the_approvals_before_it() {
     });
     assert_eq!(sb.step(&id, "signoff")["state"], "waiting");
     assert_eq!(
-        lines(&sb, "trace"),
+        sb.lines("trace"),
         ["changed", "undone"],
         "nothing ran past the gate"
     );
@@ -153,7 +142,7 @@ fn a_rollback_voids_the_approvals_before_it() {
         .ok();
     let run = retry.finish();
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(lines(&sb, "trace"), ["changed", "undone", "changed"]);
+    assert_eq!(sb.lines("trace"), ["changed", "undone", "changed"]);
     // The audit trail: after the retry, alice's new decision approved it, not the starter.
     let events = sb.events(&id);
     let retried = events
@@ -205,7 +194,7 @@ fn cancel_with_rollback_undoes_what_succeeded_then_cancels() {
         "{cancel:?}"
     );
     assert_eq!(sb.state(&id), "cancelled");
-    assert_eq!(lines(&sb, "trace"), ["looked", "changed", "undone"]);
+    assert_eq!(sb.lines("trace"), ["looked", "changed", "undone"]);
     assert_eq!(sb.step(&id, "change")["state"], "rolled_back");
     // Within the lifecycle: paused -> cancelled, the rollback in between.
     let states = sb.states(&id);
@@ -236,7 +225,7 @@ fn a_plain_cancel_says_what_stays_changed() {
             .contains("cancelled — not rolled back: what change changed stays changed"),
         "{cancel:?}"
     );
-    assert_eq!(lines(&sb, "trace"), ["looked", "changed"]);
+    assert_eq!(sb.lines("trace"), ["looked", "changed"]);
     let events = sb.events(&id);
     let cancelled = events
         .iter()
@@ -273,7 +262,7 @@ steps:
     let run = bg.finish();
     assert!(run.stdout.contains("cancelled"), "{run:?}");
     assert_eq!(sb.state(&id), "cancelled");
-    assert_eq!(lines(&sb, "trace"), ["changed", "undone"]);
+    assert_eq!(sb.lines("trace"), ["changed", "undone"]);
     assert_eq!(sb.step(&id, "long")["state"], "cancelled");
 }
 

@@ -22,24 +22,12 @@ fn hold(name: &str, secs: &str) -> String {
     )
 }
 
-/// The lines of a file the steps write; none when they never wrote it.
-fn lines(sb: &Sandbox, file: &str) -> Vec<String> {
-    let path = sb.path(file);
-    if !path.exists() {
-        return Vec::new();
-    }
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
 
 fn assert_no_overlap(sb: &Sandbox) {
     assert!(
         !sb.path("overlaps").exists(),
         "steps ran at once beyond a limit: {:?}",
-        lines(sb, "overlaps")
+        sb.lines("overlaps")
     );
 }
 
@@ -90,7 +78,7 @@ steps:
     let run = sb.sensei(&["run", "pooled.yaml"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_no_overlap(&sb);
-    assert_eq!(lines(&sb, "done").len(), 3, "{:?}", lines(&sb, "done"));
+    assert_eq!(sb.lines("done").len(), 3, "{:?}", sb.lines("done"));
     // The retry waited for `long` to give the slot back (it started without one).
     let events = sb.events(&run.id());
     assert!(seq(&events, "step_started", "flaky", 1) > seq(&events, "step_succeeded", "long", 0));
@@ -153,7 +141,7 @@ fn no_retry_starts_after_a_pause() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stdout.contains("paused"), "{run:?}");
     assert_eq!(
-        lines(&sb, "attempts").len(),
+        sb.lines("attempts").len(),
         1,
         "a retry ran after the pause"
     );
@@ -162,7 +150,7 @@ fn no_retry_starts_after_a_pause() {
     std::fs::remove_file(sb.path("attempts")).expect("remove attempts");
     let resumed = sb.sensei(&["resume", &id]);
     assert_eq!(resumed.code, 1, "flaky fails for good: {resumed:?}");
-    assert!(!lines(&sb, "attempts").is_empty());
+    assert!(!sb.lines("attempts").is_empty());
 }
 
 #[test]
@@ -180,7 +168,7 @@ fn no_retry_starts_after_a_cancel_and_the_cancel_does_not_wait_for_one() {
     let run = bg.finish();
     assert!(run.stdout.contains("cancelled"), "{run:?}");
     assert_eq!(
-        lines(&sb, "attempts").len(),
+        sb.lines("attempts").len(),
         1,
         "a retry ran after the cancel"
     );
@@ -217,14 +205,14 @@ steps:
         reason.contains("window night").then_some(())
     });
     assert_eq!(
-        lines(&sb, "attempts").len(),
+        sb.lines("attempts").len(),
         1,
         "a retry ran past the cutoff"
     );
     assert_eq!(sb.step(&id, "flaky")["attempts"], 1);
     sb.sensei(&["cancel", &id]).ok();
     bg.finish();
-    assert_eq!(lines(&sb, "attempts").len(), 1);
+    assert_eq!(sb.lines("attempts").len(), 1);
 }
 
 #[test]
@@ -251,7 +239,7 @@ steps:
     sb.write("p.yaml", &runbook);
     let run = sb.sensei(&["run", "p.yaml"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(lines(&sb, "done"), ["busy"]);
+    assert_eq!(sb.lines("done"), ["busy"]);
     assert_no_overlap(&sb);
 }
 

@@ -3,11 +3,12 @@
 //! start or finish), commit it as one batch, and only then act on it (spawn processes,
 //! notify the observer). A crash between two rounds loses nothing that had an effect.
 
-use super::actions::{self, Attempt, Outcome, Prepared};
+use super::actions::Outcome;
 use super::context::Context;
 use super::graph::Graph;
+use super::launch::{Spawn, Work};
 use super::lifecycle::{self, phase_of_state, state_after_phase};
-use super::slots::{Slot, Slots};
+use super::slots::Slots;
 use super::{EngineError, Observer, Options};
 use crate::event::{Event, EventKind, MigrationState, NewEvent, StepState};
 use crate::process::StepEnv;
@@ -30,22 +31,6 @@ pub(super) enum Stop {
     Cancel,
     /// `cancel --rollback`: roll back what succeeded, then cancel.
     CancelRollback,
-}
-
-/// What an attempt's task does: run a step, or undo one (a rollback command).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Work {
-    Attempt,
-    Undo,
-}
-
-/// An attempt decided this round, started once the round's batch is committed.
-#[derive(Debug)]
-pub(super) struct Spawn {
-    pub node: usize,
-    pub work: Work,
-    pub action: Prepared,
-    pub slot: Slot,
 }
 
 /// The driver of one migration.
@@ -436,44 +421,6 @@ impl Driver {
             self.spawn_attempt(spawn);
         }
         Ok(())
-    }
-
-    /// Starts a committed attempt as a task that holds its slot until it ends.
-    fn spawn_attempt(&mut self, spawn: Spawn) {
-        let Spawn {
-            node,
-            work,
-            action,
-            slot,
-        } = spawn;
-        let step = self.graph.step(&self.runbook, node);
-        let (tx, rx) = watch::channel(false);
-        self.cancels.insert(node, tx);
-        let (number, transient_codes) = match work {
-            Work::Attempt => (
-                self.graph.nodes[node].row.attempts,
-                step.retry.on_exit_codes.clone(),
-            ),
-            Work::Undo => (super::rollback::ROLLBACK_ATTEMPT, Vec::new()),
-        };
-        let attempt = Attempt {
-            migration: self.migration.id.clone(),
-            step: self.graph.nodes[node].id.clone(),
-            attempt: number,
-            dir: self.opts.dir.clone(),
-            timeout: step.timeout.map(|t| t.as_std()),
-            transient_codes,
-            store: self.store.clone(),
-            masker: self.masker.clone(),
-            reaper: self.opts.reaper.clone(),
-            http: self.http.clone(),
-            clock: self.opts.clock.clone(),
-        };
-        self.tasks.spawn(async move {
-            let outcome = actions::perform(action, attempt, rx).await;
-            drop(slot);
-            (node, work, outcome)
-        });
     }
 
     /// What the runbook says to do after a step failed for good, in the current phase.

@@ -4,8 +4,8 @@
 //! is committed before any process starts (see `Driver::commit`).
 
 use super::EngineError;
-use super::actions::Prepared;
-use super::driver::{Driver, Spawn};
+use super::actions::{self, Attempt, Prepared};
+use super::driver::Driver;
 use super::slots::Slot;
 use crate::event::{EventKind, MigrationState, NewEvent, StepState};
 use crate::runbook::model::{Action, ForEach, Gate, Phase};
@@ -101,7 +101,7 @@ impl Driver {
 
     /// Starts an attempt of the node (its first, or a retry) if it is admitted.
     fn launch_attempt(&mut self, node: usize) -> Result<(), EngineError> {
-        let Some(slot) = self.admit(node, super::driver::Work::Attempt)? else {
+        let Some(slot) = self.admit(node, Work::Attempt)? else {
             return Ok(());
         };
         self.retry_due.remove(&node);
@@ -122,12 +122,12 @@ impl Driver {
     pub(super) fn admit(
         &mut self,
         node: usize,
-        work: super::driver::Work,
+        work: super::launch::Work,
     ) -> Result<Option<Slot>, EngineError> {
         if self.draining {
             return Ok(None);
         }
-        if work == super::driver::Work::Attempt {
+        if work == Work::Attempt {
             let stopping = self.stop.is_some() || self.undo.is_some();
             if stopping || self.state == MigrationState::Paused || self.state.is_at_rest() {
                 return Ok(None);
@@ -184,7 +184,7 @@ impl Driver {
         self.emit(NewEvent::for_step(EventKind::StepStarted, &id, data));
         self.spawn.push(Spawn {
             node,
-            work: super::driver::Work::Attempt,
+            work: Work::Attempt,
             action,
             slot,
         });
@@ -364,5 +364,61 @@ impl Driver {
     /// `self.ctx.values()` next.
     pub(super) fn focus(&mut self, node: usize) {
         self.ctx.focus(&self.graph, node, self.state.as_str());
+    }
+}
+
+/// What an attempt's task does: run a step, or undo one (a rollback command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Work {
+    Attempt,
+    Undo,
+}
+
+/// An attempt decided this round, started once the round's batch is committed.
+#[derive(Debug)]
+pub(super) struct Spawn {
+    pub node: usize,
+    pub work: Work,
+    pub action: Prepared,
+    pub slot: Slot,
+}
+
+impl Driver {
+    /// Starts a committed attempt as a task that holds its slot until it ends.
+    pub(super) fn spawn_attempt(&mut self, spawn: Spawn) {
+        let Spawn {
+            node,
+            work,
+            action,
+            slot,
+        } = spawn;
+        let step = self.graph.step(&self.runbook, node);
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        self.cancels.insert(node, tx);
+        let (number, transient_codes) = match work {
+            Work::Attempt => (
+                self.graph.nodes[node].row.attempts,
+                step.retry.on_exit_codes.clone(),
+            ),
+            Work::Undo => (super::rollback::ROLLBACK_ATTEMPT, Vec::new()),
+        };
+        let attempt = Attempt {
+            migration: self.migration.id.clone(),
+            step: self.graph.nodes[node].id.clone(),
+            attempt: number,
+            dir: self.opts.dir.clone(),
+            timeout: step.timeout.map(|t| t.as_std()),
+            transient_codes,
+            store: self.store.clone(),
+            masker: self.masker.clone(),
+            reaper: self.opts.reaper.clone(),
+            http: self.http.clone(),
+            clock: self.opts.clock.clone(),
+        };
+        self.tasks.spawn(async move {
+            let outcome = actions::perform(action, attempt, rx).await;
+            drop(slot);
+            (node, work, outcome)
+        });
     }
 }

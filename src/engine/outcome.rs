@@ -114,13 +114,7 @@ impl Driver {
             }
             Stop::Cancel => {
                 self.window_pause = None;
-                let who = self
-                    .actor
-                    .clone()
-                    .unwrap_or_else(|| self.opts.identity.clone());
-                self.close_open_gates(crate::store::GateStatus::Cancelled, &who)
-                    .await?;
-                self.cancel_remaining();
+                self.cancel_open_work().await?;
                 if self.state != MigrationState::Cancelled {
                     // Say what stays changed: cancelled is final, so nothing undoes it later.
                     let kept = self.kept_changes();
@@ -185,6 +179,19 @@ impl Driver {
             })
             .map(|n| self.graph.nodes[n].id.clone())
             .collect()
+    }
+
+    /// What a cancel ends: open gates close as cancelled (by whoever asked for it), and the
+    /// steps that never ran become cancelled.
+    pub(super) async fn cancel_open_work(&mut self) -> Result<(), EngineError> {
+        let who = self
+            .actor
+            .clone()
+            .unwrap_or_else(|| self.opts.identity.clone());
+        self.close_open_gates(crate::store::GateStatus::Cancelled, &who)
+            .await?;
+        self.cancel_remaining();
+        Ok(())
     }
 
     /// Steps that never ran become cancelled; open gates close.

@@ -11,7 +11,8 @@
 
 use super::EngineError;
 use super::actions::{Outcome, Prepared};
-use super::driver::{Driver, Spawn, Work};
+use super::driver::Driver;
+use super::launch::{Spawn, Work};
 use crate::event::{EventKind, MigrationState, NewEvent, StepState};
 use crate::runbook::render::Escape;
 use serde_json::json;
@@ -206,13 +207,7 @@ impl Driver {
                 }
             }
             Then::Cancel => {
-                let who = self
-                    .actor
-                    .clone()
-                    .unwrap_or_else(|| self.opts.identity.clone());
-                self.close_open_gates(crate::store::GateStatus::Cancelled, &who)
-                    .await?;
-                self.cancel_remaining();
+                self.cancel_open_work().await?;
                 if self.state != MigrationState::Cancelled {
                     self.set_state_with(
                         MigrationState::Cancelled,

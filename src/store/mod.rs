@@ -385,58 +385,6 @@ impl Store {
         )
     }
 
-    /// Takes a slot of `pool` (`size` slots, as the taker's runbook declares) for `step`,
-    /// held under `lease`: every migration on this store shares the pool's slots.
-    pub fn take_pool_slot(
-        &self,
-        pool: &str,
-        size: u32,
-        step: &str,
-        lease: &Lease,
-    ) -> Result<PoolTake, StoreError> {
-        let (pool, step, lease, me) = (
-            pool.to_owned(),
-            step.to_owned(),
-            lease.clone(),
-            self.inner.me.clone(),
-        );
-        self.call(move |conn, group| pool::take(conn, group, &me, &pool, size, &step, &lease))
-    }
-
-    /// Gives a pool slot back, with the next group commit (it does not wait). Ordered with
-    /// every other write of this store, so a take sent after it sees the slot free.
-    pub fn release_pool_slot(&self, slot: i64) {
-        let job = Job::detached(
-            move |conn, _| pool::release(conn, slot),
-            self.inner.lost_logs.clone(),
-        );
-        let _ = self.send(job);
-    }
-
-    /// The live holders of `pool`'s slots.
-    pub fn pool_holders(&self, pool: &str) -> Result<Vec<PoolHolder>, StoreError> {
-        pool::holders(&self.reader(), &self.inner.me, pool, schema::now())
-    }
-
-    /// Records the process group of a step's attempt, with the next group commit.
-    pub fn record_process(&self, id: &MigrationId, process: StepProcess) {
-        let id = id.clone();
-        let job = Job::detached(
-            move |conn, _| processes::record(conn, &id, &process),
-            self.inner.lost_logs.clone(),
-        );
-        let _ = self.send(job);
-    }
-
-    /// The process group of a step's latest attempt, if one was recorded.
-    pub fn step_process(
-        &self,
-        id: &MigrationId,
-        step: &str,
-    ) -> Result<Option<StepProcess>, StoreError> {
-        processes::get(&self.reader(), id, step)
-    }
-
     /// This host's name, as leases and process records name it.
     pub fn host(&self) -> &str {
         &self.inner.me.host

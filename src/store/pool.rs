@@ -10,8 +10,10 @@
 
 use super::StoreError;
 use super::lease::{self, Lease, Me};
+use super::schema;
 use super::schema::fmt_time;
 use super::writer::Group;
+use super::writer::Job;
 use rusqlite::{Connection, params};
 
 /// A step of some migration holding a slot.
@@ -111,4 +113,39 @@ pub fn holders(
         }
     }
     Ok(held)
+}
+
+impl super::Store {
+    /// Takes a slot of `pool` (`size` slots, as the taker's runbook declares) for `step`,
+    /// held under `lease`: every migration on this store shares the pool's slots.
+    pub fn take_pool_slot(
+        &self,
+        pool: &str,
+        size: u32,
+        step: &str,
+        lease: &Lease,
+    ) -> Result<PoolTake, StoreError> {
+        let (pool, step, lease, me) = (
+            pool.to_owned(),
+            step.to_owned(),
+            lease.clone(),
+            self.inner.me.clone(),
+        );
+        self.call(move |conn, group| take(conn, group, &me, &pool, size, &step, &lease))
+    }
+
+    /// Gives a pool slot back, with the next group commit (it does not wait). Ordered with
+    /// every other write of this store, so a take sent after it sees the slot free.
+    pub fn release_pool_slot(&self, slot: i64) {
+        let job = Job::detached(
+            move |conn, _| release(conn, slot),
+            self.inner.lost_logs.clone(),
+        );
+        let _ = self.send(job);
+    }
+
+    /// The live holders of `pool`'s slots.
+    pub fn pool_holders(&self, pool: &str) -> Result<Vec<PoolHolder>, StoreError> {
+        holders(&self.reader(), &self.inner.me, pool, schema::now())
+    }
 }

@@ -5,6 +5,7 @@
 
 use super::StoreError;
 use super::schema::{fmt_time, time_col};
+use super::writer::Job;
 use crate::event::MigrationId;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -59,4 +60,25 @@ pub fn get(
             })
         })
         .optional()?)
+}
+
+impl super::Store {
+    /// Records the process group of a step's attempt, with the next group commit.
+    pub fn record_process(&self, id: &MigrationId, process: StepProcess) {
+        let id = id.clone();
+        let job = Job::detached(
+            move |conn, _| record(conn, &id, &process),
+            self.inner.lost_logs.clone(),
+        );
+        let _ = self.send(job);
+    }
+
+    /// The process group of a step's latest attempt, if one was recorded.
+    pub fn step_process(
+        &self,
+        id: &MigrationId,
+        step: &str,
+    ) -> Result<Option<StepProcess>, StoreError> {
+        get(&self.reader(), id, step)
+    }
 }

@@ -81,6 +81,19 @@ impl Sandbox {
             .unwrap_or_else(|e| panic!("cannot read {name} in the sandbox: {e}"))
     }
 
+    /// The lines of a file the steps write; none when they never wrote it.
+    pub fn lines(&self, name: &str) -> Vec<String> {
+        let path = self.path(name);
+        if !path.exists() {
+            return Vec::new();
+        }
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.args(args)
