@@ -9,7 +9,6 @@ mod support;
 use std::time::{Duration, Instant};
 use support::{Sandbox, wait_for};
 
-
 /// The lease row's expiry, read straight from the store.
 fn lease_expiry(sb: &Sandbox, id: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     let conn = rusqlite::Connection::open_with_flags(

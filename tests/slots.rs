@@ -22,7 +22,6 @@ fn hold(name: &str, secs: &str) -> String {
     )
 }
 
-
 fn assert_no_overlap(sb: &Sandbox) {
     assert!(
         !sb.path("overlaps").exists(),
@@ -140,11 +139,7 @@ fn no_retry_starts_after_a_pause() {
     let run = bg.finish();
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stdout.contains("paused"), "{run:?}");
-    assert_eq!(
-        sb.lines("attempts").len(),
-        1,
-        "a retry ran after the pause"
-    );
+    assert_eq!(sb.lines("attempts").len(), 1, "a retry ran after the pause");
     assert_eq!(sb.state(&id), "paused");
     // Resume continues: the retry runs then.
     std::fs::remove_file(sb.path("attempts")).expect("remove attempts");
@@ -204,11 +199,7 @@ steps:
         let reason = flaky["reason"].as_str().unwrap_or_default().to_owned();
         reason.contains("window night").then_some(())
     });
-    assert_eq!(
-        sb.lines("attempts").len(),
-        1,
-        "a retry ran past the cutoff"
-    );
+    assert_eq!(sb.lines("attempts").len(), 1, "a retry ran past the cutoff");
     assert_eq!(sb.step(&id, "flaky")["attempts"], 1);
     sb.sensei(&["cancel", &id]).ok();
     bg.finish();
