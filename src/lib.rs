@@ -10,8 +10,9 @@
 //! - [`event`]: migration and step states, event kinds: the names every layer shares.
 //! - [`host`]: this host's name and the identity of its processes (pid and start time).
 //! - [`engine`]: the lifecycle and the executor that walks a plan.
-//! - [`operator`]: what an operator does from outside a driver (requests, gate decisions),
-//!   shared by the CLI and the server.
+//! - [`operator`]: what an operator does from outside a driver, shared by the CLI and the
+//!   server: the operator protocol (record a request, follow it to its effect, refuse or
+//!   take over when the driver did not act; [`operator::protocol`]) and gate decisions.
 //! - [`store`]: the durable event log and derived state of migrations (SQLite).
 //! - [`process`]: step processes in their own process groups, owned and killed with the engine.
 //! - [`alert`]: committed events routed by the runbook's rules into the store's outbox, and

@@ -54,10 +54,7 @@ pub fn run(args: &AlertsArgs) -> u8 {
     }
     let deliveries = match store.deliveries(id.as_ref()) {
         Ok(d) => d,
-        Err(e) => {
-            error(e);
-            return exit::FAILED;
-        }
+        Err(e) => return exit::fail(&e),
     };
     match args.format {
         Format::Json => {

@@ -139,20 +139,11 @@ impl Client {
             .map(str::to_owned)
             .unwrap_or_else(|| format!("the server answered {status}: {}", text.trim()));
         error(detail);
-        Err(code_of(status))
+        Err(exit::of_status(status))
     }
 
     pub fn get(&self, segments: &[&str]) -> Result<Json, u8> {
         self.call(Method::Get, segments, &[], None).map(|(_, d)| d)
-    }
-}
-
-/// The exit code of a non-2xx answer (SPEC §5).
-fn code_of(status: u16) -> u8 {
-    match status {
-        401 | 403 | 409 => exit::REFUSED,
-        400 | 404 | 413 | 415 | 422 => exit::USAGE,
-        _ => exit::FAILED,
     }
 }
 

@@ -1,15 +1,19 @@
 //! Operator decisions on a migration another process may be driving: `approve`, `reject`,
 //! `pause`, `cancel` and `rollback`. A driven migration gets a request event that its driver
-//! acts on; an undriven one is handled here, in the foreground.
+//! acts on, followed by the operator protocol the server follows too
+//! ([`crate::operator::protocol`]); an undriven one is handled here, in the foreground. Only
+//! the waiting (polling, blocking) and the attaching (driving in the foreground) are this
+//! module's.
 
 use super::client::Client;
 use super::drive::{self, IdArgs};
+use super::error;
+use super::exit::{self, Code};
 use super::local::{self, Local};
-use super::{error, exit};
 use crate::engine::{Attach, operation};
-use crate::event::{Decision, MigrationId, MigrationState, Operation};
-use crate::operator::{self, DecideError, Done, Requester};
-use crate::store::Store;
+use crate::event::{Decision, MigrationId, Operation};
+use crate::operator::{self, Ask, DecideError, Done, Progress, Requester};
+use crate::store::{Migration, Store};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -97,20 +101,9 @@ pub fn decide(args: &DecideArgs, decision: Decision) -> u8 {
                 "{e}; `sensei status {}` lists its steps",
                 migration.id
             ));
-            exit::USAGE
+            e.code()
         }
-        Err(e) if e.is_unknown_name() => {
-            error(e);
-            exit::USAGE
-        }
-        Err(e) if e.is_fault() => {
-            error(e);
-            exit::FAILED
-        }
-        Err(e) => {
-            error(e);
-            exit::REFUSED
-        }
+        Err(e) => exit::fail(&e),
     }
 }
 
@@ -136,114 +129,97 @@ pub fn operate(args: &IdArgs, op: Operation, rollback: bool) -> u8 {
         Err(code) => return code,
     };
     if let Err(refused) = operation::path(op, migration.state) {
-        error(refused);
-        return exit::REFUSED;
+        return exit::fail(&refused);
     }
     let driven = match store.driver(&migration.id) {
-        Ok(d) => d,
-        Err(e) => {
-            error(e);
-            return exit::FAILED;
-        }
+        Ok(d) => d.is_some(),
+        Err(e) => return exit::fail(&e),
     };
-    let how = operator::attach_for(op, rollback);
-    if driven.is_none() {
-        return carry_out(
-            &store,
-            &migration.id,
-            op,
-            &args.local,
-            how,
-            migration.last_seq,
-        );
+    let ask = Ask::new(op, rollback);
+    if driven && ask.for_driver() {
+        return request(&store, &migration, &args.local, ask);
     }
-    request(&store, &migration.id, migration.state, op, &args.local, how)
+    carry_out(
+        &store,
+        &migration.id,
+        ask,
+        &args.local,
+        ask.attach(),
+        migration.last_seq,
+    )
 }
 
-/// Carries an operation out in this process (no other drives the migration). Exit 0 when it
-/// was done — the migration paused, cancelled, or rolled back — whatever state that is.
+/// Carries an operation out in this process (no other drives the migration), attaching as
+/// `how`. Exit 0 when it was done — the migration paused, cancelled, or rolled back —
+/// whatever state that is; else the drive's code.
 fn carry_out(
     store: &Store,
     id: &MigrationId,
-    op: Operation,
+    ask: Ask,
     local: &Local,
     how: Attach,
     after: i64,
 ) -> u8 {
     let code = drive::drive(store, id, local, how);
-    done(store, id, op, after).unwrap_or(code)
+    done(store, id, ask, after).map_or(code, exit::of_done)
 }
 
-/// Whether `op` was carried out by events after seq `after`, and with what exit code: a pause
-/// or cancel when the migration became paused or cancelled, a rollback when it finished (1
-/// when a rollback action failed).
-fn done(store: &Store, id: &MigrationId, op: Operation, after: i64) -> Option<u8> {
+/// Whether the operation was carried out by events after seq `after`.
+fn done(store: &Store, id: &MigrationId, ask: Ask, after: i64) -> Option<Done> {
     let events = store.events(id, after).ok()?;
-    operator::done(&events, op).map(|done| match done {
-        Done::RolledBack { ok: false } => exit::FAILED,
-        _ => exit::OK,
-    })
+    operator::done(&events, ask.op)
 }
 
-/// Asks the driving process to carry out an operation, then waits (bounded) to see it done.
-/// The driver may never act on it: it can move the migration on first (the execute phase
-/// ends, a rollback runs) so that the operation is no longer possible, or stop driving.
-/// The first is a refusal, said at once; in the second case this process carries it out.
-fn request(
-    store: &Store,
-    id: &MigrationId,
-    state: MigrationState,
-    op: Operation,
-    local: &Local,
-    how: Attach,
-) -> u8 {
+/// Asks the driving process to carry out an operation, then follows it (bounded, polling)
+/// by the operator protocol ([`operator::progress`]): done; refused, said at once, when the
+/// driver moved the migration on first; carried out here when the driver stopped without
+/// acting.
+fn request(store: &Store, migration: &Migration, local: &Local, ask: Ask) -> u8 {
+    let id = &migration.id;
     let who = local.identity();
     let by = Requester {
         who: &who,
         local: true,
         comment: None,
     };
-    let rollback = how == Attach::CancelRollback;
-    let asked = match operator::request(store, id, state, op, rollback, &by) {
+    let asked = match operator::request(store, id, migration.state, ask, &by) {
         Ok(seq) => seq,
-        Err(e) => {
-            error(e);
-            return exit::REFUSED;
-        }
+        Err(e) => return exit::fail(&e),
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        // The state first, then the events: a state read before the events cannot be newer
-        // than what the events show.
-        let now = store.migration(id).ok().flatten().map(|m| m.state);
-        if let Some(code) = done(store, id, op, asked) {
-            match (op, code) {
-                (Operation::Pause, _) => sayln!("migration {id} paused"),
-                (Operation::Cancel, _) => {
-                    sayln!("migration {id} cancelled{}", drive::cancel_note(store, id))
-                }
-                (_, exit::OK) => sayln!("migration {id} rolled back; it is failed"),
-                _ => sayln!(
-                    "migration {id}: a rollback action failed, so the rollback stopped (`sensei events {id}` shows where)"
-                ),
+        // A look that fails is taken again at the next poll.
+        let progress = operator::observe(store, id, asked)
+            .map_or(Progress::Wait, |seen| operator::progress(ask, &seen, false));
+        match progress {
+            Progress::Done(done) => {
+                say_done(store, id, ask.op, done);
+                return exit::of_done(done);
             }
-            return code;
-        }
-        if let Some(Err(refused)) = now.map(|s| operation::path(op, s)) {
-            error(format!(
-                "{refused} — its driver moved the migration on before acting on the {op} request"
-            ));
-            return exit::REFUSED;
-        }
-        if store.driver(id).is_ok_and(|d| d.is_none()) {
-            return carry_out(store, id, op, local, how, asked);
+            Progress::Refused(moved_on) => return exit::fail(&moved_on),
+            Progress::TakeOver(how) => return carry_out(store, id, ask, local, how, asked),
+            Progress::Wait => {}
         }
         if Instant::now() > deadline {
             sayln!(
-                "{op} of {id} requested; its driver has not finished it yet (`sensei status {id}` shows progress)"
+                "{} of {id} requested; its driver has not finished it yet (`sensei status {id}` shows progress)",
+                ask.op
             );
             return exit::OK;
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The line of an operation its driver carried out.
+fn say_done(store: &Store, id: &MigrationId, op: Operation, done: Done) {
+    match done {
+        Done::Paused => sayln!("migration {id} paused"),
+        Done::Cancelled => sayln!("migration {id} cancelled{}", drive::cancel_note(store, id)),
+        Done::RolledBack { ok: true } => sayln!("migration {id} rolled back; it is failed"),
+        Done::RolledBack { ok: false } => sayln!(
+            "migration {id}: a rollback action failed, so the rollback stopped (`sensei events {id}` shows where)"
+        ),
+        Done::Attached => sayln!("migration {id}: a driver attached for the {op}"),
     }
 }

@@ -8,11 +8,11 @@ use super::local::{self, Local};
 use super::progress::Lines;
 use super::{error, exit, params_from_flags};
 use crate::config::Config;
-use crate::engine::{self, Attach, EngineError, Interrupted, NewRun, Options};
+use crate::engine::{self, Attach, Interrupted, NewRun, Options};
 use crate::event::{MigrationId, MigrationState};
 use crate::process::Reaper;
 use crate::runbook;
-use crate::store::{LeaseError, Store};
+use crate::store::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -108,13 +108,9 @@ fn create(args: &RunArgs, config: &Config) -> Result<(Store, crate::store::Migra
             origin: Default::default(),
         },
     );
-    match created {
-        Ok(migration) => Ok((store, migration)),
-        Err(e) => {
-            error(e);
-            Err(exit::FAILED)
-        }
-    }
+    created
+        .map(|migration| (store, migration))
+        .map_err(|e| exit::fail(&e))
 }
 
 /// `sensei start|retry|rollback ID`.
@@ -216,18 +212,7 @@ pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 
     }
     match result {
         Ok(state) => finish(store, id, state, interrupted.by()),
-        Err(EngineError::Lease(e @ LeaseError::Held { .. })) => {
-            error(e);
-            exit::REFUSED
-        }
-        Err(e @ (EngineError::Refused(_) | EngineError::Illegal(_) | EngineError::Orphan(_))) => {
-            error(e);
-            exit::REFUSED
-        }
-        Err(e) => {
-            error(e);
-            exit::FAILED
-        }
+        Err(e) => exit::fail(&e),
     }
 }
 

@@ -60,11 +60,6 @@ fn open_and_find(local: &Local, id: &str) -> Result<(Store, Migration), u8> {
     Ok((store, migration))
 }
 
-fn fail(e: impl std::fmt::Display) -> u8 {
-    error(e);
-    exit::FAILED
-}
-
 /// Prints a JSON document the way every `--format json` does.
 fn print_json(doc: &impl serde::Serialize) {
     outln!("{}", serde_json::to_string_pretty(doc).unwrap_or_default());
@@ -110,7 +105,7 @@ fn remote_status(client: Result<Client, u8>, id: Option<&str>) -> Result<Json, u
 /// The status document of the local store (`crate::view::status`, as the API builds it).
 fn local_status(local: &Local, id: &str) -> Result<Json, u8> {
     let (store, m) = open_and_find(local, id)?;
-    let steps = store.steps(&m.id).map_err(fail)?;
+    let steps = store.steps(&m.id).map_err(|e| exit::fail(&e))?;
     let driver = store.driver(&m.id).ok().flatten();
     Ok(crate::view::status(&m, &steps, driver.as_ref()))
 }
@@ -225,7 +220,7 @@ pub fn list(args: &ListArgs) -> u8 {
 
 fn local_list(args: &ListArgs) -> Result<Vec<Json>, u8> {
     let store = args.local.open_existing()?;
-    let migrations = store.list(args.state).map_err(fail)?;
+    let migrations = store.list(args.state).map_err(|e| exit::fail(&e))?;
     Ok(migrations.iter().map(crate::view::summary).collect())
 }
 
@@ -269,7 +264,9 @@ fn local_logs(args: &LogsArgs) -> Result<Vec<Json>, u8> {
             return Err(exit::USAGE);
         }
     }
-    let lines = store.logs(&m.id, args.step.as_deref()).map_err(fail)?;
+    let lines = store
+        .logs(&m.id, args.step.as_deref())
+        .map_err(|e| exit::fail(&e))?;
     Ok(lines
         .iter()
         .map(|l| serde_json::to_value(l).unwrap_or_default())
@@ -329,7 +326,7 @@ pub fn events(args: &EventsArgs) -> u8 {
 
 fn local_events(args: &EventsArgs) -> Result<Vec<Json>, u8> {
     let (store, m) = open_and_find(&args.local, &args.id)?;
-    let events = store.events(&m.id, 0).map_err(fail)?;
+    let events = store.events(&m.id, 0).map_err(|e| exit::fail(&e))?;
     Ok(events
         .iter()
         .map(|e| serde_json::to_value(e).unwrap_or_default())

@@ -70,10 +70,7 @@ impl Local {
 
     /// The configuration, or says why it cannot be read (a usage error).
     pub fn config(&self) -> Result<Config, u8> {
-        Config::load(self.config.as_deref()).map_err(|e| {
-            error(e);
-            exit::USAGE
-        })
+        Config::load(self.config.as_deref()).map_err(|e| exit::fail(&e))
     }
 
     /// The state directory: `--state-dir` (or `SENSEI_STATE_DIR`), else the configuration's
@@ -90,10 +87,7 @@ impl Local {
 
     /// Opens the store, or says why not (exit code for the failure).
     pub fn open(&self) -> Result<Store, u8> {
-        Store::open(&self.state_dir()?).map_err(|e| {
-            error(e);
-            exit::USAGE
-        })
+        Store::open(&self.state_dir()?).map_err(|e| exit::fail(&e))
     }
 
     /// Opens the store only when it exists: inspecting commands should not create one.
@@ -119,16 +113,10 @@ pub fn find(store: &Store, id: &str) -> Result<Migration, u8> {
                 error("there are no migrations yet");
                 return Err(exit::USAGE);
             }
-            Err(e) => {
-                error(e);
-                return Err(exit::FAILED);
-            }
+            Err(e) => return Err(exit::fail(&e)),
         }
     } else {
-        store.resolve_id(id).map_err(|e| {
-            error(e);
-            exit::USAGE
-        })?
+        store.resolve_id(id).map_err(|e| exit::fail(&e))?
     };
     load(store, &id)
 }
@@ -140,9 +128,6 @@ pub fn load(store: &Store, id: &MigrationId) -> Result<Migration, u8> {
             error(format!("no migration {id}"));
             Err(exit::USAGE)
         }
-        Err(e) => {
-            error(e);
-            Err(exit::FAILED)
-        }
+        Err(e) => Err(exit::fail(&e)),
     }
 }

@@ -1,5 +1,6 @@
 //! The `sensei` command line: clap parses, one function per subcommand does the work through
-//! the library, and every outcome maps to an exit code (SPEC §5).
+//! the library, and every outcome maps to an exit code (SPEC §5) — errors by their kind, in
+//! one place ([`exit`]).
 
 #[macro_use]
 mod output {
@@ -44,6 +45,7 @@ mod alerts;
 mod client;
 mod decide;
 mod drive;
+pub mod exit;
 mod inspect;
 mod interrupt;
 mod local;
@@ -60,16 +62,6 @@ use crate::runbook::params::{self, Params};
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-
-/// Exit codes of SPEC §5.
-pub mod exit {
-    pub const OK: u8 = 0;
-    /// The migration or validation failed.
-    pub const FAILED: u8 = 1;
-    pub const USAGE: u8 = 2;
-    /// Refused: illegal transition, unauthorized.
-    pub const REFUSED: u8 = 3;
-}
 
 #[derive(Debug, Parser)]
 #[command(

@@ -49,10 +49,7 @@ pub fn run(args: &Args) -> u8 {
     };
     let plan = match plan::build(runbook, &checked.source.text, &params, now()) {
         Ok(plan) => plan,
-        Err(e) => {
-            error(e);
-            return exit::FAILED;
-        }
+        Err(e) => return exit::fail(&e),
     };
     let text = match args.format {
         PlanFormat::Text => render::text(&plan),

@@ -49,10 +49,7 @@ pub fn run(args: &Args) -> u8 {
     };
     let settings = match config::Settings::resolve(&flags, |name| std::env::var(name).ok()) {
         Ok(s) => s,
-        Err(e) => {
-            error(e);
-            return exit::USAGE;
-        }
+        Err(e) => return exit::fail(&e),
     };
     let clock: Arc<dyn Clock> = match super::fixed_now() {
         Some(start) => Arc::new(ShiftedClock::starting_at(start)),
@@ -70,10 +67,7 @@ pub fn run(args: &Args) -> u8 {
     };
     match runtime.block_on(server::serve(settings, clock, std::future::pending())) {
         Ok(()) => exit::OK,
-        Err(e) => {
-            error(e);
-            exit::FAILED
-        }
+        Err(e) => exit::fail(&e),
     }
 }
 

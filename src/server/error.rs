@@ -6,7 +6,7 @@
 use crate::engine::EngineError;
 use crate::engine::operation::Refused;
 use crate::event::{MigrationState, Operation};
-use crate::operator::DecideError;
+use crate::operator::{DecideError, MovedOn};
 use crate::store::{LeaseError, StoreError};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -162,6 +162,17 @@ impl From<Refused> for ApiError {
             state: refused.state,
             allowed: refused.allowed_transitions().to_vec(),
             operations: refused.possible(),
+        }
+    }
+}
+
+impl From<MovedOn> for ApiError {
+    fn from(moved_on: MovedOn) -> Self {
+        ApiError::IllegalTransition {
+            detail: moved_on.to_string(),
+            state: moved_on.refused.state,
+            allowed: moved_on.refused.allowed_transitions().to_vec(),
+            operations: moved_on.refused.possible(),
         }
     }
 }

@@ -131,8 +131,7 @@ async fn handle(
                 &store,
                 &id,
                 MigrationState::Created,
-                Operation::Start,
-                false,
+                operator::Ask::new(Operation::Start, false),
                 &by,
             )?)
         })

@@ -1,16 +1,20 @@
 //! Lifecycle operations and gate decisions.
 //!
 //! Each operation is first judged by the lifecycle (`engine::operation::path`; 409 with the
-//! allowed transitions when illegal) and recorded as an `operator_request` event (who, what,
-//! when, comment: the audit trail). Then: a migration another driver holds gets the request
-//! and its driver carries pause, cancel or rollback out (as with the CLI); otherwise this
-//! server attaches a driver of its own. The answer is 200 with the status once the operation
-//! has taken effect, or 202 when it is still under way after a short wait.
+//! allowed transitions when illegal), then follows the operator protocol of
+//! [`crate::operator::protocol`], which the CLI follows too: recorded as an `operator_request`
+//! event (who, what, when, comment: the audit trail); a migration another driver holds gets
+//! the request and its driver carries pause, cancel or rollback out, otherwise this server
+//! attaches a driver of its own; then it is followed until its effect shows (refused if the
+//! driver moved the migration on first, taken over if the driver stopped without acting).
+//! Only the waiting (the store's change notifications) and the attaching (a background
+//! driver) are this module's. The answer is 200 with the status once the operation has
+//! taken effect, or 202 when it is still under way after a short wait.
 
 use super::{AppState, blocking, body, load};
 use crate::engine::{Attach, Interrupted, operation};
-use crate::event::{Decision, EventKind, MigrationId, Operation};
-use crate::operator::{self, Requester};
+use crate::event::{Decision, MigrationId, Operation};
+use crate::operator::{self, Ask, Progress, Requester};
 use crate::server::auth::{Approver, Caller, Operator};
 use crate::server::error::ApiError;
 use crate::store::Migration;
@@ -121,7 +125,7 @@ async fn operate(
             "`rollback` is only for cancel (`DELETE /v1/migrations/{id}`); to roll back and end failed, use `POST /v1/migrations/{id}/rollback`".into(),
         ));
     }
-    let rollback = body.rollback == Some(true);
+    let ask = Ask::new(op, body.rollback == Some(true));
     let m = load(state, id)?;
     let driven = state.store.driver(&m.id)?.is_some();
     check(op, &m, driven)?;
@@ -134,24 +138,21 @@ async fn operate(
                 local,
                 comment: comment.as_deref(),
             };
-            Ok(operator::request(&store, &mid, from, op, rollback, &by)?)
+            Ok(operator::request(&store, &mid, from, ask, &by)?)
         })
         .await?
     };
-    let carried_by_driver = driven
-        && matches!(
-            op,
-            Operation::Pause | Operation::Cancel | Operation::Rollback
-        );
-    if !carried_by_driver {
+    // The driver carries pause, cancel and rollback out; otherwise this server attaches one.
+    let attach_here = !(driven && ask.for_driver());
+    if attach_here {
         let how = match (op, body.interrupted) {
             (Operation::Resume, Some(Choice::Retry)) => Attach::Resume(Some(Interrupted::Retry)),
             (Operation::Resume, Some(Choice::Skip)) => Attach::Resume(Some(Interrupted::Skip)),
-            _ => operator::attach_for(op, rollback),
+            _ => ask.attach(),
         };
         state.drivers.attach(&m.id, how, &caller.name).await?;
     }
-    let took_effect = wait_for_effect(state, &m.id, op, rollback, asked, &caller.name).await?;
+    let took_effect = wait_for_effect(state, &m.id, ask, asked, &caller.name, attach_here).await?;
     let status = if took_effect {
         StatusCode::OK
     } else {
@@ -163,64 +164,32 @@ async fn operate(
     Ok((status, Json(view::status(&m, &steps, driver.as_ref()))))
 }
 
-/// Waits (bounded) until the events after seq `asked` show the operation done: pause,
-/// cancel and rollback by their outcome, the others by a driver attaching for them. A driver
-/// that moved the migration on before acting on a request is a refusal; one that stopped
-/// without acting leaves the work to this server.
+/// Follows the request of seq `asked` (bounded) by the operator protocol
+/// ([`operator::progress`]), waiting on the store's change notifications between looks:
+/// true once it took effect, false when still under way at the deadline. `took_over`: this
+/// server already attached a driver for it.
 async fn wait_for_effect(
     state: &AppState,
     id: &MigrationId,
-    op: Operation,
-    rollback: bool,
+    ask: Ask,
     asked: i64,
     who: &str,
+    mut took_over: bool,
 ) -> Result<bool, ApiError> {
     let deadline = Instant::now() + EFFECT_WAIT;
     let mut changes = state.changes.subscribe();
-    let mut took_over = false;
     loop {
-        let now = state.store.migration(id)?.map(|m| m.state);
-        let events = state.store.events(id, asked)?;
-        let done = match op {
-            Operation::Pause | Operation::Cancel | Operation::Rollback => {
-                operator::done(&events, op).is_some()
+        let seen = operator::observe(&state.store, id, asked)?;
+        match operator::progress(ask, &seen, took_over) {
+            Progress::Done(_) => return Ok(true),
+            Progress::Refused(moved_on) => return Err(moved_on.into()),
+            Progress::TakeOver(how) => {
+                // The driver stopped without acting on the request: carry it out here.
+                took_over = true;
+                state.drivers.attach(id, how, who).await?;
+                continue;
             }
-            _ => events.iter().any(|e| e.kind == EventKind::DriverAttached),
-        };
-        if done {
-            return Ok(true);
-        }
-        if let Some(Err(refused)) = now.map(|s| operation::path(op, s))
-            && matches!(
-                op,
-                Operation::Pause | Operation::Cancel | Operation::Rollback
-            )
-            && !events.iter().any(|e| e.kind == EventKind::DriverAttached)
-        {
-            return Err(ApiError::IllegalTransition {
-                detail: format!(
-                    "{refused} — its driver moved the migration on before acting on the {op} request"
-                ),
-                state: refused.state,
-                allowed: refused.allowed_transitions().to_vec(),
-                operations: refused.possible(),
-            });
-        }
-        if !took_over
-            && matches!(
-                op,
-                Operation::Pause | Operation::Cancel | Operation::Rollback
-            )
-            && state.store.driver(id)?.is_none()
-            && !events.iter().any(|e| e.kind == EventKind::DriverAttached)
-        {
-            // The driver stopped without acting on the request: carry it out here.
-            took_over = true;
-            state
-                .drivers
-                .attach(id, operator::attach_for(op, rollback), who)
-                .await?;
-            continue;
+            Progress::Wait => {}
         }
         tokio::select! {
             changed = changes.changed() => {

@@ -1,0 +1,198 @@
+//! The operator protocol, owned here for the CLI and the server alike. A lifecycle operation
+//! on a migration is first *recorded* ([`request`]: an `operator_request` event, the audit
+//! trail of who asked what and, for pause, cancel and rollback, what a driving process acts
+//! on), then *followed* until its effect shows in the events after it. Two things can keep
+//! the effect from ever showing, and both are decided here too: the driver moved the
+//! migration on before acting (the operation is no longer possible: a refusal, [`MovedOn`]),
+//! or the driver stopped without acting (no live process holds the lease: the caller takes
+//! the migration over and carries the operation out itself).
+//!
+//! [`progress`] is that decision, a pure function of what the caller [`observe`]d; it reads
+//! nothing and waits for nothing. The CLI (`cli::decide`) polls, blocking, and drives a
+//! migration it takes over in the foreground; the server (`server::routes::lifecycle`) waits
+//! on the store's change notifications and attaches a driver in the background. That is all
+//! they do differently.
+
+use super::Requester;
+use crate::engine::Attach;
+use crate::engine::operation::{self, Refused};
+use crate::event::{Event, EventKind, MigrationId, MigrationState, NewEvent, Operation};
+use crate::store::{Batch, Store, StoreError};
+use serde_json::{Value as Json, json};
+
+/// An operation as an operator asked for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ask {
+    pub op: Operation,
+    /// A cancel's `--rollback`: roll back what succeeded, then cancel.
+    pub rollback: bool,
+}
+
+impl Ask {
+    /// `op`, with `rollback` kept only for a cancel (no other operation has it).
+    pub fn new(op: Operation, rollback: bool) -> Ask {
+        Ask {
+            op,
+            rollback: rollback && op == Operation::Cancel,
+        }
+    }
+
+    /// Whether a process that drives the migration carries the operation out when asked:
+    /// pause, cancel and rollback act on a migration as it runs. Start, resume and retry need
+    /// a driver of the caller's own (the engine refuses them while another process drives).
+    pub fn for_driver(self) -> bool {
+        matches!(
+            self.op,
+            Operation::Pause | Operation::Cancel | Operation::Rollback
+        )
+    }
+
+    /// How a driver attaches to carry the operation out itself.
+    pub fn attach(self) -> Attach {
+        match self.op {
+            Operation::Start => Attach::Start,
+            Operation::Resume => Attach::Resume(None),
+            Operation::Retry => Attach::Retry,
+            Operation::Pause => Attach::Pause,
+            Operation::Cancel if self.rollback => Attach::CancelRollback,
+            Operation::Cancel => Attach::Cancel,
+            Operation::Rollback => Attach::Rollback,
+        }
+    }
+}
+
+/// Records an `operator_request` for `ask`, committed only while the migration is still in
+/// `state`; returns the event's seq, after which [`observe`] looks for its effect.
+pub fn request(
+    store: &Store,
+    id: &MigrationId,
+    state: MigrationState,
+    ask: Ask,
+    by: &Requester<'_>,
+) -> Result<i64, StoreError> {
+    let mut data = json!({ "op": ask.op, "by": by.who, "local": by.local });
+    if let Some(obj) = data.as_object_mut() {
+        if let Some(comment) = by.comment {
+            obj.insert("comment".into(), Json::String(comment.to_owned()));
+        }
+        if ask.rollback {
+            obj.insert("rollback".into(), Json::Bool(true));
+        }
+    }
+    let batch = Batch {
+        expect_state: Some(state),
+        events: vec![NewEvent::new(EventKind::OperatorRequest, data)],
+        ..Batch::default()
+    };
+    let committed = store.commit(id, batch)?;
+    Ok(committed.seqs.first().copied().unwrap_or(0))
+}
+
+/// How an operation was carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    Paused,
+    /// Also a `cancel --rollback`: it ends cancelled whether or not its rollback stopped.
+    Cancelled,
+    /// `ok` is false when a rollback action failed and the rollback stopped there.
+    RolledBack {
+        ok: bool,
+    },
+    /// Start, resume or retry: a driver attached for it.
+    Attached,
+}
+
+/// Whether `op` was carried out by `events` (those after the request, or after the caller
+/// began carrying it out): a pause or cancel when the migration became paused or cancelled,
+/// a rollback when it finished, the others when a driver attached.
+pub fn done(events: &[Event], op: Operation) -> Option<Done> {
+    let became = |target: MigrationState| {
+        events.iter().any(|e| {
+            e.kind == EventKind::StateChanged
+                && e.data.get("to").and_then(|t| t.as_str()) == Some(target.as_str())
+        })
+    };
+    match op {
+        Operation::Rollback => events
+            .iter()
+            .find(|e| e.kind == EventKind::RollbackFinished)
+            .map(|e| Done::RolledBack {
+                ok: e.data.get("ok") != Some(&Json::Bool(false)),
+            }),
+        Operation::Pause => became(MigrationState::Paused).then_some(Done::Paused),
+        Operation::Cancel => became(MigrationState::Cancelled).then_some(Done::Cancelled),
+        Operation::Start | Operation::Resume | Operation::Retry => events
+            .iter()
+            .any(|e| e.kind == EventKind::DriverAttached)
+            .then_some(Done::Attached),
+    }
+}
+
+/// What a caller saw of the migration after its request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    /// The migration's state, read before the events so that it is never newer than they
+    /// show (`None`: the migration could not be read).
+    pub state: Option<MigrationState>,
+    /// The events after the request.
+    pub events: Vec<Event>,
+    /// Whether a live process holds the migration's lease.
+    pub driven: bool,
+}
+
+/// Looks at the migration after the request of seq `asked`.
+pub fn observe(store: &Store, id: &MigrationId, asked: i64) -> Result<Observed, StoreError> {
+    let state = store.migration(id)?.map(|m| m.state);
+    let events = store.events(id, asked)?;
+    let driven = store.driver(id)?.is_some();
+    Ok(Observed {
+        state,
+        events,
+        driven,
+    })
+}
+
+/// Where a followed request stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Its effect shows.
+    Done(Done),
+    /// The driver moved the migration on before acting: the operation is no longer possible.
+    Refused(MovedOn),
+    /// No live process drives the migration and the request was not carried out: the
+    /// caller attaches this way and carries it out itself.
+    TakeOver(Attach),
+    /// Still under way: look again after the next change.
+    Wait,
+}
+
+/// The one decision of the protocol: how the request `ask` stands, given what the caller
+/// `seen` and whether it already attached a driver of its own for the request (`took_over`:
+/// having taken the migration on, its own driver walks the operation's path, which is
+/// neither a refusal nor a reason to attach again).
+pub fn progress(ask: Ask, seen: &Observed, took_over: bool) -> Progress {
+    if let Some(done) = done(&seen.events, ask.op) {
+        return Progress::Done(done);
+    }
+    if !ask.for_driver() || took_over {
+        return Progress::Wait;
+    }
+    if let Some(Err(refused)) = seen.state.map(|s| operation::path(ask.op, s)) {
+        return Progress::Refused(MovedOn { refused });
+    }
+    if !seen.driven {
+        return Progress::TakeOver(ask.attach());
+    }
+    Progress::Wait
+}
+
+/// A request its driver did not carry out: it moved the migration on first (the execute
+/// phase ended, a rollback ran), so the operation is no longer possible.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{refused} — its driver moved the migration on before acting on the {op} request", op = refused.op)]
+pub struct MovedOn {
+    pub refused: Refused,
+}
+
+#[cfg(test)]
+mod tests;
