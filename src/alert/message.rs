@@ -18,11 +18,12 @@
 use super::payload;
 use super::summary::{Facts, facts};
 use crate::event::Event;
-use crate::runbook::model::{ChannelKind, Runbook, WebhookFormat};
-use crate::runbook::render::{Escape, Masker, Renderer};
+use crate::runbook::model::{ChannelKind, Runbook, Text, WebhookFormat};
+use crate::runbook::render::{Escape, Masker, Renderer, Values};
 use crate::store::{Delivery, Migration, StepRow};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
+use std::sync::LazyLock;
 
 /// A message ready to send, as stored with its delivery.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,9 +77,16 @@ pub fn event_id(delivery: &Delivery) -> String {
     format!("{}:{}", delivery.migration, delivery.event_seq)
 }
 
-const DEFAULT_SUBJECT: &str = "[sensei] {{runbook.name}} {{migration.id}}: {{event}}{{#if alert.step}} ({{alert.step}}){{/if}}";
+// The texts of a channel that writes none of its own, typed like a runbook's.
+static DEFAULT_SUBJECT: LazyLock<Text> = LazyLock::new(|| {
+    Text::new(
+        "[sensei] {{runbook.name}} {{migration.id}}: {{event}}{{#if alert.step}} ({{alert.step}}){{/if}}",
+    )
+});
 
-const DEFAULT_TEXT: &str = "{{alert.summary}}
+static DEFAULT_TEXT: LazyLock<Text> = LazyLock::new(|| {
+    Text::new(
+        "{{alert.summary}}
 
 Migration: {{migration.id}}
 Runbook:   {{runbook.name}}
@@ -91,9 +99,13 @@ Last output of {{alert.step}}:
 {{#each alert.logs}}  {{this}}
 {{/each}}{{/if}}{{#if alert.link}}
 {{alert.link}}
-{{/if}}";
+{{/if}}",
+    )
+});
 
-const DEFAULT_HTML: &str = "<p>{{alert.summary}}</p>
+static DEFAULT_HTML: LazyLock<Text> = LazyLock::new(|| {
+    Text::new(
+        "<p>{{alert.summary}}</p>
 <table>
 <tr><td>Migration</td><td>{{migration.id}}</td></tr>
 <tr><td>Runbook</td><td>{{runbook.name}}</td></tr>
@@ -106,7 +118,9 @@ const DEFAULT_HTML: &str = "<p>{{alert.summary}}</p>
 <pre>{{#each alert.logs}}{{this}}
 {{/each}}</pre>
 {{/if}}{{#if alert.link}}<p><a href=\"{{alert.link}}\">{{alert.link}}</a></p>
-{{/if}}";
+{{/if}}",
+    )
+});
 
 /// Why a message could not be rendered: the delivery fails for good (retrying renders the
 /// same). The text is masked.
@@ -129,11 +143,11 @@ pub fn render(src: &Source<'_>, renderer: &Renderer) -> Result<Message, RenderFa
             ))
         })?;
     let facts = facts(src);
-    let ctx = context(src, &facts);
+    let values = Values::new(context(src, &facts));
     let mask = |s: String| src.masker.mask(&s).into_owned();
-    let text = |template: &str, escape: Escape| {
-        renderer
-            .render(template, &ctx, escape)
+    let text = |template: &Text, escape: Escape| {
+        template
+            .render(renderer, &values, escape)
             .map(mask)
             .map_err(|e| RenderFailed(mask(format!("channel `{}`: {e}", src.delivery.channel))))
     };
@@ -147,14 +161,14 @@ pub fn render(src: &Source<'_>, renderer: &Renderer) -> Result<Message, RenderFa
             html,
         } => {
             let escape = if *html { Escape::Html } else { Escape::None };
-            let default_body = if *html { DEFAULT_HTML } else { DEFAULT_TEXT };
-            let subject = text(subject.as_deref().unwrap_or(DEFAULT_SUBJECT), Escape::None)?;
+            let default_body = if *html { &DEFAULT_HTML } else { &DEFAULT_TEXT };
+            let subject = text(subject.as_ref().unwrap_or(&DEFAULT_SUBJECT), Escape::None)?;
             Message::Email {
                 to: to.clone(),
                 cc: cc.clone(),
                 // A header holds one line.
                 subject: subject.replace(['\r', '\n'], " "),
-                body: text(body.as_deref().unwrap_or(default_body), escape)?,
+                body: text(body.as_ref().unwrap_or(default_body), escape)?,
                 html: *html,
                 event_id,
             }

@@ -69,7 +69,7 @@ impl Driver {
         let step = self.graph.step(&self.runbook, node).clone();
         if let Some(when) = &step.when {
             self.focus(node);
-            match self.renderer.render_bool_in(when, self.ctx.values()) {
+            match when.render_bool(&self.renderer, self.ctx.values()) {
                 Ok(true) => {}
                 Ok(false) => {
                     self.skip(node, "`when` rendered false");
@@ -89,7 +89,7 @@ impl Driver {
             Action::Gate(gate) => self.open_gate(node, gate),
             Action::Check(template) if step.poll.is_none() => {
                 self.focus(node);
-                match self.renderer.render_bool_in(template, self.ctx.values()) {
+                match template.render_bool(&self.renderer, self.ctx.values()) {
                     Ok(true) => self.succeed_at_once(node),
                     Ok(false) => {
                         self.fail_at_start(node, format!("check `{template}` rendered false"))
@@ -276,7 +276,7 @@ impl Driver {
             );
         };
         self.focus(node);
-        let items = match self.renderer.render_value_in(template, self.ctx.values()) {
+        let items = match template.render_value(&self.renderer, self.ctx.values()) {
             Ok(Json::Array(items)) => items,
             Ok(other) => {
                 return self.fail_at_start(

@@ -17,7 +17,7 @@ use crate::plan;
 use crate::process::StepEnv;
 use crate::runbook::model::Runbook;
 use crate::runbook::params::Params;
-use crate::runbook::render::{self, Escape, Masker, Renderer};
+use crate::runbook::render::{self, Escape, Masker, Renderer, Values};
 use crate::store::{Batch, Migration, NewMigration, Store};
 use chrono::Utc;
 use serde_json::{Value as Json, json};
@@ -250,18 +250,14 @@ fn build(
         migration.created_at,
         migration.state.as_str(),
     );
-    let base = ctx.base();
+    let base = Values::new(ctx.base());
     let env = runbook
         .env
         .iter()
         .map(|(k, v)| {
-            let value = if v.contains("{{") {
-                renderer
-                    .render(v, &base, Escape::None)
-                    .map_err(|e| EngineError::Env(e.to_string()))?
-            } else {
-                v.clone()
-            };
+            let value = v
+                .render(&renderer, &base, Escape::None)
+                .map_err(|e| EngineError::Env(e.to_string()))?;
             Ok((k.clone(), value))
         })
         .collect::<Result<Vec<_>, EngineError>>()?;

@@ -5,6 +5,7 @@
 
 use super::actions::{self, Attempt, Outcome, Prepared};
 use crate::runbook::duration::Duration as Shown;
+use crate::runbook::model::Text;
 use crate::runbook::render::{Renderer, Values};
 use crate::store::LogStream;
 use serde_json::{Value as Json, json};
@@ -15,7 +16,7 @@ use tokio::sync::watch;
 /// A polling check, rendered and ready.
 #[derive(Debug, Clone)]
 pub struct Poll {
-    pub template: String,
+    pub template: Text,
     /// The step's template context; `probe.outputs` is added at each evaluation.
     pub ctx: Json,
     pub renderer: Arc<Renderer>,
@@ -98,7 +99,7 @@ pub async fn run(poll: Poll, attempt: &Attempt, cancel: watch::Receiver<bool>) -
             }
         }
         let holds = if probe_ok {
-            match poll.renderer.render_bool_in(&poll.template, &values) {
+            match poll.template.render_bool(&poll.renderer, &values) {
                 Ok(holds) => holds,
                 Err(e) => {
                     return Outcome::Failed {

@@ -5,7 +5,7 @@
 use super::actions::Prepared;
 use super::driver::Driver;
 use super::poll::Poll;
-use crate::runbook::model::{Action, Http, Probe};
+use crate::runbook::model::{Action, Http, Probe, Text};
 use crate::runbook::render::{Escape, Values};
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ impl Driver {
         json_outputs: bool,
     ) -> Result<Prepared, String> {
         let renders = match action {
-            Action::Run(cmd) => cmd.contains("{{"),
+            Action::Run(command) => command.is_template(),
             Action::Http(_) | Action::Check(_) => true,
             Action::Wait(_) | Action::Gate(_) => false,
         };
@@ -66,17 +66,13 @@ impl Driver {
 
     fn prepare_run(
         &self,
-        command: &str,
+        command: &Text,
         ctx: &Values,
         json_outputs: bool,
     ) -> Result<Prepared, String> {
-        let command = if command.contains("{{") {
-            self.renderer
-                .render_in(command, ctx, Escape::Shell)
-                .map_err(|e| format!("the command cannot be rendered: {e}"))?
-        } else {
-            command.to_owned()
-        };
+        let command = command
+            .render(&self.renderer, ctx, Escape::Shell)
+            .map_err(|e| format!("the command cannot be rendered: {e}"))?;
         Ok(Prepared::Run {
             command,
             env: self.env.clone(),
@@ -85,9 +81,8 @@ impl Driver {
     }
 
     fn prepare_http(&self, node: usize, http: &Http, ctx: &Values) -> Result<Prepared, String> {
-        let text = |t: &str| {
-            self.renderer
-                .render_in(t, ctx, Escape::None)
+        let text = |t: &Text| {
+            t.render(&self.renderer, ctx, Escape::None)
                 .map_err(|e| format!("the request cannot be rendered: {e}"))
         };
         let url = text(&http.url)?;
@@ -98,8 +93,7 @@ impl Driver {
             .collect::<Result<Vec<_>, String>>()?;
         let body = match &http.body {
             Some(body) => Some(
-                self.renderer
-                    .render_json_in(body, ctx)
+                body.render(&self.renderer, ctx)
                     .map_err(|e| format!("the request body cannot be rendered: {e}"))?,
             ),
             None => None,

@@ -139,15 +139,14 @@ impl Driver {
     /// A step's rollback command, rendered.
     fn undo_command(&mut self, node: usize) -> Result<String, String> {
         let step = self.graph.step(&self.runbook, node);
-        let Some(template) = step.rollback.clone() else {
+        let Some(command) = step.rollback.clone() else {
             return Err("the step has no rollback command".into());
         };
-        if !template.contains("{{") {
-            return Ok(template);
+        if command.is_template() {
+            self.focus(node);
         }
-        self.focus(node);
-        self.renderer
-            .render_in(&template, self.ctx.values(), Escape::Shell)
+        command
+            .render(&self.renderer, self.ctx.values(), Escape::Shell)
             .map_err(|e| format!("the rollback command cannot be rendered: {e}"))
     }
 

@@ -4,7 +4,7 @@
 //! graph), with the same names.
 
 use super::{PlanError, PlanStep};
-use crate::runbook::model::{ForEach, Runbook};
+use crate::runbook::model::{ForEach, Runbook, Text};
 use crate::runbook::params::Params;
 use crate::runbook::render::{MASK, Masker};
 use crate::runbook::template;
@@ -100,11 +100,10 @@ fn distinct(step: &str, items: &[Json], labels: &[String]) -> Result<(), PlanErr
 fn static_items(
     runbook: &Runbook,
     step: &str,
-    text: &str,
+    text: &Text,
     params: &Params,
 ) -> Result<Option<(Vec<Json>, bool)>, PlanError> {
-    let analysis = template::analyze(text.trim()).ok();
-    let Some(path) = analysis.and_then(|a| a.paths.into_iter().next()) else {
+    let Some(path) = text.paths().into_iter().next() else {
         return Ok(None);
     };
     let segments = template::segments(&path);

@@ -7,7 +7,7 @@
 //! the model is only returned when there is no error at all.
 
 use super::check_templates::Scope;
-use super::model::{Param, Retry, Runbook};
+use super::model::{Param, Retry, Runbook, Text};
 use super::raw::{OnFailure, ParamType, RawParam, RawRetry, RawRunbook};
 use super::source::Source;
 use super::wrappers::{Entries, Recover, Spanned};
@@ -116,7 +116,7 @@ pub fn check(
             .iter()
             .map(|(k, v)| {
                 c.template(&v.value, v.span, &scope);
-                (k.value.clone(), v.value.clone())
+                (k.value.clone(), Text::new(v.value.as_str()))
             })
             .collect(),
         None => Vec::new(),

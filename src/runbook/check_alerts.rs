@@ -3,7 +3,7 @@
 
 use super::check::Checker;
 use super::check_templates::Scope;
-use super::model::{Alerts, Channel, ChannelKind, Param, Rule};
+use super::model::{Alerts, Channel, ChannelKind, Param, Rule, Text};
 use super::raw::{RawAlerts, RawChannel, RawRule};
 use super::wrappers::{Entries, Recover, Spanned};
 use crate::diag;
@@ -93,8 +93,8 @@ impl Checker<'_> {
                 Some(ChannelKind::Email {
                     to: email.to.value.iter().map(|a| a.value.clone()).collect(),
                     cc: email.cc.iter().map(|a| a.value.clone()).collect(),
-                    subject: email.subject.as_ref().map(|s| s.value.clone()),
-                    body: email.body.as_ref().map(|s| s.value.clone()),
+                    subject: email.subject.as_ref().map(|s| Text::new(s.value.as_str())),
+                    body: email.body.as_ref().map(|s| Text::new(s.value.as_str())),
                     html: email.html.unwrap_or(false),
                 })
             }
@@ -113,12 +113,12 @@ impl Checker<'_> {
                     self.template(&value.value, value.span, scope);
                 }
                 Some(ChannelKind::Webhook {
-                    url: url.clone(),
+                    url: Text::new(url.as_str()),
                     format: hook.format.unwrap_or_default(),
                     secret_env: hook.secret_env.as_ref().map(|s| s.value.clone()),
                     headers: headers
                         .iter()
-                        .map(|(k, v)| (k.value.clone(), v.value.clone()))
+                        .map(|(k, v)| (k.value.clone(), Text::new(v.value.as_str())))
                         .collect(),
                 })
             }

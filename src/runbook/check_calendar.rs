@@ -5,7 +5,7 @@
 use super::check::{Checker, article, valid_env_name, valid_name, value_has_type};
 use super::check_templates::Scope;
 use super::duration::Duration;
-use super::model::{Param, Schedule, Trigger, Window};
+use super::model::{JsonText, Param, Schedule, Trigger, Window};
 use super::raw::{RawSchedule, RawTrigger, RawWindow};
 use super::wrappers::{Entries, Recover, Spanned};
 use crate::diag;
@@ -96,7 +96,7 @@ impl Checker<'_> {
             .iter()
             .filter_map(|s| s.0.as_ref())
         {
-            let values = self.param_values(raw.params.as_ref(), params, &scope);
+            let values = self.param_values(raw.params.as_ref(), params, &scope, JsonText::new);
             // Secret params cannot be written here (they would be in git); the server has to
             // supply them, so only plain required params are flagged.
             for p in params.iter().filter(|p| p.required && !p.secret) {
@@ -156,7 +156,9 @@ impl Checker<'_> {
                 self.error(raw.secret_env.span, format!("`{}` is not an environment variable name", raw.secret_env.value))
                     .hint = Some("name the variable that holds the key, e.g. `SENSEI_HOOK_DEPLOY`; never the key itself".into());
             }
-            let values = self.param_values(raw.params.as_ref(), params, &scope);
+            // A trigger renders only the values of its params, never their keys.
+            let typed = JsonText::with_keys_as_written;
+            let values = self.param_values(raw.params.as_ref(), params, &scope, typed);
             out.push(Trigger {
                 webhook: hook.value.clone(),
                 secret_env: raw.secret_env.value.clone(),
@@ -166,13 +168,15 @@ impl Checker<'_> {
         out
     }
 
-    /// `params:` of a schedule or trigger: declared names, templates in string values.
+    /// `params:` of a schedule or trigger: declared names, templates in string values; each
+    /// value typed with `typed`.
     fn param_values(
         &mut self,
         values: Option<&Entries<Spanned<serde_json::Value>>>,
         params: &[Param],
         scope: &Scope,
-    ) -> Vec<(String, serde_json::Value)> {
+        typed: fn(&serde_json::Value) -> JsonText,
+    ) -> Vec<(String, JsonText)> {
         let mut out = Vec::new();
         for (name, value) in values.map(|v| v.0.as_slice()).unwrap_or_default() {
             if !params.iter().any(|p| p.name == name.value) && !self.declared("params", &name.value)
@@ -183,12 +187,9 @@ impl Checker<'_> {
                     .hint = Some(hint);
             }
             self.json_templates(&value.value, value.span, scope);
-            let templated = value
-                .value
-                .as_str()
-                .is_some_and(super::template::is_template);
+            let text = typed(&value.value);
             if let Some(p) = params.iter().find(|p| p.name == name.value)
-                && !templated
+                && !text.is_template()
                 && let Err(found) = value_has_type(&value.value, p.kind)
             {
                 self.error(
@@ -200,7 +201,7 @@ impl Checker<'_> {
                     ),
                 );
             }
-            out.push((name.value.clone(), value.value.clone()));
+            out.push((name.value.clone(), text));
         }
         out
     }

@@ -7,7 +7,7 @@
 
 use super::check::Checker;
 use super::duration::Duration;
-use super::model::{Action, Poll, Probe};
+use super::model::{Action, Poll, Probe, Text};
 use super::raw::{OutputsFormat, RawProbe, RawStep};
 use super::wrappers::Spanned;
 use crate::diag::Span;
@@ -136,7 +136,7 @@ impl Checker<'_> {
         let json = p.outputs.as_ref().map(|o| (o.value, o.span));
         match (&p.run, &p.http) {
             (Some(run), None) => Some(CheckedProbe {
-                probe: Probe::Run(run.value.clone()),
+                probe: Probe::Run(Text::new(run.value.as_str())),
                 outputs: json.map(|(format, _)| format),
             }),
             (None, Some(http)) => {
@@ -171,7 +171,7 @@ impl Checker<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::model::{HttpMethod, OutputsFormat, Poll, Probe, Step};
+    use super::super::model::{HttpMethod, JsonText, OutputsFormat, Poll, Probe, Step, Text};
     use super::super::{Checked, load_bytes};
     use super::Duration;
 
@@ -227,7 +227,9 @@ mod tests {
         match poll.probe {
             Some(Probe::Run(command)) => assert_eq!(
                 command,
-                "./scripts/replication-lag.sh --since {{steps.start.outputs.lsn}}"
+                Text::Template(
+                    "./scripts/replication-lag.sh --since {{steps.start.outputs.lsn}}".into()
+                )
             ),
             other => panic!("expected a run probe, got {other:?}"),
         }
@@ -240,7 +242,7 @@ mod tests {
         assert_eq!(step.outputs, Some(OutputsFormat::Json));
         assert!(matches!(
             step.poll.and_then(|p| p.probe),
-            Some(Probe::Run(c)) if c == "./lag.sh --json"
+            Some(Probe::Run(Text::Plain(c))) if c == "./lag.sh --json"
         ));
     }
 
@@ -254,15 +256,16 @@ mod tests {
             panic!("expected an http probe, got {:?}", poll.probe);
         };
         assert_eq!(http.method, HttpMethod::Post);
-        assert_eq!(http.url, "https://{{item}}.replica.internal/health");
+        assert_eq!(
+            http.url.source(),
+            "https://{{item}}.replica.internal/health"
+        );
         assert_eq!(
             http.headers,
-            [("X-Region".to_owned(), "{{item}}".to_owned())]
+            [("X-Region".to_owned(), Text::new("{{item}}"))]
         );
-        assert_eq!(
-            http.body,
-            Some(serde_json::json!({"deep": true, "runbook": "{{runbook.name}}"}))
-        );
+        let body = serde_json::json!({"deep": true, "runbook": "{{runbook.name}}"});
+        assert_eq!(http.body, Some(JsonText::new(&body)));
         assert_eq!(http.expect_status, [200, 503]);
         assert_eq!(http.timeout, Some(d("5s")));
     }

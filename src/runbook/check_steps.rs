@@ -5,7 +5,7 @@ use super::check::Checker;
 use super::check_poll::StepTimeout;
 use super::check_templates::{Scope, StepGraph};
 use super::duration::Duration;
-use super::model::{Action, ForEach, Gate, Http, Param, Retry, Step, Window};
+use super::model::{Action, ForEach, Gate, Http, JsonText, Param, Retry, Step, Text, Window};
 use super::raw::{OutputsFormat, ParamType, Phase, RawHttp, RawStep};
 use super::template;
 use super::wrappers::{Recover, Spanned};
@@ -162,7 +162,7 @@ impl Checker<'_> {
                 .flatten()
                 .map(|n| n.value.clone())
                 .collect(),
-            when: raw.when.as_ref().map(|w| w.value.clone()),
+            when: raw.when.as_ref().map(|w| Text::new(w.value.as_str())),
             for_each,
             pool: raw.pool.as_ref().map(|p| p.value.clone()),
             window: raw.window.as_ref().map(|w| w.value.clone()),
@@ -171,7 +171,7 @@ impl Checker<'_> {
             retry,
             estimate: raw.estimate.as_ref().map(|e| e.value),
             action: action?,
-            rollback: raw.rollback.as_ref().map(|r| r.value.clone()),
+            rollback: raw.rollback.as_ref().map(|r| Text::new(r.value.as_str())),
             // A polling check's `run` probe declares its output format inside `probe`; the
             // step itself has no outputs, so the field says how the probe's are read.
             outputs: raw.outputs.or(probe_outputs),
@@ -182,7 +182,7 @@ impl Checker<'_> {
     fn action(&mut self, raw: &RawStep) -> Option<Action> {
         let mut actions = Vec::new();
         if let Some(run) = &raw.run {
-            actions.push(("run", Action::Run(run.value.clone())));
+            actions.push(("run", Action::Run(Text::new(run.value.as_str()))));
         }
         if let Some(http) = &raw.http {
             actions.push(("http", Action::Http(self.http(&http.value))));
@@ -194,7 +194,7 @@ impl Checker<'_> {
             actions.push(("wait", Action::Wait(wait.value)));
         }
         if let Some(check) = &raw.check {
-            actions.push(("check", Action::Check(check.value.clone())));
+            actions.push(("check", Action::Check(Text::new(check.value.as_str()))));
         }
         match actions.len() {
             1 => actions.pop().map(|(_, a)| a),
@@ -240,14 +240,14 @@ impl Checker<'_> {
         }
         Http {
             method: h.method.unwrap_or_default(),
-            url: h.url.value.clone(),
+            url: Text::new(h.url.value.as_str()),
             headers: h
                 .headers
                 .iter()
                 .flat_map(|e| e.iter())
-                .map(|(k, v)| (k.value.clone(), v.value.clone()))
+                .map(|(k, v)| (k.value.clone(), Text::new(v.value.as_str())))
                 .collect(),
-            body: h.body.clone(),
+            body: h.body.as_ref().map(JsonText::new),
             expect_status: h.expect_status.iter().flatten().map(|s| s.value).collect(),
             timeout: h.timeout.as_ref().map(|t| t.value),
         }
@@ -354,7 +354,7 @@ impl Checker<'_> {
             }
             serde_json::Value::String(text) if is_single_expression(text) => {
                 self.for_each_param_type(text, f.span, params);
-                Some(ForEach::Template(text.clone()))
+                Some(ForEach::Template(Text::new(text.as_str())))
             }
             _ => {
                 self.error(
@@ -419,9 +419,7 @@ impl Checker<'_> {
             let scope = Scope::rollback(params, &step.id, has_item, graph);
             self.template(&rollback.value, rollback.span, &scope);
         }
-        if let Some(check) = &raw.check
-            && !super::template::is_template(&check.value)
-        {
+        if let (Some(check), Action::Check(Text::Plain(_))) = (&raw.check, &step.action) {
             self.warning(
                 check.span,
                 "this check has no template, so its result never changes",

@@ -161,9 +161,12 @@ impl<'a> Scope<'a> {
 }
 
 impl Checker<'_> {
-    /// Checks one template string written at `span`.
+    /// Checks one string written at `span`, if it is a template (by the rule [`Text::new`]
+    /// types it with).
+    ///
+    /// [`Text::new`]: super::text::Text::new
     pub(crate) fn template(&mut self, text: &str, span: Span, scope: &Scope) {
-        if !template::is_template(text) {
+        if !super::text::is_template(text) {
             return;
         }
         let analysis = match template::analyze(text) {

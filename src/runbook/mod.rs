@@ -1,7 +1,8 @@
 //! Runbooks: YAML text in, a checked [`Runbook`] or positioned diagnostics out.
 //!
 //! The pipeline is `yaml` (text to a positioned node tree) -> `node_de` + `raw` (the format's
-//! serde types, every error recorded) -> `check` (semantic rules, all in one pass) -> `model`.
+//! serde types, every error recorded) -> `check` (semantic rules, all in one pass) -> `model`,
+//! whose every field that may hold a template is a [`text::Text`] (or [`text::JsonText`]).
 
 mod check;
 mod check_alerts;
@@ -20,6 +21,7 @@ pub mod raw;
 pub mod render;
 mod source;
 pub mod template;
+pub mod text;
 mod wrappers;
 mod yaml;
 

@@ -2,7 +2,8 @@
 //!
 //! Later stages (plan, engine, server) hold only these types, so they never see unchecked
 //! input: every reference resolves, every duration, cron and zone is parsed, and every step has
-//! exactly one action.
+//! exactly one action. Every field that may hold a template is a [`Text`] (or a [`JsonText`]),
+//! typed plain or template when the runbook is loaded.
 
 use super::cron::{CronExpr, TimeZone};
 use super::duration::Duration;
@@ -10,6 +11,7 @@ pub use super::raw::{
     CatchUp, HttpMethod, OnClose, OnFailure, OnTimeout, OutputsFormat, Overlap, ParamType, Phase,
     WebhookFormat,
 };
+pub use super::text::{JsonText, Text};
 use serde_json::Value as Json;
 
 #[derive(Debug, Clone)]
@@ -17,7 +19,7 @@ pub struct Runbook {
     pub name: String,
     pub description: Option<String>,
     pub params: Vec<Param>,
-    pub env: Vec<(String, String)>,
+    pub env: Vec<(String, Text)>,
     pub concurrency: Option<u32>,
     pub pools: Vec<(String, u32)>,
     pub on_failure: OnFailure,
@@ -86,7 +88,7 @@ pub struct Window {
 pub struct Schedule {
     pub cron: CronExpr,
     pub timezone: TimeZone,
-    pub params: Vec<(String, Json)>,
+    pub params: Vec<(String, JsonText)>,
     pub overlap: Overlap,
     pub catch_up: CatchUp,
 }
@@ -95,7 +97,8 @@ pub struct Schedule {
 pub struct Trigger {
     pub webhook: String,
     pub secret_env: String,
-    pub params: Vec<(String, Json)>,
+    /// Keys as written; only values are rendered.
+    pub params: Vec<(String, JsonText)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -115,15 +118,15 @@ pub enum ChannelKind {
     Email {
         to: Vec<String>,
         cc: Vec<String>,
-        subject: Option<String>,
-        body: Option<String>,
+        subject: Option<Text>,
+        body: Option<Text>,
         html: bool,
     },
     Webhook {
-        url: String,
+        url: Text,
         format: WebhookFormat,
         secret_env: Option<String>,
-        headers: Vec<(String, String)>,
+        headers: Vec<(String, Text)>,
     },
 }
 
@@ -140,7 +143,7 @@ pub struct Step {
     pub description: Option<String>,
     pub phase: Phase,
     pub needs: Vec<String>,
-    pub when: Option<String>,
+    pub when: Option<Text>,
     pub for_each: Option<ForEach>,
     pub pool: Option<String>,
     pub window: Option<String>,
@@ -149,7 +152,7 @@ pub struct Step {
     pub retry: Retry,
     pub estimate: Option<Duration>,
     pub action: Action,
-    pub rollback: Option<String>,
+    pub rollback: Option<Text>,
     /// How a `run` step's outputs are read; on a polling check, its `run` probe's (written
     /// `probe: { run: ..., outputs: json }`: the check step itself has no outputs).
     pub outputs: Option<OutputsFormat>,
@@ -170,7 +173,7 @@ pub struct Poll {
 /// What a polling check runs before each evaluation.
 #[derive(Debug, Clone)]
 pub enum Probe {
-    Run(String),
+    Run(Text),
     Http(Http),
 }
 
@@ -180,16 +183,16 @@ pub enum ForEach {
     /// Written as a list in the runbook.
     List(Vec<Json>),
     /// A template naming a list (params are known at plan time, step outputs only at run time).
-    Template(String),
+    Template(Text),
 }
 
 #[derive(Debug, Clone)]
 pub enum Action {
-    Run(String),
+    Run(Text),
     Http(Http),
     Gate(Gate),
     Wait(Duration),
-    Check(String),
+    Check(Text),
 }
 
 impl Action {
@@ -207,9 +210,9 @@ impl Action {
 #[derive(Debug, Clone)]
 pub struct Http {
     pub method: HttpMethod,
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Option<Json>,
+    pub url: Text,
+    pub headers: Vec<(String, Text)>,
+    pub body: Option<JsonText>,
     /// Empty means any 2xx.
     pub expect_status: Vec<u16>,
     pub timeout: Option<Duration>,

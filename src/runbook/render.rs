@@ -1,9 +1,12 @@
 //! Rendering templates at run time: strict, typed, and escaped for where the output lands.
+//! Runbook text reaches the renderer through [`Text`](super::text::Text) and
+//! [`JsonText`](super::text::JsonText), which decided when
+//! the runbook was loaded whether there is anything to render.
 //!
 //! - **Strict.** A path that resolves to nothing is an error naming it, never an empty string;
 //!   so is printing a `null`. `default` is the way to accept a missing value.
 //! - **Typed.** A template that is exactly one `{{...}}` yields the value with its type
-//!   ([`Renderer::render_value`]); that is how `for_each` gets a list and an HTTP body keeps
+//!   ([`Text::render_value`](super::text::Text::render_value)); that is how `for_each` gets a list and an HTTP body keeps
 //!   numbers numbers. Anything else renders to text; lists and objects print as compact JSON.
 //! - **Escaped per context** ([`Escape`]). In shell commands each value is quoted for the spot
 //!   it lands in (a bare word, `"..."`, `'...'`, a here-document; see `render/shell.rs`), so a
@@ -25,10 +28,9 @@ pub use error::RenderError;
 use error::{compile_error, excerpt, explain, expression_at, shown_value};
 pub use mask::{MASK, MIN_FRAGMENT, Masker, secret_values};
 
-use crate::runbook::template;
 use handlebars::template::Template;
 use handlebars::{Context, Handlebars, RenderContext, Renderable, StringOutput};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -53,8 +55,9 @@ pub enum Escape {
 }
 
 /// The values templates read (`params`, `steps`, ...), held the way handlebars reads them.
-/// Rendering against a plain JSON value copies it first; a caller rendering many templates
-/// against nearly the same values keeps one `Values` and changes it in place.
+/// Build them once for the texts rendered together (a message, a request); a caller
+/// rendering many templates against nearly the same values keeps one `Values` and changes it
+/// in place.
 #[derive(Debug)]
 pub struct Values(Context);
 
@@ -107,61 +110,38 @@ impl Renderer {
         }
     }
 
-    /// Renders `template` to text, escaping values for `escape`.
-    pub fn render(
+    /// Renders template source to text, escaping values for `escape`. Plain text never gets
+    /// here: [`Text::render`](super::text::Text::render) is the way in.
+    pub(super) fn template(
         &self,
-        template: &str,
-        ctx: &Value,
-        escape: Escape,
-    ) -> Result<String, RenderError> {
-        if !template::is_template(template) {
-            return Ok(template.to_owned());
-        }
-        self.render_in(template, &Values::new(ctx.clone()), escape)
-    }
-
-    /// [`render`](Self::render) against values built once for many templates.
-    pub fn render_in(
-        &self,
-        template: &str,
+        source: &str,
         values: &Values,
         escape: Escape,
     ) -> Result<String, RenderError> {
-        if !template::is_template(template) {
-            return Ok(template.to_owned());
-        }
-        let compiled = self.compiled(template, escape)?;
+        let compiled = self.compiled(source, escape)?;
         let mut rc = RenderContext::new(None);
         let mut out = StringOutput::new();
         compiled
             .render(self.registry(escape), &values.0, &mut rc, &mut out)
-            .map_err(|e| explain(&e, template, values.json()))?;
+            .map_err(|e| explain(&e, source, values.json()))?;
         out.into_string().map_err(|e| RenderError::Failed {
-            expr: excerpt(template),
+            expr: excerpt(source),
             reason: e.to_string(),
         })
     }
 
     /// A template that is exactly one `{{...}}` (whitespace around it allowed) yields that
     /// value with its type: a list stays a list, a number a number, `null` stays `null`.
-    /// Any other template renders to a string (without escaping); text without `{{` is
-    /// returned as it is.
-    pub fn render_value(&self, template: &str, ctx: &Value) -> Result<Value, RenderError> {
-        if !template::is_template(template) {
-            return Ok(Value::String(template.to_owned()));
-        }
-        self.render_value_in(template, &Values::new(ctx.clone()))
-    }
-
-    /// [`render_value`](Self::render_value) against values built once for many templates.
-    pub fn render_value_in(&self, template: &str, values: &Values) -> Result<Value, RenderError> {
-        if !template::is_template(template) {
-            return Ok(Value::String(template.to_owned()));
-        }
-        let compiled = self.compiled(template, Escape::None)?;
+    /// Any other template renders to a string (without escaping).
+    pub(super) fn template_value(
+        &self,
+        source: &str,
+        values: &Values,
+    ) -> Result<Value, RenderError> {
+        let compiled = self.compiled(source, Escape::None)?;
         let Some((index, expression)) = compile::single_expression(&compiled) else {
             return self
-                .render_in(template, values, Escape::None)
+                .template(source, values, Escape::None)
                 .map(Value::String);
         };
         let mut rc = RenderContext::new(None);
@@ -170,11 +150,11 @@ impl Renderer {
         let value = result.map_err(|mut e| {
             e.line_no = e.line_no.or(at.map(|p| p.0));
             e.column_no = e.column_no.or(at.map(|p| p.1));
-            explain(&e, template, values.json())
+            explain(&e, source, values.json())
         })?;
         if value.is_value_missing() {
             return Err(RenderError::Missing {
-                expr: expression_at(template, at).unwrap_or_else(|| excerpt(template)),
+                expr: expression_at(source, at).unwrap_or_else(|| excerpt(source)),
                 path: value
                     .relative_path()
                     .cloned()
@@ -182,63 +162,6 @@ impl Renderer {
             });
         }
         Ok(value.value().clone())
-    }
-
-    /// An HTTP JSON body: every string in it (keys too) is rendered with
-    /// [`render_value`](Self::render_value), so values enter the body as JSON values, never
-    /// as text spliced into JSON (a param holding `"}` cannot break out of its string).
-    pub fn render_json(&self, body: &Value, ctx: &Value) -> Result<Value, RenderError> {
-        self.render_json_in(body, &Values::new(ctx.clone()))
-    }
-
-    /// [`render_json`](Self::render_json) against values built once for many templates.
-    pub fn render_json_in(&self, body: &Value, values: &Values) -> Result<Value, RenderError> {
-        Ok(match body {
-            Value::String(s) => self.render_value_in(s, values)?,
-            Value::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .map(|v| self.render_json_in(v, values))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Value::Object(map) => {
-                let mut out = Map::new();
-                for (key, value) in map {
-                    out.insert(
-                        self.render_in(key, values, Escape::None)?,
-                        self.render_json_in(value, values)?,
-                    );
-                }
-                Value::Object(out)
-            }
-            other => other.clone(),
-        })
-    }
-
-    /// For `when` and `check`: the template must yield the boolean `true` or `false`, or
-    /// render to the text `true` or `false` (surrounding whitespace ignored). Anything else —
-    /// `yes`, `1`, an empty string — is an error, not a guess.
-    pub fn render_bool(&self, template: &str, ctx: &Value) -> Result<bool, RenderError> {
-        self.render_bool_in(template, &Values::new(ctx.clone()))
-    }
-
-    /// [`render_bool`](Self::render_bool) against values built once for many templates.
-    pub fn render_bool_in(&self, template: &str, values: &Values) -> Result<bool, RenderError> {
-        let value = self.render_value_in(template, values)?;
-        match &value {
-            Value::Bool(b) => return Ok(*b),
-            Value::String(s) if s.trim() == "true" => return Ok(true),
-            Value::String(s) if s.trim() == "false" => return Ok(false),
-            _ => {}
-        }
-        let got = match &value {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        Err(RenderError::NotBool {
-            template: excerpt(template),
-            got: shown_value(&got),
-        })
     }
 
     fn registry(&self, escape: Escape) -> &Handlebars<'static> {
@@ -274,17 +197,32 @@ impl Renderer {
     }
 }
 
-/// Checks what can be checked before any value is known: the template parses, and no
-/// `{{...}}` sits where `escape` cannot make a value safe (for the shell: inside backticks,
-/// right after `$`, ...). For the loader, so such a runbook fails validation rather than a
-/// step at run time; [`Renderer::render`] checks the same.
-pub fn check(template: &str, escape: Escape) -> Result<(), RenderError> {
-    if !template::is_template(template) {
-        return Ok(());
+/// For `when` and `check`: the value rendered from `source` must be the boolean `true` or
+/// `false`, or the text `true` or `false` (surrounding whitespace ignored). Anything else —
+/// `yes`, `1`, an empty string — is an error, not a guess.
+pub(super) fn boolean(source: &str, value: Value) -> Result<bool, RenderError> {
+    match &value {
+        Value::Bool(b) => return Ok(*b),
+        Value::String(s) if s.trim() == "true" => return Ok(true),
+        Value::String(s) if s.trim() == "false" => return Ok(false),
+        _ => {}
     }
-    compile::compile(template, escape)
+    let got = match &value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    Err(RenderError::NotBool {
+        template: excerpt(source),
+        got: shown_value(&got),
+    })
+}
+
+/// Compiles template source for `escape` without rendering it
+/// ([`Text::check`](super::text::Text::check)).
+pub(super) fn check_template(source: &str, escape: Escape) -> Result<(), RenderError> {
+    compile::compile(source, escape)
         .map(drop)
-        .map_err(|e| compile_error(template, e))
+        .map_err(|e| compile_error(source, e))
 }
 
 fn registry(escape: Escape) -> Handlebars<'static> {

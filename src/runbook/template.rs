@@ -27,11 +27,6 @@ pub struct Analysis {
     pub unknown_helpers: Vec<String>,
 }
 
-/// True when a string contains template syntax at all (most commands do not: fast path).
-pub fn is_template(text: &str) -> bool {
-    text.contains("{{")
-}
-
 /// Why a template does not parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {

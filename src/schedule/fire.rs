@@ -13,7 +13,7 @@ use crate::engine::{self, EngineError, NewRun};
 use crate::event::MigrationId;
 use crate::runbook::Runbook;
 use crate::runbook::params;
-use crate::runbook::render::Renderer;
+use crate::runbook::render::{Renderer, Values};
 use crate::store::{Migration, Store, StoreError};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, json};
@@ -68,12 +68,12 @@ pub fn resolve_params(runbook: &Runbook, index: usize) -> Result<params::Params,
             runbook: runbook.name.clone(),
             index,
         })?;
-    let ctx = json!({ "runbook": { "name": runbook.name } });
+    let values = Values::new(json!({ "runbook": { "name": runbook.name } }));
     let renderer = Renderer::new();
     let mut given = Map::new();
     for (name, value) in &schedule.params {
-        let value = renderer
-            .render_json(value, &ctx)
+        let value = value
+            .render(&renderer, &values)
             .map_err(|e| FireError::Params(format!("param `{name}`: {e}")))?;
         given.insert(name.clone(), value);
     }

@@ -4,6 +4,7 @@ mod mask;
 mod shell;
 
 use super::*;
+use crate::runbook::text::{JsonText, Text};
 use serde_json::json;
 
 pub(super) fn ctx() -> Value {
@@ -42,7 +43,34 @@ pub(super) fn with_value(v: &str) -> Value {
 }
 
 pub(super) fn render(template: &str, escape: Escape) -> Result<String, RenderError> {
-    Renderer::new().render(template, &ctx(), escape)
+    render_with(&Renderer::new(), template, &ctx(), escape)
+}
+
+/// Renders `template`, typed as the loader types runbook text, against `ctx`.
+pub(super) fn render_with(
+    r: &Renderer,
+    template: &str,
+    ctx: &Value,
+    escape: Escape,
+) -> Result<String, RenderError> {
+    Text::new(template).render(r, &Values::new(ctx.clone()), escape)
+}
+
+pub(super) fn value_with(r: &Renderer, template: &str, ctx: &Value) -> Result<Value, RenderError> {
+    Text::new(template).render_value(r, &Values::new(ctx.clone()))
+}
+
+pub(super) fn bool_with(r: &Renderer, template: &str, ctx: &Value) -> Result<bool, RenderError> {
+    Text::new(template).render_bool(r, &Values::new(ctx.clone()))
+}
+
+pub(super) fn json_with(r: &Renderer, body: &Value, ctx: &Value) -> Result<Value, RenderError> {
+    JsonText::new(body).render(r, &Values::new(ctx.clone()))
+}
+
+/// Checks `template` before any value is known, as the loader would.
+pub(super) fn check(template: &str, escape: Escape) -> Result<(), RenderError> {
+    Text::new(template).check(escape)
 }
 
 pub(super) fn text(template: &str) -> String {
@@ -138,8 +166,7 @@ fn default_accepts_a_missing_or_null_value() {
     );
     let r = Renderer::new();
     assert_eq!(
-        r.render_value("{{default params.nope 3}}", &ctx())
-            .expect("renders"),
+        value_with(&r, "{{default params.nope 3}}", &ctx()).expect("renders"),
         json!(3)
     );
 }
@@ -212,13 +239,13 @@ fn items_of_a_fan_out_render() {
     let r = Renderer::new();
     let string = with_item(json!("orders"));
     assert_eq!(
-        r.render("copy.sh {{item}}", &string, Escape::Shell)
-            .expect("renders"),
+        render_with(&r, "copy.sh {{item}}", &string, Escape::Shell).expect("renders"),
         "copy.sh orders"
     );
     let object = with_item(json!({ "name": "order items", "rows": 3 }));
     assert_eq!(
-        r.render(
+        render_with(
+            &r,
             "copy.sh {{item.name}} {{item.rows}}",
             &object,
             Escape::Shell
@@ -227,11 +254,11 @@ fn items_of_a_fan_out_render() {
         "copy.sh 'order items' 3"
     );
     assert_eq!(
-        r.render_value("{{item}}", &object).expect("renders"),
+        value_with(&r, "{{item}}", &object).expect("renders"),
         object["item"]
     );
     assert_eq!(
-        r.render("copy.sh {{item.nope}}", &object, Escape::Shell)
+        render_with(&r, "copy.sh {{item.nope}}", &object, Escape::Shell)
             .expect_err("missing")
             .to_string(),
         "`{{item.nope}}` has no value: item.nope is not set"
@@ -243,78 +270,71 @@ fn a_single_expression_keeps_its_type() {
     let r = Renderer::new();
     let c = ctx();
     assert_eq!(
-        r.render_value("{{params.tables}}", &c).expect("renders"),
+        value_with(&r, "{{params.tables}}", &c).expect("renders"),
         json!(["orders", "order_items"])
     );
     assert_eq!(
-        r.render_value(" {{ params.batch_size }}\n", &c)
-            .expect("renders"),
+        value_with(&r, " {{ params.batch_size }}\n", &c).expect("renders"),
         json!(5000)
     );
     assert_eq!(
-        r.render_value("{{params.ratio}}", &c).expect("renders"),
+        value_with(&r, "{{params.ratio}}", &c).expect("renders"),
         json!(0.5)
     );
     assert_eq!(
-        r.render_value("{{params.dry_run}}", &c).expect("renders"),
+        value_with(&r, "{{params.dry_run}}", &c).expect("renders"),
         json!(false)
     );
     assert_eq!(
-        r.render_value("{{params.target}}", &c).expect("renders"),
+        value_with(&r, "{{params.target}}", &c).expect("renders"),
         json!({ "host": "db1", "port": 5432 })
     );
     assert_eq!(
-        r.render_value("{{params.nothing}}", &c).expect("renders"),
+        value_with(&r, "{{params.nothing}}", &c).expect("renders"),
         Value::Null
     );
     assert_eq!(
-        r.render_value("{{{params.tables}}}", &c).expect("renders"),
+        value_with(&r, "{{{params.tables}}}", &c).expect("renders"),
         c["params"]["tables"]
     );
     assert_eq!(
-        r.render_value("{{steps.size.outputs.rows}}", &c)
-            .expect("renders"),
+        value_with(&r, "{{steps.size.outputs.rows}}", &c).expect("renders"),
         json!(12)
     );
     // Helper calls keep their result's type too.
     assert_eq!(
-        r.render_value("{{len params.tables}}", &c)
-            .expect("renders"),
+        value_with(&r, "{{len params.tables}}", &c).expect("renders"),
         json!(2)
     );
     assert_eq!(
-        r.render_value("{{not params.dry_run}}", &c)
-            .expect("renders"),
+        value_with(&r, "{{not params.dry_run}}", &c).expect("renders"),
         json!(true)
     );
     assert_eq!(
-        r.render_value("{{json params.tables}}", &c)
-            .expect("renders"),
+        value_with(&r, "{{json params.tables}}", &c).expect("renders"),
         json!(r#"["orders","order_items"]"#)
     );
     // Anything more is text.
     assert_eq!(
-        r.render_value("{{params.batch_size}} rows", &c)
-            .expect("renders"),
+        value_with(&r, "{{params.batch_size}} rows", &c).expect("renders"),
         json!("5000 rows")
     );
     assert_eq!(
-        r.render_value("{{params.dir}}{{params.dir}}", &c)
-            .expect("renders"),
+        value_with(&r, "{{params.dir}}{{params.dir}}", &c).expect("renders"),
         json!("ordersorders")
     );
     assert_eq!(
-        r.render_value("no template", &c).expect("renders"),
+        value_with(&r, "no template", &c).expect("renders"),
         json!("no template")
     );
     assert_eq!(
-        r.render_value("{{params.nope}}", &c)
+        value_with(&r, "{{params.nope}}", &c)
             .expect_err("missing")
             .to_string(),
         "`{{params.nope}}` has no value: params.nope is not set"
     );
     assert_eq!(
-        r.render_value(" {{join params.nope \",\"}}", &c)
+        value_with(&r, " {{join params.nope \",\"}}", &c)
             .expect_err("missing")
             .to_string(),
         "`{{join params.nope \",\"}}` cannot be rendered: params.nope is not set"
@@ -336,7 +356,7 @@ fn json_bodies_hold_values_not_spliced_text() {
         "count": "{{params.n}}",
         "nested": [{ "{{migration.id}}": "{{join params.tables \"+\"}}" }, 7, null, true],
     });
-    let rendered = r.render_json(&body, &c).expect("renders");
+    let rendered = json_with(&r, &body, &c).expect("renders");
     assert_eq!(
         rendered,
         json!({
@@ -350,15 +370,15 @@ fn json_bodies_hold_values_not_spliced_text() {
     let text = rendered.to_string();
     let parsed: Value = serde_json::from_str(&text).expect("valid JSON");
     assert!(parsed.get("admin").is_none());
-    assert!(r.render_json(&json!({"a": "{{params.nope}}"}), &c).is_err());
+    assert!(json_with(&r, &json!({"a": "{{params.nope}}"}), &c).is_err());
 }
 
 #[test]
 fn json_escaping_follows_string_literals() {
     let r = Renderer::new();
     let c = json!({ "params": { "v": "a\"b\\c\nd", "n": 3, "l": [1, "x"], "none": null } });
-    let out = r
-        .render(
+    let out = render_with(
+        &r,
             r#"{"text": "say {{params.v}}", "v": {{params.v}}, "n": {{params.n}}, "l": {{params.l}}, "ln": "{{params.l}}", "none": {{params.none}}, "j": {{json params.l}}}"#,
             &c,
             Escape::Json,
@@ -384,13 +404,11 @@ fn html_escaping() {
     let r = Renderer::new();
     let c = json!({ "params": { "v": "<script>alert('x')</script> & \"q\"" } });
     assert_eq!(
-        r.render("<p>{{params.v}}</p>", &c, Escape::Html)
-            .expect("renders"),
+        render_with(&r, "<p>{{params.v}}</p>", &c, Escape::Html).expect("renders"),
         "<p>&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;q&quot;</p>"
     );
     assert_eq!(
-        r.render("<p>{{params.v}}</p>", &c, Escape::None)
-            .expect("renders"),
+        render_with(&r, "<p>{{params.v}}</p>", &c, Escape::None).expect("renders"),
         "<p><script>alert('x')</script> & \"q\"</p>"
     );
 }
@@ -399,7 +417,7 @@ fn html_escaping() {
 fn booleans_are_true_or_false_and_nothing_else() {
     let r = Renderer::new();
     let c = ctx();
-    let yes = |t: &str| r.render_bool(t, &c).expect("renders");
+    let yes = |t: &str| bool_with(&r, t, &c).expect("renders");
     assert!(yes(
         "{{eq steps.count-source.outputs.rows steps.count-target.outputs.rows}}"
     ));
@@ -409,7 +427,7 @@ fn booleans_are_true_or_false_and_nothing_else() {
     assert!(yes("{{params.padded}}"));
     assert!(yes("true"));
     assert!(!yes(" false "));
-    let no = |t: &str| r.render_bool(t, &c).expect_err("not a boolean").to_string();
+    let no = |t: &str| bool_with(&r, t, &c).expect_err("not a boolean").to_string();
     assert_eq!(
         no("{{params.verdict}}"),
         "`{{params.verdict}}` must render true or false, got `yes`"
@@ -449,8 +467,7 @@ fn the_renderer_is_shared_and_caches() {
     for item in ["a", "b c", "d"] {
         let c = with_item(json!(item));
         assert_eq!(
-            r.render("copy {{item}}", &c, Escape::Shell)
-                .expect("renders"),
+            render_with(&r, "copy {{item}}", &c, Escape::Shell).expect("renders"),
             format!("copy {}", super::shell::word(item))
         );
     }

@@ -24,7 +24,7 @@ use crate::event::{MigrationState, Operation};
 use crate::operator::{self, Requester};
 use crate::runbook::model::Trigger;
 use crate::runbook::params;
-use crate::runbook::render::Renderer;
+use crate::runbook::render::{Renderer, Values};
 use crate::server::error::{ApiError, body_rejection};
 use axum::Json;
 use axum::body::Bytes;
@@ -240,10 +240,10 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 
 /// The trigger's `params` rendered with `payload` = the body; 422 naming a param that fails.
 fn render_params(trigger: &Trigger, payload: &Value) -> Result<Map<String, Value>, ApiError> {
-    let ctx = json!({ "payload": payload });
+    let values = Values::new(json!({ "payload": payload }));
     let mut out = Map::new();
     for (name, template) in &trigger.params {
-        let value = render(template, &ctx).map_err(|e| {
+        let value = template.render(&RENDERER, &values).map_err(|e| {
             ApiError::unprocessable(
                 format!("trigger param `{name}` cannot be rendered from the payload: {e}"),
                 json!({ "param": name }),
@@ -252,23 +252,4 @@ fn render_params(trigger: &Trigger, payload: &Value) -> Result<Map<String, Value
         out.insert(name.clone(), value);
     }
     Ok(out)
-}
-
-/// Renders every string in `template` (lists and maps included).
-fn render(template: &Value, ctx: &Value) -> Result<Value, String> {
-    Ok(match template {
-        Value::String(s) => RENDERER.render_value(s, ctx).map_err(|e| e.to_string())?,
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|v| render(v, ctx))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), render(v, ctx)?)))
-                .collect::<Result<_, String>>()?,
-        ),
-        other => other.clone(),
-    })
 }

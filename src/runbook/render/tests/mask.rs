@@ -97,7 +97,7 @@ fn secret_values_cover_every_form_a_template_prints() {
         ("cat <<EOF\n{{params.dsn}}\nEOF", Escape::Shell),
         ("echo '{{params.dsn}}'", Escape::Shell),
     ] {
-        let out = r.render(template, &c, escape).expect("renders");
+        let out = render_with(&r, template, &c, escape).expect("renders");
         let masked = masker.mask(&out);
         for leak in ["u:it", "k1", "k2", "6543"] {
             assert!(!masked.contains(leak), "{masked}");

@@ -150,7 +150,7 @@ fn no_value_can_inject_a_command_or_lose_a_character() {
     assert!(!shells.is_empty(), "no shell to test with");
     for &(template, before, after, heredoc) in PRINTERS {
         for &value in HOSTILE {
-            let script = match renderer.render(template, &with_value(value), Escape::Shell) {
+            let script = match render_with(&renderer, template, &with_value(value), Escape::Shell) {
                 Ok(script) => script,
                 Err(e) => {
                     assert!(
@@ -190,8 +190,7 @@ fn no_value_can_inject_a_command_or_lose_a_character() {
 fn a_bare_value_is_one_word_quoted_only_when_needed() {
     let r = Renderer::new();
     let render = |v: &str| {
-        r.render("cmd {{params.v}}", &with_value(v), Escape::Shell)
-            .expect("renders")
+        render_with(&r, "cmd {{params.v}}", &with_value(v), Escape::Shell).expect("renders")
     };
     assert_eq!(render("orders"), "cmd orders");
     assert_eq!(render("a/b-c_d.e:f,g=h@i%j+k"), "cmd a/b-c_d.e:f,g=h@i%j+k");
@@ -200,7 +199,8 @@ fn a_bare_value_is_one_word_quoted_only_when_needed() {
     assert_eq!(render(""), "cmd ''");
     assert_eq!(render("$(x)"), "cmd '$(x)'");
     assert_eq!(
-        r.render(
+        render_with(
+            &r,
             "echo \"{{params.v}}\"",
             &with_value("a \"$b\" `c` \\"),
             Escape::Shell
@@ -252,13 +252,13 @@ fn shell_values_by_type_and_helper() {
     );
     // Quoting twice on purpose, for a command that hands its arguments to another shell.
     assert_eq!(
-        Renderer::new()
-            .render(
-                "ssh db {{shell (shell params.v)}}",
-                &with_value("a b"),
-                Escape::Shell
-            )
-            .expect("renders"),
+        render_with(
+            &Renderer::new(),
+            "ssh db {{shell (shell params.v)}}",
+            &with_value("a b"),
+            Escape::Shell
+        )
+        .expect("renders"),
         r#"ssh db ''\''a b'\'''"#
     );
     assert_eq!(
@@ -283,7 +283,8 @@ fn shell_values_by_type_and_helper() {
 fn triple_braces_insert_the_value_raw() {
     let r = Renderer::new();
     assert_eq!(
-        r.render(
+        render_with(
+            &r,
             "x {{{params.v}}}",
             &with_value("--a --b 'c'"),
             Escape::Shell
@@ -292,12 +293,12 @@ fn triple_braces_insert_the_value_raw() {
         "x --a --b 'c'"
     );
     assert_eq!(
-        r.render("{{{params.v}}}", &with_value("<b>"), Escape::Html)
-            .expect("renders"),
+        render_with(&r, "{{{params.v}}}", &with_value("<b>"), Escape::Html).expect("renders"),
         "<b>"
     );
     assert_eq!(
-        r.render(
+        render_with(
+            &r,
             "{{{join params.v2 \" \"}}}",
             &json!({"params": {"v2": ["a b", "c"]}}),
             Escape::Shell
@@ -357,13 +358,14 @@ fn spots_where_no_quoting_is_safe_are_refused() {
     );
     let r = Renderer::new();
     assert!(
-        r.render("x {{params.v}}", &with_value("a\0b"), Escape::Shell)
+        render_with(&r, "x {{params.v}}", &with_value("a\0b"), Escape::Shell)
             .expect_err("NUL")
             .to_string()
             .contains("NUL")
     );
     assert!(
-        r.render(
+        render_with(
+            &r,
             "# {{params.v}}\ntrue",
             &with_value("a\ntouch pwned"),
             Escape::Shell
