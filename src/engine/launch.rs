@@ -47,7 +47,7 @@ impl Driver {
     /// it at once (a gate, a check without `every`, a kept step, a fan-out placeholder).
     fn needs_slot(&self, node: usize) -> bool {
         let n = &self.graph.nodes[node];
-        if n.placeholder || n.row.reason.as_deref() == Some(super::open::KEPT) {
+        if n.placeholder || n.row.kept {
             return false;
         }
         let step = self.graph.step(&self.runbook, node);
@@ -62,7 +62,7 @@ impl Driver {
         if self.graph.nodes[node].row.state == StepState::Retrying {
             return self.launch_attempt(node);
         }
-        if self.graph.nodes[node].row.reason.as_deref() == Some(super::open::KEPT) {
+        if self.graph.nodes[node].row.kept {
             self.pass_kept(node);
             return Ok(());
         }
@@ -234,6 +234,7 @@ impl Driver {
         self.update(node, |row| {
             row.state = StepState::Succeeded;
             row.reason = None;
+            row.kept = false;
         });
         let id = self.graph.nodes[node].id.clone();
         self.emit(NewEvent::step(

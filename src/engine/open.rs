@@ -80,8 +80,8 @@ fn created_alerts(runbook: &Runbook) -> Vec<crate::store::NewDelivery> {
     crate::alert::rules::route(&runbook.alerts, MigrationState::Created, &[event])
 }
 
-/// The reason of a succeeded step that a retry keeps: it passes again, in order, without
-/// running (`launch` recognises it; it survives a crash through the stored row).
+/// The reason shown for a succeeded step that a retry keeps (its row's `kept` flag): it
+/// passes again, in order, without running.
 pub const KEPT: &str = "kept from an earlier run";
 
 /// What to do with steps a crash interrupted.

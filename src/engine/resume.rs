@@ -267,12 +267,14 @@ impl Driver {
                     row.error = None;
                     row.reason = None;
                     row.finished_at = None;
+                    row.kept = false;
                 });
             } else if upstream_reruns && state == StepState::Succeeded {
                 // Kept, but it passes again in order: its dependents must not start before
                 // what it depends on has run again.
                 self.update(node, |row| {
                     row.state = StepState::Pending;
+                    row.kept = true;
                     row.reason = Some(KEPT.to_owned());
                 });
             }
