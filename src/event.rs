@@ -6,6 +6,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+mod data;
+pub use data::*;
 use serde_json::Value as Json;
 use std::fmt;
 
@@ -239,7 +242,40 @@ pub struct NewEvent {
     pub data: Json,
 }
 
+impl Event {
+    /// The event's fields, read by its kind (`None` when its data is not of that kind).
+    pub fn fields(&self) -> Option<EventData> {
+        EventData::parse(self.kind, &self.data)
+    }
+
+    /// The fields of this event when it is of `T`'s kind: `event.read::<StateChanged>()`.
+    pub fn read<T: Fields>(&self) -> Option<T> {
+        if self.kind != T::KIND {
+            return None;
+        }
+        T::deserialize(&self.data).ok()
+    }
+}
+
 impl NewEvent {
+    /// An event about the migration.
+    pub fn of(data: impl Into<EventData>) -> Self {
+        let data = data.into();
+        NewEvent {
+            kind: data.kind(),
+            step: None,
+            data: data.to_json(),
+        }
+    }
+
+    /// An event about one step.
+    pub fn step(step: &str, data: impl Into<EventData>) -> Self {
+        NewEvent {
+            step: Some(step.to_owned()),
+            ..NewEvent::of(data)
+        }
+    }
+
     pub fn new(kind: EventKind, data: Json) -> Self {
         NewEvent {
             kind,

@@ -17,9 +17,9 @@ use crate::store::{DeliveryKind, NewDelivery};
 pub use crate::runbook::ALERT_EVENTS as EVENTS;
 
 /// The alert name of an event, if it is one that can alert.
-pub fn alert_name(kind: EventKind, data: &serde_json::Value) -> Option<&str> {
+pub fn alert_name(kind: EventKind, data: &serde_json::Value) -> Option<&'static str> {
     Some(match kind {
-        EventKind::StateChanged => return data.get("to").and_then(|t| t.as_str()),
+        EventKind::StateChanged => return changed_to(data).map(MigrationState::as_str),
         EventKind::MigrationCreated => "created",
         EventKind::StepFailed => "step_failed",
         EventKind::StepRetrying => "step_retrying",
@@ -30,6 +30,14 @@ pub fn alert_name(kind: EventKind, data: &serde_json::Value) -> Option<&str> {
         EventKind::RollbackStarted => "rollback_started",
         EventKind::RollbackFinished => "rollback_finished",
         _ => return None,
+    })
+}
+
+/// The state a `state_changed` event's data moved the migration to.
+fn changed_to(data: &serde_json::Value) -> Option<MigrationState> {
+    crate::event::EventData::parse(EventKind::StateChanged, data).and_then(|d| match d {
+        crate::event::EventData::StateChanged(change) => Some(change.to),
+        _ => None,
     })
 }
 
@@ -67,8 +75,7 @@ pub fn route(alerts: &Alerts, mut state: MigrationState, events: &[NewEvent]) ->
     }
     for (index, event) in events.iter().enumerate() {
         if event.kind == EventKind::StateChanged
-            && let Some(to) = event.data.get("to").and_then(|t| t.as_str())
-            && let Ok(to) = to.parse()
+            && let Some(to) = changed_to(&event.data)
         {
             state = to;
         }

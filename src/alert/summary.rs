@@ -2,7 +2,7 @@
 //! (for a migration that failed: the step that failed last) and that step's error.
 
 use super::message::Source;
-use crate::event::{Event, StepState};
+use crate::event::{Event, EventData, StateChanged, StepState};
 use crate::store::StepRow;
 use serde_json::Value as Json;
 
@@ -14,22 +14,11 @@ pub struct Facts {
     pub error: Option<String>,
 }
 
-fn text(data: &Json, key: &str) -> Option<String> {
-    match data.get(key)? {
-        Json::Null => None,
-        Json::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
-fn names(data: &Json, key: &str) -> String {
-    match data.get(key) {
-        Some(Json::Array(items)) => items
-            .iter()
-            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-            .collect::<Vec<_>>()
-            .join(", "),
-        _ => String::new(),
+fn text(value: &Json) -> String {
+    match value {
+        Json::String(s) => s.clone(),
+        Json::Null => String::new(),
+        other => other.to_string(),
     }
 }
 
@@ -48,80 +37,86 @@ pub fn subject_step(event: &Event, alert: &str, steps: &[StepRow]) -> Option<Str
 
 /// The facts of a delivery's event.
 pub fn facts(src: &Source<'_>) -> Facts {
-    let data = &src.event.data;
+    let fields = src.event.fields();
     let alert = src.delivery.event.as_str();
     let step = subject_step(src.event, alert, src.steps);
     let row_error = || {
         let step = step.as_deref()?;
         src.steps.iter().find(|r| r.step == step)?.error.clone()
     };
-    let error = text(data, "error").or_else(|| match alert {
+    let error = match &fields {
+        Some(EventData::StepFailed(f)) => f.error.clone(),
+        Some(EventData::StepRetrying(r)) => Some(r.error.clone()),
+        _ => None,
+    }
+    .or_else(|| match alert {
         "failed" | "step_failed" | "step_retrying" => row_error(),
         _ => None,
     });
     let s = step.as_deref().unwrap_or("?");
-    let summary = match alert {
-        "created" => format!("created by {}", text(data, "by").unwrap_or_default()),
-        "step_failed" => format!("step {s} failed"),
-        "step_retrying" => format!(
+    let summary = match fields {
+        Some(EventData::MigrationCreated(c)) => format!("created by {}", c.by),
+        Some(EventData::StepFailed(_)) => format!("step {s} failed"),
+        Some(EventData::StepRetrying(r)) => format!(
             "step {s} failed (attempt {} of {}) and will be retried",
-            text(data, "attempt").unwrap_or_else(|| "?".into()),
-            text(data, "of").unwrap_or_else(|| "?".into()),
+            r.attempt, r.of
         ),
-        "gate_waiting" => {
+        Some(EventData::GateWaiting(g)) => {
             let mut line = format!(
                 "gate {s} waits for {} approval(s) from {}",
-                text(data, "required").unwrap_or_else(|| "?".into()),
-                names(data, "approvers"),
+                g.required,
+                g.approvers.join(", "),
             );
-            if let Some(starter) = text(data, "starter") {
-                line.push_str(&format!(" (not {starter}, who started it)"));
+            if !g.starter.is_empty() {
+                line.push_str(&format!(" (not {}, who started it)", g.starter));
             }
             line
         }
-        "gate_decided" => format!(
+        Some(EventData::GateDecided(d)) => format!(
             "gate {s}: {} by {} (gate {})",
-            text(data, "decision").unwrap_or_default(),
-            text(data, "who").unwrap_or_default(),
-            text(data, "status").unwrap_or_default(),
+            d.decision,
+            d.who,
+            text(&d.status),
         ),
-        "gate_timeout_soon" => format!("gate {s} times out soon"),
-        "window_closing" => format!(
+        Some(EventData::GateTimeoutSoon(_)) => format!("gate {s} times out soon"),
+        Some(EventData::WindowClosing(w)) => format!(
             "window {} reached its cutoff; it closes at {}",
-            text(data, "window").unwrap_or_default(),
-            text(data, "closes").unwrap_or_default(),
+            w.window, w.closes,
         ),
-        "rollback_started" => format!("rollback started: {}", names(data, "steps")),
-        "rollback_finished" => match data.get("ok") {
-            Some(Json::Bool(false)) => format!(
-                "rollback stopped: rolling back {} failed",
-                text(data, "failed_step").unwrap_or_default()
-            ),
-            _ => format!(
-                "rollback finished: {} step(s) rolled back",
-                text(data, "rolled_back").unwrap_or_else(|| "0".into())
-            ),
-        },
-        state => {
-            let mut line = format!("migration is {state}");
-            if let Some(reason) = text(data, "reason") {
-                line.push_str(&format!(": {reason}"));
-            }
-            if let Some(by) = text(data, "by") {
-                line.push_str(&format!(" (by {by})"));
-            }
-            if state == "failed"
-                && let Some(step) = &step
-                && !line.contains(step.as_str())
-            {
-                line.push_str(&format!("; step {step} failed"));
-            }
-            line
+        Some(EventData::RollbackStarted(r)) => {
+            format!("rollback started: {}", r.steps.join(", "))
         }
+        Some(EventData::RollbackFinished(r)) if !r.ok => format!(
+            "rollback stopped: rolling back {} failed",
+            r.failed_step.unwrap_or_default()
+        ),
+        Some(EventData::RollbackFinished(r)) => {
+            format!("rollback finished: {} step(s) rolled back", r.rolled_back)
+        }
+        Some(EventData::StateChanged(change)) => state_line(alert, &change, step.as_deref()),
+        _ => format!("migration is {alert}"),
     };
     Facts {
         summary,
         step,
         error,
     }
+}
+
+/// The summary of a state change: the state, why, and who caused it.
+fn state_line(state: &str, change: &StateChanged, step: Option<&str>) -> String {
+    let mut line = format!("migration is {state}");
+    if !change.reason.is_empty() {
+        line.push_str(&format!(": {}", change.reason));
+    }
+    if let Some(by) = &change.by {
+        line.push_str(&format!(" (by {by})"));
+    }
+    if state == "failed"
+        && let Some(step) = step
+        && !line.contains(step)
+    {
+        line.push_str(&format!("; step {step} failed"));
+    }
+    line
 }

@@ -9,7 +9,7 @@ use super::progress::Lines;
 use super::{error, exit, params_from_flags};
 use crate::config::Config;
 use crate::engine::{self, Attach, Interrupted, NewRun, Options};
-use crate::event::{MigrationId, MigrationState};
+use crate::event::{MigrationId, MigrationState, RollbackFinished, StateChanged};
 use crate::process::Reaper;
 use crate::runbook;
 use crate::store::Store;
@@ -245,14 +245,14 @@ pub(super) fn cancel_note(store: &Store, id: &MigrationId) -> String {
     let Ok(events) = store.events(id, 0) else {
         return String::new();
     };
-    let cancelled = events.iter().rev().find(|e| {
-        e.kind == crate::event::EventKind::StateChanged
-            && e.data.get("to").and_then(|t| t.as_str()) == Some("cancelled")
-    });
-    let kept: Vec<&str> = cancelled
-        .and_then(|e| e.data.get("kept_changes"))
-        .and_then(|k| k.as_array())
-        .map(|k| k.iter().filter_map(|s| s.as_str()).collect())
+    let cancelled = events
+        .iter()
+        .rev()
+        .filter_map(|e| e.read::<StateChanged>())
+        .find(|c| c.to == MigrationState::Cancelled);
+    let kept = cancelled
+        .as_ref()
+        .and_then(|c| c.kept_changes.clone())
         .unwrap_or_default();
     if !kept.is_empty() {
         return format!(
@@ -263,23 +263,15 @@ pub(super) fn cancel_note(store: &Store, id: &MigrationId) -> String {
     let rollback = events
         .iter()
         .rev()
-        .find(|e| e.kind == crate::event::EventKind::RollbackFinished);
-    let rolled_back = cancelled
-        .is_some_and(|c| c.data.get("rolled_back") == Some(&serde_json::Value::Bool(true)));
+        .find_map(|e| e.read::<RollbackFinished>());
+    let rolled_back = cancelled.is_some_and(|c| c.rolled_back);
     match rollback.filter(|_| rolled_back) {
-        Some(r) if r.data.get("ok") == Some(&serde_json::Value::Bool(false)) => format!(
+        Some(r) if !r.ok => format!(
             " — its rollback stopped at step {} (`sensei events {id}` shows why)",
-            r.data
-                .get("failed_step")
-                .and_then(|s| s.as_str())
-                .unwrap_or("?")
+            r.failed_step.as_deref().unwrap_or("?")
         ),
         Some(r) => {
-            let undone = r
-                .data
-                .get("rolled_back")
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0);
+            let undone = r.rolled_back;
             let s = if undone == 1 { "" } else { "s" };
             format!(" — rolled back first ({undone} step{s} undone)")
         }

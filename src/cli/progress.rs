@@ -3,7 +3,7 @@
 //! migration's state). When output goes to a file or a CI log, only the lines.
 
 use crate::engine::Observer;
-use crate::event::{Event, EventKind, MigrationId};
+use crate::event::{Event, EventData, EventKind, MigrationId, StateChanged, StepExpanded};
 use serde_json::Value as Json;
 use std::io::Write;
 
@@ -56,22 +56,11 @@ impl Drop for Lines {
     }
 }
 
-fn field<'a>(event: &'a Event, name: &str) -> &'a Json {
-    event.data.get(name).unwrap_or(&Json::Null)
-}
-
 fn text(value: &Json) -> String {
     match value {
         Json::String(s) => s.clone(),
         Json::Null => String::new(),
         other => other.to_string(),
-    }
-}
-
-fn list(value: &Json) -> String {
-    match value {
-        Json::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(", "),
-        other => text(other),
     }
 }
 
@@ -89,114 +78,94 @@ pub fn short_duration(ms: i64) -> String {
 impl Lines {
     fn line(&self, event: &Event) -> Option<String> {
         let step = event.step.as_deref().unwrap_or("");
-        Some(match event.kind {
-            EventKind::StateChanged => format!(
-                "● {}  ({})",
-                text(field(event, "to")),
-                text(field(event, "reason"))
-            ),
-            EventKind::StepStarted => match field(event, "attempt").as_u64() {
-                Some(n) if n > 1 => format!("  ▶ {step} (attempt {n})"),
-                _ => format!("  ▶ {step}"),
-            },
-            EventKind::StepSucceeded => match field(event, "duration_ms").as_i64() {
+        Some(match event.fields()? {
+            EventData::StateChanged(c) => format!("● {}  ({})", c.to, c.reason),
+            EventData::StepStarted(s) if s.attempt > 1 => {
+                format!("  ▶ {step} (attempt {})", s.attempt)
+            }
+            EventData::StepStarted(_) => format!("  ▶ {step}"),
+            EventData::StepSucceeded(s) => match s.duration_ms.flatten() {
                 Some(ms) => format!("  ✓ {step}  {}", short_duration(ms)),
                 None => format!("  ✓ {step}"),
             },
-            EventKind::StepFailed => format!("  ✗ {step}: {}", text(field(event, "error"))),
-            EventKind::StepRetrying => format!(
+            EventData::StepFailed(f) => {
+                format!("  ✗ {step}: {}", f.error.unwrap_or_default())
+            }
+            EventData::StepRetrying(r) => format!(
                 "  ↻ {step}: {}; attempt {} of {} in {}",
-                text(field(event, "error")),
-                field(event, "attempt").as_u64().unwrap_or(0) + 1,
-                text(field(event, "of")),
-                short_duration(field(event, "delay_ms").as_i64().unwrap_or(0))
+                r.error,
+                r.attempt + 1,
+                r.of,
+                short_duration(i64::try_from(r.delay_ms).unwrap_or(i64::MAX))
             ),
-            EventKind::StepSkipped => {
-                format!("  - {step} skipped ({})", text(field(event, "reason")))
-            }
-            EventKind::StepCancelled => format!("  ■ {step} cancelled"),
-            EventKind::StepInterrupted if field(event, "rerun") == &Json::Bool(true) => {
-                format!(
-                    "  ! {step} was running when its driver stopped; it is idempotent and runs again"
-                )
-            }
-            EventKind::StepInterrupted => format!(
+            EventData::StepSkipped(s) => format!("  - {step} skipped ({})", s.reason),
+            EventData::StepCancelled(_) => format!("  ■ {step} cancelled"),
+            EventData::StepInterrupted(i) if i.rerun => format!(
+                "  ! {step} was running when its driver stopped; it is idempotent and runs again"
+            ),
+            EventData::StepInterrupted(_) => format!(
                 "  ! {step} was running when its driver stopped and is not idempotent; decide with `sensei resume {} --retry-interrupted` or `--skip-interrupted`",
                 self.id
             ),
-            EventKind::StepExpanded => {
-                format!("  ⑃ {step} expands to {}", list(field(event, "steps")))
+            EventData::StepExpanded(e) => {
+                format!("  ⑃ {step} expands to {}", e.steps.join(", "))
             }
-            EventKind::GateWaiting => {
-                let approvers = list(field(event, "approvers"));
+            EventData::GateWaiting(g) => {
+                let approvers = g.approvers.join(", ");
                 let who = if approvers.is_empty() {
-                    format!("anyone but {}", text(field(event, "starter")))
+                    format!("anyone but {}", g.starter)
                 } else {
-                    format!("{approvers} (not {})", text(field(event, "starter")))
+                    format!("{approvers} (not {})", g.starter)
                 };
                 format!(
                     "  ⏸ gate {step} waits for {} approval(s) from {who}:\n      sensei approve {} {step} --as NAME [--comment TEXT]",
-                    text(field(event, "required")),
-                    self.id
+                    g.required, self.id
                 )
             }
-            EventKind::GateDecided if field(event, "decision") == "timeout" => format!(
+            EventData::GateDecided(d) if d.decision == "timeout" => format!(
                 "  ⚑ gate {step} timed out without a decision; on_timeout: {}",
-                text(field(event, "on_timeout"))
+                text(&d.on_timeout.unwrap_or_default())
             ),
-            EventKind::GateDecided => format!(
+            EventData::GateDecided(d) => format!(
                 "  ⚑ gate {step}: {} by {}{}",
-                text(field(event, "decision")),
-                text(field(event, "who")),
-                match field(event, "comment") {
-                    Json::String(c) => format!(" — {c}"),
-                    _ => String::new(),
+                d.decision,
+                d.who,
+                match d.comment.flatten() {
+                    Some(c) => format!(" — {c}"),
+                    None => String::new(),
                 }
             ),
-            EventKind::GateTimeoutSoon => format!(
+            EventData::GateTimeoutSoon(t) => format!(
                 "  ⏳ gate {step} times out at {} ({} of {} approvals so far)",
-                text(field(event, "deadline")),
-                list(field(event, "approvals"))
-                    .split(", ")
-                    .filter(|s| !s.is_empty())
-                    .count(),
-                text(field(event, "required"))
+                t.deadline,
+                t.approvals.len(),
+                t.required
             ),
-            EventKind::RollbackStarted => {
-                format!("↶ rolling back: {}", list(field(event, "steps")))
+            EventData::RollbackStarted(r) => format!("↶ rolling back: {}", r.steps.join(", ")),
+            EventData::StepRolledBack(_) => format!("  ↶ {step} rolled back"),
+            EventData::RollbackFailed(f) => {
+                format!("  ✗ rollback of {step} failed: {}", f.error)
             }
-            EventKind::StepRolledBack => format!("  ↶ {step} rolled back"),
-            EventKind::RollbackFailed => format!(
-                "  ✗ rollback of {step} failed: {}",
-                text(field(event, "error"))
-            ),
-            EventKind::RollbackFinished => format!(
+            EventData::RollbackFinished(r) => format!(
                 "↶ rollback finished: {} step(s) rolled back{}",
-                text(field(event, "rolled_back")),
-                match field(event, "failed_step") {
-                    Json::String(s) => format!(", stopped at {s}"),
-                    _ => String::new(),
+                r.rolled_back,
+                match r.failed_step {
+                    Some(s) => format!(", stopped at {s}"),
+                    None => String::new(),
                 }
             ),
-            EventKind::WindowClosing => format!(
+            EventData::WindowClosing(w) => format!(
                 "⏰ window {} reaches its cutoff: no new bound step starts; it closes {}",
-                text(field(event, "window")),
-                text(field(event, "closes"))
+                w.window, w.closes
             ),
-            EventKind::WindowClosed => format!(
+            EventData::WindowClosed(w) => format!(
                 "⏰ window {} closed with bound work left (on_close: {})",
-                text(field(event, "window")),
-                text(field(event, "on_close"))
+                w.window,
+                text(&w.on_close)
             ),
-            EventKind::StepWaiting => format!("  … {step}: {}", text(field(event, "reason"))),
-            EventKind::OperatorRequest => format!(
-                "  ⚑ {} requested by {}",
-                text(field(event, "op")),
-                text(field(event, "by"))
-            ),
-            EventKind::MigrationCreated | EventKind::DriverAttached => {
-                return None;
-            }
+            EventData::StepWaiting(w) => format!("  … {step}: {}", w.reason),
+            EventData::OperatorRequest(r) => format!("  ⚑ {} requested by {}", r.op, r.by),
+            EventData::MigrationCreated(_) | EventData::DriverAttached(_) => return None,
         })
     }
 }
@@ -210,11 +179,15 @@ impl Observer for Lines {
                 | EventKind::StepFailed
                 | EventKind::StepCancelled => bar.inc(1),
                 EventKind::StepExpanded => bar.inc_length(
-                    field(event, "steps")
-                        .as_array()
-                        .map_or(0, |s| s.len() as u64),
+                    event
+                        .read::<StepExpanded>()
+                        .map_or(0, |e| e.steps.len() as u64),
                 ),
-                EventKind::StateChanged => bar.set_message(text(field(event, "to"))),
+                EventKind::StateChanged => {
+                    if let Some(change) = event.read::<StateChanged>() {
+                        bar.set_message(change.to.as_str());
+                    }
+                }
                 _ => {}
             }
         }

@@ -10,13 +10,13 @@ use super::launch::{Spawn, Work};
 use super::lifecycle::{self, phase_of_state, state_after_phase};
 use super::slots::Slots;
 use super::{EngineError, Observer, Options};
-use crate::event::{Event, EventKind, MigrationState, NewEvent, StepState};
+use crate::event::{Event, MigrationState, NewEvent, StepState};
+use crate::event::{EventData, StateChanged, StepFailed, StepSucceeded};
 use crate::process::StepEnv;
 use crate::runbook::model::{OnFailure, Phase, Runbook};
 use crate::runbook::render::{Masker, Renderer};
 use crate::store::{Batch, Lease, Migration, Store};
 use chrono::{DateTime, Utc};
-use serde_json::{Value as Json, json};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -176,10 +176,10 @@ impl Driver {
             // visibly rather than hang (its slot went back with the task).
             Err(e) => {
                 self.stop = Some(Stop::Fail);
-                self.emit(NewEvent::new(
-                    EventKind::StepFailed,
-                    json!({ "error": format!("internal error in a step task: {e}") }),
-                ));
+                self.emit(NewEvent::of(StepFailed {
+                    error: Some(format!("internal error in a step task: {e}")),
+                    ..StepFailed::default()
+                }));
             }
         }
     }
@@ -310,17 +310,22 @@ impl Driver {
                 row.finished_at = Some(now);
                 row.reason = None;
             });
-            let kind = if ok {
-                EventKind::StepSucceeded
+            let expansions = Some(self.graph.nodes[p].expansions.len());
+            let data: EventData = if ok {
+                StepSucceeded {
+                    expansions,
+                    ..StepSucceeded::default()
+                }
+                .into()
             } else {
-                EventKind::StepFailed
+                StepFailed {
+                    expansions,
+                    ..StepFailed::default()
+                }
+                .into()
             };
             let id = self.graph.nodes[p].id.clone();
-            self.emit(NewEvent::for_step(
-                kind,
-                &id,
-                json!({ "expansions": self.graph.nodes[p].expansions.len() }),
-            ));
+            self.emit(NewEvent::step(&id, data));
         }
     }
 
@@ -330,29 +335,29 @@ impl Driver {
         to: MigrationState,
         reason: &str,
     ) -> Result<(), EngineError> {
-        self.set_state_with(to, reason, json!({}))
+        self.set_state_with(to, reason, |_| {})
     }
 
-    /// [`Driver::set_state`] with more fields in its event (an object's fields are added).
+    /// [`Driver::set_state`] with more fields in its event.
     pub(super) fn set_state_with(
         &mut self,
         to: MigrationState,
         reason: &str,
-        more: Json,
+        more: impl FnOnce(&mut StateChanged),
     ) -> Result<(), EngineError> {
         let from = self.state;
         lifecycle::transition(from, to)?;
         self.state = to;
-        let mut data = json!({ "from": from.as_str(), "to": to.as_str(), "reason": reason });
-        if let Some(obj) = data.as_object_mut() {
-            if let Some(actor) = &self.actor {
-                obj.insert("by".into(), Json::String(actor.clone()));
-            }
-            if let Json::Object(more) = more {
-                obj.extend(more);
-            }
-        }
-        self.emit(NewEvent::new(EventKind::StateChanged, data));
+        let mut change = StateChanged {
+            from: Some(from),
+            to,
+            reason: reason.to_owned(),
+            by: self.actor.clone(),
+            kept_changes: None,
+            rolled_back: false,
+        };
+        more(&mut change);
+        self.emit(NewEvent::of(change));
         Ok(())
     }
 

@@ -7,10 +7,13 @@ use super::EngineError;
 use super::actions::{self, Attempt, Prepared};
 use super::driver::Driver;
 use super::slots::Slot;
-use crate::event::{EventKind, MigrationState, NewEvent, StepState};
+use crate::event::{
+    GateWaiting, StepExpanded, StepFailed, StepSkipped, StepStarted, StepSucceeded,
+};
+use crate::event::{MigrationState, NewEvent, StepState};
 use crate::runbook::model::{Action, ForEach, Gate, Phase};
 use crate::store::GateOpen;
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -44,7 +47,7 @@ impl Driver {
     /// it at once (a gate, a check without `every`, a kept step, a fan-out placeholder).
     fn needs_slot(&self, node: usize) -> bool {
         let n = &self.graph.nodes[node];
-        if n.placeholder || n.row.reason.as_deref() == Some(super::open::KEPT) {
+        if n.placeholder || n.row.kept {
             return false;
         }
         let step = self.graph.step(&self.runbook, node);
@@ -59,7 +62,7 @@ impl Driver {
         if self.graph.nodes[node].row.state == StepState::Retrying {
             return self.launch_attempt(node);
         }
-        if self.graph.nodes[node].row.reason.as_deref() == Some(super::open::KEPT) {
+        if self.graph.nodes[node].row.kept {
             self.pass_kept(node);
             return Ok(());
         }
@@ -176,12 +179,13 @@ impl Driver {
             row.error = None;
             row.reason = None;
         });
-        let mut data = json!({ "attempt": self.graph.nodes[node].row.attempts });
-        if let (Prepared::Run { command, .. }, Some(obj)) = (&action, data.as_object_mut()) {
-            obj.insert("command".into(), Json::String(command.clone()));
-        }
+        let command = match &action {
+            Prepared::Run { command, .. } => Some(command.clone()),
+            _ => None,
+        };
         let id = self.graph.nodes[node].id.clone();
-        self.emit(NewEvent::for_step(EventKind::StepStarted, &id, data));
+        let attempt = self.graph.nodes[node].row.attempts;
+        self.emit(NewEvent::step(&id, StepStarted { attempt, command }));
         self.spawn.push(Spawn {
             node,
             work: Work::Attempt,
@@ -198,10 +202,11 @@ impl Driver {
             row.reason = Some(reason.to_owned());
         });
         let id = self.graph.nodes[node].id.clone();
-        self.emit(NewEvent::for_step(
-            EventKind::StepSkipped,
+        self.emit(NewEvent::step(
             &id,
-            json!({ "reason": reason }),
+            StepSkipped {
+                reason: reason.to_owned(),
+            },
         ));
     }
 
@@ -214,10 +219,13 @@ impl Driver {
             row.finished_at = Some(now);
         });
         let id = self.graph.nodes[node].id.clone();
-        self.emit(NewEvent::for_step(
-            EventKind::StepSucceeded,
+        let attempt = Some(self.graph.nodes[node].row.attempts);
+        self.emit(NewEvent::step(
             &id,
-            json!({ "attempt": self.graph.nodes[node].row.attempts }),
+            StepSucceeded {
+                attempt,
+                ..StepSucceeded::default()
+            },
         ));
     }
 
@@ -226,12 +234,15 @@ impl Driver {
         self.update(node, |row| {
             row.state = StepState::Succeeded;
             row.reason = None;
+            row.kept = false;
         });
         let id = self.graph.nodes[node].id.clone();
-        self.emit(NewEvent::for_step(
-            EventKind::StepSucceeded,
+        self.emit(NewEvent::step(
             &id,
-            json!({ "kept": true }),
+            StepSucceeded {
+                kept: true,
+                ..StepSucceeded::default()
+            },
         ));
     }
 
@@ -247,10 +258,12 @@ impl Driver {
             row.error = Some(error.clone());
         });
         let id = self.graph.nodes[node].id.clone();
-        self.emit(NewEvent::for_step(
-            EventKind::StepFailed,
+        self.emit(NewEvent::step(
             &id,
-            json!({ "error": error }),
+            StepFailed {
+                error: Some(error),
+                ..StepFailed::default()
+            },
         ));
         self.failed_for_good();
     }
@@ -290,11 +303,7 @@ impl Driver {
             row.reason = Some(format!("on its {count} expansions"));
         });
         let id = self.graph.nodes[node].id.clone();
-        self.emit(NewEvent::for_step(
-            EventKind::StepExpanded,
-            &id,
-            json!({ "items": items, "steps": ids }),
-        ));
+        self.emit(NewEvent::step(&id, StepExpanded { items, steps: ids }));
     }
 
     /// Opens a gate: it waits for decisions recorded in the store by `sensei approve`/the API.
@@ -322,16 +331,15 @@ impl Driver {
             required: gate.required,
             deadline,
         });
-        self.emit(NewEvent::for_step(
-            EventKind::GateWaiting,
+        self.emit(NewEvent::step(
             &id,
-            json!({
-                "approvers": gate.approvers,
-                "required": gate.required,
-                "deadline": deadline.map(|d| d.to_rfc3339()),
-                "starter": self.migration.starter,
-                "digest": self.migration.digest,
-            }),
+            GateWaiting {
+                approvers: gate.approvers.clone(),
+                required: gate.required,
+                deadline: deadline.map(|d| d.to_rfc3339()),
+                starter: self.migration.starter.clone(),
+                digest: self.migration.digest.clone(),
+            },
         ));
         if let Some(deadline) = deadline {
             self.gate_reminders

@@ -10,7 +10,9 @@ use super::graph::Graph;
 use super::operation;
 use super::rollback::Then;
 use super::{EngineError, Observer, Options};
+use crate::event::{EventData, MigrationCreated};
 use crate::event::{EventKind, MigrationId, MigrationState, NewEvent, Operation};
+use crate::event::{RollbackStarted, StepExpanded};
 use crate::plan;
 use crate::process::StepEnv;
 use crate::runbook::model::Runbook;
@@ -45,17 +47,16 @@ pub fn create(store: &Store, new: NewRun<'_>) -> Result<Migration, EngineError> 
     let plan = plan::build(new.runbook, &new.runbook_text, &new.params, now)?;
     let masked = Json::Object(plan.params.clone());
     let id = new.id.unwrap_or_else(|| MigrationId::generate(now));
-    let mut created_event_data = json!({
-        "runbook": new.runbook.name,
-        "path": new.runbook_path,
-        "params": masked,
-        "digest": plan.digest,
-        "by": new.starter,
-        "steps": plan.steps.len(),
-    });
-    if let Some(data) = created_event_data.as_object_mut() {
-        data.extend(new.origin);
-    }
+    let created_event_data = EventData::from(MigrationCreated {
+        runbook: new.runbook.name.clone(),
+        path: json!(new.runbook_path),
+        params: masked.clone(),
+        digest: plan.digest.clone(),
+        by: new.starter.clone(),
+        steps: plan.steps.len(),
+        origin: new.origin,
+    })
+    .to_json();
     let migration = store.create_migration(NewMigration {
         id,
         runbook: new.runbook.name.clone(),
@@ -79,8 +80,8 @@ fn created_alerts(runbook: &Runbook) -> Vec<crate::store::NewDelivery> {
     crate::alert::rules::route(&runbook.alerts, MigrationState::Created, &[event])
 }
 
-/// The reason of a succeeded step that a retry keeps: it passes again, in order, without
-/// running (`launch` recognises it; it survives a crash through the stored row).
+/// The reason shown for a succeeded step that a retry keeps (its row's `kept` flag): it
+/// passes again, in order, without running.
 pub const KEPT: &str = "kept from an earlier run";
 
 /// What to do with steps a crash interrupted.
@@ -224,12 +225,12 @@ fn build(
     let masker = Arc::new(Masker::new(render::secret_values(&runbook, &params)));
     let mut graph = Graph::from_plan(&runbook, &plan);
     let events = store.events(&migration.id, 0)?;
-    for event in events.iter().filter(|e| e.kind == EventKind::StepExpanded) {
-        let (Some(step), Some(Json::Array(items))) = (&event.step, event.data.get("items")) else {
+    for event in &events {
+        let (Some(step), Some(expanded)) = (&event.step, event.read::<StepExpanded>()) else {
             continue;
         };
         if let Some(p) = graph.find(step) {
-            graph.expand(p, items, &masker);
+            graph.expand(p, &expanded.items, &masker);
         }
     }
     for row in store.steps(&migration.id)? {
@@ -324,14 +325,14 @@ fn build(
 
 /// A rollback started and did not finish (a crash interrupted it): where it was to lead.
 fn rollback_in_progress(events: &[crate::event::Event]) -> Option<Then> {
-    let started = events
+    let (seq, started) = events
         .iter()
         .rev()
-        .find(|e| e.kind == EventKind::RollbackStarted)?;
+        .find_map(|e| Some((e.seq, e.read::<RollbackStarted>()?)))?;
     let finished = events
         .iter()
         .rev()
         .find(|e| e.kind == EventKind::RollbackFinished)
         .map_or(0, |e| e.seq);
-    (started.seq > finished).then(|| Then::parse(started.data.get("then").and_then(|t| t.as_str())))
+    (seq > finished).then(|| Then::parse(Some(&started.then)))
 }

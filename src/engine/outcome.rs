@@ -5,8 +5,8 @@
 use super::EngineError;
 use super::actions::Outcome;
 use super::driver::{Driver, Stop};
-use crate::event::{EventKind, MigrationState, NewEvent, StepState};
-use serde_json::json;
+use crate::event::{MigrationState, NewEvent, StepState};
+use crate::event::{StepCancelled, StepFailed, StepRetrying, StepSucceeded};
 
 impl Driver {
     /// An attempt ended.
@@ -25,10 +25,15 @@ impl Driver {
                     row.exit_code = exit_code;
                     row.outputs = outputs.clone();
                 });
-                self.emit(NewEvent::for_step(
-                    EventKind::StepSucceeded,
+                self.emit(NewEvent::step(
                     &id,
-                    json!({ "attempt": attempt, "duration_ms": duration_ms, "exit_code": exit_code, "outputs": outputs }),
+                    StepSucceeded {
+                        attempt: Some(attempt),
+                        duration_ms: Some(duration_ms),
+                        exit_code: Some(exit_code),
+                        outputs: Some(outputs),
+                        ..StepSucceeded::default()
+                    },
                 ));
             }
             Outcome::Failed {
@@ -44,10 +49,15 @@ impl Driver {
                         row.exit_code = exit_code;
                         row.error = Some(error.clone());
                     });
-                    self.emit(NewEvent::for_step(
-                        EventKind::StepRetrying,
+                    self.emit(NewEvent::step(
                         &id,
-                        json!({ "attempt": attempt, "of": max, "error": error, "exit_code": exit_code, "delay_ms": delay.as_millis() as u64 }),
+                        StepRetrying {
+                            attempt,
+                            of: max,
+                            error: error.clone(),
+                            exit_code,
+                            delay_ms: delay.as_millis() as u64,
+                        },
                     ));
                     let at =
                         self.clock().now() + chrono::Duration::from_std(delay).unwrap_or_default();
@@ -60,10 +70,15 @@ impl Driver {
                     row.exit_code = exit_code;
                     row.error = Some(error.clone());
                 });
-                self.emit(NewEvent::for_step(
-                    EventKind::StepFailed,
+                self.emit(NewEvent::step(
                     &id,
-                    json!({ "attempt": attempt, "error": error, "exit_code": exit_code, "duration_ms": duration_ms }),
+                    StepFailed {
+                        attempt: Some(attempt),
+                        error: Some(error),
+                        exit_code: Some(exit_code),
+                        duration_ms: Some(duration_ms),
+                        ..StepFailed::default()
+                    },
                 ));
                 self.failed_for_good();
             }
@@ -72,10 +87,11 @@ impl Driver {
                     row.state = StepState::Cancelled;
                     row.finished_at = Some(now);
                 });
-                self.emit(NewEvent::for_step(
-                    EventKind::StepCancelled,
+                self.emit(NewEvent::step(
                     &id,
-                    json!({ "attempt": attempt }),
+                    StepCancelled {
+                        attempt: Some(attempt),
+                    },
                 ));
             }
         }
@@ -126,11 +142,9 @@ impl Driver {
                             kept.join(", ")
                         )
                     };
-                    self.set_state_with(
-                        MigrationState::Cancelled,
-                        &reason,
-                        json!({ "kept_changes": kept }),
-                    )?;
+                    self.set_state_with(MigrationState::Cancelled, &reason, |change| {
+                        change.kept_changes = Some(kept)
+                    })?;
                 }
             }
             Stop::Rollback => {

@@ -5,7 +5,9 @@
 
 use super::EngineError;
 use super::driver::{Driver, Stop};
+use crate::event::OperatorRequest;
 use crate::event::{Event, EventKind, MigrationState, NewEvent, Operation, StepState};
+use crate::event::{GateDecided, GateTimeoutSoon, StepFailed, StepSucceeded};
 use crate::runbook::model::{Action, OnTimeout};
 use crate::store::{GateStatus, Store};
 use chrono::{DateTime, Utc};
@@ -41,18 +43,15 @@ impl Driver {
 
     /// An operator asked for a lifecycle operation while this process drives the migration.
     async fn request(&mut self, event: &Event) -> Result<(), EngineError> {
-        let op = event
-            .data
-            .get("op")
-            .and_then(|v| v.as_str())
-            .and_then(|s| s.parse::<Operation>().ok());
-        let who = event
-            .data
-            .get("by")
-            .and_then(|v| v.as_str())
-            .unwrap_or("someone")
-            .to_owned();
-        let Some(op) = op else { return Ok(()) };
+        let Some(request) = event.read::<OperatorRequest>() else {
+            return Ok(());
+        };
+        let (op, rollback) = (request.op, request.rollback);
+        let who = if request.by.is_empty() {
+            "someone".to_owned()
+        } else {
+            request.by
+        };
         // A rollback under way is not interrupted: the request stays in the history, and
         // the requester sees the migration end where the rollback leads.
         if self.undo.is_some() {
@@ -81,7 +80,6 @@ impl Driver {
                 }
                 self.kill_in_flight();
                 self.close_open_gates(GateStatus::Cancelled, &who).await?;
-                let rollback = event.data.get("rollback") == Some(&serde_json::Value::Bool(true));
                 self.stop = Some(if rollback {
                     Stop::CancelRollback
                 } else {
@@ -144,16 +142,21 @@ impl Driver {
         });
         let id = self.graph.nodes[node].id.clone();
         match state {
-            StepState::Succeeded => self.emit(NewEvent::for_step(
-                EventKind::StepSucceeded,
+            StepState::Succeeded => self.emit(NewEvent::step(
                 &id,
-                json!({ "gate": status }),
+                StepSucceeded {
+                    gate: Some(json!(status)),
+                    ..StepSucceeded::default()
+                },
             )),
             StepState::Failed => {
-                self.emit(NewEvent::for_step(
-                    EventKind::StepFailed,
+                self.emit(NewEvent::step(
                     &id,
-                    json!({ "gate": status, "error": error }),
+                    StepFailed {
+                        gate: Some(json!(status)),
+                        error,
+                        ..StepFailed::default()
+                    },
                 ));
                 self.failed_for_good();
             }
@@ -187,10 +190,15 @@ impl Driver {
                 OnTimeout::Fail => (GateStatus::TimedOut, "fail"),
                 OnTimeout::Cancel => (GateStatus::TimedOut, "cancel"),
             };
-            let event = NewEvent::for_step(
-                EventKind::GateDecided,
+            let event = NewEvent::step(
                 &id,
-                json!({ "who": "timeout", "decision": "timeout", "on_timeout": outcome, "status": status }),
+                GateDecided {
+                    who: "timeout".into(),
+                    decision: "timeout".into(),
+                    on_timeout: Some(json!(outcome)),
+                    status: json!(status),
+                    ..GateDecided::default()
+                },
             );
             let alerts = self.gate_alerts(&event);
             let won = blocking(&self.store, {
@@ -228,10 +236,14 @@ impl Driver {
         let open: Vec<usize> = self.gates.keys().copied().collect();
         for node in open {
             let id = self.graph.nodes[node].id.clone();
-            let event = NewEvent::for_step(
-                EventKind::GateDecided,
+            let event = NewEvent::step(
                 &id,
-                json!({ "who": who, "decision": "cancel", "status": status }),
+                GateDecided {
+                    who: who.to_owned(),
+                    decision: "cancel".into(),
+                    status: json!(status),
+                    ..GateDecided::default()
+                },
             );
             let m = self.migration.id.clone();
             let alerts = self.gate_alerts(&event);
@@ -281,15 +293,14 @@ impl Driver {
                 continue;
             };
             let (approvers, approvals, required) = (gate.approvers, gate.approvals, gate.required);
-            self.emit(NewEvent::for_step(
-                EventKind::GateTimeoutSoon,
+            self.emit(NewEvent::step(
                 &id,
-                json!({
-                    "deadline": deadline.to_rfc3339(),
-                    "approvers": approvers,
-                    "approvals": approvals,
-                    "required": required,
-                }),
+                GateTimeoutSoon {
+                    deadline: deadline.to_rfc3339(),
+                    approvers,
+                    approvals,
+                    required,
+                },
             ));
         }
         Ok(())

@@ -6,8 +6,9 @@
 use super::EngineError;
 use super::driver::{Driver, Stop};
 use super::open::{Attach, Interrupted, KEPT};
+use crate::event::{DriverAttached, StepInterrupted, StepSkipped};
 use crate::event::{EventKind, MigrationId, MigrationState, NewEvent, StepState};
-use serde_json::json;
+use crate::event::{StateChanged, WindowClosed};
 
 impl Driver {
     /// Settles what the previous driver left: steps it was running when it died, gates
@@ -50,11 +51,14 @@ impl Driver {
                         row.state = to;
                         row.reason = reason;
                     });
-                    let mut data = json!({ "rerun": rerun, "idempotent": idempotent });
-                    if let (Some(o), Some(obj)) = (&orphan, data.as_object_mut()) {
-                        obj.insert("process_group".into(), json!(o.pgid));
-                    }
-                    self.emit(NewEvent::for_step(EventKind::StepInterrupted, &id, data));
+                    self.emit(NewEvent::step(
+                        &id,
+                        StepInterrupted {
+                            rerun,
+                            idempotent,
+                            process_group: orphan.as_ref().map(|o| o.pgid),
+                        },
+                    ));
                 }
                 StepState::Waiting if self.graph.nodes[node].placeholder => {}
                 StepState::Waiting => {
@@ -118,10 +122,11 @@ impl Driver {
                         row.finished_at = Some(now);
                         row.reason = Some("skipped by an operator after an interruption".into());
                     });
-                    self.emit(NewEvent::for_step(
-                        EventKind::StepSkipped,
+                    self.emit(NewEvent::step(
                         &id,
-                        json!({ "reason": "skipped after interruption" }),
+                        StepSkipped {
+                            reason: "skipped after interruption".into(),
+                        },
                     ));
                 }
                 None => {}
@@ -161,10 +166,12 @@ impl Driver {
     /// Applies the operation the driver attached for, and records who attached.
     pub(super) fn operate(&mut self, how: Attach) -> Result<(), EngineError> {
         let who = self.opts.identity.clone();
-        self.emit(NewEvent::new(
-            EventKind::DriverAttached,
-            json!({ "by": who, "op": how.operation(), "pid": self.lease.pid, "host": self.lease.host }),
-        ));
+        self.emit(NewEvent::of(DriverAttached {
+            by: who.clone(),
+            op: how.operation(),
+            pid: self.lease.pid,
+            host: self.lease.host.clone(),
+        }));
         self.actor = Some(who.clone());
         match how {
             Attach::Start => {
@@ -260,12 +267,14 @@ impl Driver {
                     row.error = None;
                     row.reason = None;
                     row.finished_at = None;
+                    row.kept = false;
                 });
             } else if upstream_reruns && state == StepState::Succeeded {
                 // Kept, but it passes again in order: its dependents must not start before
                 // what it depends on has run again.
                 self.update(node, |row| {
                     row.state = StepState::Pending;
+                    row.kept = true;
                     row.reason = Some(KEPT.to_owned());
                 });
             }
@@ -280,9 +289,8 @@ impl Driver {
             .iter()
             .rev()
             .find(|e| {
-                e.kind == EventKind::StateChanged
-                    && e.data.get("to").and_then(|t| t.as_str())
-                        == Some(MigrationState::Analyzing.as_str())
+                e.read::<StateChanged>()
+                    .is_some_and(|c| c.to == MigrationState::Analyzing)
             })
             .map_or(0, |e| e.seq);
         Ok(events
@@ -329,26 +337,24 @@ struct Rerun {
 }
 
 /// The window whose close paused the migration, when its latest pause came from one.
-pub fn paused_by_window(events: &[crate::event::Event]) -> Option<&str> {
-    let paused = events.iter().rev().find(|e| {
-        e.kind == EventKind::StateChanged
-            && e.data.get("to").and_then(|t| t.as_str()) == Some("paused")
-    })?;
-    if paused.data.get("by").and_then(|b| b.as_str()) != Some("window") {
-        return None;
-    }
-    let closed = events
+pub fn paused_by_window(events: &[crate::event::Event]) -> Option<String> {
+    let paused = events
         .iter()
         .rev()
-        .find(|e| e.kind == EventKind::WindowClosed)?;
-    closed.data.get("window").and_then(|w| w.as_str())
+        .filter_map(|e| e.read::<StateChanged>())
+        .find(|c| c.to == MigrationState::Paused)?;
+    if paused.by.as_deref() != Some("window") {
+        return None;
+    }
+    let closed = events.iter().rev().find_map(|e| e.read::<WindowClosed>())?;
+    Some(closed.window)
 }
 
 impl Driver {
     /// When the migration was paused by a window's close: that window's next opening.
     fn paused_by_window(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, EngineError> {
         let events = self.store.events(&self.migration.id, 0)?;
-        let Some(window) = paused_by_window(&events).and_then(|name| self.runbook.window(name))
+        let Some(window) = paused_by_window(&events).and_then(|name| self.runbook.window(&name))
         else {
             return Ok(None);
         };

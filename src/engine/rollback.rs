@@ -13,9 +13,9 @@ use super::EngineError;
 use super::actions::{Outcome, Prepared};
 use super::driver::Driver;
 use super::launch::{Spawn, Work};
-use crate::event::{EventKind, MigrationState, NewEvent, StepState};
+use crate::event::{MigrationState, NewEvent, StepState};
+use crate::event::{RollbackFailed, RollbackFinished, RollbackStarted, StepRolledBack};
 use crate::runbook::render::Escape;
-use serde_json::json;
 use std::collections::VecDeque;
 
 /// Rollback output is logged as attempt 0 of the step.
@@ -79,10 +79,10 @@ impl Driver {
             .iter()
             .map(|&n| self.graph.nodes[n].id.clone())
             .collect();
-        self.emit(NewEvent::new(
-            EventKind::RollbackStarted,
-            json!({ "steps": ids, "then": then.as_str() }),
-        ));
+        self.emit(NewEvent::of(RollbackStarted {
+            steps: ids,
+            then: then.as_str().to_owned(),
+        }));
         self.undo = Some(Undo {
             todo,
             running: None,
@@ -160,11 +160,7 @@ impl Driver {
             Outcome::Succeeded { .. } => {
                 self.update(node, |row| row.state = StepState::RolledBack);
                 let id = self.graph.nodes[node].id.clone();
-                self.emit(NewEvent::for_step(
-                    EventKind::StepRolledBack,
-                    &id,
-                    json!({}),
-                ));
+                self.emit(NewEvent::step(&id, StepRolledBack {}));
                 if let Some(undo) = &mut self.undo {
                     undo.rolled_back += 1;
                 }
@@ -177,11 +173,7 @@ impl Driver {
     fn undo_failed(&mut self, node: usize, error: String) {
         let id = self.graph.nodes[node].id.clone();
         let error = self.masker.mask(&error).into_owned();
-        self.emit(NewEvent::for_step(
-            EventKind::RollbackFailed,
-            &id,
-            json!({ "error": error }),
-        ));
+        self.emit(NewEvent::step(&id, RollbackFailed { error }));
         if let Some(undo) = &mut self.undo {
             undo.todo.clear();
             undo.failed = Some(id);
@@ -193,10 +185,11 @@ impl Driver {
         let Some(undo) = self.undo.take() else {
             return Ok(());
         };
-        self.emit(NewEvent::new(
-            EventKind::RollbackFinished,
-            json!({ "ok": undo.failed.is_none(), "rolled_back": undo.rolled_back, "failed_step": undo.failed }),
-        ));
+        self.emit(NewEvent::of(RollbackFinished {
+            ok: undo.failed.is_none(),
+            rolled_back: undo.rolled_back,
+            failed_step: undo.failed.clone(),
+        }));
         self.stop = None;
         match undo.then {
             Then::Fail => {
@@ -211,7 +204,7 @@ impl Driver {
                     self.set_state_with(
                         MigrationState::Cancelled,
                         "cancelled and rolled back",
-                        json!({ "rolled_back": true }),
+                        |change| change.rolled_back = true,
                     )?;
                 }
             }

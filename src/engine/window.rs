@@ -8,7 +8,8 @@
 use super::EngineError;
 use super::driver::{Driver, Stop};
 use crate::calendar::{self, WindowState};
-use crate::event::{EventKind, MigrationState, NewEvent, StepState};
+use crate::event::{MigrationState, NewEvent, StepState};
+use crate::event::{StepWaiting, WindowClosed, WindowClosing};
 use crate::runbook::model::{OnClose, Phase};
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -89,10 +90,12 @@ impl Driver {
                 row.state = StepState::Waiting;
                 row.reason = Some(reason.clone());
             });
-            self.emit(NewEvent::for_step(
-                EventKind::StepWaiting,
+            self.emit(NewEvent::step(
                 &id,
-                json!({ "window": window.name, "reason": reason }),
+                StepWaiting {
+                    window: window.name.clone(),
+                    reason: reason.clone(),
+                },
             ));
         }
         false
@@ -158,10 +161,10 @@ impl Driver {
             };
             let left = self.bound_work_left(&name);
             if now >= use_.last_start && !use_.closing_sent && left {
-                self.emit(NewEvent::new(
-                    EventKind::WindowClosing,
-                    json!({ "window": name, "closes": use_.closes.to_rfc3339() }),
-                ));
+                self.emit(NewEvent::of(WindowClosing {
+                    window: name.clone(),
+                    closes: use_.closes.to_rfc3339(),
+                }));
                 if let Some(u) = self.windows_in_use.get_mut(&name) {
                     u.closing_sent = true;
                 }
@@ -195,10 +198,11 @@ impl Driver {
             }
             WindowState::Open { opened, .. } => Some(opened),
         };
-        self.emit(NewEvent::new(
-            EventKind::WindowClosed,
-            json!({ "window": name, "on_close": window.on_close, "next_opens": next.map(|t| t.to_rfc3339()) }),
-        ));
+        self.emit(NewEvent::of(WindowClosed {
+            window: name.to_owned(),
+            on_close: json!(window.on_close),
+            next_opens: next.map(|t| t.to_rfc3339()),
+        }));
         self.actor = Some("window".into());
         match window.on_close {
             OnClose::Pause => {

@@ -12,7 +12,8 @@
 use super::error::ApiError;
 use crate::engine::clock::Clock;
 use crate::engine::{self, Attach, Observer, Options};
-use crate::event::{Event, EventKind, MigrationId, MigrationState};
+use crate::event::StateChanged;
+use crate::event::{Event, MigrationId, MigrationState};
 use crate::process::{Inherited, Reaper};
 use crate::store::Store;
 use std::collections::HashSet;
@@ -43,14 +44,13 @@ struct LogObserver;
 
 impl Observer for LogObserver {
     fn event(&mut self, event: &Event) {
-        if event.kind == EventKind::StateChanged {
-            let field = |name: &str| event.data.get(name).and_then(|v| v.as_str()).unwrap_or("?");
+        if let Some(change) = event.read::<StateChanged>() {
+            let from = change.from.map_or("?", |s| s.as_str());
             tracing::info!(
                 migration = %event.migration,
-                "{} -> {} ({})",
-                field("from"),
-                field("to"),
-                field("reason")
+                "{from} -> {} ({})",
+                change.to,
+                change.reason
             );
         }
     }

@@ -11,7 +11,7 @@ use super::outbox::NewDelivery;
 use super::schema::{fmt_time, json_col, json_text, name_col, opt_time_col, time_col};
 use super::write::{append_events, head, set_migration};
 use super::writer::Group;
-use crate::event::{Decision, EventKind, MigrationId, MigrationState, NewEvent};
+use crate::event::{Decision, MigrationId, MigrationState, NewEvent};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -220,19 +220,19 @@ pub fn decide(
     if status != GateStatus::Open {
         set_status(conn, group, id, &vote.step, status)?;
     }
-    let event = NewEvent::for_step(
-        EventKind::GateDecided,
+    let event = NewEvent::step(
         &vote.step,
-        json!({
-            "who": vote.who,
-            "decision": vote.decision,
-            "comment": vote.comment,
-            "digest": vote.digest,
-            "local": vote.local,
-            "approvals": approvals,
-            "required": required,
-            "status": status,
-        }),
+        crate::event::GateDecided {
+            who: vote.who.clone(),
+            decision: vote.decision.as_str().to_owned(),
+            comment: Some(vote.comment.clone()),
+            digest: Some(Some(vote.digest.clone())),
+            local: Some(vote.local),
+            approvals: Some(approvals),
+            required: Some(required),
+            on_timeout: None,
+            status: json!(status),
+        },
     );
     let seqs = append_events(conn, id, last_seq, group, std::slice::from_ref(&event))?;
     alerts(conn, group, id, state, &vote.alerts, &seqs, &event)?;

@@ -121,7 +121,8 @@ pub fn resolve_id(conn: &Connection, prefix: &str) -> Result<MigrationId, StoreE
 pub fn steps(conn: &Connection, id: &MigrationId) -> Result<Vec<StepRow>, StoreError> {
     let rows = conn
         .prepare_cached(
-            "SELECT step, state, attempts, started_at, finished_at, exit_code, outputs, error, reason
+            "SELECT step, state, attempts, started_at, finished_at, exit_code, outputs, error, reason,
+                    kept
              FROM steps WHERE migration = ?1 ORDER BY n",
         )?
         .query_map([id.as_str()], |r| {
@@ -135,6 +136,7 @@ pub fn steps(conn: &Connection, id: &MigrationId) -> Result<Vec<StepRow>, StoreE
                 outputs: opt_json_col(r, 6)?,
                 error: r.get(7)?,
                 reason: r.get(8)?,
+                kept: r.get(9)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

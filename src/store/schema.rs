@@ -25,7 +25,7 @@ const STATEMENT_CACHE: usize = 64;
 
 /// Each entry upgrades the schema by one version; the index + 1 is the version it reaches.
 /// Never edit a shipped entry: append a new one.
-pub(super) const UPGRADES: &[&str] = &[V1, V2, V3, V4, V5];
+pub(super) const UPGRADES: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = UPGRADES.len() as i64;
@@ -216,6 +216,14 @@ CREATE TABLE step_processes (
     started_at TEXT NOT NULL,
     PRIMARY KEY (migration, step)
 ) WITHOUT ROWID;
+";
+
+/// A step a retry keeps (it succeeded before and passes again without running) is a flag of
+/// its row, not the words of its reason; rows an older version marked by those words carry
+/// the flag.
+const V6: &str = "
+ALTER TABLE steps ADD COLUMN kept INTEGER NOT NULL DEFAULT 0;
+UPDATE steps SET kept = 1 WHERE reason = 'kept from an earlier run';
 ";
 
 /// Creates the state directory and opens its database for writing, with the schema upgraded

@@ -119,6 +119,8 @@ pub struct StepRow {
     pub error: Option<String>,
     /// Why it waits, was skipped or was interrupted.
     pub reason: Option<String>,
+    /// It succeeded before a retry and passes again, in order, without running.
+    pub kept: bool,
 }
 
 impl StepRow {
@@ -134,6 +136,7 @@ impl StepRow {
             outputs: None,
             error: None,
             reason: None,
+            kept: false,
         }
     }
 }

@@ -173,13 +173,13 @@ pub fn set_migration(
 fn upsert_step(conn: &Connection, id: &MigrationId, row: &StepRow) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO steps (migration, step, state, attempts, started_at, finished_at, exit_code,
-             outputs, error, reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             outputs, error, reason, kept)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (migration, step) DO UPDATE SET
              state = excluded.state, attempts = excluded.attempts,
              started_at = excluded.started_at, finished_at = excluded.finished_at,
              exit_code = excluded.exit_code, outputs = excluded.outputs,
-             error = excluded.error, reason = excluded.reason",
+             error = excluded.error, reason = excluded.reason, kept = excluded.kept",
     )?
     .execute(params![
         id.as_str(),
@@ -192,6 +192,7 @@ fn upsert_step(conn: &Connection, id: &MigrationId, row: &StepRow) -> Result<(),
         row.outputs.as_ref().map(json_text),
         row.error,
         row.reason,
+        row.kept,
     ])?;
     Ok(())
 }

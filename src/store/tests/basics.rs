@@ -302,3 +302,31 @@ fn durability_normal_opens_and_commits() {
     assert_eq!(mode, "wal");
     assert_eq!(store.events(&m, 0).unwrap().len(), 1);
 }
+
+#[test]
+fn a_version_5_store_knows_its_kept_steps_by_their_old_reason() {
+    let (dir, store) = store();
+    let m = create(&store, "m-kept");
+    let mut kept = step("a", StepState::Pending);
+    kept.reason = Some("kept from an earlier run".into());
+    let mut other = step("b", StepState::Pending);
+    other.reason = Some("waits for window night".into());
+    store
+        .commit(
+            &m,
+            Batch {
+                steps: vec![kept, other],
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    drop(store);
+    // What version 5 kept: the reason's words, no flag.
+    raw(&dir)
+        .execute_batch("ALTER TABLE steps DROP COLUMN kept; PRAGMA user_version = 5;")
+        .unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let rows = store.steps(&m).unwrap();
+    let flags: Vec<(&str, bool)> = rows.iter().map(|r| (r.step.as_str(), r.kept)).collect();
+    assert_eq!(flags, [("a", true), ("b", false), ("c", false)]);
+}
