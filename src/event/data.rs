@@ -37,6 +37,10 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+fn yes() -> bool {
+    true
+}
+
 /// The fields of one kind of event: [`super::Event::read`] reads them from an event of that
 /// kind.
 pub trait Fields: Into<EventData> + serde::de::DeserializeOwned {
@@ -305,6 +309,8 @@ pub struct RollbackFailed {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RollbackFinished {
+    /// A rollback that does not say it stopped finished.
+    #[serde(default = "yes")]
     pub ok: bool,
     pub rolled_back: u32,
     pub failed_step: Option<String>,

@@ -16,9 +16,11 @@
 use super::Requester;
 use crate::engine::Attach;
 use crate::engine::operation::{self, Refused};
-use crate::event::{Event, EventKind, MigrationId, MigrationState, NewEvent, Operation};
+use crate::event::{
+    Event, EventKind, MigrationId, MigrationState, NewEvent, Operation, OperatorRequest,
+    RollbackFinished, StateChanged,
+};
 use crate::store::{Batch, Store, StoreError};
-use serde_json::{Value as Json, json};
 
 /// An operation as an operator asked for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,18 +72,16 @@ pub fn request(
     ask: Ask,
     by: &Requester<'_>,
 ) -> Result<i64, StoreError> {
-    let mut data = json!({ "op": ask.op, "by": by.who, "local": by.local });
-    if let Some(obj) = data.as_object_mut() {
-        if let Some(comment) = by.comment {
-            obj.insert("comment".into(), Json::String(comment.to_owned()));
-        }
-        if ask.rollback {
-            obj.insert("rollback".into(), Json::Bool(true));
-        }
-    }
+    let request = OperatorRequest {
+        op: ask.op,
+        by: by.who.to_owned(),
+        local: by.local,
+        comment: by.comment.map(str::to_owned),
+        rollback: ask.rollback,
+    };
     let batch = Batch {
         expect_state: Some(state),
-        events: vec![NewEvent::new(EventKind::OperatorRequest, data)],
+        events: vec![NewEvent::of(request)],
         ..Batch::default()
     };
     let committed = store.commit(id, batch)?;
@@ -107,18 +107,16 @@ pub enum Done {
 /// a rollback when it finished, the others when a driver attached.
 pub fn done(events: &[Event], op: Operation) -> Option<Done> {
     let became = |target: MigrationState| {
-        events.iter().any(|e| {
-            e.kind == EventKind::StateChanged
-                && e.data.get("to").and_then(|t| t.as_str()) == Some(target.as_str())
-        })
+        events
+            .iter()
+            .filter_map(|e| e.read::<StateChanged>())
+            .any(|c| c.to == target)
     };
     match op {
         Operation::Rollback => events
             .iter()
-            .find(|e| e.kind == EventKind::RollbackFinished)
-            .map(|e| Done::RolledBack {
-                ok: e.data.get("ok") != Some(&Json::Bool(false)),
-            }),
+            .find_map(|e| e.read::<RollbackFinished>())
+            .map(|r| Done::RolledBack { ok: r.ok }),
         Operation::Pause => became(MigrationState::Paused).then_some(Done::Paused),
         Operation::Cancel => became(MigrationState::Cancelled).then_some(Done::Cancelled),
         Operation::Start | Operation::Resume | Operation::Retry => events

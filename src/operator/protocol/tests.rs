@@ -5,6 +5,7 @@
 use super::*;
 use crate::event::MigrationState::{Cancelled, Completed, Failed, Paused, Running};
 use chrono::Utc;
+use serde_json::{Value as Json, json};
 
 fn event(seq: i64, kind: EventKind, data: Json) -> Event {
     Event {
