@@ -143,8 +143,25 @@ impl JsonSchema for CronExpr {
             "type": "string",
             "description": "A standard 5-field cron expression (minute hour day-of-month month day-of-week) or @hourly, @daily, @weekly, @monthly, @yearly",
             "examples": ["0 1 * * SAT", "*/30 * * * *", "@daily"],
+            "pattern": cron_shape(),
         })
     }
+}
+
+/// What [`CronExpr::parse`] asks before croner reads the fields: a macro (in any case), or
+/// five whitespace-separated fields, the first not starting with `@`. The fields' own
+/// grammar (ranges, names, steps) is left to croner.
+fn cron_shape() -> String {
+    let any_case = |word: &str| -> String {
+        word.chars()
+            .map(|c| match c {
+                'a'..='z' => format!("[{c}{}]", c.to_ascii_uppercase()),
+                other => other.to_string(),
+            })
+            .collect()
+    };
+    let macros: Vec<String> = MACROS.iter().map(|m| any_case(m)).collect();
+    format!(r"^\s*(({})|[^@\s]\S*(\s+\S+){{4}})\s*$", macros.join("|"))
 }
 
 /// An IANA time zone such as `Europe/Berlin`.
@@ -195,6 +212,7 @@ impl JsonSchema for TimeZone {
             "type": "string",
             "description": "An IANA time zone name; default UTC",
             "examples": ["UTC", "Europe/Berlin", "America/New_York"],
+            "enum": chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect::<Vec<_>>(),
         })
     }
 }

@@ -125,7 +125,7 @@ impl JsonSchema for Duration {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         schemars::json_schema!({
             "type": "string",
-            "pattern": "^([0-9]+(ms|s|m|h|d))+$",
+            "pattern": r"^\s*([0-9]+(ms|s|m|h|d))+\s*$",
             "description": "A duration: 500ms, 30s, 10m, 4h, 2d, or a sum such as 1h30m",
         })
     }

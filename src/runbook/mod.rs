@@ -18,6 +18,7 @@ pub mod model;
 mod node_de;
 pub mod params;
 pub mod raw;
+mod raw_schema;
 pub mod render;
 mod source;
 pub mod template;

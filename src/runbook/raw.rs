@@ -3,13 +3,17 @@
 //! These types are the single description of the format: the loader fills them (through
 //! `node_de`), and `schemas/runbook.schema.json` is generated from them. A step's action is a
 //! set of optional sibling keys (`run`, `http`, `gate`, `wait`, `check`) rather than an enum,
-//! because positions do not survive serde's tagged enums; `check.rs` demands exactly one.
+//! because positions do not survive serde's tagged enums; `check.rs` demands exactly one, and
+//! `raw_schema.rs` says so in the schema, with the other rules a derived schema cannot carry.
 //!
 //! Top-level sections and list entries are wrapped in [`Recover`] so that one malformed part
 //! does not hide the problems of the others.
 
 use super::cron::{CronExpr, TimeZone};
 use super::duration::Duration;
+use super::raw_schema::{
+    self, IDENTIFIER_PATTERN, NAME_PATTERN, SINGLE_EXPRESSION_PATTERN, STEP_ID_PATTERN,
+};
 use super::wrappers::{Entries, Recover, Spanned};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -21,15 +25,17 @@ use serde::Deserialize;
 pub struct RawRunbook {
     /// Format version; must be 1.
     #[serde(default)]
+    #[schemars(extend("const" = 1))]
     pub version: Recover<Spanned<u32>>,
     /// Runbook name: lowercase letters, digits, `-` and `_`; unique within a runbook directory.
     #[serde(default)]
-    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]{0,62}$"))]
+    #[schemars(regex(pattern = NAME_PATTERN))]
     pub name: Recover<Spanned<String>>,
     #[serde(default)]
     pub description: Recover<String>,
     /// Typed inputs, set with `-p k=v`, the API body, or a schedule's or trigger's `params`.
     #[serde(default)]
+    #[schemars(transform = raw_schema::param_names)]
     pub params: Recover<Entries<Recover<RawParam>>>,
     /// Environment for every `run` step (values are templates).
     #[serde(default)]
@@ -39,9 +45,11 @@ pub struct RawRunbook {
     pub defaults: Recover<RawDefaults>,
     /// Most steps of this migration running at once (default: the number of CPUs).
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub concurrency: Recover<Spanned<u32>>,
     /// Named slot pools; a step with `pool: NAME` takes one slot while it runs.
     #[serde(default)]
+    #[schemars(transform = raw_schema::pool_sizes)]
     pub pools: Recover<Entries<Spanned<u32>>>,
     /// What happens after a step fails for good (default `fail`).
     #[serde(default)]
@@ -60,6 +68,7 @@ pub struct RawRunbook {
     pub alerts: Recover<RawAlerts>,
     /// The steps: a DAG through `needs`, grouped in phases.
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub steps: Recover<Vec<Recover<RawStep>>>,
 }
 
@@ -75,7 +84,7 @@ fn require_core_keys(schema: &mut schemars::Schema) {
 /// A typed input of the runbook.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Param")]
+#[schemars(rename = "Param", transform = raw_schema::param)]
 pub struct RawParam {
     #[serde(rename = "type")]
     pub kind: Spanned<ParamType>,
@@ -114,6 +123,7 @@ pub struct RawDefaults {
 #[schemars(rename = "Retry")]
 pub struct RawRetry {
     /// Total attempts, the first included.
+    #[schemars(range(min = 1))]
     pub attempts: Option<Spanned<u32>>,
     /// Wait before the first retry; doubles after each attempt.
     pub backoff: Option<Spanned<Duration>>,
@@ -195,8 +205,10 @@ pub enum CatchUp {
 #[schemars(rename = "Trigger")]
 pub struct RawTrigger {
     /// The hook's name: `POST /v1/hooks/NAME`.
+    #[schemars(regex(pattern = NAME_PATTERN))]
     pub webhook: Spanned<String>,
     /// Environment variable holding the HMAC-SHA256 key.
+    #[schemars(regex(pattern = IDENTIFIER_PATTERN))]
     pub secret_env: Spanned<String>,
     /// Params of the migration (templates over `payload`, the JSON body).
     pub params: Option<Entries<Spanned<serde_json::Value>>>,
@@ -215,7 +227,7 @@ pub struct RawAlerts {
 /// Where alerts go: exactly one of `email` or `webhook`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Channel")]
+#[schemars(rename = "Channel", transform = raw_schema::channel)]
 pub struct RawChannel {
     pub email: Option<RawEmail>,
     pub webhook: Option<RawWebhook>,
@@ -225,8 +237,10 @@ pub struct RawChannel {
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Email")]
 pub struct RawEmail {
+    #[schemars(length(min = 1), inner(contains(pattern = "@")))]
     pub to: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
+    #[schemars(inner(contains(pattern = "@")))]
     pub cc: Vec<Spanned<String>>,
     /// Subject template.
     pub subject: Option<Spanned<String>>,
@@ -239,6 +253,7 @@ pub struct RawEmail {
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Webhook")]
 pub struct RawWebhook {
+    #[schemars(regex(pattern = r"^https?://"))]
     pub url: Spanned<String>,
     pub format: Option<WebhookFormat>,
     /// Environment variable holding a key to sign deliveries with (HMAC-SHA256).
@@ -260,6 +275,7 @@ pub enum WebhookFormat {
 #[schemars(rename = "Rule")]
 pub struct RawRule {
     /// Event names: lifecycle states and step, gate, window and rollback events.
+    #[schemars(transform = raw_schema::alert_events)]
     pub on: Spanned<Vec<Spanned<String>>>,
     /// Only events of these steps.
     pub steps: Option<Vec<Spanned<String>>>,
@@ -269,10 +285,10 @@ pub struct RawRule {
 /// A node of the DAG with exactly one action: `run`, `http`, `gate`, `wait` or `check`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Step")]
+#[schemars(rename = "Step", transform = raw_schema::step)]
 pub struct RawStep {
     /// Unique id: lowercase letters, digits, `-` and `_`.
-    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]*$"))]
+    #[schemars(regex(pattern = STEP_ID_PATTERN))]
     pub id: Spanned<String>,
     pub description: Option<String>,
     /// Default: `approve` for gates, `execute` for every other step.
@@ -306,6 +322,7 @@ pub struct RawStep {
     pub check: Option<Spanned<String>>,
     /// Makes a `check` an automatic gate: evaluate it at this interval until it has held for
     /// `stable_for`; the step's `timeout` fails it.
+    #[schemars(transform = raw_schema::polling_interval)]
     pub every: Option<Spanned<Duration>>,
     /// How long a polling check must hold continuously before the step passes (default 0s:
     /// the first true evaluation passes). Needs `every`.
@@ -378,6 +395,7 @@ pub struct RawHttp {
     /// JSON body; string values are templates, JSON-encoded when rendered.
     pub body: Option<serde_json::Value>,
     /// Accepted statuses (default: any 2xx).
+    #[schemars(inner(range(min = 100, max = 599)))]
     pub expect_status: Option<Vec<Spanned<u16>>>,
     pub timeout: Option<Spanned<Duration>>,
 }
@@ -412,7 +430,7 @@ impl HttpMethod {
 /// What a polling check runs before each evaluation: exactly one of `run` or `http`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Probe")]
+#[schemars(rename = "Probe", transform = raw_schema::probe)]
 pub struct RawProbe {
     /// Shell command, run like a `run` step; its outputs are the `key=value` lines it writes
     /// to `$SENSEI_OUTPUT`, or its last stdout line with `outputs: json`.
@@ -430,8 +448,10 @@ pub struct RawProbe {
 pub struct RawGate {
     /// Identities (token names, or `--as` names locally) who may decide the gate; without
     /// the list, anyone but the migration's starter may.
+    #[schemars(length(min = 1), extend("uniqueItems" = true))]
     pub approvers: Option<Spanned<Vec<Spanned<String>>>>,
     /// Approvals needed (default 1).
+    #[schemars(range(min = 1))]
     pub required: Option<Spanned<u32>>,
     pub timeout: Option<Spanned<Duration>>,
     /// What happens at the timeout (default `fail`).
@@ -448,10 +468,13 @@ pub enum OnTimeout {
 }
 
 /// Schema of `for_each`: a list, or a template string that names one.
+// `uniqueItems` refuses an element written twice; it also takes `1` and `1.0` (or one object
+// with its keys in another order) as equal, though they name different expansions and the
+// checks accept them: here the schema is stricter than `sensei validate`, knowingly.
 #[derive(JsonSchema)]
 #[schemars(untagged)]
 #[allow(dead_code)]
 enum ForEach {
-    Template(String),
-    List(Vec<serde_json::Value>),
+    Template(#[schemars(regex(pattern = SINGLE_EXPRESSION_PATTERN))] String),
+    List(#[schemars(extend("uniqueItems" = true))] Vec<serde_json::Value>),
 }
