@@ -223,6 +223,14 @@ fn ctrl_c(follower: &Background) {
 
 #[test]
 fn ctrl_c_ends_a_follow_with_exit_0_locally_and_through_a_server() {
+    // The server first: a failure there leaves no local run holding.
+    let dir = harness::Dir::new();
+    dir.runbook("followed.yaml", FOLLOWED);
+    let s = dir.serve_ops();
+    let remote = s.create(Some("ops-token"), "followed", "{}");
+    s.post(&format!("/v1/migrations/{remote}/start"), "{}")
+        .expect(200);
+
     let sb = Sandbox::new();
     let file = sb.write("followed.yaml", FOLLOWED);
     let run = sb.spawn(&["run", file.to_str().expect("utf-8")]);
@@ -230,13 +238,6 @@ fn ctrl_c_ends_a_follow_with_exit_0_locally_and_through_a_server() {
     wait_for("the step to start", || {
         sb.path("started").exists().then_some(())
     });
-
-    let dir = harness::Dir::new();
-    dir.runbook("followed.yaml", FOLLOWED);
-    let s = dir.serve_ops();
-    let remote = s.create(Some("ops-token"), "followed", "{}");
-    s.post(&format!("/v1/migrations/{remote}/start"), "{}")
-        .expect(200);
 
     let followers = [
         sb.spawn(&["status", &id, "-f"]),
