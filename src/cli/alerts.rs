@@ -1,14 +1,17 @@
 //! Alerts from the command line: `sensei alerts [ID] [--deliver]` lists the outbox (and
-//! delivers what is due first), and the delivery worker every driving command runs beside
-//! its driver, then gives a bounded time to finish before the command exits (SPEC §4).
+//! delivers what is due first; with `--server`, the server's outbox through the API), and the
+//! delivery worker every driving command runs beside its driver, then gives a bounded time to
+//! finish before the command exits (SPEC §4). Both listings render the API's documents.
 
+use super::client::Client;
 use super::local::{self, Local};
 use super::{Format, error, exit};
 use crate::alert::{Attempt, Deliverer};
 use crate::config::Config;
 use crate::event::MigrationId;
-use crate::store::{AttemptOutcome, Delivery, DeliveryState, Store};
-use chrono::Utc;
+use crate::store::{AttemptOutcome, DeliveryState, Store};
+use chrono::{DateTime, Utc};
+use serde_json::Value as Json;
 
 #[derive(Debug, clap::Args)]
 pub struct AlertsArgs {
@@ -25,87 +28,107 @@ pub struct AlertsArgs {
 
 /// `sensei alerts [ID] [--deliver] [--format json]`.
 pub fn run(args: &AlertsArgs) -> u8 {
-    if let Err(code) = args.local.local_only("alerts") {
-        return code;
+    let items = match Client::from_local(&args.local) {
+        Some(client) => client.and_then(|client| remote(&client, args)),
+        None => local(args),
+    };
+    match items {
+        Ok(items) => {
+            show(&items, args.format);
+            exit::OK
+        }
+        Err(code) => code,
     }
-    let config = match args.local.config() {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let store = match args.local.open_existing() {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+}
+
+/// The deliveries of the local store (`--deliver`: after sending what is due), as the
+/// documents the API answers.
+fn local(args: &AlertsArgs) -> Result<Vec<Json>, u8> {
+    let config = args.local.config()?;
+    let store = args.local.open_existing()?;
     let id = match &args.id {
-        Some(id) => match local::find(&store, id) {
-            Ok(m) => Some(m.id),
-            Err(code) => return code,
-        },
+        Some(id) => Some(local::find(&store, id)?.id),
         None => None,
     };
     if args.deliver {
-        let Some(runtime) = runtime() else {
-            return exit::FAILED;
-        };
-        let Some(worker) = Worker::start(&runtime, &store, &config) else {
-            return exit::FAILED;
-        };
+        let runtime = runtime().ok_or(exit::FAILED)?;
+        let worker = Worker::start(&runtime, &store, &config).ok_or(exit::FAILED)?;
         worker.finish(&runtime, id.as_ref());
     }
-    let deliveries = match store.deliveries(id.as_ref()) {
-        Ok(d) => d,
-        Err(e) => return exit::fail(&e),
-    };
-    match args.format {
-        Format::Json => {
-            let items: Vec<_> = deliveries
-                .iter()
-                .map(|d| {
-                    crate::view::delivery(d, &store.delivery_attempts(d.id).unwrap_or_default())
-                })
-                .collect();
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(&items).unwrap_or_default()
-            );
+    let deliveries = store.deliveries(id.as_ref()).map_err(|e| exit::fail(&e))?;
+    Ok(deliveries
+        .iter()
+        .map(|d| crate::view::delivery(d, &store.delivery_attempts(d.id).unwrap_or_default()))
+        .collect())
+}
+
+/// `GET /v1/alerts`, or `GET /v1/migrations/{id}/alerts` with an ID. A server sends its own
+/// alerts: `--deliver` is for a local store's outbox.
+fn remote(client: &Client, args: &AlertsArgs) -> Result<Vec<Json>, u8> {
+    if args.deliver {
+        error(format!(
+            "`sensei alerts --deliver` sends the local store's alerts; the server at {} delivers its own (drop --deliver, or --server)",
+            client.base()
+        ));
+        return Err(exit::USAGE);
+    }
+    let doc = match &args.id {
+        Some(id) => {
+            let id = super::client::resolve(client, Some(id))?;
+            client.get(&["v1", "migrations", &id, "alerts"])?
         }
+        None => client.get(&["v1", "alerts"])?,
+    };
+    Ok(doc.as_array().cloned().unwrap_or_default())
+}
+
+fn show(items: &[Json], format: Format) {
+    match format {
+        Format::Json => outln!(
+            "{}",
+            serde_json::to_string_pretty(items).unwrap_or_default()
+        ),
         Format::Text => {
-            if deliveries.is_empty() {
+            if items.is_empty() {
                 outln!("no alerts");
             }
-            for d in &deliveries {
+            for d in items {
                 outln!("{}", line(d));
             }
         }
     }
-    exit::OK
 }
 
-fn line(d: &Delivery) -> String {
-    let step = d
-        .step
-        .as_deref()
+/// The text line of a delivery document.
+fn line(d: &Json) -> String {
+    let text = |key: &str| d[key].as_str().unwrap_or_default();
+    let step = d["step"]
+        .as_str()
         .map(|s| format!(" ({s})"))
         .unwrap_or_default();
-    let mut text = format!(
+    let mut line = format!(
         "{}  {:<9} event {} {}{step} -> {} ({}), {} attempt(s)",
-        d.migration,
-        d.state.as_str(),
-        d.event_seq,
-        d.event,
-        d.channel,
-        d.kind,
-        d.attempts
+        text("migration"),
+        text("state"),
+        d["event_seq"],
+        text("event"),
+        text("channel"),
+        text("kind"),
+        d["attempts"]
     );
-    if d.state == DeliveryState::Pending
-        && let Some(at) = d.next_attempt_at
+    let next = d["next_attempt_at"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+    if text("state") == DeliveryState::Pending.as_str()
+        && let Some(at) = next
     {
-        text.push_str(&format!(", next {}", at.format("%Y-%m-%d %H:%M:%S UTC")));
+        let at = at.with_timezone(&Utc);
+        line.push_str(&format!(", next {}", at.format("%Y-%m-%d %H:%M:%S UTC")));
     }
-    if let Some(e) = &d.last_error {
-        text.push_str(&format!(": {e}"));
+    if let Some(e) = d["last_error"].as_str() {
+        line.push_str(&format!(": {e}"));
     }
-    text
+    line
 }
 
 /// A runtime for commands that only deliver.

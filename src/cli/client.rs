@@ -118,33 +118,71 @@ impl Client {
             let text = response.text().await?;
             Ok::<_, reqwest::Error>((status, text))
         });
-        let (status, text) = match answer {
-            Ok(a) => a,
-            Err(e) => {
-                error(format!(
-                    "cannot reach the server at {}: {}",
-                    self.base,
-                    chain(&e)
-                ));
-                return Err(exit::FAILED);
-            }
-        };
+        let (status, text) = answer.map_err(|e| self.unreachable(&e))?;
         let doc: Json = serde_json::from_str(&text).unwrap_or(Json::Null);
         if (200..300).contains(&status) {
             return Ok((status, doc));
         }
-        let detail = doc
-            .get("detail")
-            .and_then(Json::as_str)
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("the server answered {status}: {}", text.trim()));
-        error(detail);
-        Err(exit::of_status(status))
+        Err(problem(status, &text))
     }
 
     pub fn get(&self, segments: &[&str]) -> Result<Json, u8> {
         self.call(Method::Get, segments, &[], None).map(|(_, d)| d)
     }
+
+    /// Says that the server cannot be reached; the exit code.
+    fn unreachable(&self, e: &reqwest::Error) -> u8 {
+        error(format!(
+            "cannot reach the server at {}: {}",
+            self.base,
+            chain(e)
+        ));
+        exit::FAILED
+    }
+
+    /// The runtime the client's calls run on (a follow waits on it too).
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+
+    /// Opens the event stream of migration `id` (SSE) after seq `after`: the answer, whose
+    /// body is read as it comes. Unlike the other calls it has no overall time limit.
+    pub fn stream(&self, id: &str, after: i64) -> Result<reqwest::Response, u8> {
+        let url = self.url(&["v1", "migrations", id, "events"], &[])?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| {
+                error(format!("cannot build the HTTP client: {e}"));
+                exit::FAILED
+            })?;
+        let mut request = http
+            .get(url)
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .header("Last-Event-ID", after.to_string());
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        self.runtime.block_on(async {
+            let response = request.send().await.map_err(|e| self.unreachable(&e))?;
+            let status = response.status().as_u16();
+            if (200..300).contains(&status) {
+                return Ok(response);
+            }
+            let text = response.text().await.unwrap_or_default();
+            Err(problem(status, &text))
+        })
+    }
+}
+
+/// Says the error of an answer that is not 2xx (the problem's detail); its exit code.
+fn problem(status: u16, text: &str) -> u8 {
+    let detail = serde_json::from_str::<Json>(text)
+        .ok()
+        .and_then(|doc| doc.get("detail").and_then(Json::as_str).map(str::to_owned))
+        .unwrap_or_else(|| format!("the server answered {status}: {}", text.trim()));
+    error(detail);
+    exit::of_status(status)
 }
 
 /// An error with its causes, on one line (reqwest's own message names only the URL).
@@ -184,15 +222,17 @@ pub fn resolve(client: &Client, id: Option<&str>) -> Result<String, u8> {
 }
 
 /// The status document of `GET /v1/migrations/{id}` as `sensei status --format json` shows
-/// it locally (without the detail's extra fields).
-pub fn status_doc(client: &Client, id: &str) -> Result<Json, u8> {
+/// it locally (without the detail's extra fields), and the seq of the migration's newest
+/// event (one of those fields).
+pub fn status_and_seq(client: &Client, id: &str) -> Result<(Json, i64), u8> {
     let mut doc = client.get(&["v1", "migrations", id])?;
+    let last_seq = doc["last_seq"].as_i64().unwrap_or_default();
     if let Some(obj) = doc.as_object_mut() {
         for extra in ["runbook_path", "decisions", "last_seq"] {
             obj.remove(extra);
         }
     }
-    Ok(doc)
+    Ok((doc, last_seq))
 }
 
 /// A lifecycle call: POST `/v1/migrations/{id}/{op}` (DELETE for cancel). 200 done, 202

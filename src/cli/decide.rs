@@ -1,9 +1,9 @@
 //! Operator decisions on a migration another process may be driving: `approve`, `reject`,
 //! `pause`, `cancel` and `rollback`. A driven migration gets a request event that its driver
 //! acts on, followed by the operator protocol the server follows too
-//! ([`crate::operator::protocol`]); an undriven one is handled here, in the foreground. Only
-//! the waiting (polling, blocking) and the attaching (driving in the foreground) are this
-//! module's.
+//! ([`crate::operator::protocol`]); an undriven one is handled here, in the foreground, after
+//! the same request is recorded (with the operator's `--comment`). Only the waiting (polling,
+//! blocking) and the attaching (driving in the foreground) are this module's.
 
 use super::client::Client;
 use super::drive::{self, IdArgs};
@@ -107,14 +107,13 @@ pub fn decide(args: &DecideArgs, decision: Decision) -> u8 {
     }
 }
 
-/// `sensei pause|cancel|rollback ID` (`rollback`: a cancel's `--rollback`).
+/// `sensei pause|cancel|rollback ID [-m TEXT]` (`rollback`: a cancel's `--rollback`).
 pub fn operate(args: &IdArgs, op: Operation, rollback: bool) -> u8 {
     if let Some(client) = Client::from_local(&args.local) {
-        let body = if rollback {
-            json!({ "rollback": true })
-        } else {
-            json!({})
-        };
+        let mut body = json!({ "comment": args.comment });
+        if rollback {
+            body["rollback"] = true.into();
+        }
         return match client {
             Ok(client) => super::client::operate(&client, &args.id, op.as_str(), body),
             Err(code) => code,
@@ -136,17 +135,38 @@ pub fn operate(args: &IdArgs, op: Operation, rollback: bool) -> u8 {
         Err(e) => return exit::fail(&e),
     };
     let ask = Ask::new(op, rollback);
+    let comment = args.comment.as_deref();
     if driven && ask.for_driver() {
-        return request(&store, &migration, &args.local, ask);
+        return request(&store, &migration, &args.local, ask, comment);
     }
-    carry_out(
-        &store,
-        &migration.id,
-        ask,
-        &args.local,
-        ask.attach(),
-        migration.last_seq,
-    )
+    match record(&store, &migration, ask, &args.local, comment) {
+        Ok(after) => carry_out(&store, &migration.id, ask, &args.local, ask.attach(), after),
+        Err(code) => code,
+    }
+}
+
+/// Records the operator's request before this process carries the operation out itself, as
+/// the server does for the same call: the audit trail of who asked what, and why. Returns the
+/// seq its effect follows. An operation not admitted now is not recorded: the driver refuses
+/// it as before, naming the driving process or what is possible.
+pub(super) fn record(
+    store: &Store,
+    migration: &Migration,
+    ask: Ask,
+    local: &Local,
+    comment: Option<&str>,
+) -> Result<i64, u8> {
+    let driven = store.driver(&migration.id).map_err(|e| exit::fail(&e))?;
+    if operator::admit(ask, &migration.id, migration.state, driven.is_some()).is_err() {
+        return Ok(migration.last_seq);
+    }
+    let who = local.identity();
+    let by = Requester {
+        who: &who,
+        local: true,
+        comment,
+    };
+    operator::request(store, &migration.id, migration.state, ask, &by).map_err(|e| exit::fail(&e))
 }
 
 /// Carries an operation out in this process (no other drives the migration), attaching as
@@ -174,13 +194,19 @@ fn done(store: &Store, id: &MigrationId, ask: Ask, after: i64) -> Option<Done> {
 /// by the operator protocol ([`operator::progress`]): done; refused, said at once, when the
 /// driver moved the migration on first; carried out here when the driver stopped without
 /// acting.
-fn request(store: &Store, migration: &Migration, local: &Local, ask: Ask) -> u8 {
+fn request(
+    store: &Store,
+    migration: &Migration,
+    local: &Local,
+    ask: Ask,
+    comment: Option<&str>,
+) -> u8 {
     let id = &migration.id;
     let who = local.identity();
     let by = Requester {
         who: &who,
         local: true,
-        comment: None,
+        comment,
     };
     let asked = match operator::request(store, id, migration.state, ask, &by) {
         Ok(seq) => seq,

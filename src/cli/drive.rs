@@ -10,6 +10,7 @@ use super::{error, exit, params_from_flags};
 use crate::config::Config;
 use crate::engine::{self, Attach, Interrupted, NewRun, Options};
 use crate::event::{MigrationId, MigrationState, RollbackFinished, StateChanged};
+use crate::operator::Ask;
 use crate::process::Reaper;
 use crate::runbook;
 use crate::store::Store;
@@ -31,6 +32,9 @@ pub struct RunArgs {
 pub struct IdArgs {
     /// The migration id (or a unique prefix of it, or `latest`).
     pub(super) id: String,
+    /// Why; recorded with the request in the audit trail (the `operator_request` event).
+    #[arg(long, short = 'm', value_name = "TEXT")]
+    pub(super) comment: Option<String>,
     #[command(flatten)]
     pub(super) local: Local,
 }
@@ -45,6 +49,9 @@ pub struct ResumeArgs {
     /// Skip the steps a crash interrupted; their dependents proceed.
     #[arg(long)]
     skip_interrupted: bool,
+    /// Why; recorded with the request in the audit trail (the `operator_request` event).
+    #[arg(long, short = 'm', value_name = "TEXT")]
+    comment: Option<String>,
     #[command(flatten)]
     local: Local,
 }
@@ -113,24 +120,18 @@ fn create(args: &RunArgs, config: &Config) -> Result<(Store, crate::store::Migra
         .map_err(|e| exit::fail(&e))
 }
 
-/// `sensei start|retry|rollback ID`.
+/// `sensei start|resume|retry ID [-m TEXT]`: through a server, its lifecycle call; locally,
+/// the request recorded as the server records it, then driven here.
 pub fn attach(args: &IdArgs, how: Attach) -> u8 {
     if let Some(client) = super::client::Client::from_local(&args.local) {
-        let body = match how {
-            Attach::Resume(Some(Interrupted::Retry)) => serde_json::json!({"interrupted": "retry"}),
-            Attach::Resume(Some(Interrupted::Skip)) => serde_json::json!({"interrupted": "skip"}),
-            _ => serde_json::json!({}),
-        };
-        let op = match how {
-            Attach::Start => "start",
-            Attach::Retry => "retry",
-            Attach::Rollback => "rollback",
-            Attach::Pause => "pause",
-            Attach::Cancel | Attach::CancelRollback => "cancel",
-            Attach::Resume(_) | Attach::Recover => "resume",
-        };
+        let mut body = serde_json::json!({ "comment": args.comment });
+        match how {
+            Attach::Resume(Some(Interrupted::Retry)) => body["interrupted"] = "retry".into(),
+            Attach::Resume(Some(Interrupted::Skip)) => body["interrupted"] = "skip".into(),
+            _ => {}
+        }
         return match client {
-            Ok(client) => super::client::operate(&client, &args.id, op, body),
+            Ok(client) => super::client::operate(&client, &args.id, how.operation().as_str(), body),
             Err(code) => code,
         };
     }
@@ -138,8 +139,13 @@ pub fn attach(args: &IdArgs, how: Attach) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    match local::find(&store, &args.id) {
-        Ok(m) => drive(&store, &m.id, &args.local, how),
+    let m = match local::find(&store, &args.id) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let ask = Ask::new(how.operation(), false);
+    match super::decide::record(&store, &m, ask, &args.local, args.comment.as_deref()) {
+        Ok(_) => drive(&store, &m.id, &args.local, how),
         Err(code) => code,
     }
 }
@@ -154,6 +160,7 @@ pub fn resume(args: &ResumeArgs) -> u8 {
     attach(
         &IdArgs {
             id: args.id.clone(),
+            comment: args.comment.clone(),
             local: args.local.clone(),
         },
         Attach::Resume(choice),

@@ -1,20 +1,24 @@
-//! Inspecting migrations in the local store: `status`, `list`, `logs` and `events`, each as
-//! text for people or `--format json` for scripts (SPEC §5). With `--server` they ask the
-//! REST API instead; both paths render the same JSON views with the same functions.
+//! Inspecting migrations: `status` (once, or followed with `-f`) and `list`, each as text for
+//! people or `--format json` for scripts (SPEC §5); `logs` and `events` are [`super::history`].
+//! With `--server` they ask the REST API instead of the local store; both paths render the
+//! same JSON views with the same functions.
 
 use super::client::{self, Client};
-use super::local::{self, Local};
+use super::follow::{self, Feed, Use};
+use super::local::Local;
 use super::progress::short_duration;
-use super::{Format, error, exit};
+use super::{Format, exit};
 use crate::event::MigrationState;
-use crate::store::{Migration, Store};
 use chrono::{DateTime, Utc};
-use serde_json::Value as Json;
+use serde_json::{Value as Json, json};
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     /// The migration id or a unique prefix (default: the newest migration).
     id: Option<String>,
+    /// Keep watching: print the status again each time it changes, until the migration rests.
+    #[arg(long, short = 'f')]
+    follow: bool,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
     #[command(flatten)]
@@ -26,51 +30,22 @@ pub struct ListArgs {
     /// Only migrations in this state.
     #[arg(long)]
     state: Option<MigrationState>,
+    /// Only migrations of this runbook (its `name`).
+    #[arg(long, value_name = "NAME")]
+    runbook: Option<String>,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
     #[command(flatten)]
     local: Local,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct LogsArgs {
-    /// The migration id or a unique prefix (or `latest`).
-    id: String,
-    /// Only this step's output.
-    step: Option<String>,
-    #[arg(long, value_enum, default_value = "text")]
-    format: Format,
-    #[command(flatten)]
-    local: Local,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct EventsArgs {
-    /// The migration id or a unique prefix (or `latest`).
-    id: String,
-    #[arg(long, value_enum, default_value = "text")]
-    format: Format,
-    #[command(flatten)]
-    local: Local,
-}
-
-fn open_and_find(local: &Local, id: &str) -> Result<(Store, Migration), u8> {
-    let store = local.open_existing()?;
-    let migration = local::find(&store, id)?;
-    Ok((store, migration))
-}
-
-/// Prints a JSON document the way every `--format json` does.
-fn print_json(doc: &impl serde::Serialize) {
-    outln!("{}", serde_json::to_string_pretty(doc).unwrap_or_default());
-}
-
-fn text<'a>(doc: &'a Json, key: &str) -> &'a str {
+/// A text field of a JSON view (empty when absent).
+pub(super) fn text<'a>(doc: &'a Json, key: &str) -> &'a str {
     doc[key].as_str().unwrap_or_default()
 }
 
 /// A timestamp of a JSON view, formatted (empty when absent).
-fn time(doc: &Json, key: &str, format: &str) -> String {
+pub(super) fn time(doc: &Json, key: &str, format: &str) -> String {
     doc[key]
         .as_str()
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
@@ -78,36 +53,37 @@ fn time(doc: &Json, key: &str, format: &str) -> String {
         .unwrap_or_default()
 }
 
-/// `sensei status [ID]`.
+/// `sensei status [ID] [-f]`: the status document, printed again while followed each time
+/// the state, a step or its driver changes.
 pub fn status(args: &StatusArgs) -> u8 {
-    let doc = match Client::from_local(&args.local) {
-        Some(client) => remote_status(client, args.id.as_deref()),
-        None => local_status(&args.local, args.id.as_deref().unwrap_or("latest")),
-    };
-    match doc {
-        Ok(doc) => {
-            match args.format {
-                Format::Json => print_json(&doc),
-                Format::Text => render_status(&doc),
-            }
-            exit::OK
-        }
+    let feed = follow::open(&args.local, args.id.as_deref(), args.follow, Use::WakeUp);
+    match feed.and_then(|feed| show_status(feed, args)) {
+        Ok(()) => exit::OK,
         Err(code) => code,
     }
 }
 
-fn remote_status(client: Result<Client, u8>, id: Option<&str>) -> Result<Json, u8> {
-    let client = client?;
-    let id = client::resolve(&client, id)?;
-    client::status_doc(&client, &id)
-}
-
-/// The status document of the local store (`crate::view::status`, as the API builds it).
-fn local_status(local: &Local, id: &str) -> Result<Json, u8> {
-    let (store, m) = open_and_find(local, id)?;
-    let steps = store.steps(&m.id).map_err(|e| exit::fail(&e))?;
-    let driver = store.driver(&m.id).ok().flatten();
-    Ok(crate::view::status(&m, &steps, driver.as_ref()))
+fn show_status(mut feed: Box<dyn Feed>, args: &StatusArgs) -> Result<(), u8> {
+    let mut shown = None;
+    loop {
+        let doc = feed.status()?;
+        let seen = json!([doc["state"], doc["steps"], doc["driver"].is_null()]);
+        if shown.as_ref() != Some(&seen) {
+            match args.format {
+                Format::Json => follow::print_json(&doc, args.follow),
+                Format::Text => {
+                    if shown.is_some() {
+                        outln!();
+                    }
+                    render_status(&doc);
+                }
+            }
+            shown = Some(seen);
+        }
+        if !args.follow || follow::rests(&doc) || !feed.wait()? {
+            return Ok(());
+        }
+    }
 }
 
 /// The text of `status`, from the status document.
@@ -185,12 +161,14 @@ fn step_note(row: &Json) -> String {
     parts.join("; ")
 }
 
-/// `sensei list`.
+/// `sensei list [--state STATE] [--runbook NAME]`.
 pub fn list(args: &ListArgs) -> u8 {
     let items = match Client::from_local(&args.local) {
         Some(client) => client.and_then(|client| {
             let state = args.state.map(|s| s.as_str().to_owned());
-            let query: Vec<(&str, &str)> = state.iter().map(|s| ("state", s.as_str())).collect();
+            let mut query: Vec<(&str, &str)> =
+                state.iter().map(|s| ("state", s.as_str())).collect();
+            query.extend(args.runbook.iter().map(|r| ("runbook", r.as_str())));
             client
                 .call(client::Method::Get, &["v1", "migrations"], &query, None)
                 .map(|(_, doc)| doc.as_array().cloned().unwrap_or_default())
@@ -202,11 +180,18 @@ pub fn list(args: &ListArgs) -> u8 {
         Err(code) => return code,
     };
     match args.format {
-        Format::Json => print_json(&items),
+        Format::Json => follow::print_json(&items, false),
+        Format::Text if items.is_empty() => outln!("no migrations{}", filters(args)),
         Format::Text => {
+            outln!(
+                "{:<14}  {:<17} {:<24} CREATED (UTC)",
+                "ID",
+                "STATE",
+                "RUNBOOK"
+            );
             for m in &items {
                 outln!(
-                    "{}  {:<17} {:<24} {}",
+                    "{:<14}  {:<17} {:<24} {}",
                     text(m, "id"),
                     text(m, "state"),
                     text(m, "runbook"),
@@ -218,117 +203,28 @@ pub fn list(args: &ListArgs) -> u8 {
     exit::OK
 }
 
+/// What an empty list was filtered by, for its one line.
+fn filters(args: &ListArgs) -> String {
+    let mut by = Vec::new();
+    if let Some(state) = args.state {
+        by.push(format!("in state {state}"));
+    }
+    if let Some(runbook) = &args.runbook {
+        by.push(format!("of runbook `{runbook}`"));
+    }
+    if by.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", by.join(" "))
+    }
+}
+
 fn local_list(args: &ListArgs) -> Result<Vec<Json>, u8> {
     let store = args.local.open_existing()?;
     let migrations = store.list(args.state).map_err(|e| exit::fail(&e))?;
-    Ok(migrations.iter().map(crate::view::summary).collect())
-}
-
-/// `sensei logs ID [STEP]`.
-pub fn logs(args: &LogsArgs) -> u8 {
-    let lines = match Client::from_local(&args.local) {
-        Some(client) => client.and_then(|client| remote_logs(&client, args)),
-        None => local_logs(args),
-    };
-    let lines = match lines {
-        Ok(lines) => lines,
-        Err(code) => return code,
-    };
-    if args.format == Format::Json {
-        // One document, like `events` and `list`.
-        print_json(&lines);
-        return exit::OK;
-    }
-    for line in &lines {
-        if args.step.is_some() {
-            outln!("{}", text(line, "text"));
-        } else {
-            outln!("{} | {}", text(line, "step"), text(line, "text"));
-        }
-    }
-    exit::OK
-}
-
-fn local_logs(args: &LogsArgs) -> Result<Vec<Json>, u8> {
-    let (store, m) = open_and_find(&args.local, &args.id)?;
-    if let Some(step) = &args.step {
-        let known = store
-            .steps(&m.id)
-            .map(|rows| rows.iter().any(|r| &r.step == step))
-            .unwrap_or(false);
-        if !known {
-            error(format!(
-                "migration {} has no step `{step}`; `sensei status {}` lists its steps",
-                m.id, m.id
-            ));
-            return Err(exit::USAGE);
-        }
-    }
-    let lines = store
-        .logs(&m.id, args.step.as_deref())
-        .map_err(|e| exit::fail(&e))?;
-    Ok(lines
+    Ok(migrations
         .iter()
-        .map(|l| serde_json::to_value(l).unwrap_or_default())
-        .collect())
-}
-
-/// The logs of one step, or of every step of the status document in store order.
-fn remote_logs(client: &Client, args: &LogsArgs) -> Result<Vec<Json>, u8> {
-    let id = client::resolve(client, Some(&args.id))?;
-    let steps: Vec<String> = match &args.step {
-        Some(step) => vec![step.clone()],
-        None => client::status_doc(client, &id)?["steps"]
-            .as_array()
-            .map(|steps| steps.iter().map(|s| text(s, "step").to_owned()).collect())
-            .unwrap_or_default(),
-    };
-    let mut lines = Vec::new();
-    for step in &steps {
-        let doc = client.get(&["v1", "migrations", &id, "steps", step, "logs"])?;
-        lines.extend(doc.as_array().cloned().unwrap_or_default());
-    }
-    lines.sort_by_key(|l| l["seq"].as_i64().unwrap_or_default());
-    Ok(lines)
-}
-
-/// `sensei events ID`.
-pub fn events(args: &EventsArgs) -> u8 {
-    let events = match Client::from_local(&args.local) {
-        Some(client) => client.and_then(|client| {
-            let id = client::resolve(&client, Some(&args.id))?;
-            let doc = client.get(&["v1", "migrations", &id, "events"])?;
-            Ok(doc.as_array().cloned().unwrap_or_default())
-        }),
-        None => local_events(args),
-    };
-    let events = match events {
-        Ok(events) => events,
-        Err(code) => return code,
-    };
-    match args.format {
-        Format::Json => print_json(&events),
-        Format::Text => {
-            for e in &events {
-                outln!(
-                    "{:>4}  {}  {:<18} {:<20} {}",
-                    e["seq"].as_i64().unwrap_or_default(),
-                    time(e, "at", "%H:%M:%S%.3f"),
-                    text(e, "kind"),
-                    text(e, "step"),
-                    e["data"]
-                );
-            }
-        }
-    }
-    exit::OK
-}
-
-fn local_events(args: &EventsArgs) -> Result<Vec<Json>, u8> {
-    let (store, m) = open_and_find(&args.local, &args.id)?;
-    let events = store.events(&m.id, 0).map_err(|e| exit::fail(&e))?;
-    Ok(events
-        .iter()
-        .map(|e| serde_json::to_value(e).unwrap_or_default())
+        .filter(|m| args.runbook.as_ref().is_none_or(|r| *r == m.runbook))
+        .map(crate::view::summary)
         .collect())
 }

@@ -46,6 +46,8 @@ mod client;
 mod decide;
 mod drive;
 pub mod exit;
+mod follow;
+mod history;
 mod inspect;
 mod interrupt;
 mod local;
@@ -53,6 +55,7 @@ mod plan;
 mod progress;
 pub mod schema;
 mod serve;
+mod stream;
 mod validate;
 
 use crate::engine::Attach;
@@ -87,14 +90,14 @@ enum Command {
     Run(drive::RunArgs),
     /// Serve the REST API: migrations, gates, events, runbooks (flags or a config file).
     Serve(serve::Args),
-    /// Show a migration's state and steps (default: the newest).
+    /// Show a migration's state and steps (default: the newest; `-f`: as they change).
     Status(inspect::StatusArgs),
-    /// List migrations, newest first.
+    /// List migrations, newest first (`--state`, `--runbook` filter).
     List(inspect::ListArgs),
-    /// Show the output of a migration's steps.
-    Logs(inspect::LogsArgs),
-    /// Show a migration's event history.
-    Events(inspect::EventsArgs),
+    /// Show the output of a migration's steps (`-f`: as it is written, until it rests).
+    Logs(history::LogsArgs),
+    /// Show a migration's event history (`-f`: as it grows, until it rests).
+    Events(history::EventsArgs),
     /// Start a created migration and drive it here.
     Start(drive::IdArgs),
     /// Pause a running migration (in-flight steps finish; no new step starts).
@@ -146,8 +149,8 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::Status(args) => inspect::status(&args),
         Command::List(args) => inspect::list(&args),
-        Command::Logs(args) => inspect::logs(&args),
-        Command::Events(args) => inspect::events(&args),
+        Command::Logs(args) => history::logs(&args),
+        Command::Events(args) => history::events(&args),
         Command::Start(args) => drive::attach(&args, Attach::Start),
         Command::Resume(args) => drive::resume(&args),
         Command::Retry(args) => drive::attach(&args, Attach::Retry),

@@ -110,7 +110,8 @@ pub enum Attach {
 }
 
 impl Attach {
-    pub(super) fn operation(self) -> Operation {
+    /// The operator's operation this attaching carries out.
+    pub fn operation(self) -> Operation {
         match self {
             Attach::Start => Operation::Start,
             Attach::Resume(_) => Operation::Resume,

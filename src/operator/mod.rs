@@ -11,7 +11,9 @@ pub mod gate;
 pub mod protocol;
 
 pub use gate::{DecideError, decide};
-pub use protocol::{Ask, Done, MovedOn, Observed, Progress, done, observe, progress, request};
+pub use protocol::{
+    Ask, Done, Inadmissible, MovedOn, Observed, Progress, admit, done, observe, progress, request,
+};
 
 /// Who asks for something, as the audit trail records it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,6 @@
 //! The operator protocol, owned here for the CLI and the server alike. A lifecycle operation
-//! on a migration is first *recorded* ([`request`]: an `operator_request` event, the audit
+//! on a migration is first *admitted* ([`admit`]: the lifecycle allows it now), then
+//! *recorded* ([`request`]: an `operator_request` event with the operator's comment, the audit
 //! trail of who asked what and, for pause, cancel and rollback, what a driving process acts
 //! on), then *followed* until its effect shows in the events after it. Two things can keep
 //! the effect from ever showing, and both are decided here too: the driver moved the
@@ -61,6 +62,48 @@ impl Ask {
             Operation::Rollback => Attach::Rollback,
         }
     }
+}
+
+/// Why an operation is not recorded, let alone carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Inadmissible {
+    /// The lifecycle does not allow it in the migration's state.
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    /// Start, resume or retry of a migration a live process still drives, in motion.
+    #[error(
+        "migration {id} is {state} and a live process still drives it; {op} it once that process has stopped (its running steps finish first)"
+    )]
+    Driven {
+        id: MigrationId,
+        state: MigrationState,
+        op: Operation,
+    },
+}
+
+/// Whether `ask` may be recorded now for migration `id` in `state` (`driven`: a live process
+/// holds its lease). Resume also continues what a crash left mid-phase, or a migration never
+/// started. Start, resume and retry attach a driver of the caller's own, so they wait for a
+/// migration still in motion to come to rest; a driver that brought it to rest lets go of it
+/// a moment later, and attaching waits for that (`engine::attach`).
+pub fn admit(
+    ask: Ask,
+    id: &MigrationId,
+    state: MigrationState,
+    driven: bool,
+) -> Result<(), Inadmissible> {
+    let in_motion = !state.is_at_rest();
+    if !(ask.op == Operation::Resume && in_motion) {
+        operation::path(ask.op, state)?;
+    }
+    if driven && in_motion && !ask.for_driver() {
+        return Err(Inadmissible::Driven {
+            id: id.clone(),
+            state,
+            op: ask.op,
+        });
+    }
+    Ok(())
 }
 
 /// Records an `operator_request` for `ask`, committed only while the migration is still in

@@ -6,7 +6,7 @@
 use crate::engine::EngineError;
 use crate::engine::operation::Refused;
 use crate::event::{MigrationState, Operation};
-use crate::operator::{DecideError, MovedOn};
+use crate::operator::{DecideError, Inadmissible, MovedOn};
 use crate::store::{LeaseError, StoreError};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -162,6 +162,15 @@ impl From<Refused> for ApiError {
             state: refused.state,
             allowed: refused.allowed_transitions().to_vec(),
             operations: refused.possible(),
+        }
+    }
+}
+
+impl From<Inadmissible> for ApiError {
+    fn from(e: Inadmissible) -> Self {
+        match e {
+            Inadmissible::Refused(refused) => refused.into(),
+            driven @ Inadmissible::Driven { .. } => ApiError::Conflict(driven.to_string()),
         }
     }
 }

@@ -275,7 +275,18 @@ impl Store {
 
     /// Log lines of one step, or of all, in the order they were written.
     pub fn logs(&self, id: &MigrationId, step: Option<&str>) -> Result<Vec<LogLine>, StoreError> {
-        read::logs(&self.reader(), id, step)
+        read::logs(&self.reader(), id, step, 0)
+    }
+
+    /// The log lines written after seq `after` (of one step, or of all): what a follower
+    /// has not read yet. Seqs grow in commit order across every writer.
+    pub fn logs_after(
+        &self,
+        id: &MigrationId,
+        step: Option<&str>,
+        after: i64,
+    ) -> Result<Vec<LogLine>, StoreError> {
+        read::logs(&self.reader(), id, step, after)
     }
 
     /// Records a vote on an open gate, atomically with its `gate_decided` event; a rejection

@@ -183,21 +183,22 @@ pub fn event(conn: &Connection, id: &MigrationId, seq: i64) -> Result<Option<Eve
     Ok(events_between(conn, id, seq - 1, seq)?.pop())
 }
 
-/// Log lines in the order they were written, of one step or of all.
+/// Log lines with a seq above `after`, in the order they were written, of one step or of all.
 pub fn logs(
     conn: &Connection,
     id: &MigrationId,
     step: Option<&str>,
+    after: i64,
 ) -> Result<Vec<LogLine>, StoreError> {
     // Two statements, so that each uses its index.
     let mut stmt = match step {
         Some(_) => conn.prepare_cached(
             "SELECT seq, step, attempt, stream, at, text FROM logs
-             WHERE migration = ?1 AND step = ?2 ORDER BY seq",
+             WHERE migration = ?1 AND step = ?2 AND seq > ?3 ORDER BY seq",
         )?,
         None => conn.prepare_cached(
             "SELECT seq, step, attempt, stream, at, text FROM logs
-             WHERE migration = ?1 ORDER BY seq",
+             WHERE migration = ?1 AND seq > ?2 ORDER BY seq",
         )?,
     };
     let line = |r: &Row<'_>| {
@@ -211,8 +212,8 @@ pub fn logs(
         })
     };
     let rows = match step {
-        Some(step) => stmt.query_map(params![id.as_str(), step], line)?,
-        None => stmt.query_map(params![id.as_str()], line)?,
+        Some(step) => stmt.query_map(params![id.as_str(), step, after], line)?,
+        None => stmt.query_map(params![id.as_str(), after], line)?,
     }
     .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)

@@ -249,3 +249,27 @@ fn only_a_cancel_rolls_back_first() {
     assert!(Ask::new(Operation::Cancel, true).for_driver());
     assert!(!Ask::new(Operation::Retry, false).for_driver());
 }
+
+#[test]
+fn admitted_by_the_lifecycle_and_start_resume_retry_only_once_the_migration_is_still() {
+    let id = MigrationId::from("m1".to_owned());
+    let admit = |op, state, driven| admit(ask(op), &id, state, driven);
+    assert_eq!(admit(Operation::Pause, Running, true), Ok(()));
+    assert_eq!(admit(Operation::Retry, Failed, false), Ok(()));
+    // A driver that brought it to rest lets go a moment later: attaching waits for that.
+    assert_eq!(admit(Operation::Retry, Failed, true), Ok(()));
+    // Resume continues what a crash left mid-phase.
+    assert_eq!(admit(Operation::Resume, Completed, false), Ok(()));
+    assert!(matches!(
+        admit(Operation::Resume, Completed, true),
+        Err(Inadmissible::Driven { .. })
+    ));
+    assert!(matches!(
+        admit(Operation::Retry, Cancelled, false),
+        Err(Inadmissible::Refused(_))
+    ));
+    assert!(matches!(
+        admit(Operation::Pause, Paused, false),
+        Err(Inadmissible::Refused(_))
+    ));
+}

@@ -1,6 +1,6 @@
 //! Lifecycle operations and gate decisions.
 //!
-//! Each operation is first judged by the lifecycle (`engine::operation::path`; 409 with the
+//! Each operation is first judged by the lifecycle ([`operator::admit`]; 409 with the
 //! allowed transitions when illegal), then follows the operator protocol of
 //! [`crate::operator::protocol`], which the CLI follows too: recorded as an `operator_request`
 //! event (who, what, when, comment: the audit trail); a migration another driver holds gets
@@ -12,12 +12,11 @@
 //! taken effect, or 202 when it is still under way after a short wait.
 
 use super::{AppState, blocking, body, load};
-use crate::engine::{Attach, Interrupted, operation};
+use crate::engine::{Attach, Interrupted};
 use crate::event::{Decision, MigrationId, Operation};
 use crate::operator::{self, Ask, Progress, Requester};
 use crate::server::auth::{Approver, Caller, Operator};
 use crate::server::error::ApiError;
-use crate::store::Migration;
 use crate::view;
 use axum::Json;
 use axum::body::Bytes;
@@ -86,28 +85,6 @@ operation_handler!(
     "`DELETE /v1/migrations/{id}`: cancel."
 );
 
-/// Resume also takes over a migration a crash left between states (SPEC §4). Operations
-/// that attach a driver are refused while a live process still drives the migration (a
-/// paused one whose running steps have not finished yet, say).
-fn check(op: Operation, m: &Migration, driven: bool) -> Result<(), ApiError> {
-    // Resume continues what a crash left: mid-phase work, or a migration never started.
-    let resumable = !m.state.is_at_rest();
-    if !(op == Operation::Resume && resumable) {
-        operation::path(op, m.state)?;
-    }
-    // A driver that brought the migration to rest lets go of it a moment later: attaching
-    // waits for that (`engine::attach`), so only a migration still in motion is refused here.
-    let in_motion = !m.state.is_at_rest();
-    if driven && in_motion && matches!(op, Operation::Start | Operation::Resume | Operation::Retry)
-    {
-        return Err(ApiError::Conflict(format!(
-            "migration {} is {} and a live process still drives it; {op} it once that process has stopped (its running steps finish first)",
-            m.id, m.state
-        )));
-    }
-    Ok(())
-}
-
 async fn operate(
     state: &AppState,
     op: Operation,
@@ -128,7 +105,7 @@ async fn operate(
     let ask = Ask::new(op, body.rollback == Some(true));
     let m = load(state, id)?;
     let driven = state.store.driver(&m.id)?.is_some();
-    check(op, &m, driven)?;
+    operator::admit(ask, &m.id, m.state, driven)?;
     let asked = {
         let (store, mid, from) = (state.store.clone(), m.id.clone(), m.state);
         let (who, local, comment) = (caller.name.clone(), !caller.authenticated, body.comment);
