@@ -199,9 +199,8 @@ impl Worker {
             // that does not answer): its delivery stays in the outbox for a later sender.
             let drain = self.deliverer.drain(migration, deadline, report);
             let bound = self.wait.as_std().max(std::time::Duration::from_secs(1));
-            match tokio::time::timeout(bound, drain).await {
-                Ok(Err(e)) => error(format!("alert delivery stopped: {e}")),
-                Ok(Ok(())) | Err(_) => {}
+            if let Ok(Err(e)) = tokio::time::timeout(bound, drain).await {
+                error(format!("alert delivery stopped: {e}"));
             }
         });
         let left = pending(&store);
