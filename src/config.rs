@@ -248,7 +248,7 @@ tokens:
         let smtp = config.smtp.as_ref().unwrap();
         assert_eq!((smtp.port(), smtp.tls), (2525, Tls::None));
         assert_eq!(config.alerts.retry_for.as_millis(), 3_600_000);
-        assert_eq!(config.alerts.wait_on_exit.as_millis(), 30_000);
+        assert_eq!(config.alerts.wait_on_exit.as_millis(), 2_000);
         assert_eq!(
             config.migration_link("m-1").as_deref(),
             Some("https://sensei.example.com/v1/migrations/m-1")
