@@ -100,7 +100,8 @@ pub struct AlertSettings {
     /// The longest one attempt (an SMTP session, an HTTP request) may take.
     pub timeout: Duration,
     /// How long `sensei run` (and the other driving commands) wait for their alerts to be
-    /// delivered before they exit.
+    /// delivered before they exit: briefly by default, so an unreachable endpoint does not
+    /// hold an operator's terminal; what is left stays in the outbox.
     pub wait_on_exit: Duration,
 }
 
@@ -112,7 +113,7 @@ impl Default for AlertSettings {
             backoff: Duration::from_secs(10),
             max_backoff: Duration::from_secs(600),
             timeout: Duration::from_secs(10),
-            wait_on_exit: Duration::from_secs(30),
+            wait_on_exit: Duration::from_secs(2),
         }
     }
 }
@@ -247,7 +248,7 @@ tokens:
         let smtp = config.smtp.as_ref().unwrap();
         assert_eq!((smtp.port(), smtp.tls), (2525, Tls::None));
         assert_eq!(config.alerts.retry_for.as_millis(), 3_600_000);
-        assert_eq!(config.alerts.wait_on_exit.as_millis(), 30_000);
+        assert_eq!(config.alerts.wait_on_exit.as_millis(), 2_000);
         assert_eq!(
             config.migration_link("m-1").as_deref(),
             Some("https://sensei.example.com/v1/migrations/m-1")

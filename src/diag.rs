@@ -174,9 +174,14 @@ fn append_hint(out: &mut String, diagnostic: &Diagnostic, gutter: usize) {
     }
 }
 
+/// The source line to show under a diagnostic; none for a line that is not text (a NUL, a
+/// byte that was not UTF-8): printing it would send binary to the terminal.
 fn source_line(source: &str, line: u32) -> Option<&str> {
     let index = usize::try_from(line).ok()?.checked_sub(1)?;
-    source.lines().nth(index)
+    source.lines().nth(index).filter(|l| {
+        !l.chars()
+            .any(|c| c == '\u{fffd}' || (c.is_control() && c != '\t'))
+    })
 }
 
 /// The machine-readable form of a diagnostic (`--format json`), made for CI annotations.

@@ -19,10 +19,24 @@ pub fn summary(m: &MigrationHead) -> Json {
     })
 }
 
-/// Steps done (settled) and in all.
+/// Steps done (succeeded or skipped: what lets their dependents run) and in all. A failed,
+/// cancelled or rolled-back step is not done; [`by_state`] says what became of the others.
 pub fn progress(steps: &[StepRow]) -> (usize, usize) {
-    let done = steps.iter().filter(|s| s.state.is_settled()).count();
+    let done = steps
+        .iter()
+        .filter(|s| s.state.lets_dependents_run())
+        .count();
     (done, steps.len())
+}
+
+/// How many steps are in each state, in the order of [`StepState::ALL`] (states no step is
+/// in are left out).
+pub fn by_state(steps: &[StepRow]) -> Vec<(StepState, usize)> {
+    StepState::ALL
+        .iter()
+        .map(|&state| (state, steps.iter().filter(|s| s.state == state).count()))
+        .filter(|&(_, n)| n > 0)
+        .collect()
 }
 
 /// A step row with its id also as `id` (SPEC §5 names it so; `step` stays for scripts).
@@ -58,7 +72,14 @@ pub fn status(m: &Migration, steps: &[StepRow], driver: Option<&LeaseHolder>) ->
         "params": m.masked_params,
         "created_at": m.created_at,
         "updated_at": m.updated_at,
-        "progress": { "done": done, "total": total },
+        "progress": {
+            "done": done,
+            "total": total,
+            "by_state": by_state(steps)
+                .into_iter()
+                .map(|(state, n)| (state.as_str().to_owned(), json!(n)))
+                .collect::<serde_json::Map<String, Json>>(),
+        },
         "driver": driver.map(|d| json!({ "pid": d.pid, "host": d.host, "since": d.since })),
         "waiting": waiting(steps),
         "steps": steps.iter().map(step).collect::<Vec<_>>(),

@@ -331,7 +331,7 @@ steps:
     assert_eq!(states[states.len() - 2..], ["running", "failed"]);
     let gate = sb.step(&id, "go-live");
     assert_eq!(gate["state"], "failed");
-    assert_eq!(gate["error"], "rejected");
+    assert_eq!(gate["error"], "rejected by bob: not today");
     assert_eq!(sb.read("trace"), "copy\n");
     let decided = decisions(&sb, &id);
     assert_eq!(decided.len(), 1);

@@ -336,3 +336,26 @@ fn runbooks_reload_and_an_invalid_edit_keeps_the_last_good_version() {
     });
     s.create(Some("ops-token"), "more", "{}");
 }
+
+/// A rehearsal shifts the engine's clock; the store stamps creation and updates with one
+/// clock all the same, so a migration is never updated before it was created.
+#[test]
+fn a_shifted_clock_never_puts_an_update_before_the_creation() {
+    let dir = Dir::new();
+    dir.runbook("flow.yaml", FLOW);
+    let s = dir.serve_with_tokens(&[], &[("SENSEI_NOW", "2031-06-07T01:00:00Z")]);
+    let id = s.create(Some("ops-token"), "flow", "{}");
+    s.post(&format!("/v1/migrations/{id}/start"), "{}")
+        .expect(200);
+    wait_for("the gate", || {
+        (s.state(&id) == "awaiting_approval").then_some(())
+    });
+    let doc = s.get(&format!("/v1/migrations/{id}")).expect(200).json;
+    let time = |key: &str| {
+        let text = doc[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {key}: {doc}"));
+        chrono::DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{key}: {e}"))
+    };
+    assert!(time("created_at") <= time("updated_at"), "{doc}");
+}

@@ -21,6 +21,8 @@ pub fn alert_name(kind: EventKind, data: &serde_json::Value) -> Option<&'static 
     Some(match kind {
         EventKind::StateChanged => return changed_to(data).map(MigrationState::as_str),
         EventKind::MigrationCreated => "created",
+        // A fan-out fails because a part did, which alerted already: once is enough.
+        EventKind::StepFailed if summarizes_parts(data) => return None,
         EventKind::StepFailed => "step_failed",
         EventKind::StepRetrying => "step_retrying",
         EventKind::GateWaiting => "gate_waiting",
@@ -31,6 +33,14 @@ pub fn alert_name(kind: EventKind, data: &serde_json::Value) -> Option<&'static 
         EventKind::RollbackFinished => "rollback_finished",
         _ => return None,
     })
+}
+
+/// A `step_failed` of a fan-out's placeholder, which sums up its parts' failures.
+fn summarizes_parts(data: &serde_json::Value) -> bool {
+    matches!(
+        crate::event::EventData::parse(EventKind::StepFailed, data),
+        Some(crate::event::EventData::StepFailed(f)) if f.expansions.is_some()
+    )
 }
 
 /// The state a `state_changed` event's data moved the migration to.

@@ -218,7 +218,11 @@ impl Worker {
             // itself is only for `migration`'s alerts.
             let deadline =
                 Utc::now() + chrono::Duration::from_std(self.wait.as_std()).unwrap_or_default();
-            if let Err(e) = self.deliverer.drain(migration, deadline, report).await {
+            // The deadline also cuts an attempt in flight (a slow DNS lookup, an endpoint
+            // that does not answer): its delivery stays in the outbox for a later sender.
+            let drain = self.deliverer.drain(migration, deadline, report);
+            let bound = self.wait.as_std().max(std::time::Duration::from_secs(1));
+            if let Ok(Err(e)) = tokio::time::timeout(bound, drain).await {
                 error(format!("alert delivery stopped: {e}"));
             }
         });

@@ -86,6 +86,23 @@ fn show_status(mut feed: Box<dyn Feed>, args: &StatusArgs) -> Result<(), u8> {
     }
 }
 
+/// What became of the steps that are not done: `; 1 failed, 8 cancelled` (pending steps are
+/// not listed: they are the rest).
+fn not_done(by_state: &Json) -> String {
+    let parts: Vec<String> = by_state
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(state, _)| !matches!(state.as_str(), "succeeded" | "skipped" | "pending"))
+        .map(|(state, n)| format!("{n} {}", state.replace('_', " ")))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", parts.join(", "))
+    }
+}
+
 /// The text of `status`, from the status document.
 fn render_status(doc: &Json) {
     let id = text(doc, "id");
@@ -96,11 +113,12 @@ fn render_status(doc: &Json) {
         text(doc, "state")
     );
     outln!(
-        "  started by {} at {}; {} of {} steps done",
+        "  started by {} at {}; {} of {} steps done{}",
         text(doc, "starter"),
         time(doc, "created_at", "%Y-%m-%d %H:%M:%S UTC"),
         doc["progress"]["done"].as_u64().unwrap_or_default(),
-        steps.len()
+        steps.len(),
+        not_done(&doc["progress"]["by_state"])
     );
     let state = text(doc, "state").parse::<MigrationState>().ok();
     match doc["driver"].as_object() {

@@ -141,6 +141,11 @@ pub fn main() -> ExitCode {
     if let Err(e) = crate::process::conceal_own_environment() {
         eprintln!("warning: cannot hide this process's environment from other processes: {e}");
     }
+    // A rehearsal with a mistyped time would quietly run on the real clock instead.
+    if let Err(message) = check_fixed_now() {
+        error(message);
+        return ExitCode::from(exit::USAGE);
+    }
     let code = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run(&args),
@@ -202,4 +207,16 @@ pub(crate) fn fixed_now() -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::parse_from_rfc3339(&text)
         .ok()
         .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// `SENSEI_NOW`, when set, must be an RFC 3339 time: checked before any command runs.
+fn check_fixed_now() -> Result<(), String> {
+    match std::env::var_os("SENSEI_NOW") {
+        None => Ok(()),
+        Some(_) if fixed_now().is_some() => Ok(()),
+        Some(text) => Err(format!(
+            "SENSEI_NOW is `{}`, not an RFC 3339 time; write it like `2026-12-05T22:00:00Z` (or `...+01:00`), or unset it to use the real clock",
+            text.to_string_lossy()
+        )),
+    }
 }

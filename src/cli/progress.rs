@@ -141,7 +141,11 @@ impl Lines {
                 t.approvals.len(),
                 t.required
             ),
+            EventData::RollbackStarted(r) if r.steps.is_empty() => {
+                "↶ nothing to roll back: no step that succeeded has a rollback".to_owned()
+            }
             EventData::RollbackStarted(r) => format!("↶ rolling back: {}", r.steps.join(", ")),
+            EventData::RollbackFinished(r) if r.ok && r.rolled_back == 0 => return None,
             EventData::StepRolledBack(_) => format!("  ↶ {step} rolled back"),
             EventData::RollbackFailed(f) => {
                 format!("  ✗ rollback of {step} failed: {}", f.error)

@@ -89,6 +89,9 @@ pub struct Driver {
     pub(super) commits: u64,
     /// Stopping on request (`Options::stop`): let running steps finish, start nothing.
     pub(super) draining: bool,
+    /// The failure that stopped the run, in words (`step copy failed: ...`): the reason of
+    /// the state it leads to.
+    pub(super) failure: Option<String>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -263,9 +266,9 @@ impl Driver {
                 let failed = self
                     .graph
                     .of_phase(phase)
-                    .any(|i| self.graph.nodes[i].row.state == StepState::Failed);
-                if failed {
-                    self.failed_for_good();
+                    .find(|&i| self.graph.nodes[i].row.state == StepState::Failed);
+                if let Some(node) = failed {
+                    self.failed_for_good(node);
                 }
             }
             return Ok(());
@@ -284,16 +287,36 @@ impl Driver {
 
     /// A dynamic fan-out's placeholder finishes with its expansions.
     fn settle_placeholders(&mut self) {
+        self.settle_placeholders_when(false);
+    }
+
+    /// The run stopped on a failure: a fan-out whose parts will not all run now fails if one
+    /// of them did, and waits no more otherwise (a retry runs what is left).
+    pub(super) fn settle_placeholders_at_rest(&mut self) {
+        self.settle_placeholders_when(true);
+        for k in 0..self.placeholders.len() {
+            let p = self.placeholders[k];
+            if self.graph.nodes[p].row.state == StepState::Waiting {
+                self.update(p, |row| {
+                    row.state = StepState::Pending;
+                    row.reason = None;
+                });
+            }
+        }
+    }
+
+    /// Settles the placeholders whose parts all settled, or (`at_rest`) of which one failed.
+    fn settle_placeholders_when(&mut self, at_rest: bool) {
         for k in 0..self.placeholders.len() {
             let p = self.placeholders[k];
             if self.graph.nodes[p].row.state != StepState::Waiting {
                 continue;
             }
             let expansions = &self.graph.nodes[p].expansions;
-            if !expansions
-                .iter()
-                .all(|&e| self.graph.nodes[e].row.state.is_settled())
-            {
+            let state_of = |e: &usize| self.graph.nodes[*e].row.state;
+            let all_settled = expansions.iter().all(|e| state_of(e).is_settled());
+            let one_failed = expansions.iter().any(|e| state_of(e) == StepState::Failed);
+            if !(all_settled || (at_rest && one_failed)) {
                 continue;
             }
             let ok = expansions
@@ -305,10 +328,12 @@ impl Driver {
                 StepState::Failed
             };
             let now = self.clock().now();
+            let error = (!ok).then(|| self.failed_parts(p));
             self.update(p, |row| {
                 row.state = to;
                 row.finished_at = Some(now);
                 row.reason = None;
+                row.error = error.clone();
             });
             let expansions = Some(self.graph.nodes[p].expansions.len());
             let data: EventData = if ok {
@@ -320,6 +345,7 @@ impl Driver {
             } else {
                 StepFailed {
                     expansions,
+                    error,
                     ..StepFailed::default()
                 }
                 .into()
@@ -327,6 +353,27 @@ impl Driver {
             let id = self.graph.nodes[p].id.clone();
             self.emit(NewEvent::step(&id, data));
         }
+    }
+
+    /// Which parts of a fan-out did not succeed, and why: `1 of 3 parts failed: copy[b]
+    /// (exited with code 3)`. Each part's own failure was reported (and alerted) already.
+    fn failed_parts(&self, placeholder: usize) -> String {
+        const NAMED: usize = 5;
+        let parts = &self.graph.nodes[placeholder].expansions;
+        let failed: Vec<String> = parts
+            .iter()
+            .map(|&e| &self.graph.nodes[e])
+            .filter(|n| n.row.state.is_settled() && !n.row.state.lets_dependents_run())
+            .map(|n| match &n.row.error {
+                Some(error) => format!("{} ({error})", n.id),
+                None => format!("{} ({})", n.id, n.row.state),
+            })
+            .collect();
+        let mut named = failed[..failed.len().min(NAMED)].join(", ");
+        if failed.len() > NAMED {
+            named.push_str(&format!(" and {} more", failed.len() - NAMED));
+        }
+        format!("{} of {} parts failed: {named}", failed.len(), parts.len())
     }
 
     /// Moves the migration to another state (checked by the lifecycle) and records why.

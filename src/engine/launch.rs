@@ -265,7 +265,7 @@ impl Driver {
                 ..StepFailed::default()
             },
         ));
-        self.failed_for_good();
+        self.failed_for_good(node);
     }
 
     /// Expands a dynamic fan-out now that the steps it reads have finished.

@@ -66,7 +66,6 @@ pub fn create(store: &Store, new: NewRun<'_>) -> Result<Migration, EngineError> 
         masked_params: masked.clone(),
         digest: plan.digest.clone(),
         starter: new.starter.clone(),
-        created_at: now,
         steps: plan.steps.iter().map(|s| s.id.clone()).collect(),
         created_event_data,
         outbox: created_alerts(new.runbook),
@@ -315,6 +314,7 @@ fn build(
             .and_then(|n| n.parse().ok()),
         commits: 0,
         draining: false,
+        failure: None,
         migration,
     };
     driver.stop = rolling_back.map(|then| match then {

@@ -80,7 +80,7 @@ impl Driver {
                         ..StepFailed::default()
                     },
                 ));
-                self.failed_for_good();
+                self.failed_for_good(node);
             }
             Outcome::Cancelled => {
                 self.update(node, |row| {
@@ -98,10 +98,45 @@ impl Driver {
     }
 
     /// A step failed and will not be retried: stop starting steps, as the runbook says.
-    pub(super) fn failed_for_good(&mut self) {
+    pub(super) fn failed_for_good(&mut self, node: usize) {
         if self.stop.is_none() {
             self.stop = Some(self.failure_policy());
         }
+        if self.failure.is_none() {
+            let n = &self.graph.nodes[node];
+            self.failure = Some(match &n.row.error {
+                Some(error) => format!("step {} failed: {error}", n.id),
+                None => format!("step {} failed", n.id),
+            });
+        }
+    }
+
+    /// Steps that waited for a slot or a window wait no more once the run stops: they are
+    /// pending again (a retry or resume looks at them afresh), so a failed or paused
+    /// migration does not say they wait.
+    pub(super) fn settle_waits(&mut self) {
+        let waiting: Vec<usize> = self
+            .pool_waiting
+            .drain()
+            .chain(self.window_waiting.drain().map(|(node, _)| node))
+            .collect();
+        for node in waiting {
+            match self.graph.nodes[node].row.state {
+                StepState::Waiting => self.update(node, |row| {
+                    row.state = StepState::Pending;
+                    row.reason = None;
+                }),
+                StepState::Retrying => self.update(node, |row| row.reason = None),
+                _ => {}
+            }
+        }
+    }
+
+    /// The failure that stopped the run, in words, for the reason of where it leads.
+    pub(super) fn failure_reason(&self) -> String {
+        self.failure
+            .clone()
+            .unwrap_or_else(|| "a step failed".to_owned())
     }
 
     /// In-flight steps have ended after a stop: take the migration where the stop leads.
@@ -120,12 +155,17 @@ impl Driver {
                     if to == MigrationState::Cancelled {
                         self.cancel_remaining();
                     }
-                    self.set_state(to, "a step failed")?;
+                    self.settle_waits();
+                    self.settle_placeholders_at_rest();
+                    let reason = self.failure_reason();
+                    self.set_state(to, &reason)?;
                 }
             }
             Stop::Pause => {
                 if self.state == MigrationState::Running {
-                    self.set_state(MigrationState::Paused, "a step failed; on_failure is pause")?;
+                    self.settle_waits();
+                    let reason = format!("{}; on_failure is pause", self.failure_reason());
+                    self.set_state(MigrationState::Paused, &reason)?;
                 }
             }
             Stop::Cancel => {

@@ -126,7 +126,7 @@ impl Driver {
         let (state, error) = match status {
             GateStatus::Open => return,
             GateStatus::Approved => (StepState::Succeeded, None),
-            GateStatus::Rejected => (StepState::Failed, Some("rejected".to_owned())),
+            GateStatus::Rejected => (StepState::Failed, Some(self.rejection(node))),
             GateStatus::TimedOut => (
                 StepState::Failed,
                 Some("timed out without a decision".to_owned()),
@@ -158,9 +158,29 @@ impl Driver {
                         ..StepFailed::default()
                     },
                 ));
-                self.failed_for_good();
+                self.failed_for_good(node);
             }
             _ => {}
+        }
+    }
+
+    /// Who rejected a gate, and why if they said: `rejected by alice: numbers look off`.
+    fn rejection(&self, node: usize) -> String {
+        let step = &self.graph.nodes[node].id;
+        let decisions = self
+            .store
+            .gate_decisions(&self.migration.id)
+            .unwrap_or_default();
+        let vote = decisions
+            .iter()
+            .rev()
+            .find(|d| &d.step == step && d.decision == crate::event::Decision::Reject);
+        match vote {
+            Some(v) => match &v.comment {
+                Some(comment) => format!("rejected by {}: {comment}", v.who),
+                None => format!("rejected by {}", v.who),
+            },
+            None => "rejected".to_owned(),
         }
     }
 

@@ -191,11 +191,26 @@ impl Driver {
             failed_step: undo.failed.clone(),
         }));
         self.stop = None;
+        self.settle_waits();
+        if undo.then == Then::Fail {
+            self.settle_placeholders_at_rest();
+        }
         match undo.then {
             Then::Fail => {
                 if self.state != MigrationState::Failed {
                     let to = self.failed_state();
-                    self.set_state(to, "rolled back")?;
+                    if to == MigrationState::Cancelled {
+                        self.cancel_remaining(); // cancelled is final: nothing is left to run
+                    }
+                    let reason = match (&self.failure, undo.rolled_back, &undo.failed) {
+                        (Some(failure), 0, None) => format!("{failure}; nothing to roll back"),
+                        (Some(failure), _, None) => format!("rolled back after {failure}"),
+                        (Some(failure), _, Some(step)) => {
+                            format!("{failure}; rolling back stopped at {step}")
+                        }
+                        (None, _, _) => "rolled back".to_owned(),
+                    };
+                    self.set_state(to, &reason)?;
                 }
             }
             Then::Cancel => {

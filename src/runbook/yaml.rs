@@ -76,7 +76,7 @@ impl Node {
 pub fn parse(bytes: &[u8]) -> Result<Node, Diagnostic> {
     if bytes.len() > MAX_RUNBOOK_BYTES {
         return Err(Diagnostic::error(
-            None,
+            super::file_start(),
             format!(
                 "the file is {:.1} MiB; runbooks are limited to {} MiB",
                 bytes.len() as f64 / (1024.0 * 1024.0),
@@ -91,9 +91,11 @@ pub fn parse(bytes: &[u8]) -> Result<Node, Diagnostic> {
         return Err(not_text(bytes, at, "holds a NUL byte"));
     }
     if text.trim().is_empty() || only_comments(text) {
-        return Err(Diagnostic::error(None, "the runbook is empty").with_hint(
-            "a runbook is a YAML mapping with at least `version: 1`, `name` and `steps`",
-        ));
+        return Err(
+            Diagnostic::error(super::file_start(), "the runbook is empty").with_hint(
+                "a runbook is a YAML mapping with at least `version: 1`, `name` and `steps`",
+            ),
+        );
     }
     let mut alias_limits = serde_saphyr::options::AliasLimits::default();
     alias_limits.max_total_replayed_events = 100_000;
@@ -129,10 +131,10 @@ fn not_text(bytes: &[u8], valid_up_to: usize, what: &str) -> Diagnostic {
     let prefix = &bytes[..valid_up_to];
     let line = prefix.iter().filter(|b| **b == b'\n').count() + 1;
     let column = prefix.iter().rev().take_while(|b| **b != b'\n').count() + 1;
-    // No source line is shown: it would print the binary bytes to the terminal.
+    // Located like any diagnostic; its line is not shown (`diag::render` shows only text).
     Diagnostic::error(
-        None,
-        format!("the file {what} at line {line}, column {column} (a binary or differently encoded file?)"),
+        Span::new(line as u32, column as u32, 1),
+        format!("the file {what} (a binary or differently encoded file?)"),
     )
     .with_hint("runbooks are UTF-8 YAML files")
 }
@@ -340,8 +342,10 @@ mod tests {
         let err = parse(b"version: 1\nname: a\x00\n").expect_err("NUL");
         assert_eq!(
             err.message,
-            "the file holds a NUL byte at line 2, column 8 (a binary or differently encoded file?)"
+            "the file holds a NUL byte (a binary or differently encoded file?)"
         );
+        let at = err.span.expect("located");
+        assert_eq!((at.line, at.column), (2, 8));
         let err = parse(b"  \n# only a comment\n").expect_err("empty");
         assert_eq!(err.message, "the runbook is empty");
     }

@@ -35,7 +35,6 @@ pub struct NewMigration {
     pub masked_params: Json,
     pub digest: String,
     pub starter: String,
-    pub created_at: DateTime<Utc>,
     /// The plan's step ids; each gets a `pending` row, in this order.
     pub steps: Vec<String>,
     /// The data of the `migration_created` event.
@@ -119,7 +118,9 @@ pub struct StepRow {
     pub error: Option<String>,
     /// Why it waits, was skipped or was interrupted.
     pub reason: Option<String>,
-    /// It succeeded before a retry and passes again, in order, without running.
+    /// It succeeded before a retry and passes again, in order, without running (shown in
+    /// views only when set: its `reason` says so in words too).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub kept: bool,
 }
 

@@ -4,7 +4,7 @@
 
 use super::StoreError;
 use super::gate;
-use super::schema::{fmt_time, json_text, to_millis};
+use super::schema::{fmt_time, json_text};
 use super::types::{Batch, Committed, Migration, NewLogLine, NewMigration, StepRow};
 use super::writer::Group;
 use crate::event::{EventKind, MigrationId, MigrationState, NewEvent, StepState};
@@ -24,7 +24,9 @@ pub fn create_migration(
     if exists.is_some() {
         return Err(StoreError::Exists(new.id));
     }
-    let created_at = to_millis(new.created_at);
+    // Created when it is stored: the one clock of every stamp the store writes (updated_at,
+    // events), also while a rehearsal shifts the engine's clock (`SENSEI_NOW`).
+    let created_at = group.now;
     let state = MigrationState::Created;
     conn.prepare_cached(
         "INSERT INTO migrations (id, runbook, runbook_path, runbook_text, params, masked_params,

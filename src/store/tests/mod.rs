@@ -38,7 +38,6 @@ fn new_migration(id: &str, steps: &[&str]) -> NewMigration {
         masked_params: json!({"tables": ["orders"], "dsn": "***"}),
         digest: "sha256:abc".to_owned(),
         starter: "alice".to_owned(),
-        created_at: at(0),
         steps: steps.iter().map(|s| (*s).to_owned()).collect(),
         created_event_data: json!({"runbook": "orders-cutover"}),
         outbox: Vec::new(),
