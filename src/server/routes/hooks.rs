@@ -26,10 +26,11 @@ use crate::runbook::model::Trigger;
 use crate::runbook::params;
 use crate::runbook::render::{Renderer, Values};
 use crate::server::error::{ApiError, body_rejection};
+use crate::server::extract::Segments;
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{Duration, Utc};
@@ -51,7 +52,7 @@ static RENDERER: LazyLock<Renderer> = LazyLock::new(Renderer::new);
 /// `POST /v1/hooks/{name}`. Its 401s carry no bearer challenge: a signature is the proof.
 pub async fn receive(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Segments(name): Segments<String>,
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Response {
