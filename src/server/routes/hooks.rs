@@ -138,13 +138,15 @@ async fn handle(
         })
         .await?;
     }
-    state.drivers.attach(&m.id, Attach::Start, &starter).await?;
+    // The state the start committed (`analyzing`), not a later one the driver may have
+    // reached meanwhile: the answer of a fresh delivery does not depend on timing.
+    let started = state.drivers.attach(&m.id, Attach::Start, &starter).await?;
     tracing::info!(migration = %m.id, hook = %name, timestamp, "created and started by a webhook");
-    let now = load(&state, &m.id.to_string())?;
-    Ok(accepted(&now.id.to_string(), now.state))
+    Ok(accepted(&m.id.to_string(), started))
 }
 
-/// 202 `{id, state}` with the migration's `Location`.
+/// 202 `{id, state}` with the migration's `Location`: `state` is the one the start committed,
+/// or for an idempotency key seen before the migration's state now.
 fn accepted(id: &str, state: MigrationState) -> Response {
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/migrations/{id}")) {
