@@ -792,6 +792,25 @@ const CASES: &[(&str, &[Expected])] = &[
         ],
     ),
     (
+        "window-zero-duration",
+        &[
+            (
+                "6:15",
+                "the cutoff of window `never-open` (0s, the default) is not shorter than its duration (0s)",
+                Some(
+                    "no step could ever start in this window; give it a `duration` longer than 0s",
+                ),
+            ),
+            (
+                "9:15",
+                "the cutoff of window `never-open-either` (0s) is not shorter than its duration (0s)",
+                Some(
+                    "no step could ever start in this window; give it a `duration` longer than 0s",
+                ),
+            ),
+        ],
+    ),
+    (
         "wrong-type",
         &[(
             "4:14",
