@@ -18,7 +18,7 @@ use serde::de::{self, Deserialize, Deserializer};
 use std::borrow::Cow;
 use std::fmt;
 
-pub use super::dst::{Fire, Fires, OffsetChange, Period, offset_change};
+pub use super::dst::{Fire, Fires, OffsetChange, Period, changes, offset_change};
 
 mod dialect;
 
