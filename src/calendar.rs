@@ -11,7 +11,7 @@
 #[cfg(test)]
 mod tests;
 
-use crate::runbook::cron::offset_change;
+use crate::runbook::cron::{OffsetChange, changes, offset_change};
 use crate::runbook::model::Window;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -121,8 +121,8 @@ pub fn openings(window: &Window, after: DateTime<Utc>, count: usize) -> Vec<Occu
                     fire.at.format("%H:%M %Z"),
                 ));
             }
-            if let Some(change) = offset_change(tz, opens, closes) {
-                notes.push(change.to_string());
+            if let Some(note) = changes_inside(tz, opens, closes) {
+                notes.push(note);
             }
             Occurrence {
                 opens,
@@ -132,6 +132,28 @@ pub fn openings(window: &Window, after: DateTime<Utc>, count: usize) -> Vec<Occu
             }
         })
         .collect()
+}
+
+/// The note on the DST changes while an occurrence is open: every one of them, so that a
+/// window open for months, whose offsets at both ends may be equal, still shows both; each
+/// with its day once the window lasts more than a day.
+fn changes_inside(
+    tz: chrono_tz::Tz,
+    opens: DateTime<Utc>,
+    closes: DateTime<Utc>,
+) -> Option<String> {
+    let inside = changes(tz, opens, closes);
+    match inside.as_slice() {
+        [] => None,
+        [one] if closes - opens <= chrono::Duration::days(1) => Some(one.to_string()),
+        many => Some(format!(
+            "clocks go {}; the window still lasts its full duration in real time",
+            many.iter()
+                .map(OffsetChange::dated)
+                .collect::<Vec<_>>()
+                .join(", then ")
+        )),
+    }
 }
 
 /// "window saturday-night opens Sat 01:00 CET (in 2h14m)" — for a step's waiting reason

@@ -1,7 +1,8 @@
 //! The committed JSON Schema is exactly what `sensei schema` prints (generated from the types),
 //! and it refuses every wrong runbook of the corpus that a JSON Schema can refuse, while it
 //! accepts every valid one. The schema is run by `boon`, a validator of JSON Schema 2020-12, as
-//! an editor would run it.
+//! an editor would run it. What users read (the docs, the README, the example runbooks,
+//! `--help`) points to the docs' own sections, never to the SPEC, which users do not have.
 
 use assert_cmd::Command;
 
@@ -123,6 +124,10 @@ const VALIDATE_ONLY: &[(&str, &str)] = &[
     ("invalid/window-longer-than-period-dst.yaml", CALENDAR),
     ("invalid/window-longer-than-period.yaml", CALENDAR),
     ("invalid/window-never-opens.yaml", CALENDAR),
+    (
+        "invalid/window-zero-duration.yaml",
+        "a duration of 0s is refused only for a window; the schema has one duration type",
+    ),
     (
         "wrong/cron-field-out-of-range.yaml",
         "the schema checks a cron expression's shape; the fields' grammar is croner's",
@@ -255,4 +260,51 @@ fn valid_runbooks_pass_validate_and_the_schema() {
     }
     assert!(files.len() >= 8, "only {} valid runbooks", files.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn what_users_read_cites_the_docs_not_the_spec() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut texts = Vec::new();
+    for dir in ["docs", "runbooks"] {
+        for entry in std::fs::read_dir(root.join(dir)).expect("a directory") {
+            let path = entry.expect("an entry").path();
+            if path.is_file() {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                texts.push((path.display().to_string(), text));
+            }
+        }
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    texts.push(("README.md".into(), readme));
+    let help = |args: &[&str]| {
+        let output = Command::cargo_bin("sensei")
+            .expect("binary")
+            .args(args)
+            .output()
+            .expect("runs");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let top = help(&["--help"]);
+    let commands: Vec<String> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect();
+    assert!(commands.iter().any(|c| c == "serve"), "{top}");
+    texts.push(("sensei --help".into(), top));
+    for command in &commands {
+        texts.push((
+            format!("sensei {command} --help"),
+            help(&[command, "--help"]),
+        ));
+    }
+    let citing: Vec<&String> = texts
+        .iter()
+        .filter(|(_, text)| text.contains("SPEC §"))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(citing.is_empty(), "these cite the SPEC: {citing:?}");
 }

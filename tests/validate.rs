@@ -151,6 +151,44 @@ const CASES: &[(&str, &[Expected])] = &[
         )],
     ),
     (
+        "cron-dialect",
+        &[
+            (
+                "5:11",
+                "invalid `cron`: `0 1 1 * +MON`: a `+` before the day-of-week (\"both day fields must match\") is not part of sensei's cron, whose rule is that either day field matches",
+                Some(
+                    "drop the `+` to fire when either day field matches; for one weekday of the month write `SAT#1` (the first Saturday) or `SATL` (the last)",
+                ),
+            ),
+            (
+                "8:11",
+                "invalid `cron`: `0 1 ? * SAT`: `?` in the day-of-month field is Quartz's \"no specific value\", not part of sensei's cron",
+                Some("write `*`: with `*` in one day field, the other one decides"),
+            ),
+            (
+                "11:11",
+                "invalid `cron`: `0 1 */2 * MON`: `*/2` in the day-of-month field with a day-of-week that is not `*`: crons disagree on how these combine (cronie and Vixie cron fire only when both match, others when either does)",
+                Some(
+                    "sensei fires when either day field matches: write `1-31/2` for that; or leave the day-of-week `*`",
+                ),
+            ),
+            (
+                "14:11",
+                "invalid `cron`: `0 3 15W * *`: `15W` in the day-of-month field: `W` (the weekday nearest a day) is Quartz's, not part of sensei's cron",
+                Some(
+                    "name the day (`15`), or a weekday of the month in the day-of-week field (`MON#3`, `FRIL`) with `*` as the day of the month",
+                ),
+            ),
+            (
+                "15:11",
+                "invalid `cron`: `0 3 * MON *`: `MON` is not a value of the month field",
+                Some(
+                    "months are numbers from 1 to 12, or JAN to DEC; month names go in the 4th field and weekday names in the 5th",
+                ),
+            ),
+        ],
+    ),
+    (
         "cycle",
         &[(
             "5:13",
@@ -750,6 +788,25 @@ const CASES: &[(&str, &[Expected])] = &[
                 "8:11",
                 "this schedule never fires: `0 0 31 4 *` matches no date",
                 Some("check the day-of-month and month fields"),
+            ),
+        ],
+    ),
+    (
+        "window-zero-duration",
+        &[
+            (
+                "6:15",
+                "the cutoff of window `never-open` (0s, the default) is not shorter than its duration (0s)",
+                Some(
+                    "no step could ever start in this window; give it a `duration` longer than 0s",
+                ),
+            ),
+            (
+                "9:15",
+                "the cutoff of window `never-open-either` (0s) is not shorter than its duration (0s)",
+                Some(
+                    "no step could ever start in this window; give it a `duration` longer than 0s",
+                ),
             ),
         ],
     ),

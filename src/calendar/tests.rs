@@ -133,6 +133,29 @@ fn dst_notes_say_what_happens() {
     assert_eq!(o.last_start, utc("2027-11-07T08:30:00Z"), "03:30 EST");
 }
 
+/// A window open for most of a year spans both changes of the year, although its offsets at
+/// opening and close are the same: the note names each change, with its day.
+#[test]
+fn dst_notes_name_every_change_inside_a_long_window() {
+    let yearly = window("w", "0 0 1 1 *", BERLIN, "320d", "0s");
+    let o = &openings(&yearly, utc("2026-12-31T12:00:00Z"), 1)[0];
+    assert_eq!(
+        o.dst.as_deref(),
+        Some(
+            "clocks go forward 1h on Sun 2027-03-28 at 02:00 (to 03:00 CEST), then back 1h on Sun 2027-10-31 at 03:00 (to 02:00 CET); the window still lasts its full duration in real time"
+        )
+    );
+    // Open into the summer: the one change, with its day too.
+    let half = window("w", "0 0 1 1 *", BERLIN, "200d", "0s");
+    let o = &openings(&half, utc("2026-12-31T12:00:00Z"), 1)[0];
+    assert_eq!(
+        o.dst.as_deref(),
+        Some(
+            "clocks go forward 1h on Sun 2027-03-28 at 02:00 (to 03:00 CEST); the window still lasts its full duration in real time"
+        )
+    );
+}
+
 /// Berlin, Saturdays 01:00 CET for 4h, cutoff 30m. On 2027-11-27 it opens at 00:00Z, its
 /// cutoff starts at 03:30Z, it closes at 04:00Z; it opens next on 2027-12-04 at 00:00Z.
 #[test]

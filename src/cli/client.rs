@@ -276,7 +276,8 @@ pub fn decide(client: &Client, id: &str, gate: &str, verb: &str, comment: Option
         Ok(id) => id,
         Err(code) => return code,
     };
-    let body = json!({ "comment": comment });
+    // No comment is no field: the API refuses `null`.
+    let body = comment.map_or_else(|| json!({}), |c| json!({ "comment": c }));
     match client.call(
         Method::Post,
         &["v1", "migrations", &id, "gates", gate, verb],

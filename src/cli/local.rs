@@ -19,15 +19,15 @@ pub struct Local {
     /// identities are not authenticated; decisions record that they were local.
     #[arg(long = "as", value_name = "NAME")]
     pub identity: Option<String>,
-    /// The configuration file (smtp, alerts, public_url; SPEC §6). Default: sensei.yaml in
-    /// the current directory, when it exists.
+    /// The configuration file (smtp, alerts, public_url; see docs/alerts.md, "Configuration").
+    /// Default: sensei.yaml in the current directory, when it exists.
     #[arg(long, value_name = "FILE", env = "SENSEI_CONFIG")]
     pub config: Option<PathBuf>,
     /// Talk to a Sensei server's REST API instead of the local store (inspecting and
     /// lifecycle commands), e.g. http://127.0.0.1:8080.
     #[arg(long, value_name = "URL", env = "SENSEI_SERVER")]
     pub server: Option<String>,
-    /// The bearer token sent to `--server` (the server's tokens; SPEC §6).
+    /// The bearer token sent to `--server` (one of the server's tokens; see docs/api.md, "Auth").
     #[arg(
         long,
         value_name = "TOKEN",

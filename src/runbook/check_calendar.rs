@@ -19,18 +19,27 @@ impl Checker<'_> {
         let mut out = Vec::new();
         for (name, raw) in windows.iter() {
             let Some(raw) = &raw.0 else { continue };
+            // One rule for the written and the default cutoff (0s): writing the default must
+            // not change what is valid, so a window of 0s is refused either way.
             let cutoff = raw.cutoff.as_ref().map_or(Duration::default(), |c| c.value);
-            if let Some(c) = &raw.cutoff
-                && c.value >= raw.duration.value
-            {
+            if cutoff >= raw.duration.value {
+                let written = if raw.cutoff.is_some() {
+                    ""
+                } else {
+                    ", the default"
+                };
+                let (span, fix) = match &raw.cutoff {
+                    Some(c) if c.value > Duration::default() => (c.span, "shorten `cutoff`"),
+                    _ => (raw.duration.span, "give it a `duration` longer than 0s"),
+                };
                 self.error(
-                    c.span,
+                    span,
                     format!(
-                        "the cutoff of window `{}` ({}) is not shorter than its duration ({})",
-                        name.value, c.value, raw.duration.value
+                        "the cutoff of window `{}` ({cutoff}{written}) is not shorter than its duration ({})",
+                        name.value, raw.duration.value
                     ),
                 )
-                .hint = Some("no step could ever start in this window; shorten `cutoff`".into());
+                .hint = Some(format!("no step could ever start in this window; {fix}"));
             }
             let timezone = raw.timezone.as_ref().map(|t| t.value).unwrap_or_default();
             let window = Window {

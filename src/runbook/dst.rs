@@ -192,20 +192,37 @@ impl OffsetChange {
     pub fn wall_before(&self) -> NaiveDateTime {
         self.at.naive_local() - chrono::Duration::minutes(i64::from(self.shift_minutes))
     }
+
+    fn direction(&self) -> &'static str {
+        if self.shift_minutes > 0 {
+            "forward"
+        } else {
+            "back"
+        }
+    }
+
+    /// `forward 1h on Sun 2027-03-28 at 02:00 (to 03:00 CEST)`: one of several changes while
+    /// a long window is open, so with its day.
+    pub fn dated(&self) -> String {
+        format!(
+            "{} {} on {} at {} (to {})",
+            self.direction(),
+            self.amount(),
+            self.wall_before().format("%a %Y-%m-%d"),
+            self.wall_before().format("%H:%M"),
+            self.at.format("%H:%M %Z"),
+        )
+    }
 }
 
 impl fmt::Display for OffsetChange {
     /// `clocks go back 1h at 03:00 (to 02:00 CET); the window still lasts its full duration in
     /// real time`: windows are measured in elapsed time, not wall-clock time.
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let direction = if self.shift_minutes > 0 {
-            "forward"
-        } else {
-            "back"
-        };
         write!(
             f,
-            "clocks go {direction} {} at {} (to {}); the window still lasts its full duration in real time",
+            "clocks go {} {} at {} (to {}); the window still lasts its full duration in real time",
+            self.direction(),
             self.amount(),
             self.wall_before().format("%H:%M"),
             self.at.format("%H:%M %Z"),

@@ -84,8 +84,14 @@ impl Drivers {
     }
 
     /// Attaches a driver for `how` (the lifecycle and the lease decide whether that is
-    /// possible now) and runs it in the background until the migration rests.
-    pub async fn attach(&self, id: &MigrationId, how: Attach, who: &str) -> Result<(), ApiError> {
+    /// possible now) and runs it in the background until the migration rests. The state the
+    /// driver committed for `how` (`analyzing` for a start), before it drove any further.
+    pub async fn attach(
+        &self,
+        id: &MigrationId,
+        how: Attach,
+        who: &str,
+    ) -> Result<MigrationState, ApiError> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(ApiError::Unavailable("the server is shutting down".into()));
         }
@@ -100,6 +106,7 @@ impl Drivers {
         opts.clock = self.clock.clone();
         opts.stop = Some(self.stop.subscribe());
         let driver = engine::attach(&self.store, id, opts, Box::new(LogObserver), how).await?;
+        let operated = driver.state();
         let (id, active) = (id.clone(), self.active.clone());
         if let Ok(mut set) = active.lock() {
             set.insert(id.clone());
@@ -116,7 +123,7 @@ impl Drivers {
                 set.remove(&id);
             }
         });
-        Ok(())
+        Ok(operated)
     }
 
     /// Resumes every migration that is between states (not created, not at rest) and that no
@@ -145,7 +152,7 @@ impl Drivers {
                 continue;
             }
             match self.attach(&m.id, Attach::Recover, SERVER_IDENTITY).await {
-                Ok(()) => {
+                Ok(_) => {
                     tracing::info!(migration = %m.id, "resumed from {}", m.state);
                     resumed += 1;
                 }

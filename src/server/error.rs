@@ -255,31 +255,40 @@ pub async fn problems(State(limit): State<BodyLimit>, request: Request, next: Ne
             ApiError::MethodNotAllowed("this method is not allowed on this path".into())
         }
         StatusCode::NOT_FOUND => ApiError::NotFound("no such path".into()),
-        s if s.is_client_error() => ApiError::BadRequest(
-            s.canonical_reason()
-                .unwrap_or("the request is not valid")
-                .to_owned(),
-        ),
-        s => ApiError::Internal(s.canonical_reason().unwrap_or("server error").to_owned()),
+        s => {
+            // The handlers' extractors answer problems themselves; should another part answer
+            // a plain error, its text still says why.
+            let (parts, body) = response.into_parts();
+            let text = axum::body::to_bytes(body, PLAIN_DETAIL_LIMIT)
+                .await
+                .ok()
+                .and_then(|b| String::from_utf8(b.to_vec()).ok())
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| s.canonical_reason().unwrap_or("error").to_owned());
+            let error = if s.is_client_error() {
+                ApiError::BadRequest(text)
+            } else {
+                ApiError::Internal(text)
+            };
+            return rewrite(parts, error);
+        }
     };
-    let (mut parts, _) = response.into_parts();
+    let (parts, _) = response.into_parts();
+    rewrite(parts, error)
+}
+
+/// The longest plain error text kept as a problem's detail.
+const PLAIN_DETAIL_LIMIT: usize = 4096;
+
+/// `error` as the body of a response with `parts`' headers (`Allow` kept).
+fn rewrite(mut parts: axum::http::response::Parts, error: ApiError) -> Response {
     let fresh = error.into_response();
     parts.headers.remove(header::CONTENT_LENGTH);
     parts
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     Response::from_parts(parts, fresh.into_body())
-}
-
-/// Parses a JSON request body; an empty body is `{}` (lifecycle calls take no body).
-pub fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        bytes
-    };
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))
 }
 
 /// A body the extractor refused: over the limit (413) or unreadable (400).

@@ -4,7 +4,8 @@
 //!   binds, resumes what a previous run left, serves until SIGTERM or SIGINT, and stops every
 //!   background task it started.
 //! - `config`: the configuration file and flags; `auth`: bearer tokens and roles;
-//!   `error`: one `ApiError` mapped to problem documents; `state`: what handlers share and the
+//!   `error`: one `ApiError` mapped to problem documents; `extract`: path, query and body
+//!   read into values, each refusal a 400 naming the parameter; `state`: what handlers share and the
 //!   store's change feed; `runbooks`: the runbooks directory, reloaded on change; `drivers`:
 //!   the migrations this server drives; `scheduler`: the runbooks' `schedules`, fired on the
 //!   server's clock; `metrics`: Prometheus text; `routes`: the handlers.
@@ -13,6 +14,7 @@ pub mod auth;
 pub mod config;
 mod drivers;
 pub mod error;
+mod extract;
 mod metrics;
 mod routes;
 mod runbooks;

@@ -197,7 +197,7 @@ impl Scheduler {
                 continue;
             };
             match state.drivers.attach(id, Attach::Start, by).await {
-                Ok(()) => {
+                Ok(_) => {
                     tracing::info!(migration = %id, "schedule {by}: started");
                     self.started.insert(id.clone());
                 }

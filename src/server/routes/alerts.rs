@@ -5,9 +5,10 @@
 use super::{AppState, load};
 use crate::server::auth::Reader;
 use crate::server::error::ApiError;
+use crate::server::extract::Segments;
 use crate::store::Delivery;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde_json::Value;
 
 fn documents(state: &AppState, deliveries: &[Delivery]) -> Json<Vec<Value>> {
@@ -34,7 +35,7 @@ pub async fn all(
 pub async fn of_migration(
     State(state): State<AppState>,
     Reader(_): Reader,
-    Path(id): Path<String>,
+    Segments(id): Segments<String>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let m = load(&state, &id)?;
     let deliveries = state.store.deliveries(Some(&m.id))?;

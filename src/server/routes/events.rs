@@ -9,42 +9,36 @@ use super::{AppState, load};
 use crate::event::{Event, MigrationId};
 use crate::server::auth::Reader;
 use crate::server::error::ApiError;
+use crate::server::extract::{QueryParams, Segments, event_number};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio::sync::watch;
 
-#[derive(Debug, Deserialize)]
-pub struct EventsQuery {
-    /// Only events with a seq above this.
-    after: Option<i64>,
-}
-
 /// `GET /v1/migrations/{id}/events`.
 pub async fn events(
     State(state): State<AppState>,
     Reader(_): Reader,
-    Path(id): Path<String>,
-    Query(query): Query<EventsQuery>,
+    Segments(id): Segments<String>,
+    query: QueryParams,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let m = load(&state, &id)?;
-    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    let streaming = header(header::ACCEPT).is_some_and(|a| a.contains("text/event-stream"));
-    let last_event_id = header(header::HeaderName::from_static("last-event-id"))
-        .map(|v| {
-            v.trim()
-                .parse::<i64>()
-                .map_err(|_| ApiError::BadRequest("`Last-Event-ID` must be an event seq".into()))
-        })
+    let streaming = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"));
+    // Only events with a seq above this.
+    let after = query
+        .get("after")
+        .map(|v| event_number(v, "query parameter `after`"))
         .transpose()?;
-    let after = last_event_id.or(query.after).unwrap_or(0).max(0);
+    let after = last_event_id(&headers)?.or(after).unwrap_or(0);
     if !streaming {
         return Ok(Json(state.store.events(&m.id, after)?).into_response());
     }
@@ -64,6 +58,27 @@ pub async fn events(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+/// The `Last-Event-ID` header an SSE client sends when it reconnects: an event number, once.
+fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    const WHAT: &str = "header `Last-Event-ID`";
+    let mut values = headers.get_all("last-event-id").iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        let times = headers.get_all("last-event-id").iter().count();
+        return match times {
+            0 => Ok(None),
+            n => Err(ApiError::BadRequest(format!(
+                "{WHAT} is given {n} times; give it once"
+            ))),
+        };
+    };
+    let text = value.to_str().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "{WHAT} must be an event number, not bytes that are not text"
+        ))
+    })?;
+    event_number(text.trim(), WHAT).map(Some)
 }
 
 /// Where a live stream stands.

@@ -26,10 +26,11 @@ use crate::runbook::model::Trigger;
 use crate::runbook::params;
 use crate::runbook::render::{Renderer, Values};
 use crate::server::error::{ApiError, body_rejection};
+use crate::server::extract::Segments;
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{Duration, Utc};
@@ -51,7 +52,7 @@ static RENDERER: LazyLock<Renderer> = LazyLock::new(Renderer::new);
 /// `POST /v1/hooks/{name}`. Its 401s carry no bearer challenge: a signature is the proof.
 pub async fn receive(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Segments(name): Segments<String>,
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -137,13 +138,15 @@ async fn handle(
         })
         .await?;
     }
-    state.drivers.attach(&m.id, Attach::Start, &starter).await?;
+    // The state the start committed (`analyzing`), not a later one the driver may have
+    // reached meanwhile: the answer of a fresh delivery does not depend on timing.
+    let started = state.drivers.attach(&m.id, Attach::Start, &starter).await?;
     tracing::info!(migration = %m.id, hook = %name, timestamp, "created and started by a webhook");
-    let now = load(&state, &m.id.to_string())?;
-    Ok(accepted(&now.id.to_string(), now.state))
+    Ok(accepted(&m.id.to_string(), started))
 }
 
-/// 202 `{id, state}` with the migration's `Location`.
+/// 202 `{id, state}` with the migration's `Location`: `state` is the one the start committed,
+/// or for an idempotency key seen before the migration's state now.
 fn accepted(id: &str, state: MigrationState) -> Response {
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/migrations/{id}")) {

@@ -17,11 +17,12 @@ use crate::event::{Decision, MigrationId, Operation};
 use crate::operator::{self, Ask, Progress, Requester};
 use crate::server::auth::{Approver, Caller, Operator};
 use crate::server::error::ApiError;
+use crate::server::extract::{Segments, present};
 use crate::view;
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -35,10 +36,13 @@ const EFFECT_WAIT: Duration = Duration::from_secs(10);
 #[serde(deny_unknown_fields)]
 pub struct OpBody {
     /// Recorded with the request in the audit trail.
+    #[serde(default, deserialize_with = "present")]
     comment: Option<String>,
     /// Resume only: what to do with steps a crash interrupted.
+    #[serde(default, deserialize_with = "present")]
     interrupted: Option<Choice>,
     /// Cancel only: roll back the steps that succeeded, then cancel.
+    #[serde(default, deserialize_with = "present")]
     rollback: Option<bool>,
 }
 
@@ -57,7 +61,7 @@ macro_rules! operation_handler {
         pub async fn $name(
             State(state): State<AppState>,
             Operator(caller): Operator,
-            Path(id): Path<String>,
+            Segments(id): Segments<String>,
             bytes: Result<Bytes, BytesRejection>,
         ) -> Answer {
             let body: OpBody = body(&state, bytes)?;
@@ -93,13 +97,13 @@ async fn operate(
     body: OpBody,
 ) -> Answer {
     if body.interrupted.is_some() && op != Operation::Resume {
-        return Err(ApiError::BadRequest(
-            "`interrupted` is only for resume".into(),
-        ));
+        return Err(ApiError::BadRequest(format!(
+            "the request body's field `interrupted` is only for resume (`POST /v1/migrations/{{id}}/resume`), where it says what to do with steps a crash interrupted; leave it out of {op}"
+        )));
     }
     if body.rollback.is_some() && op != Operation::Cancel {
         return Err(ApiError::BadRequest(
-            "`rollback` is only for cancel (`DELETE /v1/migrations/{id}`); to roll back and end failed, use `POST /v1/migrations/{id}/rollback`".into(),
+            "the request body's field `rollback` is only for cancel (`DELETE /v1/migrations/{id}`); to roll back and end failed, use `POST /v1/migrations/{id}/rollback`".into(),
         ));
     }
     let ask = Ask::new(op, body.rollback == Some(true));
@@ -183,6 +187,7 @@ async fn wait_for_effect(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecideBody {
+    #[serde(default, deserialize_with = "present")]
     comment: Option<String>,
 }
 
@@ -190,7 +195,7 @@ pub struct DecideBody {
 pub async fn approve(
     state: State<AppState>,
     caller: Approver,
-    path: Path<(String, String)>,
+    path: Segments<(String, String)>,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Answer {
     decide(state, caller, path, bytes, Decision::Approve).await
@@ -200,7 +205,7 @@ pub async fn approve(
 pub async fn reject(
     state: State<AppState>,
     caller: Approver,
-    path: Path<(String, String)>,
+    path: Segments<(String, String)>,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Answer {
     decide(state, caller, path, bytes, Decision::Reject).await
@@ -210,7 +215,7 @@ pub async fn reject(
 async fn decide(
     State(state): State<AppState>,
     Approver(caller): Approver,
-    Path((id, step)): Path<(String, String)>,
+    Segments((id, step)): Segments<(String, String)>,
     bytes: Result<Bytes, BytesRejection>,
     decision: Decision,
 ) -> Answer {

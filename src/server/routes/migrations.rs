@@ -8,13 +8,14 @@ use crate::event::MigrationState;
 use crate::runbook::params;
 use crate::server::auth::{Operator, Reader};
 use crate::server::error::ApiError;
+use crate::server::extract::{QueryParams, Segments};
 use crate::server::runbooks::Active;
 use crate::store::Migration;
 use crate::view;
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -106,21 +107,15 @@ pub async fn create_from(
     .await
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    state: Option<String>,
-    runbook: Option<String>,
-}
-
 /// `GET /v1/migrations[?state=][&runbook=]`: newest first.
 pub async fn list(
     State(state): State<AppState>,
     Reader(_): Reader,
-    Query(query): Query<ListQuery>,
+    query: QueryParams,
 ) -> Result<Json<Value>, ApiError> {
+    let runbook = query.get("runbook");
     let filter = query
-        .state
-        .as_deref()
+        .get("state")
         .map(str::parse::<MigrationState>)
         .transpose()
         .map_err(|e| ApiError::BadRequest(format!("query parameter `state`: {e}")))?;
@@ -128,7 +123,7 @@ pub async fn list(
         .store
         .list(filter)?
         .iter()
-        .filter(|m| query.runbook.as_ref().is_none_or(|r| *r == m.runbook))
+        .filter(|m| runbook.is_none_or(|r| r == m.runbook))
         .map(view::summary)
         .collect();
     Ok(Json(Value::Array(items)))
@@ -139,7 +134,7 @@ pub async fn list(
 pub async fn detail(
     State(state): State<AppState>,
     Reader(_): Reader,
-    Path(id): Path<String>,
+    Segments(id): Segments<String>,
 ) -> Result<Json<Value>, ApiError> {
     let m = load(&state, &id)?;
     let steps = state.store.steps(&m.id)?;
@@ -160,7 +155,7 @@ pub async fn detail(
 pub async fn status(
     State(state): State<AppState>,
     Reader(_): Reader,
-    Path(id): Path<String>,
+    Segments(id): Segments<String>,
 ) -> Result<Json<Value>, ApiError> {
     let m = load(&state, &id)?;
     let steps = state.store.steps(&m.id)?;
@@ -184,7 +179,7 @@ pub async fn status(
 pub async fn logs(
     State(state): State<AppState>,
     Reader(_): Reader,
-    Path((id, step)): Path<(String, String)>,
+    Segments((id, step)): Segments<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let m = load(&state, &id)?;

@@ -10,7 +10,8 @@ pub mod migrations;
 pub mod system;
 
 use super::AppState;
-use super::error::{ApiError, body_rejection, json_body};
+use super::error::{ApiError, body_rejection};
+use super::extract::json_body;
 use crate::event::MigrationId;
 use crate::store::Migration;
 use axum::body::Bytes;
