@@ -270,14 +270,19 @@ pub fn operate(client: &Client, id: &str, op: &str, body: Json) -> u8 {
     }
 }
 
+/// A request body with the operator's comment, if any: no comment is no field (the API
+/// refuses `null`).
+pub fn comment_body(comment: Option<&str>) -> Json {
+    comment.map_or_else(|| json!({}), |c| json!({ "comment": c }))
+}
+
 /// `approve|reject ID GATE [--comment]`: POST `gates/{gate}/approve|reject`.
 pub fn decide(client: &Client, id: &str, gate: &str, verb: &str, comment: Option<&str>) -> u8 {
     let id = match resolve(client, Some(id)) {
         Ok(id) => id,
         Err(code) => return code,
     };
-    // No comment is no field: the API refuses `null`.
-    let body = comment.map_or_else(|| json!({}), |c| json!({ "comment": c }));
+    let body = comment_body(comment);
     match client.call(
         Method::Post,
         &["v1", "migrations", &id, "gates", gate, verb],

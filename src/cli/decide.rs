@@ -110,7 +110,7 @@ pub fn decide(args: &DecideArgs, decision: Decision) -> u8 {
 /// `sensei pause|cancel|rollback ID [-m TEXT]` (`rollback`: a cancel's `--rollback`).
 pub fn operate(args: &IdArgs, op: Operation, rollback: bool) -> u8 {
     if let Some(client) = Client::from_local(&args.local) {
-        let mut body = json!({ "comment": args.comment });
+        let mut body = super::client::comment_body(args.comment.as_deref());
         if rollback {
             body["rollback"] = true.into();
         }

@@ -124,7 +124,7 @@ fn create(args: &RunArgs, config: &Config) -> Result<(Store, crate::store::Migra
 /// the request recorded as the server records it, then driven here.
 pub fn attach(args: &IdArgs, how: Attach) -> u8 {
     if let Some(client) = super::client::Client::from_local(&args.local) {
-        let mut body = serde_json::json!({ "comment": args.comment });
+        let mut body = super::client::comment_body(args.comment.as_deref());
         match how {
             Attach::Resume(Some(Interrupted::Retry)) => body["interrupted"] = "retry".into(),
             Attach::Resume(Some(Interrupted::Skip)) => body["interrupted"] = "skip".into(),
