@@ -133,11 +133,7 @@ fn line(d: &Json) -> String {
 
 /// A runtime for commands that only deliver.
 fn runtime() -> Option<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| error(format!("cannot start the async runtime: {e}")))
-        .ok()
+    super::multi_thread_runtime().ok()
 }
 
 /// A warning line for an attempt that did not deliver: the migration goes on regardless.

@@ -44,13 +44,7 @@ impl Client {
             ));
             return Err(exit::USAGE);
         }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                error(format!("cannot start the async runtime: {e}"));
-                exit::FAILED
-            })?;
+        let runtime = super::runtime()?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             // Lifecycle calls wait up to 10 s on the server for their effect.

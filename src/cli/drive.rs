@@ -176,15 +176,9 @@ pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 
     // One thread: a driver's work is small and ordered (decide, commit, spawn), and waking
     // tokio workers on other cores for each step costs more than the work itself. Commits
     // wait on the store's writer thread, processes on the kernel, neither on this thread.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(r) => r,
-        Err(e) => {
-            error(format!("cannot start the async runtime: {e}"));
-            return exit::FAILED;
-        }
+        Err(code) => return code,
     };
     let dir = store
         .migration(id)

@@ -86,13 +86,7 @@ pub(super) struct LocalFeed {
 impl LocalFeed {
     pub(super) fn new(store: Store, id: MigrationId, follow: bool) -> Result<LocalFeed, u8> {
         let waiting = if follow {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| {
-                    error(format!("cannot start the async runtime: {e}"));
-                    exit::FAILED
-                })?;
+            let runtime = super::runtime()?;
             let ctrl_c = interrupt(&runtime)?;
             Some((runtime, ctrl_c))
         } else {

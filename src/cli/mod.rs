@@ -173,6 +173,32 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// A one-thread async runtime for a command (a driver, a follow, a client): the work waits
+/// on other threads (the store's writer, the kernel), not on this one. The error is said.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+    built(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    )
+}
+
+/// A multi-thread runtime (the server, alert delivery); the error is said.
+pub(crate) fn multi_thread_runtime() -> Result<tokio::runtime::Runtime, u8> {
+    built(
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    )
+}
+
+fn built(runtime: std::io::Result<tokio::runtime::Runtime>) -> Result<tokio::runtime::Runtime, u8> {
+    runtime.map_err(|e| {
+        error(format!("cannot start the async runtime: {e}"));
+        exit::FAILED
+    })
+}
+
 /// Prints a one-sentence error the way every command does.
 pub(crate) fn error(message: impl std::fmt::Display) {
     eprintln!("error: {message}");

@@ -1,7 +1,7 @@
 //! `sensei serve`: reads the configuration (flags over the file), sets up logging and the
 //! async runtime, and runs the server until SIGTERM or SIGINT (see [`crate::server`]).
 
-use super::{error, exit};
+use super::exit;
 use crate::engine::clock::{Clock, ShiftedClock, SystemClock};
 use crate::server::{self, config};
 use std::path::PathBuf;
@@ -55,15 +55,9 @@ pub fn run(args: &Args) -> u8 {
         Some(start) => Arc::new(ShiftedClock::starting_at(start)),
         None => Arc::new(SystemClock),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::multi_thread_runtime() {
         Ok(r) => r,
-        Err(e) => {
-            error(format!("cannot start the async runtime: {e}"));
-            return exit::FAILED;
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(server::serve(settings, clock, std::future::pending())) {
         Ok(()) => exit::OK,
