@@ -3,37 +3,32 @@
 //!
 //! - [`lifecycle`]: the transition table, the only judge of state changes.
 //! - [`operation`]: operator operations as paths through the lifecycle.
-//! - `open`: creating a migration, and attaching a driver to one (lease, rebuilt graph);
-//!   `resume`: settling what a crash left and applying the operation attached for.
-//! - `driver`: the round loop (decide, commit, act); `launch` (with `prepare`), `outcome`,
-//!   `outside`, `window` and `rollback` are its parts; `actions` runs `run`/`http`/`wait`,
-//!   `poll` the automatic gates; `graph` is the run-time DAG; `context` the values templates
-//!   see; [`clock`] the injected time; [`gate`] who may decide a gate.
+//! - `open`: creating a migration, and attaching a driver to one (lease, rebuilt graph).
+//! - `core`: the migration's run-time state and every decision about it, without I/O: its
+//!   inputs are an attempt that ended, the clock, an operator request, a gate decision, what
+//!   a crash left; its outputs the batch to commit and the effects to carry out. Its module
+//!   docs say where each invariant lives.
+//! - `driver`: the round loop and all of its I/O (give the core its inputs, commit, carry out
+//!   the effects); `actions` runs `run`/`http`/`wait`, `poll` the automatic gates; `graph` is
+//!   the run-time DAG; `context` the values templates see; [`clock`] the injected time;
+//!   [`gate`] who may decide a gate.
 
 mod actions;
 pub mod clock;
 mod context;
+mod core;
 mod driver;
 pub mod gate;
 mod graph;
 mod keeper;
-mod launch;
 pub mod lifecycle;
 mod open;
 pub mod operation;
-mod outcome;
-mod outside;
 mod poll;
-mod prepare;
-mod resume;
-mod rollback;
-mod slots;
-mod window;
 
+pub use self::core::{ROLLBACK_ATTEMPT, paused_by_window};
 pub use driver::Driver;
 pub use open::{Attach, Interrupted, NewRun, attach, create};
-pub use resume::paused_by_window;
-pub use rollback::ROLLBACK_ATTEMPT;
 
 use crate::event::Event;
 use crate::process::{Inherited, Reaper};
@@ -130,7 +125,7 @@ pub enum EngineError {
     #[error("the runbook's `env` cannot be rendered: {0}")]
     Env(String),
     #[error(transparent)]
-    Orphan(#[from] resume::Orphan),
+    Orphan(#[from] self::core::Orphan),
     #[error("internal error: {0}")]
     Internal(String),
 }

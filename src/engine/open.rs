@@ -5,10 +5,10 @@
 //! operator.
 
 use super::context::Context;
-use super::driver::{Driver, Stop};
+use super::core::{Core, Parts, Shared, Stop, Then};
+use super::driver::{Driver, StoreShared};
 use super::graph::Graph;
 use super::operation;
-use super::rollback::Then;
 use super::{EngineError, Observer, Options};
 use crate::event::{EventData, MigrationCreated};
 use crate::event::{EventKind, MigrationId, MigrationState, NewEvent, Operation};
@@ -18,10 +18,10 @@ use crate::process::StepEnv;
 use crate::runbook::model::Runbook;
 use crate::runbook::params::Params;
 use crate::runbook::render::{self, Escape, Masker, Renderer, Values};
-use crate::store::{Batch, Migration, NewMigration, Store};
+use crate::store::{Migration, NewMigration, Store};
 use chrono::Utc;
 use serde_json::{Value as Json, json};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A migration about to be created.
@@ -138,8 +138,7 @@ pub async fn attach(
     check_operation(how, migration.state)?;
     let lease = acquire(store, id, opts.lease_ttl, migration.state.is_at_rest()).await?;
     let prepared = build(store, migration, opts, observer, lease.clone()).and_then(|mut driver| {
-        driver.recover(how)?;
-        driver.operate(how)?;
+        driver.attach(how)?;
         Ok(driver)
     });
     if prepared.is_err() {
@@ -183,7 +182,7 @@ async fn acquire(
 /// Resume also continues a migration a crash left mid-phase (no transition needed), and
 /// starts one that a crash between creating and starting left `created` (what "resume
 /// continues it" means there).
-fn check_operation(how: Attach, state: MigrationState) -> Result<(), EngineError> {
+pub(super) fn check_operation(how: Attach, state: MigrationState) -> Result<(), EngineError> {
     if matches!(how, Attach::Resume(_)) && state == MigrationState::Created {
         return Ok(());
     }
@@ -211,6 +210,53 @@ fn build(
     observer: Box<dyn Observer>,
     lease: crate::store::Lease,
 ) -> Result<Driver, EngineError> {
+    let events = store.events(&migration.id, 0)?;
+    let rows = store.steps(&migration.id)?;
+    let seen_seq = events.last().map_or(0, |e| e.seq);
+    let shared = Arc::new(StoreShared {
+        store: store.clone(),
+        lease: lease.clone(),
+    });
+    let core = core_from(
+        migration,
+        rows,
+        &events,
+        &opts.identity,
+        &opts.inherited_env,
+        shared,
+        opts.clock.now(),
+    )?;
+    Ok(Driver {
+        store: store.clone(),
+        core,
+        opts,
+        lease,
+        http: reqwest::Client::new(),
+        tasks: tokio::task::JoinSet::new(),
+        task_nodes: HashMap::new(),
+        cancels: HashMap::new(),
+        observer,
+        seen_seq,
+        data_version: store.data_version()?,
+        crash_after: std::env::var("SENSEI_TEST_CRASH_AFTER_COMMITS")
+            .ok()
+            .and_then(|n| n.parse().ok()),
+        commits: 0,
+    })
+}
+
+/// The core of a migration as committed: its runbook and params as stored, its step rows and
+/// its events (fan-out expansions, a rollback under way). Reads nothing itself, so the
+/// property test rebuilds a core after a crash the way a driver does.
+pub(super) fn core_from(
+    migration: Migration,
+    rows: Vec<crate::store::StepRow>,
+    events: &[crate::event::Event],
+    identity: &str,
+    inherited: &crate::process::Inherited,
+    shared: Arc<dyn Shared>,
+    now: chrono::DateTime<Utc>,
+) -> Result<Core, EngineError> {
     let checked =
         crate::runbook::load_bytes(&migration.runbook_path, migration.runbook_text.as_bytes());
     let runbook = checked.runbook.ok_or_else(|| EngineError::Runbook {
@@ -224,8 +270,7 @@ fn build(
     let plan = plan::build(&runbook, &migration.runbook_text, &params, Utc::now())?;
     let masker = Arc::new(Masker::new(render::secret_values(&runbook, &params)));
     let mut graph = Graph::from_plan(&runbook, &plan);
-    let events = store.events(&migration.id, 0)?;
-    for event in &events {
+    for event in events {
         let (Some(step), Some(expanded)) = (&event.step, event.read::<StepExpanded>()) else {
             continue;
         };
@@ -233,7 +278,7 @@ fn build(
             graph.expand(p, &expanded.items, &masker);
         }
     }
-    for row in store.steps(&migration.id)? {
+    for row in rows {
         if let Some(node) = graph.find(&row.step) {
             let state = row.state;
             let mut row = row;
@@ -264,64 +309,30 @@ fn build(
     // Whatever the configuration passes through, a variable this runbook reads a secret
     // from stays with Sensei.
     let withheld: Vec<String> = runbook.secret_envs().into_iter().map(|(n, _)| n).collect();
-    let env = StepEnv::new(opts.inherited_env.without(&withheld), env);
+    let env = StepEnv::new(inherited.without(&withheld), env);
     let concurrency = runbook
         .concurrency
         .map(|c| c.max(1) as usize)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let pools: HashMap<String, u32> = runbook.pools.iter().cloned().collect();
-    let placeholders = (0..graph.len())
-        .filter(|&i| graph.nodes[i].placeholder)
-        .collect();
-    let seen_seq = events.last().map_or(0, |e| e.seq);
-    let rolling_back = rollback_in_progress(&events);
-    let state = migration.state;
-    let mut driver = Driver {
-        store: store.clone(),
+    let rolling_back = rollback_in_progress(events);
+    let mut core = Core::new(Parts {
+        identity: identity.to_owned(),
         runbook: Arc::new(runbook),
         graph,
-        state,
-        committed: state,
         ctx,
         renderer,
         masker,
         env,
-        opts,
-        http: reqwest::Client::new(),
-        tasks: tokio::task::JoinSet::new(),
-        cancels: HashMap::new(),
-        retries: Vec::new(),
-        window_waiting: HashMap::new(),
-        gate_reminders: HashMap::new(),
-        windows_in_use: HashMap::new(),
-        window_pause: None,
-        slots: super::slots::Slots::new(concurrency, pools, store.clone(), lease.clone()),
-        lease,
-        pool_waiting: HashSet::new(),
-        retry_due: std::collections::BTreeSet::new(),
-        stop: None,
-        undo: None,
-        gates: HashMap::new(),
-        placeholders,
-        batch: Batch::default(),
-        spawn: Vec::new(),
-        observer,
-        seen_seq,
-        data_version: store.data_version()?,
-        actor: None,
-        crash_after: std::env::var("SENSEI_TEST_CRASH_AFTER_COMMITS")
-            .ok()
-            .and_then(|n| n.parse().ok()),
-        commits: 0,
-        draining: false,
-        failure: None,
+        concurrency,
+        shared,
+        now,
         migration,
-    };
-    driver.stop = rolling_back.map(|then| match then {
+    });
+    core.stop = rolling_back.map(|then| match then {
         Then::Fail => Stop::Rollback,
         Then::Cancel => Stop::CancelRollback,
     });
-    Ok(driver)
+    Ok(core)
 }
 
 /// A rollback started and did not finish (a crash interrupted it): where it was to lead.

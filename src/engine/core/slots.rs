@@ -6,23 +6,35 @@
 //! the task ends, however it ends (finished, cancelled, panicked, abandoned). There is no
 //! counter that a start or finish path adjusts by hand, so a new path cannot forget one.
 //!
-//! A pool slot is a row in the store, shared by every migration on it (`store::pool`); the
-//! concurrency count is this migration's own.
+//! A pool slot is a row in the store, shared by every migration on it (`store::pool`), taken
+//! and given back through [`Shared`]; the concurrency count is this migration's own.
 
-use crate::store::{Lease, PoolHolder, PoolTake, Store, StoreError};
+use crate::store::{PoolHolder, PoolTake, StoreError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// What the core asks of data it shares with other migrations: pool slots (a claim that
+/// must be atomic across migrations) and the durations of earlier runs (window estimates).
+/// The driver answers from the store; the property test from memory.
+pub(in crate::engine) trait Shared: Send + Sync + std::fmt::Debug {
+    /// Takes a slot of `pool` (of `size`) for `step`, or says who holds them all.
+    fn take_pool_slot(&self, pool: &str, size: u32, step: &str) -> Result<PoolTake, StoreError>;
+    /// Gives a pool slot back.
+    fn release_pool_slot(&self, slot: i64);
+    /// Durations of the last `limit` successful runs of a step of a runbook (none when
+    /// they cannot be read: the estimate is then unknown).
+    fn step_durations(&self, runbook: &str, step: &str, limit: u32) -> Vec<chrono::Duration>;
+}
+
 /// The slots of one migration.
 #[derive(Debug)]
-pub(super) struct Slots {
+pub(in crate::engine) struct Slots {
     concurrency: usize,
     in_flight: Arc<AtomicUsize>,
     /// Pool sizes, as the runbook declares them.
     pools: HashMap<String, u32>,
-    store: Store,
-    lease: Lease,
+    shared: Arc<dyn Shared>,
 }
 
 /// What running one attempt holds: a place within `concurrency`, and a slot of the step's
@@ -36,13 +48,13 @@ pub struct Slot {
 /// A pool slot's row; dropping it deletes the row (with the store's next group commit).
 #[derive(Debug)]
 struct PoolSlot {
-    store: Store,
+    shared: Arc<dyn Shared>,
     id: i64,
 }
 
 /// Why no slot was given.
 #[derive(Debug)]
-pub(super) enum NoSlot {
+pub(in crate::engine) enum NoSlot {
     /// Every place within `concurrency` is taken: try again when an attempt ends.
     Busy,
     /// The pool is full; these hold its slots (steps of this or other migrations).
@@ -54,33 +66,31 @@ pub(super) enum NoSlot {
 }
 
 impl Slots {
-    pub(super) fn new(
+    pub(in crate::engine) fn new(
         concurrency: usize,
         pools: HashMap<String, u32>,
-        store: Store,
-        lease: Lease,
+        shared: Arc<dyn Shared>,
     ) -> Slots {
         Slots {
             concurrency: concurrency.max(1),
             in_flight: Arc::new(AtomicUsize::new(0)),
             pools,
-            store,
-            lease,
+            shared,
         }
     }
 
     /// A place within `concurrency` is free.
-    pub(super) fn has_room(&self) -> bool {
+    pub(in crate::engine) fn has_room(&self) -> bool {
         self.in_flight() < self.concurrency
     }
 
     /// Attempts holding a slot now.
-    pub(super) fn in_flight(&self) -> usize {
+    pub(in crate::engine) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
     }
 
     /// Takes a slot for an attempt of `step`, with a slot of `pool` when it has one.
-    pub(super) fn take(
+    pub(in crate::engine) fn take(
         &self,
         step: &str,
         pool: Option<&str>,
@@ -93,9 +103,9 @@ impl Slots {
             Some(name) => {
                 // The checker makes every `pool:` name a declared pool.
                 let size = self.pools.get(name).copied().unwrap_or(1);
-                match self.store.take_pool_slot(name, size, step, &self.lease)? {
+                match self.shared.take_pool_slot(name, size, step)? {
                     PoolTake::Taken(id) => Some(PoolSlot {
-                        store: self.store.clone(),
+                        shared: Arc::clone(&self.shared),
                         id,
                     }),
                     PoolTake::Full(holders) => {
@@ -124,14 +134,14 @@ impl Drop for Slot {
 
 impl Drop for PoolSlot {
     fn drop(&mut self) {
-        self.store.release_pool_slot(self.id);
+        self.shared.release_pool_slot(self.id);
     }
 }
 
 impl NoSlot {
     /// Why a step waits, for its row: `waiting for a slot in pool primary (1 of 1 held by
     /// copy[a] of m-…)`.
-    pub(super) fn reason(&self, migration: &str) -> Option<String> {
+    pub(in crate::engine) fn reason(&self, migration: &str) -> Option<String> {
         let NoSlot::PoolFull {
             pool,
             size,

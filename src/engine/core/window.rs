@@ -1,13 +1,13 @@
-//! Cutover windows in the driver (SPEC §2 `windows`, issue 4): a step bound to a window starts
+//! Cutover windows in the core (SPEC §2 `windows`, issue 4): a step bound to a window starts
 //! only while the window is open, before its cutoff, and when its estimate (or the median of
 //! its earlier runs) fits before the window closes; otherwise it waits with the reason in its
 //! row. When an occurrence the migration was using reaches its cutoff with bound work left,
 //! `window_closing` is recorded; when it closes, `on_close` decides: pause (and resume by
 //! itself at the next opening), roll back, or fail. Running steps are never killed by a close.
 
-use super::EngineError;
-use super::driver::{Driver, Stop};
+use super::{Core, Stop};
 use crate::calendar::{self, WindowState};
+use crate::engine::EngineError;
 use crate::event::{MigrationState, NewEvent, StepState};
 use crate::event::{StepWaiting, WindowClosed, WindowClosing};
 use crate::runbook::model::{OnClose, Phase};
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 /// An occurrence of a window that bound steps of this migration started in.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct InUse {
+pub(in crate::engine) struct InUse {
     pub last_start: DateTime<Utc>,
     pub closes: DateTime<Utc>,
     pub closing_sent: bool,
@@ -26,10 +26,10 @@ pub(super) struct InUse {
 /// How many earlier runs the observed-duration estimate looks at.
 const HISTORY: u32 = 20;
 
-impl Driver {
+impl Core {
     /// Whether a node may start now as far as its window goes; if not, it waits with the
     /// reason in its row and a wake-up at the window's next change.
-    pub(super) fn window_allows(&mut self, node: usize) -> bool {
+    pub(in crate::engine) fn window_allows(&mut self, node: usize) -> bool {
         let step = self.graph.step(&self.runbook, node);
         let Some(window) = step
             .window
@@ -39,7 +39,7 @@ impl Driver {
         else {
             return true;
         };
-        let now = self.clock().now();
+        let now = self.now;
         let state = calendar::window_state(&window, now);
         let estimate = step
             .estimate
@@ -105,9 +105,8 @@ impl Driver {
     fn observed(&self, node: usize) -> Option<Duration> {
         let step = &self.graph.step(&self.runbook, node).id;
         let mut runs = self
-            .store
-            .step_durations(&self.runbook.name, step, HISTORY)
-            .ok()?;
+            .shared
+            .step_durations(&self.runbook.name, step, HISTORY);
         if runs.is_empty() {
             return None;
         }
@@ -117,7 +116,7 @@ impl Driver {
 
     /// An approved migration starts running when an execute step can start: while only
     /// window-bound steps remain and their window is closed, it stays approved (SPEC §3).
-    pub(super) fn execute_can_start(&mut self) -> bool {
+    pub(in crate::engine) fn execute_can_start(&mut self) -> bool {
         let mut candidates: Vec<usize> = self.graph.ready(Phase::Execute).collect();
         candidates.extend(self.window_waiting.keys().copied());
         if self.graph.of_phase(Phase::Execute).next().is_none() {
@@ -133,8 +132,8 @@ impl Driver {
     }
 
     /// Nodes waiting for their window whose wake-up time has come: try them again.
-    pub(super) fn window_waiters_due(&self) -> Vec<usize> {
-        let now = self.clock().now();
+    pub(in crate::engine) fn window_waiters_due(&self) -> Vec<usize> {
+        let now = self.now;
         self.window_waiting
             .iter()
             .filter(|(_, wake)| **wake <= now)
@@ -152,8 +151,8 @@ impl Driver {
     }
 
     /// Cutoffs and closes of the occurrences in use: `window_closing`, then `on_close`.
-    pub(super) fn window_deadlines(&mut self) -> Result<(), EngineError> {
-        let now = self.clock().now();
+    pub(in crate::engine) fn window_deadlines(&mut self) -> Result<(), EngineError> {
+        let now = self.now;
         let names: Vec<String> = self.windows_in_use.keys().cloned().collect();
         for name in names {
             let Some(use_) = self.windows_in_use.get(&name).cloned() else {
@@ -191,7 +190,7 @@ impl Driver {
         let Some(window) = self.runbook.window(name).cloned() else {
             return Ok(());
         };
-        let now = self.clock().now();
+        let now = self.now;
         let next = match calendar::window_state(&window, now) {
             WindowState::Closed { next_opens } | WindowState::Cutoff { next_opens, .. } => {
                 Some(next_opens)
@@ -219,7 +218,7 @@ impl Driver {
     }
 
     /// The earliest time something window-related happens next.
-    pub(super) fn next_window_wake(&self) -> Option<DateTime<Utc>> {
+    pub(in crate::engine) fn next_window_wake(&self) -> Option<DateTime<Utc>> {
         let waiting = self.window_waiting.values().copied();
         let in_use = self
             .windows_in_use

@@ -2,15 +2,15 @@
 //! needs (shell-quoted commands, JSON-encoded bodies), before anything is committed or spawned,
 //! so a template that cannot render fails the step without running anything.
 
-use super::actions::Prepared;
-use super::driver::Driver;
-use super::poll::Poll;
+use super::Core;
+use crate::engine::actions::Prepared;
+use crate::engine::poll::Poll;
 use crate::runbook::model::{Action, Http, Probe, Text};
 use crate::runbook::render::{Escape, Values};
 use std::sync::Arc;
 
-impl Driver {
-    pub(super) fn prepare(
+impl Core {
+    pub(in crate::engine) fn prepare(
         &mut self,
         node: usize,
         action: &Action,
@@ -32,7 +32,7 @@ impl Driver {
             // task first runs.
             Action::Wait(d) => Ok(Prepared::Wait {
                 duration: d.as_std(),
-                until: self.clock().now()
+                until: self.now
                     + chrono::Duration::from_std(d.as_std()).unwrap_or(chrono::Duration::MAX),
             }),
             Action::Check(template) => {
@@ -57,7 +57,7 @@ impl Driver {
                     every: poll.every.as_std(),
                     stable_for: poll.stable_for.as_std(),
                     timeout: step.timeout.map(|t| t.as_std()),
-                    started: self.clock().now(),
+                    started: self.now,
                 })))
             }
             Action::Gate(_) => Err("a gate does not run".into()),

@@ -1,7 +1,7 @@
 //! Rollback (runbook `rollback` actions): the `rollback` command of every succeeded step,
 //! dependents before what they depend on, one at a time.
 //!
-//! Rollback is a mode of the driver, not a loop inside it: each command runs as an ordinary
+//! Rollback is a mode of the core, not a loop inside it: each command runs as an ordinary
 //! attempt (admitted, holding a slot, in a task), so the driver goes on renewing its lease,
 //! reading requests and committing while a long undo runs. Each undone step is committed as
 //! `rolled_back` before the next command starts, so a crash resumes the rollback where it
@@ -9,10 +9,10 @@
 //! the rollback: undoing more on top of a failed undo could make things worse, and an
 //! operator must look.
 
-use super::EngineError;
-use super::actions::{Outcome, Prepared};
-use super::driver::Driver;
-use super::launch::{Spawn, Work};
+use super::Core;
+use super::Work;
+use crate::engine::EngineError;
+use crate::engine::actions::{Outcome, Prepared};
 use crate::event::{MigrationState, NewEvent, StepState};
 use crate::event::{RollbackFailed, RollbackFinished, RollbackStarted, StepRolledBack};
 use crate::runbook::render::Escape;
@@ -23,7 +23,7 @@ pub const ROLLBACK_ATTEMPT: u32 = 0;
 
 /// Where the migration goes once its rollback ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Then {
+pub(in crate::engine) enum Then {
     /// `failed` (SPEC §3), ready for a retry: `on_failure: rollback`, a window's
     /// `on_close: rollback`, or `sensei rollback`.
     Fail,
@@ -32,14 +32,14 @@ pub(super) enum Then {
 }
 
 impl Then {
-    pub(super) fn as_str(self) -> &'static str {
+    pub(in crate::engine) fn as_str(self) -> &'static str {
         match self {
             Then::Fail => "fail",
             Then::Cancel => "cancel",
         }
     }
 
-    pub(super) fn parse(text: Option<&str>) -> Then {
+    pub(in crate::engine) fn parse(text: Option<&str>) -> Then {
         match text {
             Some("cancel") => Then::Cancel,
             _ => Then::Fail,
@@ -49,7 +49,7 @@ impl Then {
 
 /// A rollback under way.
 #[derive(Debug)]
-pub(super) struct Undo {
+pub(in crate::engine) struct Undo {
     /// Nodes still to undo, in order.
     todo: VecDeque<usize>,
     /// The node whose command runs now.
@@ -60,9 +60,9 @@ pub(super) struct Undo {
     then: Then,
 }
 
-impl Driver {
+impl Core {
     /// Starts rolling back every succeeded step that has a `rollback` action.
-    pub(super) async fn begin_rollback(&mut self, then: Then) -> Result<(), EngineError> {
+    pub(in crate::engine) fn begin_rollback(&mut self, then: Then) -> Result<(), EngineError> {
         if then == Then::Fail && self.state == MigrationState::Paused {
             self.set_state(MigrationState::Running, "resumed to roll back")?;
         }
@@ -90,12 +90,12 @@ impl Driver {
             failed: None,
             then,
         });
-        self.undo_next().await
+        self.undo_next()
     }
 
     /// Starts the next rollback command when none runs, or ends the rollback when none is
     /// left.
-    pub(super) async fn undo_next(&mut self) -> Result<(), EngineError> {
+    pub(in crate::engine) fn undo_next(&mut self) -> Result<(), EngineError> {
         let Some(undo) = &self.undo else {
             return Ok(());
         };
@@ -103,7 +103,7 @@ impl Driver {
             return Ok(());
         }
         let Some(&node) = undo.todo.front() else {
-            return self.finish_rollback().await;
+            return self.finish_rollback();
         };
         let Some(slot) = self.admit(node, Work::Undo)? else {
             return Ok(()); // no slot yet (a pool another migration holds): tried again later
@@ -121,17 +121,12 @@ impl Driver {
                     env: self.env.clone(),
                     json_outputs: false,
                 };
-                self.spawn.push(Spawn {
-                    node,
-                    work: Work::Undo,
-                    action,
-                    slot,
-                });
+                self.queue_start(node, Work::Undo, action, slot);
                 Ok(())
             }
             Err(error) => {
                 self.undo_failed(node, error);
-                self.finish_rollback().await
+                self.finish_rollback()
             }
         }
     }
@@ -151,8 +146,8 @@ impl Driver {
     }
 
     /// A rollback command ended.
-    pub(super) fn undone(&mut self, node: usize, outcome: Outcome) {
-        self.cancels.remove(&node);
+    pub(in crate::engine) fn undone(&mut self, node: usize, outcome: Outcome) {
+        self.running.remove(&node);
         if let Some(undo) = &mut self.undo {
             undo.running = None;
         }
@@ -181,7 +176,7 @@ impl Driver {
     }
 
     /// Records how the rollback ended and takes the migration where it leads.
-    async fn finish_rollback(&mut self) -> Result<(), EngineError> {
+    fn finish_rollback(&mut self) -> Result<(), EngineError> {
         let Some(undo) = self.undo.take() else {
             return Ok(());
         };
@@ -214,7 +209,7 @@ impl Driver {
                 }
             }
             Then::Cancel => {
-                self.cancel_open_work().await?;
+                self.cancel_open_work();
                 if self.state != MigrationState::Cancelled {
                     self.set_state_with(
                         MigrationState::Cancelled,

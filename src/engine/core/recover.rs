@@ -1,24 +1,49 @@
-//! What a driver does when it attaches to a migration: settle what a previous driver left
+//! What a driver decides when it attaches to a migration: settle what a previous driver left
 //! (steps a crash interrupted, gates still open or decided meanwhile, pool waits), then apply
 //! the operation it attached for (start, resume, retry, rollback, pause, cancel) as lifecycle
-//! transitions.
+//! transitions. What it needs to know of the store and the host (processes still running,
+//! gate rows, the events so far) the driver reads first, as a [`Recovery`].
 
-use super::EngineError;
-use super::driver::{Driver, Stop};
-use super::open::{Attach, Interrupted, KEPT};
+use super::{Core, Stop};
+use crate::engine::EngineError;
+use crate::engine::open::{Attach, Interrupted, KEPT};
+use crate::event::Event;
 use crate::event::{DriverAttached, StepInterrupted, StepSkipped};
-use crate::event::{EventKind, MigrationId, MigrationState, NewEvent, StepState};
+use crate::event::{EventKind, MigrationState, NewEvent, StepState};
 use crate::event::{StateChanged, WindowClosed};
+use crate::store::{GateDecision, GateInfo};
+use std::collections::HashMap;
 
-impl Driver {
+/// What a previous driver left, as the store and the host tell it.
+#[derive(Debug, Default)]
+pub(in crate::engine) struct Recovery {
+    /// Process groups still running on this host, of the latest attempt of steps that were
+    /// running or interrupted, by step.
+    pub orphans: HashMap<String, Orphan>,
+    /// Rollback commands still running on this host, by step (when a rollback was under way).
+    pub undo_orphans: HashMap<String, Orphan>,
+    /// The gate rows of waiting steps, by step.
+    pub gates: HashMap<String, GateInfo>,
+    /// The migration's gate votes (who rejected a gate decided meanwhile).
+    pub decisions: Vec<GateDecision>,
+    /// The migration's events, for a retry (did a rollback void approvals?) and a recovery
+    /// (did a window's close pause it?).
+    pub events: Vec<Event>,
+}
+
+impl Core {
     /// Settles what the previous driver left: steps it was running when it died, gates
     /// still waiting, steps waiting for a pool.
-    pub(super) fn recover(&mut self, how: Attach) -> Result<(), EngineError> {
+    pub(in crate::engine) fn recover(
+        &mut self,
+        how: Attach,
+        left: &Recovery,
+    ) -> Result<(), EngineError> {
         let choice = match how {
             Attach::Resume(choice) => choice,
             _ => None,
         };
-        let now = self.clock().now();
+        let now = self.now;
         for node in 0..self.graph.len() {
             let row = &self.graph.nodes[node].row;
             let id = row.step.clone();
@@ -32,7 +57,7 @@ impl Driver {
                 StepState::Running => {
                     // Its processes outlived their driver (and its watchdog): never start a
                     // second copy beside them, idempotent or not.
-                    let orphan = self.live_orphan(&id, None)?;
+                    let orphan = left.orphans.get(&id).cloned();
                     let idempotent = self.graph.step(&self.runbook, node).idempotent;
                     let rerun = idempotent && orphan.is_none();
                     let to = if rerun {
@@ -62,18 +87,18 @@ impl Driver {
                 }
                 StepState::Waiting if self.graph.nodes[node].placeholder => {}
                 StepState::Waiting => {
-                    if let Some(gate) = self.store.gate(&self.migration.id, &id)? {
+                    if let Some(gate) = left.gates.get(&id) {
                         self.gates.insert(node, gate.deadline);
                         let opened = self.graph.nodes[node].row.started_at;
                         if let (Some(opened), Some(deadline)) = (opened, gate.deadline) {
-                            let at = super::outside::reminder_at(opened, deadline);
-                            if at > self.clock().now() {
+                            let at = super::reminder_at(opened, deadline);
+                            if at > self.now {
                                 self.gate_reminders.insert(node, at);
                             }
                         }
                         // Decided while no process drove the migration: its event is older
                         // than what this driver reads as news, so apply the decision now.
-                        self.gate_closed(node, gate.status);
+                        self.gate_closed(node, gate.status, &left.decisions);
                     } else {
                         self.update(node, |row| {
                             row.state = StepState::Pending;
@@ -85,7 +110,7 @@ impl Driver {
             }
         }
         if choice == Some(Interrupted::Retry)
-            && let Some(orphan) = self.orphans_of_interrupted()?
+            && let Some(orphan) = self.orphans_of_interrupted(left)
         {
             return Err(EngineError::Orphan(orphan));
         }
@@ -98,10 +123,8 @@ impl Driver {
                 let has_undo = self.graph.step(&self.runbook, node).rollback.is_some();
                 if has_undo && self.graph.nodes[node].row.state == StepState::Succeeded {
                     let id = self.graph.nodes[node].id.clone();
-                    if let Some(orphan) =
-                        self.live_orphan(&id, Some(super::rollback::ROLLBACK_ATTEMPT))?
-                    {
-                        return Err(EngineError::Orphan(orphan));
+                    if let Some(orphan) = left.undo_orphans.get(&id) {
+                        return Err(EngineError::Orphan(orphan.clone()));
                     }
                 }
             }
@@ -135,42 +158,28 @@ impl Driver {
         Ok(())
     }
 
-    /// The process group of the step's latest attempt (of `attempt` when given), when it
-    /// still runs on this host although no driver owns it.
-    fn live_orphan(&self, step: &str, attempt: Option<u32>) -> Result<Option<Orphan>, EngineError> {
-        let Some(p) = self.store.step_process(&self.migration.id, step)? else {
-            return Ok(None);
-        };
-        let ours = p.host == self.store.host() && attempt.is_none_or(|a| a == p.attempt);
-        Ok(
-            (ours && crate::host::group_alive(p.pgid, p.pg_start)).then(|| Orphan {
-                step: step.to_owned(),
-                attempt: p.attempt,
-                pgid: p.pgid,
-            }),
-        )
-    }
-
     /// The first interrupted step whose processes still run.
-    fn orphans_of_interrupted(&self) -> Result<Option<Orphan>, EngineError> {
-        for node in &self.graph.nodes {
-            if node.row.state == StepState::Interrupted
-                && let Some(orphan) = self.live_orphan(&node.id, None)?
-            {
-                return Ok(Some(orphan));
-            }
-        }
-        Ok(None)
+    fn orphans_of_interrupted(&self, left: &Recovery) -> Option<Orphan> {
+        self.graph
+            .nodes
+            .iter()
+            .filter(|n| n.row.state == StepState::Interrupted)
+            .find_map(|n| left.orphans.get(&n.id).cloned())
     }
 
     /// Applies the operation the driver attached for, and records who attached.
-    pub(super) fn operate(&mut self, how: Attach) -> Result<(), EngineError> {
-        let who = self.opts.identity.clone();
+    pub(in crate::engine) fn operate(
+        &mut self,
+        how: Attach,
+        lease: &crate::store::Lease,
+        left: &Recovery,
+    ) -> Result<(), EngineError> {
+        let who = self.identity.clone();
         self.emit(NewEvent::of(DriverAttached {
             by: who.clone(),
             op: how.operation(),
-            pid: self.lease.pid,
-            host: self.lease.host.clone(),
+            pid: lease.pid,
+            host: lease.host.clone(),
         }));
         self.actor = Some(who.clone());
         match how {
@@ -199,13 +208,13 @@ impl Driver {
                         self.set_state(MigrationState::Paused, "a step was interrupted")?;
                     }
                 } else if self.state == MigrationState::Paused {
-                    self.window_pause = self.paused_by_window()?;
+                    self.window_pause = self.paused_by_window(&left.events);
                 }
             }
             Attach::Retry => {
                 // A rollback voids the gate decisions made before it: what was signed off
                 // was undone, so the retry waits at its gates again.
-                let voided = self.rolled_back_since_start()?;
+                let voided = rolled_back_since_start(&left.events);
                 let reason = if voided {
                     format!("retried by {who}; the rollback voided earlier approvals")
                 } else {
@@ -234,15 +243,6 @@ impl Driver {
             }
         }
         Ok(())
-    }
-
-    /// The first step waiting for an operator after an interruption.
-    pub fn interrupted(&self) -> Option<&str> {
-        self.graph
-            .nodes
-            .iter()
-            .find(|n| n.row.state == StepState::Interrupted)
-            .map(|n| n.id.as_str())
     }
 
     /// Steps to run again: failed and cancelled ones, and as `rerun` says, rolled-back ones
@@ -280,31 +280,22 @@ impl Driver {
             }
         }
     }
+}
 
-    /// Whether a rollback started since the migration last started (or was retried): its
-    /// gate decisions are then void.
-    fn rolled_back_since_start(&self) -> Result<bool, EngineError> {
-        let events = self.store.events(&self.migration.id, 0)?;
-        let started = events
-            .iter()
-            .rev()
-            .find(|e| {
-                e.read::<StateChanged>()
-                    .is_some_and(|c| c.to == MigrationState::Analyzing)
-            })
-            .map_or(0, |e| e.seq);
-        Ok(events
-            .iter()
-            .any(|e| e.kind == EventKind::RollbackStarted && e.seq > started))
-    }
-
-    pub fn id(&self) -> &MigrationId {
-        &self.migration.id
-    }
-
-    pub fn state(&self) -> MigrationState {
-        self.state
-    }
+/// Whether a rollback started since the migration last started (or was retried): its gate
+/// decisions are then void.
+fn rolled_back_since_start(events: &[Event]) -> bool {
+    let started = events
+        .iter()
+        .rev()
+        .find(|e| {
+            e.read::<StateChanged>()
+                .is_some_and(|c| c.to == MigrationState::Analyzing)
+        })
+        .map_or(0, |e| e.seq);
+    events
+        .iter()
+        .any(|e| e.kind == EventKind::RollbackStarted && e.seq > started)
 }
 
 /// A step's processes that outlived their driver: their group still runs on this host.
@@ -319,7 +310,7 @@ pub struct Orphan {
 }
 
 impl Orphan {
-    fn reason(&self) -> String {
+    pub(in crate::engine) fn reason(&self) -> String {
         format!(
             "its processes (group {}) still run, left by a driver that died",
             self.pgid
@@ -350,19 +341,15 @@ pub fn paused_by_window(events: &[crate::event::Event]) -> Option<String> {
     Some(closed.window)
 }
 
-impl Driver {
+impl Core {
     /// When the migration was paused by a window's close: that window's next opening.
-    fn paused_by_window(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, EngineError> {
-        let events = self.store.events(&self.migration.id, 0)?;
-        let Some(window) = paused_by_window(&events).and_then(|name| self.runbook.window(&name))
-        else {
-            return Ok(None);
-        };
-        let now = self.clock().now();
-        Ok(Some(match crate::calendar::window_state(window, now) {
+    fn paused_by_window(&self, events: &[Event]) -> Option<chrono::DateTime<chrono::Utc>> {
+        let window = paused_by_window(events).and_then(|name| self.runbook.window(&name))?;
+        let now = self.now;
+        Some(match crate::calendar::window_state(window, now) {
             crate::calendar::WindowState::Open { .. } => now,
             crate::calendar::WindowState::Cutoff { next_opens, .. }
             | crate::calendar::WindowState::Closed { next_opens } => next_opens,
-        }))
+        })
     }
 }

@@ -1,12 +1,12 @@
 //! Starting steps: `when`, dynamic fan-out, gates, checks, and the attempts that run. Every
-//! attempt passes [`Driver::admit`], the one place that decides whether work may start now
+//! attempt passes [`Core::admit`], the one place that decides whether work may start now
 //! (stop requests, pause, windows) and hands out its slot (`slots`). Everything decided here
-//! is committed before any process starts (see `Driver::commit`).
+//! is committed before any process starts (the driver commits, then carries out effects).
 
-use super::EngineError;
-use super::actions::{self, Attempt, Prepared};
-use super::driver::Driver;
+use super::Core;
 use super::slots::Slot;
+use crate::engine::EngineError;
+use crate::engine::actions::Prepared;
 use crate::event::{
     GateWaiting, StepExpanded, StepFailed, StepSkipped, StepStarted, StepSucceeded,
 };
@@ -17,11 +17,11 @@ use serde_json::Value as Json;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-impl Driver {
+impl Core {
     /// Starts what can start in `phase`: first the steps that wait for something other
     /// than their needs (a retry whose backoff passed, a pool slot, a window), then the
     /// steps whose needs are met, in plan order.
-    pub(super) fn launch_ready(&mut self, phase: Phase) -> Result<(), EngineError> {
+    pub(in crate::engine) fn launch_ready(&mut self, phase: Phase) -> Result<(), EngineError> {
         let mut again: BTreeSet<usize> = self.retry_due.iter().copied().collect();
         again.extend(self.pool_waiting.iter().copied());
         again.extend(self.window_waiters_due());
@@ -122,10 +122,10 @@ impl Driver {
     /// is under way or the migration is paused (a rollback's own commands excepted), not
     /// outside the step's window, and only with a slot (concurrency, and the step's pool).
     /// A step refused for its window or a full pool waits, with the reason in its row.
-    pub(super) fn admit(
+    pub(in crate::engine) fn admit(
         &mut self,
         node: usize,
-        work: super::launch::Work,
+        work: Work,
     ) -> Result<Option<Slot>, EngineError> {
         if self.draining {
             return Ok(None);
@@ -169,8 +169,8 @@ impl Driver {
     }
 
     /// Records the start of an attempt; the process starts after the commit, holding `slot`.
-    pub(super) fn start(&mut self, node: usize, action: Prepared, slot: Slot) {
-        let now = self.clock().now();
+    pub(in crate::engine) fn start(&mut self, node: usize, action: Prepared, slot: Slot) {
+        let now = self.now;
         self.update(node, |row| {
             row.state = StepState::Running;
             row.attempts += 1;
@@ -186,16 +186,11 @@ impl Driver {
         let id = self.graph.nodes[node].id.clone();
         let attempt = self.graph.nodes[node].row.attempts;
         self.emit(NewEvent::step(&id, StepStarted { attempt, command }));
-        self.spawn.push(Spawn {
-            node,
-            work: Work::Attempt,
-            action,
-            slot,
-        });
+        self.queue_start(node, Work::Attempt, action, slot);
     }
 
     fn skip(&mut self, node: usize, reason: &str) {
-        let now = self.clock().now();
+        let now = self.now;
         self.update(node, |row| {
             row.state = StepState::Skipped;
             row.finished_at = Some(now);
@@ -211,7 +206,7 @@ impl Driver {
     }
 
     fn succeed_at_once(&mut self, node: usize) {
-        let now = self.clock().now();
+        let now = self.now;
         self.update(node, |row| {
             row.state = StepState::Succeeded;
             row.attempts += 1;
@@ -248,7 +243,7 @@ impl Driver {
 
     /// A step that fails before anything runs (a template that cannot render, a false check).
     fn fail_at_start(&mut self, node: usize, error: String) {
-        let now = self.clock().now();
+        let now = self.now;
         let error = self.masker.mask(&error).into_owned();
         self.update(node, |row| {
             row.state = StepState::Failed;
@@ -308,7 +303,7 @@ impl Driver {
 
     /// Opens a gate: it waits for decisions recorded in the store by `sensei approve`/the API.
     fn open_gate(&mut self, node: usize, gate: &Gate) {
-        let now = self.clock().now();
+        let now = self.now;
         let deadline = gate
             .timeout
             .and_then(|t| chrono::Duration::from_std(t.as_std()).ok())
@@ -343,15 +338,15 @@ impl Driver {
         ));
         if let Some(deadline) = deadline {
             self.gate_reminders
-                .insert(node, super::outside::reminder_at(now, deadline));
+                .insert(node, super::reminder_at(now, deadline));
         }
         self.gates.insert(node, deadline);
     }
 
     /// Retries whose backoff has passed become due: their attempts start as they are
-    /// admitted (see [`Driver::admit`]), like any other.
-    pub(super) fn due_retries(&mut self) {
-        let now = self.clock().now();
+    /// admitted (see [`Core::admit`]), like any other.
+    pub(in crate::engine) fn due_retries(&mut self) {
+        let now = self.now;
         let (due, later): (Vec<_>, Vec<_>) = self.retries.drain(..).partition(|(at, _)| *at <= now);
         self.retries = later;
         self.retry_due.extend(due.into_iter().map(|(_, node)| node));
@@ -359,74 +354,68 @@ impl Driver {
 
     /// The backoff before attempt `next` (2, 3, ...): exponential, capped, with jitter so
     /// that many retrying steps do not hammer a recovering service at the same moment.
-    pub(super) fn backoff(&self, node: usize, next: u32) -> Duration {
+    pub(in crate::engine) fn backoff(&mut self, node: usize, next: u32) -> Duration {
         let retry = &self.graph.step(&self.runbook, node).retry;
         let base = retry.backoff.as_std();
         let exp = base.saturating_mul(1u32 << (next.saturating_sub(2)).min(20));
         let capped = exp.min(retry.max_backoff.as_std());
         // "Equal jitter": between half and all of the capped delay.
-        capped / 2 + capped.mul_f64(fastrand::f64() / 2.0)
-    }
-
-    /// Points the template values at `node` (its `item`, the state now); render with
-    /// `self.ctx.values()` next.
-    pub(super) fn focus(&mut self, node: usize) {
-        self.ctx.focus(&self.graph, node, self.state.as_str());
+        capped / 2 + capped.mul_f64(self.rng.f64() / 2.0)
     }
 }
 
 /// What an attempt's task does: run a step, or undo one (a rollback command).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Work {
+pub(in crate::engine) enum Work {
     Attempt,
     Undo,
 }
 
-/// An attempt decided this round, started once the round's batch is committed.
+/// An attempt decided this round, started once the round's batch is committed: what runs,
+/// with the slot it holds until it ends.
 #[derive(Debug)]
-pub(super) struct Spawn {
+pub(in crate::engine) struct Start {
     pub node: usize,
     pub work: Work,
     pub action: Prepared,
     pub slot: Slot,
+    pub step: String,
+    /// The attempt's number (0 for a rollback command).
+    pub attempt: u32,
+    pub timeout: Option<std::time::Duration>,
+    /// Exit codes that make a failure transient (retried).
+    pub transient_codes: Vec<i32>,
 }
 
-impl Driver {
-    /// Starts a committed attempt as a task that holds its slot until it ends.
-    pub(super) fn spawn_attempt(&mut self, spawn: Spawn) {
-        let Spawn {
-            node,
-            work,
-            action,
-            slot,
-        } = spawn;
+impl Core {
+    /// Queues the start of an attempt (or rollback command) of `node`: it counts as in
+    /// flight from now until its outcome comes back.
+    pub(in crate::engine) fn queue_start(
+        &mut self,
+        node: usize,
+        work: Work,
+        action: Prepared,
+        slot: Slot,
+    ) {
         let step = self.graph.step(&self.runbook, node);
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        self.cancels.insert(node, tx);
-        let (number, transient_codes) = match work {
+        let (attempt, transient_codes) = match work {
             Work::Attempt => (
                 self.graph.nodes[node].row.attempts,
                 step.retry.on_exit_codes.clone(),
             ),
-            Work::Undo => (super::rollback::ROLLBACK_ATTEMPT, Vec::new()),
+            Work::Undo => (super::ROLLBACK_ATTEMPT, Vec::new()),
         };
-        let attempt = Attempt {
-            migration: self.migration.id.clone(),
+        let timeout = step.timeout.map(|t| t.as_std());
+        self.running.insert(node);
+        self.effects.push(super::Effect::Start(Start {
+            node,
+            work,
+            action,
+            slot,
             step: self.graph.nodes[node].id.clone(),
-            attempt: number,
-            dir: self.opts.dir.clone(),
-            timeout: step.timeout.map(|t| t.as_std()),
+            attempt,
+            timeout,
             transient_codes,
-            store: self.store.clone(),
-            masker: self.masker.clone(),
-            reaper: self.opts.reaper.clone(),
-            http: self.http.clone(),
-            clock: self.opts.clock.clone(),
-        };
-        self.tasks.spawn(async move {
-            let outcome = actions::perform(action, attempt, rx).await;
-            drop(slot);
-            (node, work, outcome)
-        });
+        }));
     }
 }

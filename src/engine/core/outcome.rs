@@ -2,17 +2,17 @@
 //! cancelled), and for a failure, what the migration does (SPEC §2 `on_failure`). The one
 //! place where step outcomes turn into migration transitions.
 
-use super::EngineError;
-use super::actions::Outcome;
-use super::driver::{Driver, Stop};
+use super::{Core, Stop};
+use crate::engine::EngineError;
+use crate::engine::actions::Outcome;
 use crate::event::{MigrationState, NewEvent, StepState};
 use crate::event::{StepCancelled, StepFailed, StepRetrying, StepSucceeded};
 
-impl Driver {
+impl Core {
     /// An attempt ended.
-    pub(super) fn finished(&mut self, node: usize, outcome: Outcome) {
-        self.cancels.remove(&node);
-        let now = self.clock().now();
+    pub(in crate::engine) fn finished(&mut self, node: usize, outcome: Outcome) {
+        self.running.remove(&node);
+        let now = self.now;
         let id = self.graph.nodes[node].id.clone();
         let attempt = self.graph.nodes[node].row.attempts;
         let started = self.graph.nodes[node].row.started_at;
@@ -59,8 +59,7 @@ impl Driver {
                             delay_ms: delay.as_millis() as u64,
                         },
                     ));
-                    let at =
-                        self.clock().now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                    let at = self.now + chrono::Duration::from_std(delay).unwrap_or_default();
                     self.retries.push((at, node));
                     return;
                 }
@@ -97,8 +96,21 @@ impl Driver {
         }
     }
 
+    /// A step task panicked: a bug in Sensei, not the step. Fail the migration visibly
+    /// rather than hang (its slot went back with the task).
+    pub(in crate::engine) fn task_panicked(&mut self, node: Option<usize>, error: String) {
+        if let Some(node) = node {
+            self.running.remove(&node);
+        }
+        self.stop = Some(Stop::Fail);
+        self.emit(NewEvent::of(StepFailed {
+            error: Some(format!("internal error in a step task: {error}")),
+            ..StepFailed::default()
+        }));
+    }
+
     /// A step failed and will not be retried: stop starting steps, as the runbook says.
-    pub(super) fn failed_for_good(&mut self, node: usize) {
+    pub(in crate::engine) fn failed_for_good(&mut self, node: usize) {
         if self.stop.is_none() {
             self.stop = Some(self.failure_policy());
         }
@@ -114,7 +126,7 @@ impl Driver {
     /// Steps that waited for a slot or a window wait no more once the run stops: they are
     /// pending again (a retry or resume looks at them afresh), so a failed or paused
     /// migration does not say they wait.
-    pub(super) fn settle_waits(&mut self) {
+    pub(in crate::engine) fn settle_waits(&mut self) {
         let waiting: Vec<usize> = self
             .pool_waiting
             .drain()
@@ -133,14 +145,14 @@ impl Driver {
     }
 
     /// The failure that stopped the run, in words, for the reason of where it leads.
-    pub(super) fn failure_reason(&self) -> String {
+    pub(in crate::engine) fn failure_reason(&self) -> String {
         self.failure
             .clone()
             .unwrap_or_else(|| "a step failed".to_owned())
     }
 
     /// In-flight steps have ended after a stop: take the migration where the stop leads.
-    pub(super) async fn conclude(&mut self, stop: Stop) -> Result<(), EngineError> {
+    pub(in crate::engine) fn conclude(&mut self, stop: Stop) -> Result<(), EngineError> {
         self.retries.clear();
         self.retry_due.clear();
         match stop {
@@ -149,8 +161,7 @@ impl Driver {
                     // Nobody may decide a gate of a migration that ended: close the ones
                     // still waiting (a retry opens them again). A cancelled migration never
                     // runs what is left; a failed one keeps it pending for a retry.
-                    self.close_open_gates(crate::store::GateStatus::Cancelled, "sensei")
-                        .await?;
+                    self.close_open_gates(crate::store::GateStatus::Cancelled, "sensei");
                     let to = self.failed_state();
                     if to == MigrationState::Cancelled {
                         self.cancel_remaining();
@@ -170,7 +181,7 @@ impl Driver {
             }
             Stop::Cancel => {
                 self.window_pause = None;
-                self.cancel_open_work().await?;
+                self.cancel_open_work();
                 if self.state != MigrationState::Cancelled {
                     // Say what stays changed: cancelled is final, so nothing undoes it later.
                     let kept = self.kept_changes();
@@ -191,10 +202,10 @@ impl Driver {
                 // Rollback is a mode: its commands run as attempts, one at a time, while
                 // the driver goes on renewing its lease and reading requests; the stop
                 // ends when the rollback does (`rollback::undo_next`).
-                return self.begin_rollback(super::rollback::Then::Fail).await;
+                return self.begin_rollback(super::Then::Fail);
             }
             Stop::CancelRollback => {
-                return self.begin_rollback(super::rollback::Then::Cancel).await;
+                return self.begin_rollback(super::Then::Cancel);
             }
         }
         self.stop = None;
@@ -204,7 +215,7 @@ impl Driver {
     /// Where a failure leads from the current state: `failed`, except while gates wait
     /// (awaiting_approval may only become approved or cancelled, SPEC §3), and a paused
     /// migration resumes first so the failure is visible.
-    pub(super) fn failed_state(&mut self) -> MigrationState {
+    pub(in crate::engine) fn failed_state(&mut self) -> MigrationState {
         match self.state {
             MigrationState::AwaitingApproval
             | MigrationState::Approved
@@ -237,20 +248,15 @@ impl Driver {
 
     /// What a cancel ends: open gates close as cancelled (by whoever asked for it), and the
     /// steps that never ran become cancelled.
-    pub(super) async fn cancel_open_work(&mut self) -> Result<(), EngineError> {
-        let who = self
-            .actor
-            .clone()
-            .unwrap_or_else(|| self.opts.identity.clone());
-        self.close_open_gates(crate::store::GateStatus::Cancelled, &who)
-            .await?;
+    pub(in crate::engine) fn cancel_open_work(&mut self) {
+        let who = self.actor.clone().unwrap_or_else(|| self.identity.clone());
+        self.close_open_gates(crate::store::GateStatus::Cancelled, &who);
         self.cancel_remaining();
-        Ok(())
     }
 
     /// Steps that never ran become cancelled; open gates close.
-    pub(super) fn cancel_remaining(&mut self) {
-        let now = self.clock().now();
+    pub(in crate::engine) fn cancel_remaining(&mut self) {
+        let now = self.now;
         for node in 0..self.graph.len() {
             let state = self.graph.nodes[node].row.state;
             if matches!(
