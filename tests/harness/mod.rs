@@ -3,6 +3,7 @@
 //! with deadlines, never sleeping as synchronisation.
 #![allow(dead_code)]
 
+pub mod console;
 pub mod hooks;
 pub mod runbooks;
 
