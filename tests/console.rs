@@ -175,7 +175,10 @@ fn pages_show_the_migration_its_plan_and_the_runbooks() {
     let runbooks = v.get("/runbooks");
     assert_eq!(runbooks.status, 200);
     let text = &runbooks.text;
-    assert!(text.contains(r#"<span class="badge bad">invalid</span>"#), "{text}");
+    assert!(
+        text.contains(r#"<span class="badge bad">invalid</span>"#),
+        "{text}"
+    );
     assert!(
         text.contains("broken.yaml:5:"),
         "a located diagnostic in {text}"

@@ -6,6 +6,7 @@
 pub mod console;
 pub mod hooks;
 pub mod runbooks;
+pub mod webdriver;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
