@@ -79,10 +79,13 @@ pub fn router() -> Router<AppState> {
         .route("/console/migrations", get(migration_rows))
 }
 
-/// The caller of a page, or the way to the sign-in form.
-fn visitor(state: &AppState, headers: &HeaderMap) -> Result<Identity, Response> {
-    session::identify(&state.tokens, &state.sessions, &Method::GET, headers)
-        .map_err(|_| Redirect::to("/signin").into_response())
+/// The caller of a page; `None` sends them to the sign-in form.
+fn visitor(state: &AppState, headers: &HeaderMap) -> Option<Identity> {
+    session::identify(&state.tokens, &state.sessions, &Method::GET, headers).ok()
+}
+
+fn to_signin() -> Response {
+    Redirect::to("/signin").into_response()
 }
 
 /// A page with the headers every page gets.
@@ -111,9 +114,8 @@ fn page(status: StatusCode, body: String) -> Response {
 }
 
 async fn migrations_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let who = match visitor(&state, &headers) {
-        Ok(who) => who,
-        Err(to_signin) => return to_signin,
+    let Some(who) = visitor(&state, &headers) else {
+        return to_signin();
     };
     let runbooks = state.runbooks.names();
     page(StatusCode::OK, html::migrations(&who, &state, &runbooks))
@@ -124,9 +126,8 @@ async fn migration_page(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let who = match visitor(&state, &headers) {
-        Ok(who) => who,
-        Err(to_signin) => return to_signin,
+    let Some(who) = visitor(&state, &headers) else {
+        return to_signin();
     };
     let m = match super::routes::load(&state, &id) {
         Ok(m) => m,
@@ -143,9 +144,8 @@ async fn migration_page(
 }
 
 async fn runbooks_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let who = match visitor(&state, &headers) {
-        Ok(who) => who,
-        Err(to_signin) => return to_signin,
+    let Some(who) = visitor(&state, &headers) else {
+        return to_signin();
     };
     let runbooks = state.runbooks.clone();
     let body = tokio::task::spawn_blocking(move || data::runbooks(&runbooks))

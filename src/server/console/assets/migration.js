@@ -123,7 +123,8 @@
         const opens = new Date(o.opens).getTime(), closes = new Date(o.closes).getTime();
         when = now >= opens && now < closes
           ? "open now, closes " + esc(o.closes) + " (last start " + esc(o.last_start) + ")"
-          : "closed; opens " + esc(o.opens) + " (in " + duration(new Date(now).toISOString(), o.opens) + ")";
+          : "closed; opens " + esc(o.opens) + " (in " + duration(new Date(now).toISOString(), o.opens) +
+            "), last start " + esc(o.last_start);
       }
       return "<li><strong>" + esc(w.name) + "</strong> (" + esc(w.cron) + " " + esc(w.timezone) + ", " + esc(w.duration) +
         ", cutoff " + esc(w.cutoff) + "): " + when + "; on close: " + esc(w.on_close) + "</li>";
