@@ -99,3 +99,18 @@ pub fn delivery(d: &crate::store::Delivery, attempts: &[crate::store::DeliveryAt
     }
     item
 }
+
+/// A migration in the console's list: the summary, when its steps first started and when it
+/// ended (certified or cancelled), and its progress.
+pub fn overview(m: &MigrationHead, steps: &[StepRow]) -> Json {
+    let (done, total) = progress(steps);
+    let started_at = steps.iter().filter_map(|s| s.started_at).min();
+    let ended_at = m.state.is_terminal().then_some(m.updated_at);
+    let mut item = summary(m);
+    if let Some(obj) = item.as_object_mut() {
+        obj.insert("started_at".into(), json!(started_at));
+        obj.insert("ended_at".into(), json!(ended_at));
+        obj.insert("progress".into(), json!({ "done": done, "total": total }));
+    }
+    item
+}

@@ -8,10 +8,12 @@
 //!   read into values, each refusal a 400 naming the parameter; `state`: what handlers share and the
 //!   store's change feed; `runbooks`: the runbooks directory, reloaded on change; `drivers`:
 //!   the migrations this server drives; `scheduler`: the runbooks' `schedules`, fired on the
-//!   server's clock; `metrics`: Prometheus text; `routes`: the handlers.
+//!   server's clock; `metrics`: Prometheus text; `routes`: the handlers; `console`: the web
+//!   console under `/` and its cookie sessions (see docs/console.md).
 
 pub mod auth;
 pub mod config;
+pub mod console;
 mod drivers;
 pub mod error;
 mod extract;
@@ -30,7 +32,6 @@ use crate::store::Store;
 use auth::Caller;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -116,6 +117,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             metrics::track,
         ))
+        .merge(console::router())
         .fallback(unknown_path)
         .layer(DefaultBodyLimit::max(state.body_limit))
         .layer(middleware::from_fn_with_state(
@@ -125,15 +127,18 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Names the caller (401 when the token is missing or unknown) for the handlers' role checks.
+/// Names the caller (401 when the token or session is missing or unknown; 403 for a
+/// cross-site write) for the handlers' role checks.
 async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let header = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(|v| v.as_bytes().to_vec());
-    match state.tokens.authenticate(header.as_deref()) {
-        Ok(caller) => {
-            request.extensions_mut().insert::<Caller>(caller);
+    let identity = console::session::identify(
+        &state.tokens,
+        &state.sessions,
+        request.method(),
+        request.headers(),
+    );
+    match identity {
+        Ok(identity) => {
+            request.extensions_mut().insert::<Caller>(identity.caller);
             next.run(request).await
         }
         Err(e) => e.into_response(),

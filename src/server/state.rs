@@ -33,6 +33,8 @@ pub struct Shared {
     pub shutdown: Shutdown,
     /// Bumped whenever the store changed.
     pub changes: watch::Sender<u64>,
+    /// Console sign-ins.
+    pub sessions: super::console::session::Sessions,
     /// Held by webhook calls with an idempotency key while they look it up and create.
     pub hook_calls: tokio::sync::Mutex<()>,
 }
@@ -62,6 +64,7 @@ impl AppState {
                 body_limit,
                 shutdown: Shutdown::default(),
                 changes: watch::Sender::new(0),
+                sessions: Default::default(),
                 hook_calls: tokio::sync::Mutex::new(()),
             }),
         }

@@ -1,0 +1,240 @@
+// The migration page: lifecycle strip, gates, windows, the live DAG, step detail with its
+// log, the event timeline and the lifecycle buttons. It follows the event stream
+// (`/v1/migrations/{id}/events` as SSE) and batches what arrives: one refresh of the
+// migration document per burst, however many events it holds.
+"use strict";
+
+(() => {
+  const { esc, api, time, duration, badge } = Sensei;
+  const page = JSON.parse(document.getElementById("page-data").textContent);
+  const id = page.id;
+  const base = "/v1/migrations/" + encodeURIComponent(id);
+  const plan = page.plan;
+  const $ = (x) => document.getElementById(x);
+  let doc = null, events = [], selected = null, selectedGroup = false, stream = null;
+  let pending = [], timer = null;
+
+  function say(text, ok) {
+    const box = $("message");
+    box.className = "message " + (ok ? "ok" : "bad");
+    box.textContent = text;
+  }
+
+  // ---- lifecycle ----
+  const OPS = {
+    start: ["POST", "/start", "Start migration " + id + ": it runs its analyze and plan phases, then waits at its gates."],
+    pause: ["POST", "/pause", "Pause migration " + id + ": running steps finish, no new step starts until it is resumed."],
+    resume: ["POST", "/resume", "Resume migration " + id + ": it continues where it paused."],
+    retry: ["POST", "/retry", "Retry migration " + id + ": its failed steps run again."],
+    rollback: ["POST", "/rollback", "Roll back migration " + id + ": the steps that succeeded are undone in reverse order, then it ends failed."],
+    cancel: ["DELETE", "", "Cancel migration " + id + ": running steps are stopped and it ends cancelled. This cannot be undone."],
+  };
+
+  function renderActions() {
+    const box = $("actions");
+    if (!page.may.operate) { box.innerHTML = ""; return; }
+    if (box.childElementCount) return;
+    box.innerHTML = Object.keys(OPS).map((op) =>
+      '<button type="button" data-op="' + op + '"' + (op === "cancel" || op === "rollback" ? ' class="danger"' : "") +
+      ">" + op.charAt(0).toUpperCase() + op.slice(1) + "</button>").join("");
+    box.addEventListener("click", async (e) => {
+      const op = e.target.getAttribute && e.target.getAttribute("data-op");
+      if (!op) return;
+      const [method, path, what] = OPS[op];
+      if (!window.confirm(what + "\n\nGo ahead?")) return;
+      say(op + ": asked…", true);
+      const reply = await api(method, base + path, {});
+      say(reply.ok ? op + ": done (" + (reply.body && reply.body.state) + ")" : op + " refused: " + reply.detail, reply.ok);
+      refresh();
+    });
+  }
+
+  function renderStrip() {
+    const visited = new Set(["created"]);
+    for (const e of events) if (e.kind === "state_changed" && e.data && e.data.to) visited.add(e.data.to);
+    $("strip").innerHTML = page.states.map((s) => {
+      const cls = (s === doc.state ? "current " : "") + (visited.has(s) ? "visited" : "");
+      const note = s === doc.state ? " (current)" : visited.has(s) ? " (visited)" : "";
+      return '<li class="' + cls + '"' + (s === doc.state ? ' aria-current="step"' : "") + ">" + esc(s) +
+        '<span class="sr-only">' + note + "</span></li>";
+    }).join("");
+  }
+
+  // ---- gates ----
+  function renderGates() {
+    const box = $("gates");
+    const gates = plan ? plan.gates : [];
+    if (!gates.length) { box.innerHTML = "<p>This runbook has no gates.</p>"; return; }
+    const rows = new Map(doc.steps.map((r) => [r.id, r]));
+    const keep = {};
+    box.querySelectorAll("textarea").forEach((t) => { keep[t.id] = t.value; });
+    const focused = document.activeElement && box.contains(document.activeElement) ? document.activeElement.id : null;
+    box.innerHTML = gates.map((g, i) => {
+      const row = rows.get(g.id);
+      const state = row ? row.state : "pending";
+      const votes = (doc.decisions || []).filter((d) => d.step === g.id);
+      let html = '<div class="gate" data-gate="' + esc(g.id) + '"><strong>' + esc(g.id) + "</strong> " + badge(state) +
+        " <span>needs " + g.required + " of: " + esc(g.approvers.join(", ")) + "</span>";
+      if (votes.length) {
+        html += "<ul>" + votes.map((v) => "<li>" + esc(v.who) + " " + esc(v.decision) + "d" +
+          (v.comment ? ": “" + esc(v.comment) + "”" : "") + " at " + esc(time(v.at)) + "</li>").join("") + "</ul>";
+      }
+      if (state === "waiting") {
+        html += '<p>Plan digest being approved: <code>' + esc(doc.digest) + "</code></p>";
+        if (page.may.approve) {
+          html += '<label for="comment-' + i + '">Comment</label><textarea id="comment-' + i + '" rows="2"></textarea>' +
+            '<button type="button" class="primary" data-decide="approve" id="approve-' + i + '" data-i="' + i + '">Approve</button> ' +
+            '<button type="button" class="danger" data-decide="reject" id="reject-' + i + '" data-i="' + i + '">Reject</button>';
+        } else {
+          html += '<p class="hint">You (' + esc(page.caller) + ") may not decide gates: that needs the approver or admin role.</p>";
+        }
+        html += '<p class="gate-reply" id="gate-reply-' + i + '" role="status"></p>';
+      }
+      return html + "</div>";
+    }).join("");
+    for (const k of Object.keys(keep)) { const t = $(k); if (t) t.value = keep[k]; }
+    if (focused && $(focused)) $(focused).focus();
+  }
+
+  $("gates").addEventListener("click", async (e) => {
+    const decision = e.target.getAttribute && e.target.getAttribute("data-decide");
+    if (!decision) return;
+    const i = e.target.getAttribute("data-i");
+    const gate = plan.gates[Number(i)].id;
+    const comment = $("comment-" + i).value;
+    const body = comment ? { comment } : {};
+    const reply = await api("POST", base + "/gates/" + encodeURIComponent(gate) + "/" + decision, body);
+    const text = reply.ok ? decision + "d: " + reply.body.status : decision + " refused: " + reply.detail;
+    say(text, reply.ok);
+    const out = $("gate-reply-" + i);
+    if (out) out.textContent = text;
+    if (reply.ok) refresh();
+  });
+
+  // ---- windows ----
+  function renderWindows() {
+    const ws = plan ? plan.windows : [];
+    if (!ws.length) { $("windows").innerHTML = "<p>No windows.</p>"; return; }
+    const now = Date.now();
+    $("windows").innerHTML = "<ul>" + ws.map((w) => {
+      const o = w.openings[0];
+      let when = "no opening ahead";
+      if (o) {
+        const opens = new Date(o.opens).getTime(), closes = new Date(o.closes).getTime();
+        when = now >= opens && now < closes
+          ? "open now, closes " + esc(o.closes) + " (last start " + esc(o.last_start) + ")"
+          : "closed; opens " + esc(o.opens) + " (in " + duration(new Date(now).toISOString(), o.opens) +
+            "), last start " + esc(o.last_start);
+      }
+      return "<li><strong>" + esc(w.name) + "</strong> (" + esc(w.cron) + " " + esc(w.timezone) + ", " + esc(w.duration) +
+        ", cutoff " + esc(w.cutoff) + "): " + when + "; on close: " + esc(w.on_close) + "</li>";
+    }).join("") + "</ul>";
+  }
+
+  // ---- steps ----
+  function drawDag() {
+    const active = document.activeElement;
+    const key = active && active.getAttribute && active.getAttribute("data-key");
+    SenseiDag.draw($("dag"), plan, doc.steps, selected);
+    if (key) {
+      const again = $("dag").querySelector('g.node[data-key="' + CSS.escape(key) + '"]');
+      if (again) again.focus();
+    }
+    const p = doc.progress;
+    const counts = Object.keys(p.by_state).map((s) => p.by_state[s] + " " + s).join(", ");
+    $("progress").textContent = p.done + " of " + p.total + " steps done" + (counts ? " (" + counts + ")" : "");
+  }
+
+  async function renderDetail() {
+    const box = $("detail");
+    if (!selected) return;
+    if (selectedGroup) {
+      const parts = doc.steps.filter((r) => r.id.split("[")[0] === selected);
+      box.innerHTML = "<p><strong>" + esc(selected) + "</strong>: " + parts.length + " part(s)</p><ul>" +
+        parts.map((r) => '<li><a href="#" data-step="' + esc(r.id) + '">' + esc(r.id) + "</a> " + badge(r.state) + "</li>").join("") + "</ul>";
+      return;
+    }
+    const r = doc.steps.find((s) => s.id === selected);
+    if (!r) { box.innerHTML = "<p>" + esc(selected) + " has not been expanded yet.</p>"; return; }
+    const logs = await api("GET", base + "/steps/" + encodeURIComponent(r.id) + "/logs");
+    const lines = logs.ok && Array.isArray(logs.body) ? logs.body : [];
+    const text = lines.slice(-2000).map((l) => "[" + l.attempt + " " + l.stream + "] " + l.text).join("\n");
+    box.innerHTML = '<dl class="kv"><dt>Step</dt><dd>' + esc(r.id) + "</dd><dt>State</dt><dd>" + badge(r.state) +
+      "</dd><dt>Attempts</dt><dd>" + esc(r.attempts) + "</dd><dt>Exit code</dt><dd>" + esc(r.exit_code == null ? "—" : r.exit_code) +
+      "</dd><dt>Started</dt><dd>" + esc(time(r.started_at)) + "</dd><dt>Finished</dt><dd>" + esc(time(r.finished_at)) +
+      "</dd><dt>Duration</dt><dd>" + esc(duration(r.started_at, r.finished_at)) + "</dd>" +
+      (r.reason ? "<dt>Reason</dt><dd>" + esc(r.reason) + "</dd>" : "") +
+      (r.error ? "<dt>Error</dt><dd>" + esc(r.error) + "</dd>" : "") +
+      "<dt>Outputs</dt><dd><pre>" + esc(r.outputs ? JSON.stringify(r.outputs, null, 2) : "—") + "</pre></dd></dl>" +
+      "<h3>Log</h3><pre class=\"log\" tabindex=\"0\" aria-label=\"log of " + esc(r.id) + "\">" + esc(text || "(no output yet)") + "</pre>";
+  }
+
+  $("detail").addEventListener("click", (e) => {
+    const step = e.target.getAttribute && e.target.getAttribute("data-step");
+    if (!step) return;
+    e.preventDefault();
+    selected = step; selectedGroup = false;
+    drawDag(); renderDetail();
+  });
+
+  // ---- events ----
+  function describe(e) {
+    const d = e.data || {};
+    if (e.kind === "state_changed") return (d.from || "") + " → " + d.to + (d.by ? " by " + d.by : "") + (d.reason ? ": " + d.reason : "");
+    if (e.kind === "gate_decided") return (d.who || d.by || "") + " " + (d.decision || "") + (d.comment ? ": " + d.comment : "");
+    return d.reason || d.error || d.message || "";
+  }
+
+  function appendEvents(list) {
+    const box = $("timeline");
+    box.insertAdjacentHTML("beforeend", list.map((e) =>
+      '<li><time datetime="' + esc(e.at) + '">' + esc(time(e.at)) + "</time>#" + e.seq + " <strong>" + esc(e.kind) + "</strong>" +
+      (e.step ? " " + esc(e.step) : "") + " " + esc(describe(e)) + "</li>").join(""));
+    while (box.childElementCount > 1000) box.removeChild(box.firstElementChild);
+    box.scrollTop = box.scrollHeight;
+  }
+
+  function follow(after) {
+    if (stream) stream.close();
+    stream = new EventSource(base + "/events?after=" + after);
+    const take = (m) => {
+      try { pending.push(JSON.parse(m.data)); } catch (err) { return; }
+      if (!timer) timer = setTimeout(flush, 250);
+    };
+    for (const kind of page.event_kinds) stream.addEventListener(kind, take);
+  }
+
+  async function flush() {
+    timer = null;
+    const batch = pending; pending = [];
+    const fresh = batch.filter((e) => !events.length || e.seq > events[events.length - 1].seq);
+    events.push(...fresh);
+    appendEvents(fresh);
+    await refresh();
+  }
+
+  async function refresh() {
+    const reply = await api("GET", base);
+    if (!reply.ok) { say("Cannot load the migration: " + reply.detail, false); return; }
+    doc = reply.body;
+    renderStrip(); renderActions(); renderGates(); renderWindows(); drawDag();
+    if (selected) renderDetail();
+    if ((doc.state === "certified" || doc.state === "cancelled") && stream) { stream.close(); stream = null; }
+  }
+
+  SenseiDag.listen($("dag"), (key, group) => {
+    selected = key; selectedGroup = group;
+    drawDag(); renderDetail();
+  }, drawDag);
+
+  (async () => {
+    if (page.plan_error) say("The plan cannot be shown: " + page.plan_error, false);
+    const history = await api("GET", base + "/events");
+    events = history.ok && Array.isArray(history.body) ? history.body : [];
+    appendEvents(events);
+    await refresh();
+    const last = events.length ? events[events.length - 1].seq : 0;
+    if (doc && doc.state !== "certified" && doc.state !== "cancelled") follow(last);
+    document.body.setAttribute("data-ready", "1");
+  })();
+})();
