@@ -11,7 +11,7 @@ use super::open::Attach;
 use super::{EngineError, Observer, Options};
 use crate::event::StepState;
 use crate::event::{Event, EventKind, MigrationId, MigrationState, NewEvent, OperatorRequest};
-use crate::store::{GateStatus, Lease, NewDelivery, PoolTake, Store, StoreError};
+use crate::store::{GateStatus, Lease, NewDelivery, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use tokio::sync::watch;
@@ -44,29 +44,6 @@ impl std::fmt::Debug for Driver {
             .field("migration", &self.core.migration.id)
             .field("state", &self.core.state)
             .finish_non_exhaustive()
-    }
-}
-
-/// The store's answers to what the core asks of data shared with other migrations.
-#[derive(Debug)]
-pub(super) struct StoreShared {
-    pub store: Store,
-    pub lease: Lease,
-}
-
-impl super::core::Shared for StoreShared {
-    fn take_pool_slot(&self, pool: &str, size: u32, step: &str) -> Result<PoolTake, StoreError> {
-        self.store.take_pool_slot(pool, size, step, &self.lease)
-    }
-
-    fn release_pool_slot(&self, slot: i64) {
-        self.store.release_pool_slot(slot);
-    }
-
-    fn step_durations(&self, runbook: &str, step: &str, limit: u32) -> Vec<chrono::Duration> {
-        self.store
-            .step_durations(runbook, step, limit)
-            .unwrap_or_default()
     }
 }
 

@@ -25,6 +25,7 @@ pub mod lifecycle;
 mod open;
 pub mod operation;
 mod poll;
+mod shared;
 
 pub use self::core::{ROLLBACK_ATTEMPT, paused_by_window};
 pub use driver::Driver;

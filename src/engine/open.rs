@@ -6,9 +6,10 @@
 
 use super::context::Context;
 use super::core::{Core, Parts, Shared, Stop, Then};
-use super::driver::{Driver, StoreShared};
+use super::driver::Driver;
 use super::graph::Graph;
 use super::operation;
+use super::shared::StoreShared;
 use super::{EngineError, Observer, Options};
 use crate::event::{EventData, MigrationCreated};
 use crate::event::{EventKind, MigrationId, MigrationState, NewEvent, Operation};
