@@ -191,9 +191,13 @@ pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 
     if let Some(start) = super::fixed_now() {
         opts.clock = std::sync::Arc::new(crate::engine::clock::ShiftedClock::starting_at(start));
     }
-    let rows = store.steps(id).unwrap_or_default();
-    let done = rows.iter().filter(|r| r.state.is_settled()).count();
-    let lines = Lines::new(id.clone(), rows.len(), done);
+    // Only the counts: the rows are not kept while the migration runs (10,000 steps' rows
+    // are megabytes, and the driver reads its own).
+    let (total, done) = store.steps(id).map_or((0, 0), |rows| {
+        let done = rows.iter().filter(|r| r.state.is_settled()).count();
+        (rows.len(), done)
+    });
+    let lines = Lines::new(id.clone(), total, done);
     let interrupted = {
         let _runtime = runtime.enter();
         let (stop, interrupted) = interrupt::listen(id, lines.notices());

@@ -212,15 +212,15 @@ fn build(
     lease: crate::store::Lease,
 ) -> Result<Driver, EngineError> {
     let events = store.events(&migration.id, 0)?;
-    let rows = store.steps(&migration.id)?;
     let seen_seq = events.last().map_or(0, |e| e.seq);
     let shared = Arc::new(StoreShared {
         store: store.clone(),
         lease: lease.clone(),
     });
+    let id = migration.id.clone();
     let core = core_from(
         migration,
-        rows,
+        || Ok(store.steps(&id)?),
         &events,
         &opts.identity,
         &opts.inherited_env,
@@ -251,7 +251,9 @@ fn build(
 /// property test rebuilds a core after a crash the way a driver does.
 pub(super) fn core_from(
     migration: Migration,
-    rows: Vec<crate::store::StepRow>,
+    // Read once the runbook is checked and planned, so the rows of a large migration and the
+    // parser's working copies are not in memory at once.
+    rows: impl FnOnce() -> Result<Vec<crate::store::StepRow>, EngineError>,
     events: &[crate::event::Event],
     identity: &str,
     inherited: &crate::process::Inherited,
@@ -279,7 +281,7 @@ pub(super) fn core_from(
             graph.expand(p, &expanded.items, &masker);
         }
     }
-    for row in rows {
+    for row in rows()? {
         if let Some(node) = graph.find(&row.step) {
             let state = row.state;
             let mut row = row;

@@ -103,7 +103,7 @@ impl World {
         let shared: Arc<dyn Shared> = pools.clone();
         let mut core = core_from(
             migration.clone(),
-            rows,
+            || Ok(rows),
             events,
             "driver",
             &Inherited::from_process(&[]),
