@@ -149,7 +149,10 @@ fn an_idempotent_step_still_running_is_not_rerun_beside_itself() {
         interrupted["data"]["process_group"].is_i64(),
         "{interrupted}"
     );
+    // Let the orphan end before the sandbox goes: it would wait for `go` forever.
+    let orphan = support::pids_in(&sb.path("copy.pids"))[0];
     sb.write("go", "");
+    wait_for("the orphan to end", || (!alive(orphan)).then_some(()));
 }
 
 #[test]
