@@ -4,7 +4,7 @@
 //! A command reads through a [`Feed`] — the local store ([`LocalFeed`]) or a server
 //! ([`super::stream::RemoteFeed`]) — in rounds: read what is new, print it, stop if the
 //! migration [`rests`], else wait for a change. Without `--follow` a command is one round.
-//! Locally the wait polls the store's cheap change counter (`data_version`: it moves whenever
+//! Locally the wait is on the store's change feed ([`Store::changes`]: it moves whenever
 //! any process commits); through a server it reads the event stream (SSE). Either way a look
 //! is also taken every [`IDLE`], because two changes write nothing a waiter can see: a
 //! driver killed outright (its lease then belongs to no live process) and, through a server,
@@ -18,11 +18,8 @@ use crate::event::{MigrationId, MigrationState, StepState};
 use crate::store::Store;
 use serde_json::Value as Json;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::signal::unix::{Signal, SignalKind, signal};
-
-/// How often the local store's change counter is looked at.
-const POLL: Duration = Duration::from_millis(50);
 
 /// The longest wait without a look, whatever the feed says.
 pub(super) const IDLE: Duration = Duration::from_secs(1);
@@ -79,8 +76,15 @@ pub(super) fn interrupt(runtime: &tokio::runtime::Runtime) -> Result<Signal, u8>
 pub(super) struct LocalFeed {
     store: Store,
     id: MigrationId,
-    waiting: Option<(tokio::runtime::Runtime, Signal)>,
-    version: i64,
+    waiting: Option<Waiting>,
+}
+
+/// What a following local feed waits with. The change feed is subscribed before the first
+/// look, so a commit after it shows as a change.
+struct Waiting {
+    runtime: tokio::runtime::Runtime,
+    ctrl_c: Signal,
+    changes: tokio::sync::watch::Receiver<u64>,
 }
 
 impl LocalFeed {
@@ -88,18 +92,16 @@ impl LocalFeed {
         let waiting = if follow {
             let runtime = super::runtime()?;
             let ctrl_c = interrupt(&runtime)?;
-            Some((runtime, ctrl_c))
+            let changes = store.changes();
+            Some(Waiting {
+                runtime,
+                ctrl_c,
+                changes,
+            })
         } else {
             None
         };
-        // Read before the first look: a commit after it shows as a change.
-        let version = store.data_version().map_err(|e| exit::fail(&e))?;
-        Ok(LocalFeed {
-            store,
-            id,
-            waiting,
-            version,
-        })
+        Ok(LocalFeed { store, id, waiting })
     }
 }
 
@@ -145,22 +147,20 @@ impl Feed for LocalFeed {
     }
 
     fn wait(&mut self) -> Result<bool, u8> {
-        let Some((runtime, ctrl_c)) = &mut self.waiting else {
+        let Some(Waiting {
+            runtime,
+            ctrl_c,
+            changes,
+        }) = &mut self.waiting
+        else {
             return Ok(true);
         };
-        let (store, version) = (&self.store, &mut self.version);
-        let until = Instant::now() + IDLE;
+        let until = tokio::time::Instant::now() + IDLE;
         runtime.block_on(async {
-            loop {
-                tokio::select! {
-                    _ = ctrl_c.recv() => return Ok(false),
-                    () = tokio::time::sleep(POLL) => {}
-                }
-                let now = store.data_version().map_err(|e| exit::fail(&e))?;
-                if now != *version || Instant::now() >= until {
-                    *version = now;
-                    return Ok(true);
-                }
+            tokio::select! {
+                _ = ctrl_c.recv() => Ok(false),
+                _ = changes.changed() => Ok(true),
+                () = tokio::time::sleep_until(until) => Ok(true),
             }
         })
     }

@@ -31,7 +31,8 @@ pub struct Driver {
     pub(super) observer: Box<dyn Observer>,
     /// Events of other processes (requests, gate decisions) already handled.
     pub(super) seen_seq: i64,
-    pub(super) data_version: i64,
+    /// The store's change feed: moves when anything was committed, here or elsewhere.
+    pub(super) changes: watch::Receiver<u64>,
     /// Fault injection for crash tests: abort the process right after this many commits,
     /// as abruptly as `kill -9` (`SENSEI_TEST_CRASH_AFTER_COMMITS`).
     pub(super) crash_after: Option<u64>,
@@ -104,6 +105,9 @@ impl Driver {
                     self.gate_deadlines().await?;
                     let now = self.now();
                     self.core.at(now).window_deadlines()?;
+                }
+                Ok(()) = self.changes.changed() => {
+                    self.read_outside().await?;
                 }
                 _ = poll.tick() => {
                     self.outside().await?;
@@ -263,13 +267,18 @@ impl Driver {
         }
     }
 
-    /// Reads and handles what other processes committed since the last look.
+    /// Reads and handles what other processes committed, if the change feed moved since the
+    /// last look.
     async fn outside(&mut self) -> Result<(), EngineError> {
-        let version = self.store.data_version()?;
-        if version == self.data_version {
+        if !self.changes.has_changed().unwrap_or(true) {
             return Ok(());
         }
-        self.data_version = version;
+        self.changes.borrow_and_update();
+        self.read_outside().await
+    }
+
+    /// Reads and handles the events of other processes not seen yet.
+    async fn read_outside(&mut self) -> Result<(), EngineError> {
         let events = self.store.events(&self.core.migration.id, self.seen_seq)?;
         for event in events {
             self.seen_seq = self.seen_seq.max(event.seq);

@@ -238,7 +238,7 @@ fn build(
         cancels: HashMap::new(),
         observer,
         seen_seq,
-        data_version: store.data_version()?,
+        changes: store.changes(),
         crash_after: std::env::var("SENSEI_TEST_CRASH_AFTER_COMMITS")
             .ok()
             .and_then(|n| n.parse().ok()),

@@ -218,7 +218,6 @@ pub async fn serve(
         settings.body_limit,
     );
     let mut background = tokio::task::JoinSet::new();
-    background.spawn(state::watch_changes(state.clone()));
     background.spawn(state::watch_runbooks(state.clone()));
     // Alerts are delivered beside the drivers, from the outbox their commits fill; what is
     // still pending at a stop is delivered after the next start.

@@ -1,7 +1,6 @@
 //! What every request handler shares: the store, the runbooks, the drivers, the tokens, the
-//! metrics; the shutdown signal; and the change feed — one task that polls the store's cheap
-//! change counter (`PRAGMA data_version`) while anybody listens, so live event streams and
-//! waiting lifecycle calls wake up on commits instead of each polling the store.
+//! metrics; the shutdown signal. Live event streams and waiting lifecycle calls wake up on
+//! the store's change feed ([`Store::changes`]).
 
 use super::auth::Tokens;
 use super::drivers::Drivers;
@@ -12,9 +11,6 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// How often the change feed looks at the store while somebody listens.
-pub const CHANGE_POLL: Duration = Duration::from_millis(50);
 
 /// Cheap to clone: everything is behind one `Arc`.
 #[derive(Debug, Clone)]
@@ -31,8 +27,6 @@ pub struct Shared {
     pub metrics: Metrics,
     pub body_limit: usize,
     pub shutdown: Shutdown,
-    /// Bumped whenever the store changed.
-    pub changes: watch::Sender<u64>,
     /// Console sign-ins.
     pub sessions: super::console::session::Sessions,
     /// Held by webhook calls with an idempotency key while they look it up and create.
@@ -63,7 +57,6 @@ impl AppState {
                 metrics: Metrics::default(),
                 body_limit,
                 shutdown: Shutdown::default(),
-                changes: watch::Sender::new(0),
                 sessions: Default::default(),
                 hook_calls: tokio::sync::Mutex::new(()),
             }),
@@ -103,31 +96,6 @@ impl Shutdown {
     pub async fn wait(&self) {
         let mut rx = self.tx.subscribe();
         let _ = rx.wait_for(|stop| *stop).await;
-    }
-}
-
-/// Polls the store's change counter while the feed has listeners, until shutdown.
-pub async fn watch_changes(state: AppState) {
-    let mut tick = tokio::time::interval(CHANGE_POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last = None;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = state.shutdown.wait() => return,
-        }
-        if state.changes.receiver_count() == 0 {
-            last = None;
-            continue;
-        }
-        match state.store.data_version() {
-            Ok(version) if last != Some(version) => {
-                last = Some(version);
-                state.changes.send_modify(|n| *n = n.wrapping_add(1));
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!("cannot read the store's change counter: {e}"),
-        }
     }
 }
 

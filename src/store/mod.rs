@@ -7,12 +7,13 @@
 //! A call that writes returns only after the COMMIT, at the configured [`Durability`].
 //!
 //! The files: `types` (what goes in and out), `schema` (tables and column encodings),
-//! `writer` (group commit), `write` (migrations, batches, logs), `read`, `gate`, `lease`,
+//! `writer` (group commit), `feed` (the change feed readers wait on), `write` (migrations, batches, logs), `read`, `gate`, `lease`,
 //! `outbox` (alert deliveries and their attempts), `hooks` (webhook signatures seen and
 //! idempotency keys), `pool` (pool slots shared by every migration), `processes` (the process
 //! group of each step's latest attempt).
 
 mod error;
+mod feed;
 mod gate;
 mod hooks;
 mod lease;
@@ -72,6 +73,7 @@ struct Inner {
     me: lease::Me,
     lost_logs: Arc<AtomicU64>,
     stats: Arc<Stats>,
+    feed: Arc<feed::Feed>,
 }
 
 impl Drop for Inner {
@@ -95,11 +97,12 @@ impl Store {
         let reader = schema::open_reader(state_dir)?;
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(Stats::default());
+        let feed = Arc::new(feed::Feed::default());
         let writer = std::thread::Builder::new()
             .name("sensei-store".to_owned())
             .spawn({
-                let stats = stats.clone();
-                move || writer::run(conn, rx, stats)
+                let (stats, feed) = (stats.clone(), feed.clone());
+                move || writer::run(conn, rx, stats, feed)
             })
             .map_err(|e| StoreError::Open {
                 path: state_dir.join(DB_FILE),
@@ -114,6 +117,7 @@ impl Store {
                 me: lease::Me::discover(),
                 lost_logs: Arc::new(AtomicU64::new(0)),
                 stats,
+                feed,
             }),
         })
     }
@@ -385,6 +389,31 @@ impl Store {
         Ok(self
             .reader()
             .pragma_query_value(None, "data_version", |r| r.get(0))?)
+    }
+
+    /// The change feed: the counter moves after every commit, this store's or another
+    /// process's (noticed within [`feed::POLL`]). Wait on it with `changed()`, then re-read;
+    /// a move only says that something may have changed.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        let changes = self.inner.feed.subscribe();
+        if self.inner.feed.claim_poller() {
+            let since = self.data_version().ok();
+            let started = feed::poll(
+                Arc::downgrade(&self.inner),
+                self.inner.feed.clone(),
+                since,
+                |inner: &Inner| {
+                    let reader = inner.reader.lock().unwrap_or_else(|p| p.into_inner());
+                    reader
+                        .pragma_query_value(None, "data_version", |r| r.get(0))
+                        .ok()
+                },
+            );
+            if let Err(e) = started {
+                tracing::warn!("cannot watch for other processes' commits: {e}");
+            }
+        }
+        changes
     }
 
     /// Transactions and jobs the writer committed so far: jobs / transactions is the average

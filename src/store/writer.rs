@@ -5,9 +5,10 @@
 //!
 //! Log lines ride along; when only log lines are queued, the thread waits up to
 //! [`LOG_LINGER`] for more, so streaming output costs a few fsyncs a second, not one a line.
-//! The thread ends when every sender is gone and the queue is drained.
+//! After each COMMIT it bumps the change feed (`feed`). The thread ends when every sender is gone and the queue is drained.
 
 use super::StoreError;
+use super::feed::Feed;
 use super::schema;
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
@@ -135,13 +136,13 @@ pub struct Stats {
 }
 
 /// The writer thread's loop; returns when every sender is gone and the queue is empty.
-pub fn run(conn: Connection, rx: Receiver<Job>, stats: Arc<Stats>) {
+pub fn run(conn: Connection, rx: Receiver<Job>, stats: Arc<Stats>, feed: Arc<Feed>) {
     let mut last = DateTime::<Utc>::MIN_UTC;
     while let Ok(first) = rx.recv() {
         let group = gather(first, &rx);
         stats.transactions.fetch_add(1, Ordering::Relaxed);
         stats.jobs.fetch_add(group.len() as u64, Ordering::Relaxed);
-        commit_group(&conn, group, &mut last);
+        commit_group(&conn, group, &mut last, &feed);
     }
 }
 
@@ -182,7 +183,7 @@ fn drain(jobs: &mut Vec<Job>, rx: &Receiver<Job>) {
 /// Runs a group in one transaction and answers every job. Plain SQL rather than rusqlite's
 /// transaction types, because a job that fails must be rolled back to its savepoint while
 /// the rest of the group goes on.
-fn commit_group(conn: &Connection, jobs: Vec<Job>, last: &mut DateTime<Utc>) {
+fn commit_group(conn: &Connection, jobs: Vec<Job>, last: &mut DateTime<Utc>, feed: &Feed) {
     let mut finishes = Vec::with_capacity(jobs.len());
     let mut failure: Option<StoreError> =
         conn.execute_batch("BEGIN IMMEDIATE").err().map(Into::into);
@@ -220,6 +221,10 @@ fn commit_group(conn: &Connection, jobs: Vec<Job>, last: &mut DateTime<Utc>) {
     if failure.is_some() && !conn.is_autocommit() {
         // Nothing more to do if even this fails: the answers below carry the first error.
         let _ = conn.execute_batch("ROLLBACK");
+    }
+    if failure.is_none() {
+        // Before the answers: a caller that saw its write also sees the feed move.
+        feed.bump();
     }
     for finish in finishes {
         finish(failure.as_ref().map_or(Ok(()), Err));

@@ -44,7 +44,7 @@ pub async fn events(
     }
     let tail = Tail {
         // Subscribed before the first read: a commit after it wakes the stream.
-        changes: state.changes.subscribe(),
+        changes: state.store.changes(),
         state,
         id: m.id,
         after,

@@ -158,7 +158,7 @@ async fn wait_for_effect(
     mut took_over: bool,
 ) -> Result<bool, ApiError> {
     let deadline = Instant::now() + EFFECT_WAIT;
-    let mut changes = state.changes.subscribe();
+    let mut changes = state.store.changes();
     loop {
         let seen = operator::observe(&state.store, id, asked)?;
         match operator::progress(ask, &seen, took_over) {

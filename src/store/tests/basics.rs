@@ -1,4 +1,5 @@
-//! Creating, reading back, reopening, resolving ids, opening failures, data_version.
+//! Creating, reading back, reopening, resolving ids, opening failures, data_version and the
+//! change feed.
 
 use super::*;
 use crate::event::MigrationState;
@@ -329,4 +330,39 @@ fn a_version_5_store_knows_its_kept_steps_by_their_old_reason() {
     let rows = store.steps(&m).unwrap();
     let flags: Vec<(&str, bool)> = rows.iter().map(|r| (r.step.as_str(), r.kept)).collect();
     assert_eq!(flags, [("a", true), ("b", false), ("c", false)]);
+}
+
+#[test]
+fn the_change_feed_moves_on_its_own_commits_before_the_caller_hears_back() {
+    let (_dir, store) = store();
+    let mut changes = store.changes();
+    assert!(!changes.has_changed().unwrap(), "nothing committed yet");
+    create(&store, "m-aaaa00000001");
+    assert!(
+        changes.has_changed().unwrap(),
+        "moved by the time the call returned"
+    );
+    changes.borrow_and_update();
+    store.flush().unwrap();
+    assert!(changes.has_changed().unwrap(), "every commit moves it");
+}
+
+#[test]
+fn the_change_feed_notices_another_process_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let watcher = Store::open(dir.path()).unwrap();
+    let other = Store::open(dir.path()).unwrap();
+    let mut changes = watcher.changes();
+    create(&other, "m-aaaa00000001");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let noticed = runtime.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(10), changes.changed()).await
+    });
+    assert!(
+        matches!(noticed, Ok(Ok(()))),
+        "the poller saw it: {noticed:?}"
+    );
 }
