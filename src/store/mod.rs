@@ -7,11 +7,13 @@
 //! A call that writes returns only after the COMMIT, at the configured [`Durability`].
 //!
 //! The files: `types` (what goes in and out), `schema` (tables and column encodings),
-//! `writer` (group commit), `feed` (the change feed readers wait on), `write` (migrations, batches, logs), `read`, `gate`, `lease`,
+//! `contract` (the async interface a backend implements; `Store`'s own methods are its
+//! blocking adapter), `writer` (group commit), `feed` (the change feed readers wait on), `write` (migrations, batches, logs), `read`, `gate`, `lease`,
 //! `outbox` (alert deliveries and their attempts), `hooks` (webhook signatures seen and
 //! idempotency keys), `pool` (pool slots shared by every migration), `processes` (the process
 //! group of each step's latest attempt).
 
+mod contract;
 mod error;
 mod feed;
 mod gate;
@@ -29,6 +31,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+pub use contract::{Backend, Pending};
 pub use error::{GateError, LeaseError, StoreError};
 pub use gate::{GateDecision, GateInfo, GateOpen, GateOutcome, GateStatus, GateVote};
 pub use lease::{Lease, LeaseHolder};

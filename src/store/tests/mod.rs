@@ -5,6 +5,7 @@
 
 mod basics;
 mod commits;
+mod contract;
 mod gates;
 mod hooks;
 mod leases;
