@@ -9,7 +9,7 @@ use super::{
     AttemptRecord, Batch, Committed, Delivery, Event, GateInfo, GateOutcome, GateStatus, GateVote,
     Lease, LeaseError, Migration, MigrationId, NewEvent, NewMigration, StepRow, Store, StoreError,
 };
-use crate::store::GateError;
+use crate::store::{GateError, PoolTake};
 use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::pin::Pin;
@@ -51,6 +51,11 @@ pub trait Backend: Send + Sync {
         with_email: bool,
     ) -> Pending<Vec<Delivery>>;
     fn record_attempt(&self, record: AttemptRecord) -> Pending<bool>;
+    /// Takes a slot of `pool` (`size` slots) for `step`, held under `lease`.
+    fn take_pool_slot(&self, pool: &str, size: u32, step: &str, lease: &Lease)
+    -> Pending<PoolTake>;
+    /// Gives a slot back, ordered with this backend's other writes; does not wait.
+    fn release_pool_slot(&self, slot: i64);
     /// Moves after every commit, this process's or another's.
     fn changes(&self) -> watch::Receiver<u64>;
 }
@@ -118,6 +123,26 @@ impl Backend for Store {
     }
     fn record_attempt(&self, record: AttemptRecord) -> Pending<bool> {
         Box::pin(self.record_attempt_async(record))
+    }
+    fn take_pool_slot(
+        &self,
+        pool: &str,
+        size: u32,
+        step: &str,
+        lease: &Lease,
+    ) -> Pending<PoolTake> {
+        let (pool, step, lease, me) = (
+            pool.to_owned(),
+            step.to_owned(),
+            lease.clone(),
+            self.inner.me.clone(),
+        );
+        Box::pin(self.call_async(move |conn, group| {
+            super::pool::take(conn, group, &me, &pool, size, &step, &lease)
+        }))
+    }
+    fn release_pool_slot(&self, slot: i64) {
+        Store::release_pool_slot(self, slot);
     }
     fn changes(&self) -> watch::Receiver<u64> {
         Store::changes(self)

@@ -1,6 +1,6 @@
 //! What any [`Backend`] owes, checked through a `&dyn Backend` so a second backend can run
 //! the same checks: writes read back, a fenced commit is refused once its lease is gone, one
-//! lease at a time, and the change feed moves on every commit.
+//! lease at a time, pool slots counted and given back, and the change feed moves on every commit.
 
 use super::*;
 
@@ -58,6 +58,26 @@ async fn contract(backend: &dyn Backend) {
         backend.events(&m.id, 0).await.unwrap().len(),
         events.len(),
         "a refused batch writes nothing"
+    );
+
+    let slot = match backend.take_pool_slot("db", 1, "a", &lease).await.unwrap() {
+        PoolTake::Taken(slot) => slot,
+        PoolTake::Full(holders) => panic!("an empty pool is full: {holders:?}"),
+    };
+    assert!(
+        matches!(
+            backend.take_pool_slot("db", 1, "b", &lease).await.unwrap(),
+            PoolTake::Full(_)
+        ),
+        "a pool of one holds one"
+    );
+    backend.release_pool_slot(slot);
+    assert!(
+        matches!(
+            backend.take_pool_slot("db", 1, "b", &lease).await.unwrap(),
+            PoolTake::Taken(_)
+        ),
+        "a released slot is taken again by the next write"
     );
 
     backend.release_lease(&lease).await.unwrap();
