@@ -6,7 +6,7 @@
 //! driver is its I/O: the store, the processes, the network and the clock.
 
 use super::actions::{self, Attempt, Outcome};
-use super::core::{Core, Effect, Recovery, Start, Work};
+use super::core::{Core, Effect, Recovery, Slot, Start, Work};
 use super::open::Attach;
 use super::{EngineError, Observer, Options};
 use crate::event::StepState;
@@ -24,7 +24,9 @@ pub struct Driver {
     pub(super) opts: Options,
     pub(super) lease: Lease,
     pub(super) http: reqwest::Client,
-    pub(super) tasks: JoinSet<(usize, Work, Outcome)>,
+    /// Each task hands its slot back with its outcome: the slot is given back once the core
+    /// has taken the outcome in, so nothing else starts on it before the end is recorded.
+    pub(super) tasks: JoinSet<(usize, Work, Outcome, Slot)>,
     /// The node each task runs (a task that panicked says only its id).
     pub(super) task_nodes: HashMap<tokio::task::Id, usize>,
     pub(super) cancels: HashMap<usize, watch::Sender<bool>>,
@@ -128,16 +130,17 @@ impl Driver {
         self.opts.clock.now()
     }
 
-    fn joined(&mut self, joined: Result<(usize, Work, Outcome), tokio::task::JoinError>) {
+    fn joined(&mut self, joined: Result<(usize, Work, Outcome, Slot), tokio::task::JoinError>) {
         let now = self.now();
         match joined {
-            Ok((node, work, outcome)) => {
+            Ok((node, work, outcome, slot)) => {
                 self.cancels.remove(&node);
                 self.task_nodes.retain(|_, n| *n != node);
                 match work {
                     Work::Attempt => self.core.at(now).finished(node, outcome),
                     Work::Undo => self.core.at(now).undone(node, outcome),
                 }
+                drop(slot);
             }
             Err(e) => {
                 let node = self.task_nodes.remove(&e.id());
@@ -254,8 +257,7 @@ impl Driver {
         };
         let handle = self.tasks.spawn(async move {
             let outcome = actions::perform(action, attempt, rx).await;
-            drop(slot);
-            (node, work, outcome)
+            (node, work, outcome, slot)
         });
         self.task_nodes.insert(handle.id(), node);
     }

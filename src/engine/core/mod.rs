@@ -45,7 +45,7 @@ pub(in crate::engine) use gates::reminder_at;
 pub(in crate::engine) use launch::{Start, Work};
 pub(in crate::engine) use recover::Recovery;
 pub(in crate::engine) use rollback::{Then, Undo};
-pub(in crate::engine) use slots::{Shared, Slots};
+pub(in crate::engine) use slots::{Shared, Slot, Slots};
 
 use super::EngineError;
 use super::context::Context;
