@@ -250,10 +250,7 @@ impl Event {
 
     /// The fields of this event when it is of `T`'s kind: `event.read::<StateChanged>()`.
     pub fn read<T: Fields>(&self) -> Option<T> {
-        if self.kind != T::KIND {
-            return None;
-        }
-        T::deserialize(&self.data).ok()
+        read(self.kind, &self.data)
     }
 }
 

@@ -9,7 +9,7 @@
 //! changes, never match a rule with `steps`. An event matched by several rules goes once to
 //! each channel they name.
 
-use crate::event::{EventKind, MigrationState, NewEvent};
+use crate::event::{EventKind, MigrationState, NewEvent, StateChanged, StepFailed};
 use crate::runbook::model::{Alerts, ChannelKind, Rule};
 use crate::store::{DeliveryKind, NewDelivery};
 
@@ -37,18 +37,13 @@ pub fn alert_name(kind: EventKind, data: &serde_json::Value) -> Option<&'static 
 
 /// A `step_failed` of a fan-out's placeholder, which sums up its parts' failures.
 fn summarizes_parts(data: &serde_json::Value) -> bool {
-    matches!(
-        crate::event::EventData::parse(EventKind::StepFailed, data),
-        Some(crate::event::EventData::StepFailed(f)) if f.expansions.is_some()
-    )
+    crate::event::read::<StepFailed>(EventKind::StepFailed, data)
+        .is_some_and(|f| f.expansions.is_some())
 }
 
 /// The state a `state_changed` event's data moved the migration to.
 fn changed_to(data: &serde_json::Value) -> Option<MigrationState> {
-    crate::event::EventData::parse(EventKind::StateChanged, data).and_then(|d| match d {
-        crate::event::EventData::StateChanged(change) => Some(change.to),
-        _ => None,
-    })
+    crate::event::read::<StateChanged>(EventKind::StateChanged, data).map(|c| c.to)
 }
 
 /// A step id without its fan-out element: `copy[orders]` → `copy`.

@@ -4,7 +4,6 @@
 use super::message::Source;
 use crate::event::{Event, EventData, StateChanged, StepState};
 use crate::store::StepRow;
-use serde_json::Value as Json;
 
 /// The facts every message format shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,14 +11,6 @@ pub struct Facts {
     pub summary: String,
     pub step: Option<String>,
     pub error: Option<String>,
-}
-
-fn text(value: &Json) -> String {
-    match value {
-        Json::String(s) => s.clone(),
-        Json::Null => String::new(),
-        other => other.to_string(),
-    }
 }
 
 /// The step an alert is about: the event's, or for a migration that failed, the step that
@@ -72,12 +63,9 @@ pub fn facts(src: &Source<'_>) -> Facts {
             }
             line
         }
-        Some(EventData::GateDecided(d)) => format!(
-            "gate {s}: {} by {} (gate {})",
-            d.decision,
-            d.who,
-            text(&d.status),
-        ),
+        Some(EventData::GateDecided(d)) => {
+            format!("gate {s}: {} by {} (gate {})", d.decision, d.who, d.status,)
+        }
         Some(EventData::GateTimeoutSoon(_)) => format!("gate {s} times out soon"),
         Some(EventData::WindowClosing(w)) => format!(
             "window {} reached its cutoff; it closes at {}",

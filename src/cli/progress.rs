@@ -4,7 +4,6 @@
 
 use crate::engine::Observer;
 use crate::event::{Event, EventData, EventKind, MigrationId, StateChanged, StepExpanded};
-use serde_json::Value as Json;
 use std::io::Write;
 
 #[derive(Debug)]
@@ -53,14 +52,6 @@ impl Drop for Lines {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-    }
-}
-
-fn text(value: &Json) -> String {
-    match value {
-        Json::String(s) => s.clone(),
-        Json::Null => String::new(),
-        other => other.to_string(),
     }
 }
 
@@ -124,7 +115,7 @@ impl Lines {
             }
             EventData::GateDecided(d) if d.decision == "timeout" => format!(
                 "  ⚑ gate {step} timed out without a decision; on_timeout: {}",
-                text(&d.on_timeout.unwrap_or_default())
+                d.on_timeout.unwrap_or_default()
             ),
             EventData::GateDecided(d) => format!(
                 "  ⚑ gate {step}: {} by {}{}",
@@ -164,8 +155,7 @@ impl Lines {
             ),
             EventData::WindowClosed(w) => format!(
                 "⏰ window {} closed with bound work left (on_close: {})",
-                w.window,
-                text(&w.on_close)
+                w.window, w.on_close
             ),
             EventData::StepWaiting(w) => format!("  … {step}: {}", w.reason),
             EventData::OperatorRequest(r) => format!("  ⚑ {} requested by {}", r.op, r.by),

@@ -47,6 +47,15 @@ pub trait Fields: Into<EventData> + serde::de::DeserializeOwned {
     const KIND: EventKind;
 }
 
+/// The fields of an event of `kind` with `data` when it is of `T`'s kind (for an event not yet
+/// committed, or data held apart from its event).
+pub fn read<T: Fields>(kind: EventKind, data: &Json) -> Option<T> {
+    if kind != T::KIND {
+        return None;
+    }
+    T::deserialize(data).ok()
+}
+
 /// Declares [`EventData`] with one variant per kind, each holding the type of the same name.
 macro_rules! event_data {
     ($($kind:ident,)+) => {
@@ -176,8 +185,9 @@ pub struct StepSucceeded {
     pub exit_code: Option<Option<i32>>,
     #[serde(skip_serializing_if = "Option::is_none", with = "written")]
     pub outputs: Option<Option<Json>>,
+    /// A gate's status when it closed (`approved`, `rejected`, `timed_out`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub gate: Option<Json>,
+    pub gate: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expansions: Option<usize>,
     #[serde(skip_serializing_if = "is_false")]
@@ -197,8 +207,9 @@ pub struct StepFailed {
     pub exit_code: Option<Option<i32>>,
     #[serde(skip_serializing_if = "Option::is_none", with = "written")]
     pub duration_ms: Option<Option<i64>>,
+    /// A gate's status when it closed (`approved`, `rejected`, `timed_out`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub gate: Option<Json>,
+    pub gate: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expansions: Option<usize>,
 }
@@ -273,9 +284,11 @@ pub struct GateDecided {
     pub approvals: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub required: Option<u32>,
+    /// What the gate's `on_timeout` did (`approve`, `fail`, `cancel`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub on_timeout: Option<Json>,
-    pub status: Json,
+    pub on_timeout: Option<String>,
+    /// The gate's status after the decision.
+    pub status: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -327,7 +340,7 @@ pub struct WindowClosing {
 #[serde(default)]
 pub struct WindowClosed {
     pub window: String,
-    pub on_close: Json,
+    pub on_close: String,
     pub next_opens: Option<String>,
 }
 

@@ -168,6 +168,17 @@ pub enum OnClose {
     Fail,
 }
 
+impl OnClose {
+    /// The name as written in a runbook (and in `window_closed` events).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnClose::Pause => "pause",
+            OnClose::Rollback => "rollback",
+            OnClose::Fail => "fail",
+        }
+    }
+}
+
 /// A cron schedule on which a server creates and starts a migration.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -231,7 +231,7 @@ pub fn decide(
             approvals: Some(approvals),
             required: Some(required),
             on_timeout: None,
-            status: json!(status),
+            status: status.as_str().to_owned(),
         },
     );
     let seqs = append_events(conn, id, last_seq, group, std::slice::from_ref(&event))?;

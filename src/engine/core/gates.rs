@@ -11,7 +11,6 @@ use crate::event::{MigrationState, NewEvent, Operation, OperatorRequest, StepSta
 use crate::runbook::model::{Action, OnTimeout};
 use crate::store::{GateDecision, GateInfo, GateStatus, NewDelivery};
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 /// A gate whose deadline passed: the driver closes it in the store with this event, unless a
 /// human decision got there first.
@@ -130,7 +129,7 @@ impl Core {
             StepState::Succeeded => self.emit(NewEvent::step(
                 &id,
                 StepSucceeded {
-                    gate: Some(json!(status)),
+                    gate: Some(status.as_str().to_owned()),
                     ..StepSucceeded::default()
                 },
             )),
@@ -138,7 +137,7 @@ impl Core {
                 self.emit(NewEvent::step(
                     &id,
                     StepFailed {
-                        gate: Some(json!(status)),
+                        gate: Some(status.as_str().to_owned()),
                         error,
                         ..StepFailed::default()
                     },
@@ -195,8 +194,8 @@ impl Core {
             GateDecided {
                 who: "timeout".into(),
                 decision: "timeout".into(),
-                on_timeout: Some(json!(outcome)),
-                status: json!(status),
+                on_timeout: Some(outcome.to_owned()),
+                status: status.as_str().to_owned(),
                 ..GateDecided::default()
             },
         );
@@ -265,7 +264,7 @@ impl Core {
                 GateDecided {
                     who: who.to_owned(),
                     decision: "cancel".into(),
-                    status: json!(status),
+                    status: status.as_str().to_owned(),
                     ..GateDecided::default()
                 },
             );

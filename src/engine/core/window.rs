@@ -12,7 +12,6 @@ use crate::event::{MigrationState, NewEvent, StepState};
 use crate::event::{StepWaiting, WindowClosed, WindowClosing};
 use crate::runbook::model::{OnClose, Phase};
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use std::time::Duration;
 
 /// An occurrence of a window that bound steps of this migration started in.
@@ -199,7 +198,7 @@ impl Core {
         };
         self.emit(NewEvent::of(WindowClosed {
             window: name.to_owned(),
-            on_close: json!(window.on_close),
+            on_close: window.on_close.as_str().to_owned(),
             next_opens: next.map(|t| t.to_rfc3339()),
         }));
         self.actor = Some("window".into());
