@@ -1,10 +1,9 @@
 //! Alerts (SPEC §2 `alerts`, §4 outbox): committed events become email and webhook
 //! deliveries, delivered at least once.
 //!
-//! - `rules`: which events alert, under which name, and to which channels. The engine calls
-//!   [`rules::route`] when it commits a batch, so a batch's deliveries are written in the
-//!   same transaction as its events; so do the other writers of alerting events (creation,
-//!   gate votes and gate timeouts), each in its own transaction.
+//! - Routing (which events alert, under which name, and to which channels) is the store's:
+//!   `store::route` routes every event it appends in that event's transaction, so no writer
+//!   has to remember to. This module starts from the deliveries in the outbox.
 //! - `deliver`: the worker that claims due deliveries, renders (`message`, `summary`,
 //!   `payload`), sends (`email`, `webhook`, with `sign`) and records each attempt, retrying
 //!   with backoff. It runs beside a driver (`sensei run`) or a server, never inside a commit.
@@ -14,7 +13,6 @@ mod deliver;
 pub mod email;
 pub mod message;
 pub mod payload;
-pub mod rules;
 pub mod send;
 pub mod sign;
 mod summary;

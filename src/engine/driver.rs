@@ -11,7 +11,7 @@ use super::open::Attach;
 use super::{EngineError, Observer, Options};
 use crate::event::StepState;
 use crate::event::{Event, EventKind, MigrationId, MigrationState, NewEvent, OperatorRequest};
-use crate::store::{GateStatus, Lease, NewDelivery, Store, StoreError};
+use crate::store::{GateStatus, Lease, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use tokio::sync::watch;
@@ -158,14 +158,9 @@ impl Driver {
     async fn commit(&mut self) -> Result<(), EngineError> {
         self.close_gates().await?;
         if let Some(mut batch) = self.core.take_batch() {
-            batch.fence = Some(self.lease.clone());
-            // Alerts go to the outbox in the transaction of the events that cause them (SPEC
+            // The store routes the batch's alerts into the outbox in its transaction (SPEC
             // §4); sending them is the alert worker's job, never the driver's.
-            batch.outbox = crate::alert::rules::route(
-                &self.core.runbook.alerts,
-                self.core.committed,
-                &batch.events,
-            );
+            batch.fence = Some(self.lease.clone());
             let events = batch.events.clone();
             let id = self.core.migration.id.clone();
             let committed = self.store.commit_async(&id, batch).await?;
@@ -204,12 +199,11 @@ impl Driver {
                 step,
                 status,
                 event,
-                alerts,
             } = effect
             else {
                 continue;
             };
-            self.close_gate(step, status, event, alerts).await?;
+            self.close_gate(step, status, event).await?;
         }
         Ok(())
     }
@@ -220,11 +214,10 @@ impl Driver {
         step: String,
         status: GateStatus,
         event: NewEvent,
-        alerts: Vec<NewDelivery>,
     ) -> impl Future<Output = Result<bool, EngineError>> + Send + use<> {
         let m = self.core.migration.id.clone();
         blocking(self.store.clone(), move |s| {
-            s.close_gate_alerting(&m, &step, status, event, alerts)
+            s.close_gate(&m, &step, status, event)
         })
     }
 
@@ -360,9 +353,7 @@ impl Driver {
             let Some(due) = self.core.gate_timeout(node) else {
                 continue;
             };
-            let won = self
-                .close_gate(due.step, due.status, due.event, due.alerts)
-                .await?;
+            let won = self.close_gate(due.step, due.status, due.event).await?;
             if won && due.cancels {
                 let now = self.now();
                 self.core.at(now).gate_timeout_cancels(due.node);

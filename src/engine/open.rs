@@ -12,7 +12,7 @@ use super::operation;
 use super::shared::StoreShared;
 use super::{EngineError, Observer, Options};
 use crate::event::{EventData, MigrationCreated};
-use crate::event::{EventKind, MigrationId, MigrationState, NewEvent, Operation};
+use crate::event::{EventKind, MigrationId, MigrationState, Operation};
 use crate::event::{RollbackStarted, StepExpanded};
 use crate::plan;
 use crate::process::StepEnv;
@@ -69,15 +69,8 @@ pub fn create(store: &Store, new: NewRun<'_>) -> Result<Migration, EngineError> 
         starter: new.starter.clone(),
         steps: plan.steps.iter().map(|s| s.id.clone()).collect(),
         created_event_data,
-        outbox: created_alerts(new.runbook),
     })?;
     Ok(migration)
-}
-
-/// The alert deliveries of a new migration's `migration_created` event (`created`).
-fn created_alerts(runbook: &Runbook) -> Vec<crate::store::NewDelivery> {
-    let event = NewEvent::new(EventKind::MigrationCreated, json!({}));
-    crate::alert::rules::route(&runbook.alerts, MigrationState::Created, &[event])
 }
 
 /// The reason shown for a succeeded step that a retry keeps (its row's `kept` flag): it

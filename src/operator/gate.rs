@@ -4,11 +4,10 @@
 
 use super::Requester;
 use crate::engine::gate::{self, GateRefusal};
-use crate::event::{Decision, EventKind, MigrationId, NewEvent};
+use crate::event::{Decision, MigrationId};
 use crate::runbook::model::Action;
 use crate::store::{GateError, GateOutcome, GateVote, Migration, Store, StoreError};
 use chrono::Utc;
-use serde_json::json;
 
 /// A gate decision that was not recorded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,21 +61,8 @@ pub fn decide(
         digest: migration.digest.clone(),
         local: by.local,
         at: Utc::now(),
-        alerts: gate_alerts(migration, step),
     };
     Ok(store.decide_gate(&migration.id, vote)?)
-}
-
-/// The alert deliveries of the `gate_decided` event a vote commits (by the runbook's rules).
-fn gate_alerts(migration: &Migration, gate: &str) -> Vec<crate::store::NewDelivery> {
-    let Some(runbook) =
-        crate::runbook::load_bytes(&migration.runbook_path, migration.runbook_text.as_bytes())
-            .runbook
-    else {
-        return Vec::new();
-    };
-    let event = NewEvent::for_step(EventKind::GateDecided, gate, json!({}));
-    crate::alert::rules::route(&runbook.alerts, migration.state, &[event])
 }
 
 /// Why a gate has nothing to decide yet: the migration has no such step, the step is not a

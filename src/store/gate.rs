@@ -7,11 +7,10 @@
 
 use super::StoreError;
 use super::error::GateError;
-use super::outbox::NewDelivery;
 use super::schema::{fmt_time, json_col, json_text, name_col, opt_time_col, time_col};
 use super::write::{append_events, head, set_migration};
 use super::writer::Group;
-use crate::event::{Decision, MigrationId, MigrationState, NewEvent};
+use crate::event::{Decision, MigrationId, NewEvent};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -59,8 +58,6 @@ pub struct GateVote {
     /// Decided through the local store (unauthenticated identity), not a server token.
     pub local: bool,
     pub at: DateTime<Utc>,
-    /// Alert deliveries of the `gate_decided` event (index 0), written with it.
-    pub alerts: Vec<NewDelivery>,
 }
 
 /// A gate as it stands.
@@ -234,8 +231,13 @@ pub fn decide(
             status: status.as_str().to_owned(),
         },
     );
-    let seqs = append_events(conn, id, last_seq, group, std::slice::from_ref(&event))?;
-    alerts(conn, group, id, state, &vote.alerts, &seqs, &event)?;
+    let seqs = append_events(
+        conn,
+        group,
+        id,
+        (state, last_seq),
+        std::slice::from_ref(&event),
+    )?;
     let event_seq = seqs.last().copied().unwrap_or(last_seq);
     set_migration(conn, id, state, event_seq, group)?;
     Ok(GateOutcome {
@@ -244,36 +246,6 @@ pub fn decide(
         required,
         event_seq,
     })
-}
-
-/// Writes the deliveries of a gate's one event, in the state the migration is in.
-fn alerts(
-    conn: &Connection,
-    group: &Group,
-    id: &MigrationId,
-    state: MigrationState,
-    outbox: &[NewDelivery],
-    seqs: &[i64],
-    event: &NewEvent,
-) -> Result<(), StoreError> {
-    if outbox.is_empty() {
-        return Ok(());
-    }
-    let outbox: Vec<NewDelivery> = outbox
-        .iter()
-        .map(|d| NewDelivery {
-            migration_state: state,
-            ..d.clone()
-        })
-        .collect();
-    super::outbox::insert(
-        conn,
-        group,
-        id,
-        &outbox,
-        seqs,
-        std::slice::from_ref(&event.step),
-    )
 }
 
 /// Closes an open gate with `status` and appends `event` (and its alert deliveries, `event`
@@ -286,7 +258,6 @@ pub fn close(
     step: &str,
     status: GateStatus,
     event: NewEvent,
-    outbox: &[NewDelivery],
 ) -> Result<bool, StoreError> {
     let (state, last_seq) = head(conn, id)?;
     let open = matches!(current(conn, id, step)?, Some((GateStatus::Open, _, _)));
@@ -294,8 +265,13 @@ pub fn close(
         return Ok(false);
     }
     set_status(conn, group, id, step, status)?;
-    let seqs = append_events(conn, id, last_seq, group, std::slice::from_ref(&event))?;
-    alerts(conn, group, id, state, outbox, &seqs, &event)?;
+    let seqs = append_events(
+        conn,
+        group,
+        id,
+        (state, last_seq),
+        std::slice::from_ref(&event),
+    )?;
     set_migration(
         conn,
         id,

@@ -9,6 +9,7 @@
 //! The files: `types` (what goes in and out), `schema` (tables and column encodings),
 //! `contract` (the async interface a backend implements; `Store`'s own methods are its
 //! blocking adapter), `writer` (group commit), `feed` (the change feed readers wait on), `write` (migrations, batches, logs), `read`, `gate`, `lease`,
+//! `route` (the alert deliveries each appended event causes, by its runbook's rules),
 //! `outbox` (alert deliveries and their attempts), `hooks` (webhook signatures seen and
 //! idempotency keys), `pool` (pool slots shared by every migration), `processes` (the process
 //! group of each step's latest attempt).
@@ -23,6 +24,7 @@ mod outbox;
 mod pool;
 mod processes;
 mod read;
+mod route;
 mod schema;
 mod types;
 mod write;
@@ -314,20 +316,8 @@ impl Store {
         status: GateStatus,
         event: NewEvent,
     ) -> Result<bool, StoreError> {
-        self.close_gate_alerting(id, step, status, event, Vec::new())
-    }
-
-    /// [`Store::close_gate`], with the alert deliveries of `event` (index 0) written with it.
-    pub fn close_gate_alerting(
-        &self,
-        id: &MigrationId,
-        step: &str,
-        status: GateStatus,
-        event: NewEvent,
-        outbox: Vec<NewDelivery>,
-    ) -> Result<bool, StoreError> {
         let (id, step) = (id.clone(), step.to_owned());
-        self.call(move |conn, group| gate::close(conn, group, &id, &step, status, event, &outbox))
+        self.call(move |conn, group| gate::close(conn, group, &id, &step, status, event))
     }
 
     /// [`Store::close_gate`] without blocking.
@@ -339,7 +329,7 @@ impl Store {
         event: NewEvent,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send + 'static {
         let (id, step) = (id.clone(), step.to_owned());
-        self.call_async(move |conn, group| gate::close(conn, group, &id, &step, status, event, &[]))
+        self.call_async(move |conn, group| gate::close(conn, group, &id, &step, status, event))
     }
 
     /// A gate as it stands, if it was ever opened.

@@ -8,7 +8,6 @@ use serde_json::Value as Json;
 
 use super::gate::GateOpen;
 use super::lease::Lease;
-use super::outbox::NewDelivery;
 
 /// How hard each commit insists on reaching the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,8 +38,6 @@ pub struct NewMigration {
     pub steps: Vec<String>,
     /// The data of the `migration_created` event.
     pub created_event_data: Json,
-    /// Alert deliveries of the `migration_created` event (index 0), written with it.
-    pub outbox: Vec<NewDelivery>,
 }
 
 /// What a list shows of a migration: not its runbook text and params, which can be large
@@ -89,8 +86,6 @@ pub struct Batch {
     pub steps: Vec<StepRow>,
     /// Gates to open (an open gate stays as it is, votes included).
     pub gates: Vec<GateOpen>,
-    /// Alert deliveries caused by the batch's events, written in the same transaction.
-    pub outbox: Vec<NewDelivery>,
     /// The driver's lease: when set, the batch is refused ([`super::StoreError::Fenced`])
     /// unless the migration's lease row still holds its token.
     pub fence: Option<Lease>,

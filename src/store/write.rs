@@ -1,5 +1,5 @@
 //! The writes the writer thread runs for migrations: creating one, applying a [`Batch`]
-//! (state check, events, step rows, gates, alert deliveries) and storing log lines. Each function runs inside
+//! (state check, events and the alert deliveries they cause, step rows, gates) and storing log lines. Each function runs inside
 //! the job's savepoint, so an error leaves nothing behind.
 
 use super::StoreError;
@@ -47,8 +47,13 @@ pub fn create_migration(
         fmt_time(group.now),
     ])?;
     let event = NewEvent::new(EventKind::MigrationCreated, new.created_event_data);
-    let seqs = append_events(conn, &new.id, 0, group, std::slice::from_ref(&event))?;
-    super::outbox::insert(conn, group, &new.id, &new.outbox, &seqs, &[None])?;
+    let seqs = append_events(
+        conn,
+        group,
+        &new.id,
+        (state, 0),
+        std::slice::from_ref(&event),
+    )?;
     let last_seq = seqs.last().copied().unwrap_or(0);
     set_migration(conn, &new.id, state, last_seq, group)?;
     for step in &new.steps {
@@ -89,16 +94,12 @@ pub fn apply_batch(
     {
         return Err(StoreError::StateChanged { expected, found });
     }
-    let seqs = append_events(conn, id, last_seq, group, &batch.events)?;
+    let seqs = append_events(conn, group, id, (found, last_seq), &batch.events)?;
     for row in &batch.steps {
         upsert_step(conn, id, row)?;
     }
     for open in &batch.gates {
         gate::open(conn, group, id, open)?;
-    }
-    if !batch.outbox.is_empty() {
-        let steps: Vec<_> = batch.events.iter().map(|e| e.step.clone()).collect();
-        super::outbox::insert(conn, group, id, &batch.outbox, &seqs, &steps)?;
     }
     let state = batch.state.unwrap_or(found);
     set_migration(
@@ -124,14 +125,17 @@ pub fn head(conn: &Connection, id: &MigrationId) -> Result<(MigrationState, i64)
         .ok_or_else(|| StoreError::NotFound(id.to_string()))
 }
 
-/// Appends events after `last_seq`, stamped with the group's time; returns their seqs.
+/// Appends events after the migration's `head` (its state and newest seq before them), stamped
+/// with the group's time, with the alert deliveries they cause (`super::route`: the one path
+/// every event takes into the store, so none goes unrouted); returns their seqs.
 pub fn append_events(
     conn: &Connection,
-    id: &MigrationId,
-    last_seq: i64,
     group: &Group,
+    id: &MigrationId,
+    head: (MigrationState, i64),
     events: &[NewEvent],
 ) -> Result<Vec<i64>, StoreError> {
+    let (state, last_seq) = head;
     let mut insert = conn.prepare_cached(
         "INSERT INTO events (migration, seq, at, kind, step, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
@@ -147,6 +151,11 @@ pub fn append_events(
             json_text(&event.data),
         ])?;
         seqs.push(seq);
+    }
+    let deliveries = group.routes.deliveries(conn, id, state, events)?;
+    if !deliveries.is_empty() {
+        let steps: Vec<_> = events.iter().map(|e| e.step.clone()).collect();
+        super::outbox::insert(conn, group, id, &deliveries, &seqs, &steps)?;
     }
     Ok(seqs)
 }

@@ -9,6 +9,7 @@
 
 use super::StoreError;
 use super::feed::Feed;
+use super::route::Routes;
 use super::schema;
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
@@ -25,9 +26,11 @@ pub const LOG_LINGER: Duration = Duration::from_millis(50);
 
 /// What every job of one transaction shares.
 #[derive(Debug)]
-pub struct Group {
+pub struct Group<'w> {
     /// The transaction's time: every event of the group carries it.
     pub now: DateTime<Utc>,
+    /// The writer's alert routing, which every appended event goes through.
+    pub routes: &'w Routes,
 }
 
 /// Where an answer goes: a blocked thread or an awaiting future.
@@ -138,11 +141,12 @@ pub struct Stats {
 /// The writer thread's loop; returns when every sender is gone and the queue is empty.
 pub fn run(conn: Connection, rx: Receiver<Job>, stats: Arc<Stats>, feed: Arc<Feed>) {
     let mut last = DateTime::<Utc>::MIN_UTC;
+    let routes = Routes::default();
     while let Ok(first) = rx.recv() {
         let group = gather(first, &rx);
         stats.transactions.fetch_add(1, Ordering::Relaxed);
         stats.jobs.fetch_add(group.len() as u64, Ordering::Relaxed);
-        commit_group(&conn, group, &mut last, &feed);
+        commit_group(&conn, group, &mut last, &feed, &routes);
     }
 }
 
@@ -183,14 +187,20 @@ fn drain(jobs: &mut Vec<Job>, rx: &Receiver<Job>) {
 /// Runs a group in one transaction and answers every job. Plain SQL rather than rusqlite's
 /// transaction types, because a job that fails must be rolled back to its savepoint while
 /// the rest of the group goes on.
-fn commit_group(conn: &Connection, jobs: Vec<Job>, last: &mut DateTime<Utc>, feed: &Feed) {
+fn commit_group(
+    conn: &Connection,
+    jobs: Vec<Job>,
+    last: &mut DateTime<Utc>,
+    feed: &Feed,
+    routes: &Routes,
+) {
     let mut finishes = Vec::with_capacity(jobs.len());
     let mut failure: Option<StoreError> =
         conn.execute_batch("BEGIN IMMEDIATE").err().map(Into::into);
     // Taken once the write lock is ours, so it is as close to the commit as it can be; never
     // before the previous group's, so that event times follow seqs even if the clock steps back.
     *last = schema::now().max(*last);
-    let group = Group { now: *last };
+    let group = Group { now: *last, routes };
     for job in jobs {
         if failure.is_none() {
             failure = conn.execute_batch("SAVEPOINT job").err().map(Into::into);

@@ -9,7 +9,7 @@ use crate::engine::EngineError;
 use crate::event::{GateDecided, GateTimeoutSoon, StepFailed, StepSucceeded};
 use crate::event::{MigrationState, NewEvent, Operation, OperatorRequest, StepState};
 use crate::runbook::model::{Action, OnTimeout};
-use crate::store::{GateDecision, GateInfo, GateStatus, NewDelivery};
+use crate::store::{GateDecision, GateInfo, GateStatus};
 use chrono::{DateTime, Utc};
 
 /// A gate whose deadline passed: the driver closes it in the store with this event, unless a
@@ -20,7 +20,6 @@ pub(in crate::engine) struct DueGate {
     pub step: String,
     pub status: GateStatus,
     pub event: NewEvent,
-    pub alerts: Vec<NewDelivery>,
     /// `on_timeout: cancel`: a timeout that won cancels the migration.
     pub cancels: bool,
 }
@@ -203,7 +202,6 @@ impl Core {
             node,
             step,
             status,
-            alerts: self.gate_alerts(&event),
             event,
             cancels: gate.on_timeout == OnTimeout::Cancel,
         })
@@ -268,12 +266,10 @@ impl Core {
                     ..GateDecided::default()
                 },
             );
-            let alerts = self.gate_alerts(&event);
             self.effects.push(Effect::CloseGate {
                 step: id,
                 status,
                 event,
-                alerts,
             });
             self.gates.remove(&node);
             if self.graph.nodes[node].row.state == StepState::Waiting {
@@ -285,16 +281,6 @@ impl Core {
                 });
             }
         }
-    }
-
-    /// The alert deliveries of a `gate_decided` event the driver writes on its own (a
-    /// timeout, a cancel), written with it.
-    fn gate_alerts(&self, event: &NewEvent) -> Vec<NewDelivery> {
-        crate::alert::rules::route(
-            &self.runbook.alerts,
-            self.committed,
-            std::slice::from_ref(event),
-        )
     }
 }
 

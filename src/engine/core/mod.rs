@@ -85,7 +85,6 @@ pub(in crate::engine) enum Effect {
         step: String,
         status: GateStatus,
         event: NewEvent,
-        alerts: Vec<crate::store::NewDelivery>,
     },
 }
 

@@ -31,7 +31,6 @@ fn vote(step: &str, who: &str, decision: Decision) -> GateVote {
         digest: "sha256:abc".to_owned(),
         local: true,
         at: at(60),
-        alerts: Vec::new(),
     }
 }
 

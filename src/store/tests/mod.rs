@@ -29,19 +29,38 @@ fn at(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
 }
 
+/// The runbook of the tests' migrations: its rules route a failed step to `chatops`, and a
+/// retrying one to `chatops` and `mail` (the store routes every event it appends).
+const ALERTING: &str = r#"version: 1
+name: orders-cutover
+alerts:
+  channels:
+    chatops: { webhook: { url: "https://chat.example.com/hook" } }
+    mail: { email: { to: [dba@example.com] } }
+  rules:
+    - { on: [step_failed], notify: [chatops] }
+    - { on: [step_retrying], notify: [chatops, mail] }
+steps:
+  - id: a
+    run: "true"
+  - id: b
+    run: "true"
+  - id: c
+    run: "true"
+"#;
+
 fn new_migration(id: &str, steps: &[&str]) -> NewMigration {
     NewMigration {
         id: MigrationId::from(id.to_owned()),
         runbook: "orders-cutover".to_owned(),
         runbook_path: "runbooks/orders.yaml".to_owned(),
-        runbook_text: "version: 1\nname: orders-cutover\n".to_owned(),
+        runbook_text: ALERTING.to_owned(),
         params: json!({"tables": ["orders"], "dsn": "postgres://secret"}),
         masked_params: json!({"tables": ["orders"], "dsn": "***"}),
         digest: "sha256:abc".to_owned(),
         starter: "alice".to_owned(),
         steps: steps.iter().map(|s| (*s).to_owned()).collect(),
         created_event_data: json!({"runbook": "orders-cutover"}),
-        outbox: Vec::new(),
     }
 }
 

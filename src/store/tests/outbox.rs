@@ -4,16 +4,6 @@
 use super::*;
 use crate::event::MigrationState;
 
-fn delivery(event: usize, channel: &str) -> NewDelivery {
-    NewDelivery {
-        event,
-        alert: "step_failed".into(),
-        migration_state: MigrationState::Created,
-        channel: channel.into(),
-        kind: DeliveryKind::Webhook,
-    }
-}
-
 fn later(secs: i64) -> DateTime<Utc> {
     Utc::now() + chrono::Duration::seconds(secs)
 }
@@ -37,9 +27,8 @@ fn deliveries_commit_with_their_events_and_name_their_seq() {
     let batch = Batch {
         events: vec![
             event(EventKind::StepStarted, "a"),
-            event(EventKind::StepFailed, "a"),
+            event(EventKind::StepRetrying, "a"),
         ],
-        outbox: vec![delivery(1, "chatops"), delivery(1, "mail")],
         ..Batch::default()
     };
     let committed = store.commit(&m, batch).unwrap();
@@ -61,7 +50,6 @@ fn a_refused_batch_leaves_no_delivery() {
     let batch = Batch {
         expect_state: Some(MigrationState::Running),
         events: vec![event(EventKind::StepFailed, "a")],
-        outbox: vec![delivery(0, "chatops")],
         ..Batch::default()
     };
     assert!(store.commit(&m, batch).is_err());
@@ -74,7 +62,6 @@ fn a_claim_holds_a_delivery_until_it_lapses_and_a_delivered_one_is_never_claimed
     let m = create(&store, "m-aaaa00000001");
     let batch = Batch {
         events: vec![event(EventKind::StepFailed, "a")],
-        outbox: vec![delivery(0, "chatops")],
         ..Batch::default()
     };
     store.commit(&m, batch).unwrap();
@@ -150,9 +137,9 @@ fn a_version_1_store_is_upgraded_in_place() {
         conn.execute(
             "INSERT INTO migrations (id, runbook, runbook_path, runbook_text, params,
                  masked_params, digest, state, starter, created_at, updated_at, last_seq)
-             VALUES ('m-old000000001', 'r', 'r.yaml', 'version: 1', '{}', '{}', 'd', 'failed',
+             VALUES ('m-old000000001', 'r', 'r.yaml', ?1, '{}', '{}', 'd', 'failed',
                  'alice', '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z', 0)",
-            [],
+            [super::ALERTING],
         )
         .unwrap();
     }
@@ -168,9 +155,114 @@ fn a_version_1_store_is_upgraded_in_place() {
     assert_eq!(version, SCHEMA_VERSION);
     let batch = Batch {
         events: vec![event(EventKind::StepFailed, "a")],
-        outbox: vec![delivery(0, "chatops")],
         ..Batch::default()
     };
     store.commit(&old, batch).unwrap();
     assert_eq!(store.deliveries(Some(&old)).unwrap().len(), 1);
+}
+
+/// Every write that appends events routes them by the migration's runbook, in its own
+/// transaction: a new migration, a batch, a gate vote and a gate closed by a timeout. None of
+/// them is handed its deliveries by the caller (before, each writer routed for itself, and a
+/// writer that forgot wrote events without their alerts).
+#[test]
+fn every_write_that_appends_events_routes_them() {
+    const EVERYTHING: &str = r#"version: 1
+name: gates
+alerts:
+  channels:
+    hook: { webhook: { url: "https://chat.example.com/hook" } }
+  rules:
+    - { on: [created, gate_waiting, gate_decided, failed], notify: [hook] }
+steps:
+  - id: signoff
+    gate: { approvers: [bob] }
+  - id: later
+    gate: { approvers: [bob] }
+"#;
+    let (_dir, store) = store();
+    let mut new = super::new_migration("m-aaaa00000002", &["signoff", "later"]);
+    new.runbook_text = EVERYTHING.to_owned();
+    let m = store.create_migration(new).unwrap().id;
+    let open = |step: &str| Batch {
+        events: vec![event(EventKind::GateWaiting, step)],
+        gates: vec![GateOpen {
+            step: step.to_owned(),
+            approvers: vec!["bob".to_owned()],
+            required: 1,
+            deadline: None,
+        }],
+        ..Batch::default()
+    };
+    store.commit(&m, open("signoff")).unwrap();
+    store.commit(&m, open("later")).unwrap();
+    let vote = GateVote {
+        step: "signoff".to_owned(),
+        who: "bob".to_owned(),
+        decision: crate::event::Decision::Approve,
+        comment: None,
+        digest: "sha256:abc".to_owned(),
+        local: true,
+        at: Utc::now(),
+    };
+    store.decide_gate(&m, vote).unwrap();
+    let timeout = event(EventKind::GateDecided, "later");
+    assert!(
+        store
+            .close_gate(&m, "later", GateStatus::TimedOut, timeout)
+            .unwrap()
+    );
+    let changed = NewEvent::new(
+        EventKind::StateChanged,
+        json!({"from": "created", "to": "failed"}),
+    );
+    let batch = Batch {
+        state: Some(MigrationState::Failed),
+        events: vec![event(EventKind::StepStarted, "x"), changed],
+        ..Batch::default()
+    };
+    let committed = store.commit(&m, batch).unwrap();
+    let routed: Vec<_> = store
+        .deliveries(Some(&m))
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.event_seq, d.event, d.step, d.migration_state))
+        .collect();
+    let created = MigrationState::Created;
+    assert_eq!(
+        routed,
+        [
+            (1, "created".to_owned(), None, created),
+            (
+                2,
+                "gate_waiting".to_owned(),
+                Some("signoff".to_owned()),
+                created
+            ),
+            (
+                3,
+                "gate_waiting".to_owned(),
+                Some("later".to_owned()),
+                created
+            ),
+            (
+                4,
+                "gate_decided".to_owned(),
+                Some("signoff".to_owned()),
+                created
+            ),
+            (
+                5,
+                "gate_decided".to_owned(),
+                Some("later".to_owned()),
+                created
+            ),
+            (
+                committed.seqs[1],
+                "failed".to_owned(),
+                None,
+                MigrationState::Failed
+            ),
+        ]
+    );
 }

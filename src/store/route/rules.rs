@@ -14,7 +14,8 @@ use crate::runbook::model::{Alerts, ChannelKind, Rule};
 use crate::store::{DeliveryKind, NewDelivery};
 
 /// Every alert name a rule may select: the runbook checker's list.
-pub use crate::runbook::ALERT_EVENTS as EVENTS;
+#[cfg(test)]
+use crate::runbook::ALERT_EVENTS as EVENTS;
 
 /// The alert name of an event, if it is one that can alert.
 pub fn alert_name(kind: EventKind, data: &serde_json::Value) -> Option<&'static str> {
@@ -33,6 +34,11 @@ pub fn alert_name(kind: EventKind, data: &serde_json::Value) -> Option<&'static 
         EventKind::RollbackFinished => "rollback_finished",
         _ => return None,
     })
+}
+
+/// Whether an event can alert at all (most cannot: a step started, a log line's step...).
+pub fn may_alert(event: &NewEvent) -> bool {
+    alert_name(event.kind, &event.data).is_some()
 }
 
 /// A `step_failed` of a fan-out's placeholder, which sums up its parts' failures.

@@ -1,0 +1,78 @@
+//! Alert routing inside the commit (SPEC §4: deliveries are written to the outbox in the same
+//! transaction as the events that cause them).
+//!
+//! This is the one place events become deliveries: [`super::write::append_events`], which
+//! every write that appends events goes through (a batch, a new migration, a gate vote, a
+//! gate closed by a timeout), routes what it appends by the migration's runbook's rules. No
+//! writer routes for itself, so a new path that appends events cannot forget its alerts.
+//!
+//! The rules come from the runbook text the migration was created with, which never changes:
+//! parsed once per migration and kept (a bounded cache, owned by the writer thread). A text
+//! that no longer loads (a newer release stricter than the one that created the migration)
+//! routes nothing rather than refusing the write.
+
+pub mod rules;
+
+use super::StoreError;
+use super::outbox::NewDelivery;
+use crate::event::{MigrationId, MigrationState, NewEvent};
+use crate::runbook::model::Alerts;
+use rusqlite::{Connection, OptionalExtension};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// How many migrations' rules are kept; past it the cache starts again (a server with more
+/// live migrations than this parses some runbooks twice, nothing worse).
+const KEPT: usize = 1024;
+
+/// Each migration's alert rules, as the writer thread has needed them.
+#[derive(Debug, Default)]
+pub struct Routes {
+    rules: RefCell<HashMap<MigrationId, Arc<Alerts>>>,
+}
+
+impl Routes {
+    /// The deliveries `events` cause; `state` is the migration's state before the first.
+    pub fn deliveries(
+        &self,
+        conn: &Connection,
+        id: &MigrationId,
+        state: MigrationState,
+        events: &[NewEvent],
+    ) -> Result<Vec<NewDelivery>, StoreError> {
+        if events.iter().all(|e| !rules::may_alert(e)) {
+            return Ok(Vec::new());
+        }
+        let alerts = self.alerts(conn, id)?;
+        Ok(rules::route(&alerts, state, events))
+    }
+
+    fn alerts(&self, conn: &Connection, id: &MigrationId) -> Result<Arc<Alerts>, StoreError> {
+        if let Some(alerts) = self.rules.borrow().get(id) {
+            return Ok(alerts.clone());
+        }
+        let alerts = Arc::new(load(conn, id)?);
+        let mut rules = self.rules.borrow_mut();
+        if rules.len() >= KEPT {
+            rules.clear();
+        }
+        rules.insert(id.clone(), alerts.clone());
+        Ok(alerts)
+    }
+}
+
+/// The alert rules of a migration's runbook, as it was when the migration was created.
+fn load(conn: &Connection, id: &MigrationId) -> Result<Alerts, StoreError> {
+    let source: Option<(String, String)> = conn
+        .prepare_cached("SELECT runbook_path, runbook_text FROM migrations WHERE id = ?1")?
+        .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((path, text)) = source else {
+        return Err(StoreError::NotFound(id.to_string()));
+    };
+    Ok(crate::runbook::load_bytes(&path, text.as_bytes())
+        .runbook
+        .map(|r| r.alerts)
+        .unwrap_or_default())
+}
