@@ -58,6 +58,7 @@ pub fn create(store: &Store, new: NewRun<'_>) -> Result<Migration, EngineError> 
         origin: new.origin,
     })
     .to_json();
+    store.know_alerts(&id, &new.runbook.alerts);
     let migration = store.create_migration(NewMigration {
         id,
         runbook: new.runbook.name.clone(),
@@ -220,6 +221,7 @@ fn build(
         shared,
         opts.clock.now(),
     )?;
+    store.know_alerts(&id, &core.runbook.alerts);
     Ok(Driver {
         store: store.clone(),
         core,

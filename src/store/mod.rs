@@ -79,6 +79,7 @@ struct Inner {
     lost_logs: Arc<AtomicU64>,
     stats: Arc<Stats>,
     feed: Arc<feed::Feed>,
+    routes: Arc<route::Routes>,
 }
 
 impl Drop for Inner {
@@ -103,11 +104,12 @@ impl Store {
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(Stats::default());
         let feed = Arc::new(feed::Feed::default());
+        let routes = Arc::new(route::Routes::default());
         let writer = std::thread::Builder::new()
             .name("sensei-store".to_owned())
             .spawn({
-                let (stats, feed) = (stats.clone(), feed.clone());
-                move || writer::run(conn, rx, stats, feed)
+                let (stats, feed, routes) = (stats.clone(), feed.clone(), routes.clone());
+                move || writer::run(conn, rx, stats, feed, routes)
             })
             .map_err(|e| StoreError::Open {
                 path: state_dir.join(DB_FILE),
@@ -123,8 +125,15 @@ impl Store {
                 lost_logs: Arc::new(AtomicU64::new(0)),
                 stats,
                 feed,
+                routes,
             }),
         })
+    }
+
+    /// Tells the store a migration's alert rules (its runbook's `alerts`), which it would
+    /// otherwise parse from the stored runbook text when it first routes one of its events.
+    pub fn know_alerts(&self, id: &MigrationId, alerts: &crate::runbook::model::Alerts) {
+        self.inner.routes.know(id, alerts);
     }
 
     /// The database file.

@@ -7,9 +7,11 @@
 //! writer routes for itself, so a new path that appends events cannot forget its alerts.
 //!
 //! The rules come from the runbook text the migration was created with, which never changes:
-//! parsed once per migration and kept (a bounded cache, owned by the writer thread). A text
-//! that no longer loads (a newer release stricter than the one that created the migration)
-//! routes nothing rather than refusing the write.
+//! parsed once per migration and kept (a bounded cache). A process that has the runbook
+//! parsed already (a driver) tells the store its rules ([`Routes::know`]), so the writer
+//! thread does not parse a large runbook a second time; that is only a saving: without it
+//! the store parses the text itself. A text that no longer loads (a newer release stricter
+//! than the one that created the migration) routes nothing rather than refusing the write.
 
 pub mod rules;
 
@@ -18,9 +20,8 @@ use super::outbox::NewDelivery;
 use crate::event::{MigrationId, MigrationState, NewEvent};
 use crate::runbook::model::Alerts;
 use rusqlite::{Connection, OptionalExtension};
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// How many migrations' rules are kept; past it the cache starts again (a server with more
 /// live migrations than this parses some runbooks twice, nothing worse).
@@ -29,10 +30,15 @@ const KEPT: usize = 1024;
 /// Each migration's alert rules, as the writer thread has needed them.
 #[derive(Debug, Default)]
 pub struct Routes {
-    rules: RefCell<HashMap<MigrationId, Arc<Alerts>>>,
+    rules: Mutex<HashMap<MigrationId, Arc<Alerts>>>,
 }
 
 impl Routes {
+    /// Remembers a migration's rules, taken from the runbook it was created with.
+    pub fn know(&self, id: &MigrationId, alerts: &Alerts) {
+        self.keep(id, Arc::new(alerts.clone()));
+    }
+
     /// The deliveries `events` cause; `state` is the migration's state before the first.
     pub fn deliveries(
         &self,
@@ -49,16 +55,25 @@ impl Routes {
     }
 
     fn alerts(&self, conn: &Connection, id: &MigrationId) -> Result<Arc<Alerts>, StoreError> {
-        if let Some(alerts) = self.rules.borrow().get(id) {
+        if let Some(alerts) = self.rules().get(id) {
             return Ok(alerts.clone());
         }
         let alerts = Arc::new(load(conn, id)?);
-        let mut rules = self.rules.borrow_mut();
+        self.keep(id, alerts.clone());
+        Ok(alerts)
+    }
+
+    fn keep(&self, id: &MigrationId, alerts: Arc<Alerts>) {
+        let mut rules = self.rules();
         if rules.len() >= KEPT {
             rules.clear();
         }
-        rules.insert(id.clone(), alerts.clone());
-        Ok(alerts)
+        rules.insert(id.clone(), alerts);
+    }
+
+    fn rules(&self) -> std::sync::MutexGuard<'_, HashMap<MigrationId, Arc<Alerts>>> {
+        // The map holds no invariant a panic could break halfway.
+        self.rules.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

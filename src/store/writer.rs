@@ -139,9 +139,14 @@ pub struct Stats {
 }
 
 /// The writer thread's loop; returns when every sender is gone and the queue is empty.
-pub fn run(conn: Connection, rx: Receiver<Job>, stats: Arc<Stats>, feed: Arc<Feed>) {
+pub fn run(
+    conn: Connection,
+    rx: Receiver<Job>,
+    stats: Arc<Stats>,
+    feed: Arc<Feed>,
+    routes: Arc<Routes>,
+) {
     let mut last = DateTime::<Utc>::MIN_UTC;
-    let routes = Routes::default();
     while let Ok(first) = rx.recv() {
         let group = gather(first, &rx);
         stats.transactions.fetch_add(1, Ordering::Relaxed);
