@@ -25,6 +25,8 @@
 //! - rollback is a mode of the core whose commands run as ordinary attempts: `rollback`;
 //! - windows (cutoffs, closes, `on_close`): `window`; gates and operator requests: `gates`;
 //! - what a crash left, and the operation a driver attached for: `recover`.
+//! - every committed event gets its alert deliveries: not the core's nor the driver's job;
+//!   the store routes each event it appends, in its transaction (`store::route`).
 
 mod advance;
 mod gates;
