@@ -25,6 +25,20 @@ pub struct CancelArgs {
     /// first), then cancel. Without it, what they changed stays changed.
     #[arg(long)]
     pub(super) rollback: bool,
+    /// With --rollback: also undo the steps before a point of no return that succeeded
+    /// (admin only through a server).
+    #[arg(long, requires = "rollback")]
+    pub(super) past_point_of_no_return: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub(super) id: IdArgs,
+    /// Also undo the steps before a point of no return that succeeded; without it, a
+    /// rollback stops there (admin only through a server).
+    #[arg(long)]
+    pub(super) past_point_of_no_return: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -107,12 +121,17 @@ pub fn decide(args: &DecideArgs, decision: Decision) -> u8 {
     }
 }
 
-/// `sensei pause|cancel|rollback ID [-m TEXT]` (`rollback`: a cancel's `--rollback`).
-pub fn operate(args: &IdArgs, op: Operation, rollback: bool) -> u8 {
+/// `sensei pause|cancel|rollback ID [-m TEXT]`, as `ask` says (a cancel's `--rollback`, a
+/// rollback's `--past-point-of-no-return`).
+pub fn operate(args: &IdArgs, ask: Ask) -> u8 {
+    let (op, rollback) = (ask.op, ask.rollback);
     if let Some(client) = Client::from_local(&args.local) {
         let mut body = super::client::comment_body(args.comment.as_deref());
         if rollback {
             body["rollback"] = true.into();
+        }
+        if ask.past_point_of_no_return {
+            body["past_point_of_no_return"] = true.into();
         }
         return match client {
             Ok(client) => super::client::operate(&client, &args.id, op.as_str(), body),
@@ -134,7 +153,6 @@ pub fn operate(args: &IdArgs, op: Operation, rollback: bool) -> u8 {
         Ok(d) => d.is_some(),
         Err(e) => return exit::fail(&e),
     };
-    let ask = Ask::new(op, rollback);
     let comment = args.comment.as_deref();
     if driven && ask.for_driver() {
         return request(&store, &migration, &args.local, ask, comment);

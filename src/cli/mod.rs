@@ -60,6 +60,7 @@ mod validate;
 
 use crate::engine::Attach;
 use crate::event::{Decision, Operation};
+use crate::operator::Ask;
 use crate::runbook::model::Runbook;
 use crate::runbook::params::{self, Params};
 
@@ -110,7 +111,7 @@ enum Command {
     /// Run a failed migration again, keeping the steps that succeeded.
     Retry(drive::IdArgs),
     /// Roll back the succeeded steps of a migration, in reverse dependency order.
-    Rollback(drive::IdArgs),
+    Rollback(decide::RollbackArgs),
     /// Approve a gate (as `--as NAME`; not the migration's starter).
     Approve(decide::DecideArgs),
     /// Reject a gate.
@@ -159,9 +160,17 @@ pub fn main() -> ExitCode {
         Command::Start(args) => drive::attach(&args, Attach::Start),
         Command::Resume(args) => drive::resume(&args),
         Command::Retry(args) => drive::attach(&args, Attach::Retry),
-        Command::Pause(args) => decide::operate(&args, Operation::Pause, false),
-        Command::Cancel(args) => decide::operate(&args.id, Operation::Cancel, args.rollback),
-        Command::Rollback(args) => decide::operate(&args, Operation::Rollback, false),
+        Command::Pause(args) => decide::operate(&args, Ask::new(Operation::Pause, false)),
+        Command::Cancel(args) => decide::operate(
+            &args.id,
+            Ask::new(Operation::Cancel, args.rollback)
+                .past_point_of_no_return(args.past_point_of_no_return),
+        ),
+        Command::Rollback(args) => decide::operate(
+            &args.id,
+            Ask::new(Operation::Rollback, false)
+                .past_point_of_no_return(args.past_point_of_no_return),
+        ),
         Command::Approve(args) => decide::decide(&args, Decision::Approve),
         Command::Reject(args) => decide::decide(&args, Decision::Reject),
         Command::Alerts(args) => alerts::run(&args),

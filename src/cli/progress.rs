@@ -132,10 +132,23 @@ impl Lines {
                 t.approvals.len(),
                 t.required
             ),
-            EventData::RollbackStarted(r) if r.steps.is_empty() => {
+            EventData::RollbackStarted(r) if r.steps.is_empty() && r.kept.is_empty() => {
                 "↶ nothing to roll back: no step that succeeded has a rollback".to_owned()
             }
-            EventData::RollbackStarted(r) => format!("↶ rolling back: {}", r.steps.join(", ")),
+            EventData::RollbackStarted(r) => {
+                let mut line = if r.steps.is_empty() {
+                    "↶ nothing to roll back after the point of no return".to_owned()
+                } else {
+                    format!("↶ rolling back: {}", r.steps.join(", "))
+                };
+                if !r.kept.is_empty() {
+                    line.push_str(&format!(
+                        "\n  ⛔ kept, before a point of no return that succeeded: {} (`sensei rollback --past-point-of-no-return` undoes them)",
+                        r.kept.join(", ")
+                    ));
+                }
+                line
+            }
             EventData::RollbackFinished(r) if r.ok && r.rolled_back == 0 => return None,
             EventData::StepRolledBack(_) => format!("  ↶ {step} rolled back"),
             EventData::RollbackFailed(f) => {

@@ -411,7 +411,10 @@ impl Driver {
         {
             left.decisions = self.store.gate_decisions(id).unwrap_or_default();
         }
-        if matches!(how, Attach::Retry | Attach::Recover) {
+        if matches!(
+            how,
+            Attach::Retry | Attach::Recover | Attach::Rollback | Attach::CancelRollback
+        ) {
             left.events = self.store.events(id, 0)?;
         }
         Ok(left)

@@ -210,6 +210,11 @@ impl Graph {
         (0..self.nodes.len()).filter(move |&i| self.nodes[i].phase == phase)
     }
 
+    /// The nodes that need node `i` directly.
+    pub fn dependents(&self, i: usize) -> &[usize] {
+        &self.dependents[i]
+    }
+
     /// Dependencies before dependents (Kahn's algorithm; the plan has no cycles).
     pub fn topological_order(&self) -> Vec<usize> {
         let mut indegree: Vec<usize> = self.nodes.iter().map(|n| n.needs.len()).collect();

@@ -326,15 +326,17 @@ pub(super) fn core_from(
         now,
         migration,
     });
-    core.stop = rolling_back.map(|then| match then {
+    core.stop = rolling_back.as_ref().map(|(then, _)| match then {
         Then::Fail => Stop::Rollback,
         Then::Cancel => Stop::CancelRollback,
     });
+    core.past_point_of_no_return = rolling_back.is_some_and(|(_, past)| past);
     Ok(core)
 }
 
-/// A rollback started and did not finish (a crash interrupted it): where it was to lead.
-fn rollback_in_progress(events: &[crate::event::Event]) -> Option<Then> {
+/// A rollback started and did not finish (a crash interrupted it): where it was to lead, and
+/// whether it may cross points of no return.
+fn rollback_in_progress(events: &[crate::event::Event]) -> Option<(Then, bool)> {
     let (seq, started) = events
         .iter()
         .rev()
@@ -344,5 +346,8 @@ fn rollback_in_progress(events: &[crate::event::Event]) -> Option<Then> {
         .rev()
         .find(|e| e.kind == EventKind::RollbackFinished)
         .map_or(0, |e| e.seq);
-    (seq > finished).then(|| Then::parse(Some(&started.then)))
+    (seq > finished).then(|| {
+        let then = Then::parse(Some(&started.then));
+        (then, started.past_point_of_no_return)
+    })
 }

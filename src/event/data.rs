@@ -307,6 +307,13 @@ pub struct GateTimeoutSoon {
 pub struct RollbackStarted {
     pub steps: Vec<String>,
     pub then: String,
+    /// Succeeded steps with a rollback command that it keeps because they come before a
+    /// point of no return that succeeded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
+    /// An admin allowed it to cross points of no return.
+    #[serde(skip_serializing_if = "is_false")]
+    pub past_point_of_no_return: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -358,6 +365,9 @@ pub struct OperatorRequest {
     /// A cancel's `--rollback`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub rollback: bool,
+    /// A rollback's (or a cancel's `--rollback`) `--past-point-of-no-return`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub past_point_of_no_return: bool,
 }
 
 /// A process took the migration over to drive it.
@@ -418,6 +428,7 @@ mod tests {
                 local: true,
                 comment: None,
                 rollback: true,
+                past_point_of_no_return: false,
             },
             json!({ "op": "cancel", "by": "bob", "local": true, "rollback": true }),
         );

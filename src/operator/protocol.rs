@@ -29,6 +29,9 @@ pub struct Ask {
     pub op: Operation,
     /// A cancel's `--rollback`: roll back what succeeded, then cancel.
     pub rollback: bool,
+    /// The rollback may undo steps before a point of no return that succeeded (an admin's
+    /// `--past-point-of-no-return`).
+    pub past_point_of_no_return: bool,
 }
 
 impl Ask {
@@ -37,7 +40,22 @@ impl Ask {
         Ask {
             op,
             rollback: rollback && op == Operation::Cancel,
+            past_point_of_no_return: false,
         }
+    }
+
+    /// The same, crossing points of no return if `past` (only a rollback, or a cancel's
+    /// `--rollback`, has it).
+    pub fn past_point_of_no_return(self, past: bool) -> Ask {
+        Ask {
+            past_point_of_no_return: past && self.rolls_back(),
+            ..self
+        }
+    }
+
+    /// Whether it rolls back: a rollback, or a cancel with `--rollback`.
+    pub fn rolls_back(self) -> bool {
+        self.op == Operation::Rollback || self.rollback
     }
 
     /// Whether a process that drives the migration carries the operation out when asked:
@@ -121,6 +139,7 @@ pub fn request(
         local: by.local,
         comment: by.comment.map(str::to_owned),
         rollback: ask.rollback,
+        past_point_of_no_return: ask.past_point_of_no_return,
     };
     let batch = Batch {
         expect_state: Some(state),

@@ -31,6 +31,7 @@ pub(super) fn expand(
             pool: step.pool.clone(),
             estimate: step.estimate.map(|e| e.to_string()),
             dynamic: false,
+            point_of_no_return: step.point_of_no_return,
         };
         let (items, secret) = match &step.for_each {
             None => {

@@ -56,6 +56,9 @@ pub struct PlanStep {
     pub estimate: Option<String>,
     /// Expanded only at run time (a `for_each` over step outputs).
     pub dynamic: bool,
+    /// Once it has succeeded, a rollback undoes only the steps after it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub point_of_no_return: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

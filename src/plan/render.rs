@@ -250,6 +250,9 @@ fn decorated(plan: &Plan, id: &str) -> String {
     if step.dynamic {
         notes.push("fan-out at run time".into());
     }
+    if step.point_of_no_return {
+        notes.push("POINT OF NO RETURN: a rollback stops here once it has succeeded".into());
+    }
     if notes.is_empty() {
         id.to_owned()
     } else {

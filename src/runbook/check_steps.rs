@@ -167,6 +167,7 @@ impl Checker<'_> {
             pool: raw.pool.as_ref().map(|p| p.value.clone()),
             window: raw.window.as_ref().map(|w| w.value.clone()),
             idempotent: raw.idempotent.unwrap_or(false),
+            point_of_no_return: raw.point_of_no_return.unwrap_or(false),
             timeout: timeout.map(|t| t.value),
             retry,
             estimate: raw.estimate.as_ref().map(|e| e.value),

@@ -148,6 +148,8 @@ pub struct Step {
     pub pool: Option<String>,
     pub window: Option<String>,
     pub idempotent: bool,
+    /// Once it has succeeded, rollbacks stop here (see `engine::core::rollback`).
+    pub point_of_no_return: bool,
     pub timeout: Option<Duration>,
     pub retry: Retry,
     pub estimate: Option<Duration>,

@@ -317,6 +317,10 @@ pub struct RawStep {
     pub window: Option<Spanned<String>>,
     /// Safe to re-run after a crash.
     pub idempotent: Option<bool>,
+    /// Once this step has succeeded, a rollback undoes only the steps after it (the steps
+    /// that need it, directly or not, and every step of a later phase); undoing it and what
+    /// came before takes `--past-point-of-no-return`, by an admin.
+    pub point_of_no_return: Option<bool>,
     /// Longest run time (replaces `defaults.timeout`); a polling check fails when its
     /// condition has not held for `stable_for` by then.
     pub timeout: Option<Spanned<Duration>>,

@@ -33,6 +33,8 @@ pub enum Permission {
     Operate,
     /// Decide gates.
     Approve,
+    /// What only an admin may do: roll back past a point of no return.
+    Administer,
 }
 
 impl Permission {
@@ -41,6 +43,7 @@ impl Permission {
             Permission::Read => "viewer",
             Permission::Operate => "operator",
             Permission::Approve => "approver",
+            Permission::Administer => "admin",
         }
     }
 }

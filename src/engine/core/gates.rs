@@ -31,6 +31,7 @@ impl Core {
         request: OperatorRequest,
     ) -> Result<(), EngineError> {
         let (op, rollback) = (request.op, request.rollback);
+        let past_point_of_no_return = request.past_point_of_no_return;
         let who = if request.by.is_empty() {
             "someone".to_owned()
         } else {
@@ -64,6 +65,7 @@ impl Core {
                 }
                 self.kill_in_flight();
                 self.close_open_gates(GateStatus::Cancelled, &who);
+                self.past_point_of_no_return = rollback && past_point_of_no_return;
                 self.stop = Some(if rollback {
                     Stop::CancelRollback
                 } else {
@@ -72,6 +74,7 @@ impl Core {
             }
             (Operation::Rollback, MigrationState::Running | MigrationState::Paused) => {
                 self.kill_in_flight();
+                self.past_point_of_no_return = past_point_of_no_return;
                 self.stop = Some(Stop::Rollback);
             }
             // Anything else was possible when asked but no longer is; the requester saw

@@ -147,6 +147,9 @@ pub(in crate::engine) struct Core {
     pub(in crate::engine) stop: Option<Stop>,
     /// A rollback under way: what is left to undo.
     undo: Option<Undo>,
+    /// An admin allowed the rollback asked for (or one a crash interrupted) to cross points
+    /// of no return.
+    pub(in crate::engine) past_point_of_no_return: bool,
     /// Gates waiting for decisions, with their deadlines.
     gates: HashMap<usize, Option<DateTime<Utc>>>,
     /// When to remind that a gate times out soon (`gate_timeout_soon`), until sent.
@@ -207,6 +210,7 @@ impl Core {
             pool_waiting: HashSet::new(),
             stop: None,
             undo: None,
+            past_point_of_no_return: false,
             gates: HashMap::new(),
             gate_reminders: HashMap::new(),
             placeholders,

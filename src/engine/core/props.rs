@@ -55,7 +55,9 @@ steps:
     rollback: "true"
   - id: c
     retry: { attempts: 2, backoff: 1s }
+    point_of_no_return: true
     run: "true"
+    rollback: "true"
   - id: d
     needs: [a, c]
     window: night
@@ -105,6 +107,8 @@ enum Input {
     Cancel,
     CancelRollback,
     Rollback,
+    /// A rollback an admin allowed to cross the point of no return (`c`).
+    RollbackPast,
     Approve,
     Reject,
     /// The driver dies; another attaches to what was committed.
@@ -126,6 +130,7 @@ fn input() -> impl Strategy<Value = Input> {
         1 => Just(Input::Cancel),
         1 => Just(Input::CancelRollback),
         1 => Just(Input::Rollback),
+        1 => Just(Input::RollbackPast),
         2 => Just(Input::Approve),
         1 => Just(Input::Reject),
         1 => Just(Input::Crash),

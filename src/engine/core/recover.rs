@@ -26,8 +26,8 @@ pub(in crate::engine) struct Recovery {
     pub gates: HashMap<String, GateInfo>,
     /// The migration's gate votes (who rejected a gate decided meanwhile).
     pub decisions: Vec<GateDecision>,
-    /// The migration's events, for a retry (did a rollback void approvals?) and a recovery
-    /// (did a window's close pause it?).
+    /// The migration's events, for a retry (did a rollback void approvals?), a recovery
+    /// (did a window's close pause it?) and a rollback (may it cross a point of no return?).
     pub events: Vec<Event>,
 }
 
@@ -226,7 +226,10 @@ impl Core {
                     gates: voided,
                 });
             }
-            Attach::Rollback => self.stop = Some(Stop::Rollback),
+            Attach::Rollback => {
+                self.past_point_of_no_return = asked_past_point_of_no_return(&left.events);
+                self.stop = Some(Stop::Rollback);
+            }
             Attach::Pause => self.set_state(MigrationState::Paused, &format!("paused by {who}"))?,
             Attach::Cancel | Attach::CancelRollback => {
                 if self.state == MigrationState::Running {
@@ -234,6 +237,9 @@ impl Core {
                         MigrationState::Paused,
                         &format!("cancel requested by {who}"),
                     )?;
+                }
+                if how == Attach::CancelRollback {
+                    self.past_point_of_no_return = asked_past_point_of_no_return(&left.events);
                 }
                 self.stop = Some(if how == Attach::CancelRollback {
                     Stop::CancelRollback
@@ -352,4 +358,14 @@ impl Core {
             | crate::calendar::WindowState::Closed { next_opens } => next_opens,
         })
     }
+}
+
+/// Whether the latest operator request (the one a driver attached to carry out) allowed its
+/// rollback to cross points of no return.
+fn asked_past_point_of_no_return(events: &[Event]) -> bool {
+    events
+        .iter()
+        .rev()
+        .find_map(|e| e.read::<crate::event::OperatorRequest>())
+        .is_some_and(|r| r.past_point_of_no_return)
 }

@@ -8,6 +8,12 @@
 //! stopped (`rollback_started` says what it ends in). The first command that fails stops
 //! the rollback: undoing more on top of a failed undo could make things worse, and an
 //! operator must look.
+//!
+//! A point of no return (`point_of_no_return: true`) that succeeded bounds every rollback:
+//! only the steps after it are undone — the steps that need it, directly or not, and every
+//! step of a later phase — unless an admin asked to cross it (`past_point_of_no_return`,
+//! recorded with the request and in `rollback_started`, so a rollback a crash interrupted
+//! goes on under the same permission). This is the one place that decides it.
 
 use super::Core;
 use super::Work;
@@ -58,6 +64,8 @@ pub(in crate::engine) struct Undo {
     /// The step whose command failed, which stopped the rollback.
     failed: Option<String>,
     then: Then,
+    /// The first point of no return that bounded it, and how many steps it kept before it.
+    kept: Option<(String, usize)>,
 }
 
 impl Core {
@@ -68,29 +76,76 @@ impl Core {
         }
         let mut order = self.graph.topological_order();
         order.reverse();
-        let todo: VecDeque<usize> = order
+        let undoable: Vec<usize> = order
             .into_iter()
             .filter(|&n| {
                 self.graph.nodes[n].row.state == StepState::Succeeded
                     && self.graph.step(&self.runbook, n).rollback.is_some()
             })
             .collect();
-        let ids: Vec<String> = todo
-            .iter()
-            .map(|&n| self.graph.nodes[n].id.clone())
-            .collect();
+        let bound = self.point_of_no_return();
+        let (todo, kept): (Vec<usize>, Vec<usize>) = match &bound {
+            Some((_, after)) => undoable.into_iter().partition(|&n| after[n]),
+            None => (undoable, Vec::new()),
+        };
+        let names = |nodes: &[usize]| -> Vec<String> {
+            nodes
+                .iter()
+                .map(|&n| self.graph.nodes[n].id.clone())
+                .collect()
+        };
         self.emit(NewEvent::of(RollbackStarted {
-            steps: ids,
+            steps: names(&todo),
             then: then.as_str().to_owned(),
+            kept: names(&kept),
+            past_point_of_no_return: self.past_point_of_no_return,
         }));
         self.undo = Some(Undo {
-            todo,
+            todo: VecDeque::from(todo),
             running: None,
             rolled_back: 0,
             failed: None,
             then,
+            kept: bound.map(|(point, _)| (point, kept.len())),
         });
         self.undo_next()
+    }
+
+    /// The first point of no return that succeeded (in plan order), and for each node
+    /// whether it comes after one that did; `None` when none did, or when an admin allowed
+    /// the rollback to cross them.
+    fn point_of_no_return(&self) -> Option<(String, Vec<bool>)> {
+        if self.past_point_of_no_return {
+            return None;
+        }
+        let passed: Vec<usize> = (0..self.graph.len())
+            .filter(|&n| {
+                self.graph.step(&self.runbook, n).point_of_no_return
+                    && self.graph.nodes[n].row.state == StepState::Succeeded
+            })
+            .collect();
+        let first = *passed.first()?;
+        // Phases run in order, so a node of a later phase than a passed point is after it
+        // even with no `needs` between them; a dependent of one is after it in any case.
+        let phase = |n: usize| {
+            let p = self.graph.nodes[n].phase;
+            crate::runbook::model::Phase::ALL
+                .iter()
+                .position(|&q| q == p)
+        };
+        let earliest = passed.iter().map(|&n| phase(n)).min().flatten();
+        let mut after: Vec<bool> = (0..self.graph.len()).map(|n| phase(n) > earliest).collect();
+        let mut stack: Vec<usize> = passed
+            .iter()
+            .flat_map(|&n| self.graph.dependents(n).iter().copied())
+            .collect();
+        while let Some(n) = stack.pop() {
+            if !after[n] {
+                after[n] = true;
+                stack.extend(self.graph.dependents(n).iter().copied());
+            }
+        }
+        Some((self.graph.nodes[first].id.clone(), after))
     }
 
     /// Starts the next rollback command when none runs, or ends the rollback when none is
@@ -197,7 +252,7 @@ impl Core {
                     if to == MigrationState::Cancelled {
                         self.cancel_remaining(); // cancelled is final: nothing is left to run
                     }
-                    let reason = match (&self.failure, undo.rolled_back, &undo.failed) {
+                    let mut reason = match (&self.failure, undo.rolled_back, &undo.failed) {
                         (Some(failure), 0, None) => format!("{failure}; nothing to roll back"),
                         (Some(failure), _, None) => format!("rolled back after {failure}"),
                         (Some(failure), _, Some(step)) => {
@@ -205,6 +260,7 @@ impl Core {
                         }
                         (None, _, _) => "rolled back".to_owned(),
                     };
+                    reason.push_str(&kept_words(undo.kept.as_ref()));
                     self.set_state(to, &reason)?;
                 }
             }
@@ -213,12 +269,28 @@ impl Core {
                 if self.state != MigrationState::Cancelled {
                     self.set_state_with(
                         MigrationState::Cancelled,
-                        "cancelled and rolled back",
+                        &format!(
+                            "cancelled and rolled back{}",
+                            kept_words(undo.kept.as_ref())
+                        ),
                         |change| change.rolled_back = true,
                     )?;
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// What a rollback kept at a point of no return, as the end of a reason: `; stopped at the
+/// point of no return cutover: 3 steps kept (...)`.
+fn kept_words(kept: Option<&(String, usize)>) -> String {
+    match kept {
+        None => String::new(),
+        Some((point, 0)) => format!("; stopped at the point of no return {point}"),
+        Some((point, n)) => format!(
+            "; stopped at the point of no return {point}: {n} step{} kept (an admin's --past-point-of-no-return undoes them)",
+            if *n == 1 { "" } else { "s" }
+        ),
     }
 }

@@ -15,7 +15,7 @@ use super::{AppState, blocking, body, load};
 use crate::engine::{Attach, Interrupted};
 use crate::event::{Decision, MigrationId, Operation};
 use crate::operator::{self, Ask, Progress, Requester};
-use crate::server::auth::{Approver, Caller, Operator};
+use crate::server::auth::{Approver, Caller, Operator, Permission};
 use crate::server::error::ApiError;
 use crate::server::extract::{Segments, present};
 use crate::view;
@@ -44,6 +44,10 @@ pub struct OpBody {
     /// Cancel only: roll back the steps that succeeded, then cancel.
     #[serde(default, deserialize_with = "present")]
     rollback: Option<bool>,
+    /// Rollback, or cancel with `rollback`: also undo the steps before a point of no return
+    /// that succeeded. Admin only.
+    #[serde(default, deserialize_with = "present")]
+    past_point_of_no_return: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -106,7 +110,16 @@ async fn operate(
             "the request body's field `rollback` is only for cancel (`DELETE /v1/migrations/{id}`); to roll back and end failed, use `POST /v1/migrations/{id}/rollback`".into(),
         ));
     }
-    let ask = Ask::new(op, body.rollback == Some(true));
+    let past = body.past_point_of_no_return == Some(true);
+    let ask = Ask::new(op, body.rollback == Some(true)).past_point_of_no_return(past);
+    if body.past_point_of_no_return.is_some() && !ask.rolls_back() {
+        return Err(ApiError::BadRequest(
+            "the request body's field `past_point_of_no_return` is only for a rollback (`POST /v1/migrations/{id}/rollback`) or a cancel with `\"rollback\": true`".into(),
+        ));
+    }
+    if past {
+        caller.require(Permission::Administer)?;
+    }
     let m = load(state, id)?;
     let driven = state.store.driver(&m.id)?.is_some();
     operator::admit(ask, &m.id, m.state, driven)?;

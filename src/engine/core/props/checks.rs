@@ -6,7 +6,7 @@ use super::*;
 impl World {
     pub(super) fn check_start(&self, start: &Start) -> Result<(), TestCaseError> {
         if start.work == Work::Undo {
-            return Ok(());
+            return self.check_undo(start);
         }
         let state = self.core.state;
         if matches!(state, MigrationState::Paused) || state.is_at_rest() || self.core.stop.is_some()
@@ -48,6 +48,25 @@ impl World {
                     start.step, self.now
                 )));
             }
+        }
+        Ok(())
+    }
+
+    /// A rollback not allowed past the point of no return (`c`) undoes nothing before it
+    /// once it has succeeded: of the steps with a rollback, only `d` (which needs it) is
+    /// after it.
+    fn check_undo(&self, start: &Start) -> Result<(), TestCaseError> {
+        let point = self
+            .core
+            .graph
+            .find("c")
+            .ok_or_else(|| fail("no node c".into()))?;
+        let passed = self.core.graph.nodes[point].row.state == StepState::Succeeded;
+        if passed && !self.core.past_point_of_no_return && start.step != "d" {
+            return Err(fail(format!(
+                "{} rolled back past the point of no return c",
+                start.step
+            )));
         }
         Ok(())
     }

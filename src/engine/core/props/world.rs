@@ -300,10 +300,17 @@ impl World {
                     .window_deadlines()
                     .map_err(|e| fail(e.to_string()))?;
             }
-            Input::Pause | Input::Cancel | Input::CancelRollback | Input::Rollback => {
+            Input::Pause
+            | Input::Cancel
+            | Input::CancelRollback
+            | Input::Rollback
+            | Input::RollbackPast => {
+                let past = matches!(input, Input::RollbackPast);
                 let (op, rollback) = match input {
                     Input::Pause => (crate::event::Operation::Pause, false),
-                    Input::Rollback => (crate::event::Operation::Rollback, false),
+                    Input::Rollback | Input::RollbackPast => {
+                        (crate::event::Operation::Rollback, false)
+                    }
                     Input::Cancel => (crate::event::Operation::Cancel, false),
                     _ => (crate::event::Operation::Cancel, true),
                 };
@@ -313,6 +320,7 @@ impl World {
                     by: "operator".into(),
                     local: false,
                     comment: None,
+                    past_point_of_no_return: past,
                 };
                 self.core
                     .at(now)
