@@ -24,11 +24,13 @@
 //! - what an outcome means for the step and the migration: `outcome`;
 //! - rollback is a mode of the core whose commands run as ordinary attempts: `rollback`;
 //! - windows (cutoffs, closes, `on_close`): `window`; gates and operator requests: `gates`;
+//! - live reports of running attempts (progress) are committed rate-limited: `live`;
 //! - what a crash left, and the operation a driver attached for: `recover`.
 
 mod advance;
 mod gates;
 mod launch;
+mod live;
 mod outcome;
 mod prepare;
 #[cfg(test)]
@@ -160,6 +162,8 @@ pub(in crate::engine) struct Core {
     /// The failure that stopped the run, in words (`step copy failed: ...`): the reason of
     /// the state it leads to.
     failure: Option<String>,
+    /// Live reports not committed yet, and when they were last.
+    live: live::Live,
 }
 
 impl Core {
@@ -214,6 +218,7 @@ impl Core {
             actor: None,
             draining: false,
             failure: None,
+            live: live::Live::default(),
         }
     }
 
@@ -316,7 +321,8 @@ impl Core {
             && (self.state.is_at_rest() || (self.stop.is_none() && self.stalled()))
     }
 
-    /// The next time the core must look at the clock: a retry, a gate deadline, a window.
+    /// The next time the core must look at the clock: a retry, a gate deadline, a window,
+    /// live reports waiting to be committed.
     pub(in crate::engine) fn next_wake(&self) -> Option<DateTime<Utc>> {
         let retries = self.retries.iter().map(|(at, _)| *at);
         let gates = self.gates.values().flatten().copied();
@@ -325,6 +331,7 @@ impl Core {
             .chain(gates)
             .chain(reminders)
             .chain(self.next_window_wake())
+            .chain(self.next_live_wake())
             .min()
     }
 
