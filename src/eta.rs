@@ -181,26 +181,57 @@ impl Inputs {
         }
     }
 
-    /// How long `id` is expected to take: the median of its earlier runs; for a fan-out
-    /// part without any, the median of its step's parts' runs (earlier and of `rows`).
-    pub fn expected(&self, id: &str, rows: &[StepRow]) -> Option<Duration> {
-        if let Some(own) = self.runs.get(id).filter(|r| !r.is_empty()) {
-            return median(own.clone());
-        }
-        let step = base(id);
-        if step == id {
-            return None;
-        }
-        let earlier = self
+    /// How long each step of `rows` is expected to take (see [`Expected`]), worked out once
+    /// for all of them.
+    pub fn expected(&self, rows: &[StepRow]) -> Expected {
+        let own = self
             .runs
             .iter()
-            .filter(|(other, _)| base(other) == step)
-            .flat_map(|(_, runs)| runs.iter().copied());
-        let here = rows
+            .filter_map(|(id, runs)| Some((id.clone(), median(runs.clone())?)))
+            .collect();
+        let mut parts: HashMap<&str, Vec<Duration>> = HashMap::new();
+        for (id, runs) in &self.runs {
+            if base(id) != id {
+                parts
+                    .entry(base(id))
+                    .or_default()
+                    .extend(runs.iter().copied());
+            }
+        }
+        let done_here = rows
             .iter()
-            .filter(|r| base(&r.step) == step && r.state == StepState::Succeeded && !r.kept)
-            .filter_map(|r| Some(r.finished_at? - r.started_at?));
-        median(earlier.chain(here).collect())
+            .filter(|r| base(&r.step) != r.step && r.state == StepState::Succeeded && !r.kept);
+        for row in done_here {
+            if let (Some(start), Some(end)) = (row.started_at, row.finished_at) {
+                parts.entry(base(&row.step)).or_default().push(end - start);
+            }
+        }
+        let by_step = parts
+            .into_iter()
+            .filter_map(|(step, runs)| Some((step.to_owned(), median(runs)?)))
+            .collect();
+        Expected { own, by_step }
+    }
+}
+
+/// How long steps are expected to take: the median of a step's earlier runs; for a fan-out
+/// part without any, the median of its step's parts' runs (earlier ones and this
+/// migration's).
+#[derive(Debug, Clone, Default)]
+pub struct Expected {
+    own: HashMap<String, Duration>,
+    by_step: HashMap<String, Duration>,
+}
+
+impl Expected {
+    pub fn get(&self, id: &str) -> Option<Duration> {
+        if let Some(own) = self.own.get(id) {
+            return Some(*own);
+        }
+        let step = base(id);
+        (step != id)
+            .then(|| self.by_step.get(step).copied())
+            .flatten()
     }
 }
 
@@ -306,15 +337,13 @@ pub fn estimate(
     inputs: &Inputs,
     now: DateTime<Utc>,
 ) -> Estimate {
+    let expected = inputs.expected(rows);
     let steps: HashMap<String, Eta> = rows
         .iter()
         .filter(|r| r.state == StepState::Running)
-        .map(|r| {
-            let eta = running(r, inputs.expected(&r.step, rows), now);
-            (r.step.clone(), eta)
-        })
+        .map(|r| (r.step.clone(), running(r, expected.get(&r.step), now)))
         .collect();
-    let migration = match whole::whole(state, rows, inputs, &steps) {
+    let migration = match whole::whole(state, rows, inputs, &expected, &steps) {
         Ok(left) => match now.checked_add_signed(left) {
             Some(end) => Eta::known(end, now, None),
             None => Eta::Unknown("its steps' estimates give no end".into()),

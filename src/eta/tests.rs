@@ -130,12 +130,12 @@ fn expected_durations_are_medians_and_parts_go_by_their_step() {
             ("load[b]", &[60]),
         ],
     );
-    assert_eq!(i.expected("copy", &[]), Some(s(20)));
-    assert_eq!(i.expected("load[a]", &[]), Some(s(40)));
+    assert_eq!(i.expected(&[]).get("copy"), Some(s(20)));
+    assert_eq!(i.expected(&[]).get("load[a]"), Some(s(40)));
     // A new part: its step's parts, earlier and here.
     let here = [succeeded("load[c]", 80), succeeded("load[d]", 90)];
-    assert_eq!(i.expected("load[z]", &here), Some(s(80)));
-    assert_eq!(i.expected("other", &here), None);
+    assert_eq!(i.expected(&here).get("load[z]"), Some(s(80)));
+    assert_eq!(i.expected(&here).get("other"), None);
 }
 
 #[test]

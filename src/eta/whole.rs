@@ -1,7 +1,7 @@
 //! A migration's time left: every unfinished step's remaining duration, combined as
 //! `max(critical path, total / concurrency)` (see the module documentation of [`super`]).
 
-use super::{Eta, Inputs, Kind, base};
+use super::{Eta, Expected, Inputs, Kind, base};
 use crate::event::{MigrationState, StepState};
 use crate::runbook::model::Phase;
 use crate::store::StepRow;
@@ -13,6 +13,7 @@ pub(super) fn whole(
     state: MigrationState,
     rows: &[StepRow],
     inputs: &Inputs,
+    expected: &Expected,
     steps: &HashMap<String, Eta>,
 ) -> Result<Duration, String> {
     use MigrationState as M;
@@ -32,7 +33,7 @@ pub(super) fn whole(
     }
     let mut left: HashMap<&str, Vec<Duration>> = HashMap::new();
     for row in rows {
-        let d = remaining(row, rows, inputs, steps)?;
+        let d = remaining(row, rows, inputs, expected, steps)?;
         left.entry(base(&row.step)).or_default().push(d);
     }
     let total: Duration = left.values().flatten().copied().sum();
@@ -45,6 +46,7 @@ fn remaining(
     row: &StepRow,
     rows: &[StepRow],
     inputs: &Inputs,
+    expected: &Expected,
     steps: &HashMap<String, Eta>,
 ) -> Result<Duration, String> {
     let id = &row.step;
@@ -96,8 +98,8 @@ fn remaining(
             "step {id} is bound to window {window}, which is not modelled"
         ));
     }
-    inputs
-        .expected(id, rows)
+    expected
+        .get(id)
         .or(shape.estimate)
         .ok_or_else(|| format!("step {id} has no earlier run or `estimate` to go by"))
 }
