@@ -2,7 +2,8 @@
 //!
 //! The core holds the step states (the run-time graph), slots, windows in use, open gates,
 //! stop requests and rollback progress. Its methods are its inputs — a round to advance
-//! ([`Core::advance`]), an attempt that ended ([`Core::finished`], [`Core::undone`]), the
+//! ([`Core::advance`]), an attempt that ended ([`Core::finished`], [`Core::undone`]), a
+//! running attempt's live report ([`Core::reported`], [`Core::live_due`]), the
 //! clock ([`Core::due_retries`], [`Core::window_deadlines`], [`Core::due_gates`]), an
 //! operator request ([`Core::request`]), a gate that closed ([`Core::gate_closed`]), what a
 //! crash left ([`Core::recover`]) — each carrying the time it happens at (`now`, never a

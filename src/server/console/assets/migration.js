@@ -142,8 +142,10 @@
     }
     const p = doc.progress;
     const counts = Object.keys(p.by_state).map((s) => p.by_state[s] + " " + s).join(", ");
+    // The time to finish of a migration being driven; one that waits for people or ended says so by its state.
+    const resting = ["created", "awaiting_approval", "paused", "failed", "certified", "cancelled"].includes(doc.state);
     $("progress").textContent = p.done + " of " + p.total + " steps done" + (counts ? " (" + counts + ")" : "") +
-      (doc.eta ? "; time to finish: " + Sensei.left(doc.eta) : "");
+      (doc.eta && !resting ? "; time to finish: " + Sensei.left(doc.eta) : "");
   }
 
   async function renderDetail() {
