@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 mod data;
+mod progress;
 pub use data::*;
+pub use progress::Progress;
 use serde_json::Value as Json;
 use std::fmt;
 
@@ -149,6 +151,7 @@ wire_enum! {
         StepCancelled = "step_cancelled",
         StepInterrupted = "step_interrupted",
         StepExpanded = "step_expanded",
+        StepProgress = "step_progress",
         GateWaiting = "gate_waiting",
         GateDecided = "gate_decided",
         GateTimeoutSoon = "gate_timeout_soon",

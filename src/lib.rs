@@ -19,6 +19,8 @@
 //!   delivered (email, webhooks) at least once, with retries.
 //! - [`config`]: the configuration file shared by the CLI and the server.
 //! - [`view`]: JSON documents of migrations shared by the CLI's `--format json` and the API.
+//! - [`eta`]: estimated times to finish for running steps and migrations (from progress
+//!   reports and earlier runs), shown by those documents, metrics and the console.
 //! - [`schedule`]: cron tick planner, catch-up, overlap, fire times -> scheduled migrations.
 //! - [`server`]: `sensei serve`, the REST API over the same calls as the CLI.
 //! - [`cli`]: the `sensei` command line, a thin shell over the above.
@@ -29,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod diag;
 pub mod engine;
+pub mod eta;
 pub mod event;
 pub mod host;
 pub mod operator;

@@ -1,8 +1,10 @@
 //! JSON views of migrations, built in one place so that `sensei status|list --format json`
 //! and the REST API show the same documents: a list item, and the status (state, phase,
-//! progress, waiting reasons, steps), and alert deliveries. Secret params appear only masked.
+//! progress, waiting reasons, steps, estimated times to finish), and alert deliveries. Secret
+//! params appear only masked.
 
 use crate::engine::lifecycle::phase_of_state;
+use crate::eta::Estimate;
 use crate::event::StepState;
 use crate::store::{LeaseHolder, Migration, MigrationHead, StepRow};
 use serde_json::{Value as Json, json};
@@ -58,9 +60,23 @@ pub fn waiting(steps: &[StepRow]) -> Vec<Json> {
         .collect()
 }
 
+/// A step row as [`step`] shows it, with its estimated time to finish while it runs (`eta`).
+pub fn step_estimated(row: &StepRow, eta: &Estimate) -> Json {
+    let mut value = step(row);
+    if let (Some(obj), Some(eta)) = (value.as_object_mut(), eta.step(&row.step)) {
+        obj.insert("eta".into(), eta.to_json());
+    }
+    value
+}
+
 /// The status document: the migration, its phase and progress, who drives it, why it
-/// waits, and every step.
-pub fn status(m: &Migration, steps: &[StepRow], driver: Option<&LeaseHolder>) -> Json {
+/// waits, when it is expected to finish, and every step.
+pub fn status(
+    m: &Migration,
+    steps: &[StepRow],
+    driver: Option<&LeaseHolder>,
+    eta: &Estimate,
+) -> Json {
     let (done, total) = progress(steps);
     json!({
         "id": m.id,
@@ -80,9 +96,10 @@ pub fn status(m: &Migration, steps: &[StepRow], driver: Option<&LeaseHolder>) ->
                 .map(|(state, n)| (state.as_str().to_owned(), json!(n)))
                 .collect::<serde_json::Map<String, Json>>(),
         },
+        "eta": eta.migration.to_json(),
         "driver": driver.map(|d| json!({ "pid": d.pid, "host": d.host, "since": d.since })),
         "waiting": waiting(steps),
-        "steps": steps.iter().map(step).collect::<Vec<_>>(),
+        "steps": steps.iter().map(|s| step_estimated(s, eta)).collect::<Vec<_>>(),
     })
 }
 

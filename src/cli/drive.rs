@@ -197,7 +197,7 @@ pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 
         let done = rows.iter().filter(|r| r.state.is_settled()).count();
         (rows.len(), done)
     });
-    let lines = Lines::new(id.clone(), total, done);
+    let lines = Lines::new(id.clone(), total, done).with_estimator(estimator(store, id));
     let interrupted = {
         let _runtime = runtime.enter();
         let (stop, interrupted) = interrupt::listen(id, lines.notices());
@@ -219,6 +219,22 @@ pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 
         Ok(state) => finish(store, id, state, interrupted.by()),
         Err(e) => exit::fail(&e),
     }
+}
+
+/// The migration's and its steps' times to finish, as the progress lines say them: read
+/// from the store (its rows, earlier runs) each time a step passes another tenth.
+fn estimator(store: &Store, id: &MigrationId) -> super::progress::Estimator {
+    let (store, id) = (store.clone(), id.clone());
+    Box::new(move || {
+        let m = store.migration(&id).ok().flatten();
+        match (m, store.steps(&id)) {
+            (Some(m), Ok(rows)) => crate::eta::Estimate::of(&store, &m, &rows, chrono::Utc::now()),
+            _ => crate::eta::Estimate {
+                steps: Default::default(),
+                migration: crate::eta::Eta::Unknown("the migration cannot be read".into()),
+            },
+        }
+    })
 }
 
 /// The last line: where the migration rests and what an operator can do next.

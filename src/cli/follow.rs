@@ -110,7 +110,8 @@ impl Feed for LocalFeed {
         let m = super::local::load(&self.store, &self.id)?;
         let steps = self.store.steps(&m.id).map_err(|e| exit::fail(&e))?;
         let driver = self.store.driver(&m.id).ok().flatten();
-        Ok(crate::view::status(&m, &steps, driver.as_ref()))
+        let eta = crate::eta::Estimate::of(&self.store, &m, &steps, chrono::Utc::now());
+        Ok(crate::view::status(&m, &steps, driver.as_ref(), &eta))
     }
 
     fn events(&mut self, after: i64) -> Result<Vec<Json>, u8> {

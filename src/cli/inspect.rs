@@ -121,6 +121,9 @@ fn render_status(doc: &Json) {
         not_done(&doc["progress"]["by_state"])
     );
     let state = text(doc, "state").parse::<MigrationState>().ok();
+    if let Some(line) = state.and_then(|s| eta_line(s, &doc["eta"])) {
+        outln!("  {line}");
+    }
     match doc["driver"].as_object() {
         Some(d) => outln!(
             "  driven by process {} on {}",
@@ -154,13 +157,54 @@ fn render_status(doc: &Json) {
     }
 }
 
-/// What a step row adds to its state: attempts, duration, why it waits or failed.
+/// When a migration being driven is expected to finish, or why that is unknown; nothing
+/// for one that waits for people or has ended (its state says so).
+fn eta_line(state: MigrationState, eta: &Json) -> Option<String> {
+    use MigrationState as M;
+    if state.is_at_rest() || matches!(state, M::Created | M::AwaitingApproval) {
+        return None;
+    }
+    Some(match eta["remaining_ms"].as_i64() {
+        Some(ms) => format!(
+            "expected to finish in about {} (at {})",
+            short_duration(ms),
+            time(eta, "finishes_at", "%H:%M:%S UTC")
+        ),
+        None => format!(
+            "time to finish unknown: {}",
+            eta["unknown"].as_str().unwrap_or("no estimate")
+        ),
+    })
+}
+
+/// A running step's progress and time left: `42% (42/100), about 1m05s left`.
+fn running_note(row: &Json) -> Option<String> {
+    if text(row, "state") != "running" {
+        return None;
+    }
+    let mut parts = Vec::new();
+    let progress = &row["progress"];
+    if let (Some(done), Some(total)) = (progress["done"].as_u64(), progress["total"].as_u64()) {
+        let p = crate::event::Progress { done, total };
+        parts.push(format!("{}% ({done}/{total})", p.percent()));
+    }
+    match row["eta"]["remaining_ms"].as_i64() {
+        Some(ms) => parts.push(format!("about {} left", short_duration(ms))),
+        None if !row["eta"].is_null() => parts.push("time left unknown".to_owned()),
+        None => {}
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// What a step row adds to its state: attempts, duration, progress and time left, why it
+/// waits or failed.
 fn step_note(row: &Json) -> String {
     let mut parts = Vec::new();
     let attempts = row["attempts"].as_u64().unwrap_or_default();
     if attempts > 1 {
         parts.push(format!("attempt {attempts}"));
     }
+    parts.extend(running_note(row));
     let at = |key: &str| {
         row[key]
             .as_str()

@@ -1,15 +1,40 @@
 //! Live progress of a driven migration: one plain line per event that matters to the person
 //! at the terminal, and on a terminal a progress bar below them (steps done of all, and the
 //! migration's state). When output goes to a file or a CI log, only the lines.
+//!
+//! A step that reports progress gets a line each time it passes another tenth (at most 11),
+//! with the time it and the migration have left when they can be estimated (see
+//! [`crate::eta`]); the bar's message follows every `step_progress` event.
 
 use crate::engine::Observer;
+use crate::eta::{self, Eta};
 use crate::event::{Event, EventData, EventKind, MigrationId, StateChanged, StepExpanded};
+use crate::store::{Reported, StepRow};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::io::Write;
 
-#[derive(Debug)]
+/// Estimates the migration's and its running steps' times to finish, now.
+pub type Estimator = Box<dyn FnMut() -> eta::Estimate + Send>;
+
 pub struct Lines {
     id: MigrationId,
     bar: Option<indicatif::ProgressBar>,
+    /// When each running step's attempt started (from its `step_started` event).
+    started: HashMap<String, DateTime<Utc>>,
+    /// The tenth of each step's progress last printed.
+    tenths: HashMap<String, u8>,
+    estimator: Option<Estimator>,
+    /// The migration's state, the bar's message when no step reports progress.
+    state: String,
+}
+
+impl std::fmt::Debug for Lines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lines")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Lines {
@@ -25,12 +50,81 @@ impl Lines {
             bar.set_position(done as u64);
             bar
         });
-        Lines { id, bar }
+        Lines {
+            id,
+            bar,
+            started: HashMap::new(),
+            tenths: HashMap::new(),
+            estimator: None,
+            state: String::new(),
+        }
     }
 
     /// Where other parts of the command print a line to stderr without tearing the bar.
     pub fn notices(&self) -> Notices {
         Notices(self.bar.clone())
+    }
+
+    /// Says with progress lines how long the migration has left, as `estimator` tells.
+    pub fn with_estimator(mut self, estimator: Estimator) -> Lines {
+        self.estimator = Some(estimator);
+        self
+    }
+
+    /// The step's progress as a line, when it passed another tenth; the bar's message.
+    fn progress(&mut self, event: &Event, p: &crate::event::StepProgress) -> Option<String> {
+        let step = event.step.clone().unwrap_or_default();
+        let progress = crate::event::Progress {
+            done: p.done,
+            total: p.total,
+        };
+        // From the event alone, for the bar: cheap enough for every event.
+        let mut row = StepRow::new(&step, crate::event::StepState::Running);
+        row.started_at = self.started.get(&step).copied();
+        row.progress = Some(Reported {
+            progress,
+            at: event.at,
+        });
+        let quick = eta::running(&row, None, event.at);
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{step} {}% ({})", progress.percent(), left(&quick)));
+        }
+        let tenth = progress.percent() / 10;
+        if self.tenths.insert(step.clone(), tenth) == Some(tenth) {
+            return None;
+        }
+        // For a line: the store's estimates, so the step's and the migration's agree.
+        let estimate = self.estimator.as_mut().map(|estimate| estimate());
+        let own = estimate
+            .as_ref()
+            .and_then(|e| e.step(&step).cloned())
+            .unwrap_or(quick);
+        let whole = match estimate.map(|e| e.migration) {
+            Some(Eta::Known { remaining, .. }) => format!(
+                "; the migration about {} left",
+                short_duration(remaining.num_milliseconds())
+            ),
+            _ => String::new(),
+        };
+        Some(format!(
+            "  ⋯ {step} {}% ({}/{}), {}{whole}",
+            progress.percent(),
+            p.done,
+            p.total,
+            if progress.complete() {
+                "done".to_owned()
+            } else {
+                left(&own)
+            }
+        ))
+    }
+}
+
+/// A step's time left in words.
+fn left(eta: &Eta) -> String {
+    match eta.remaining() {
+        Some(left) => format!("about {} left", short_duration(left.num_milliseconds())),
+        None => "time left unknown".to_owned(),
     }
 }
 
@@ -172,6 +266,8 @@ impl Lines {
             ),
             EventData::StepWaiting(w) => format!("  … {step}: {}", w.reason),
             EventData::OperatorRequest(r) => format!("  ⚑ {} requested by {}", r.op, r.by),
+            // Said by `progress`, only as it passes each tenth.
+            EventData::StepProgress(_) => return None,
             EventData::MigrationCreated(_) | EventData::DriverAttached(_) => return None,
         })
     }
@@ -184,7 +280,10 @@ impl Observer for Lines {
                 EventKind::StepSucceeded
                 | EventKind::StepSkipped
                 | EventKind::StepFailed
-                | EventKind::StepCancelled => bar.inc(1),
+                | EventKind::StepCancelled => {
+                    bar.inc(1);
+                    bar.set_message(self.state.clone());
+                }
                 EventKind::StepExpanded => bar.inc_length(
                     event
                         .read::<StepExpanded>()
@@ -192,13 +291,24 @@ impl Observer for Lines {
                 ),
                 EventKind::StateChanged => {
                     if let Some(change) = event.read::<StateChanged>() {
-                        bar.set_message(change.to.as_str());
+                        self.state = change.to.as_str().to_owned();
+                        bar.set_message(self.state.clone());
                     }
                 }
                 _ => {}
             }
         }
-        let Some(line) = self.line(event) else { return };
+        if event.kind == EventKind::StepStarted
+            && let Some(step) = &event.step
+        {
+            self.started.insert(step.clone(), event.at);
+            self.tenths.remove(step);
+        }
+        let line = match event.read::<crate::event::StepProgress>() {
+            Some(p) => self.progress(event, &p),
+            None => self.line(event),
+        };
+        let Some(line) = line else { return };
         match &self.bar {
             Some(bar) => bar.suspend(|| {
                 let _ = writeln!(std::io::stdout().lock(), "{line}");

@@ -4,7 +4,7 @@
 //! starts, and a gate waits for decisions in the store.
 
 use crate::event::MigrationId;
-use crate::process::{self, Exit, Line, Reaper, RunSpec, StepEnv, Stream};
+use crate::process::{self, Exit, Line, LiveReport, OnReport, Reaper, RunSpec, StepEnv, Stream};
 use crate::runbook::render::Masker;
 use crate::store::{LogStream, NewLogLine, Store};
 use chrono::Utc;
@@ -12,7 +12,7 @@ use serde_json::{Map, Value as Json, json};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 /// An action with every template rendered, ready to start.
 #[derive(Debug, Clone)]
@@ -56,6 +56,22 @@ pub enum Outcome {
     Cancelled,
 }
 
+/// A live report of a running attempt (`progress=`), on its way to the driver.
+#[derive(Debug)]
+pub struct Report {
+    pub node: usize,
+    pub attempt: u32,
+    pub report: LiveReport,
+}
+
+/// Where an attempt's live reports go: the driver's channel. Sending never waits, so a step
+/// that reports is never slowed by the driver or the store.
+#[derive(Debug, Clone)]
+pub struct Reports {
+    pub tx: mpsc::UnboundedSender<Report>,
+    pub node: usize,
+}
+
 /// What every attempt needs besides its action.
 #[derive(Debug, Clone)]
 pub struct Attempt {
@@ -70,6 +86,8 @@ pub struct Attempt {
     pub reaper: Option<Arc<Reaper>>,
     pub http: reqwest::Client,
     pub clock: Arc<dyn super::clock::Clock>,
+    /// Where the live reports of a `run` go; none for rollback commands and probes.
+    pub reports: Option<Reports>,
 }
 
 impl Attempt {
@@ -213,8 +231,29 @@ async fn run(
         Stream::Stderr => stderr.line(attempt, LogStream::Stderr, line),
     };
     let on_spawn = |pgid: i32| attempt.record_process(pgid);
-    let outcome =
-        process::run_observed(spec, attempt.reaper.as_deref(), on_line, on_spawn, cancel).await;
+    let mut send = |report: LiveReport| {
+        if let Some(to) = &attempt.reports {
+            // A driver that is gone has nobody left to tell.
+            let _ = to.tx.send(Report {
+                node: to.node,
+                attempt: attempt.attempt,
+                report,
+            });
+        }
+    };
+    let on_report: Option<OnReport<'_>> = match attempt.reports {
+        Some(_) => Some(&mut send),
+        None => None,
+    };
+    let outcome = process::run_observed(
+        spec,
+        attempt.reaper.as_deref(),
+        on_line,
+        on_spawn,
+        on_report,
+        cancel,
+    )
+    .await;
     stdout.flush(attempt, LogStream::Stdout);
     stderr.flush(attempt, LogStream::Stderr);
     for problem in &outcome.output_errors {

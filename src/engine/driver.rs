@@ -4,18 +4,22 @@
 //! core's effects (spawn processes, kill them, notify the observer). A crash between two
 //! rounds loses nothing that had an effect. Every decision is the core's (`core`); the
 //! driver is its I/O: the store, the processes, the network and the clock.
+//!
+//! Running attempts send their live reports (`progress=`) on a channel the driver reads
+//! beside their outcomes; it gives the core every report sent before an outcome first.
+//! `recovery` reads what a previous driver left when one attaches.
 
-use super::actions::{self, Attempt, Outcome};
-use super::core::{Core, Effect, Recovery, Slot, Start, Work};
-use super::open::Attach;
+use super::actions::{self, Attempt, Outcome, Report, Reports};
+use super::core::{Core, Effect, Slot, Start, Work};
 use super::{EngineError, Observer, Options};
-use crate::event::StepState;
 use crate::event::{Event, EventKind, MigrationId, MigrationState, NewEvent, OperatorRequest};
 use crate::store::{GateStatus, Lease, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+
+mod recovery;
 
 /// The driver of one migration.
 pub struct Driver {
@@ -39,6 +43,11 @@ pub struct Driver {
     /// as abruptly as `kill -9` (`SENSEI_TEST_CRASH_AFTER_COMMITS`).
     pub(super) crash_after: Option<u64>,
     pub(super) commits: u64,
+    /// Live reports of running attempts (`progress=`), for the core; attempts get a sender.
+    pub(super) reports: (
+        mpsc::UnboundedSender<Report>,
+        mpsc::UnboundedReceiver<Report>,
+    ),
 }
 
 impl std::fmt::Debug for Driver {
@@ -101,9 +110,14 @@ impl Driver {
                         self.joined(joined);
                     }
                 }
+                Some(report) = self.reports.1.recv() => {
+                    self.report(report);
+                    self.take_reports();
+                }
                 () = sleep_until(wake) => {
                     let now = self.now();
                     self.core.at(now).due_retries();
+                    self.core.at(now).live_due();
                     self.gate_deadlines().await?;
                     let now = self.now();
                     self.core.at(now).window_deadlines()?;
@@ -130,7 +144,24 @@ impl Driver {
         self.opts.clock.now()
     }
 
+    /// Gives a live report to the core.
+    fn report(&mut self, report: Report) {
+        let now = self.now();
+        self.core
+            .at(now)
+            .reported(report.node, report.attempt, report.report);
+    }
+
+    /// Gives the core every live report sent so far: before an attempt's outcome, so that
+    /// its last report is taken in while it still runs.
+    fn take_reports(&mut self) {
+        while let Ok(report) = self.reports.1.try_recv() {
+            self.report(report);
+        }
+    }
+
     fn joined(&mut self, joined: Result<(usize, Work, Outcome, Slot), tokio::task::JoinError>) {
+        self.take_reports();
         let now = self.now();
         match joined {
             Ok((node, work, outcome, slot)) => {
@@ -247,6 +278,10 @@ impl Driver {
             reaper: self.opts.reaper.clone(),
             http: self.http.clone(),
             clock: self.opts.clock.clone(),
+            reports: (work == Work::Attempt).then(|| Reports {
+                tx: self.reports.0.clone(),
+                node,
+            }),
         };
         let handle = self.tasks.spawn(async move {
             let outcome = actions::perform(action, attempt, rx).await;
@@ -368,76 +403,6 @@ impl Driver {
             }
         }
         Ok(())
-    }
-
-    /// Reads what a previous driver left (processes still running, gate rows, events), for
-    /// the core to settle, then applies the operation this driver attached for.
-    pub(super) fn attach(&mut self, how: Attach) -> Result<(), EngineError> {
-        let left = self.recovery(how)?;
-        let now = self.now();
-        self.core.at(now).recover(how, &left)?;
-        self.core.operate(how, &self.lease, &left)
-    }
-
-    fn recovery(&self, how: Attach) -> Result<Recovery, EngineError> {
-        let mut left = Recovery::default();
-        let id = &self.core.migration.id;
-        let rolling_back = self.core.rolling_back();
-        for (node, n) in self.core.graph.nodes.iter().enumerate() {
-            match n.row.state {
-                StepState::Running | StepState::Interrupted => {
-                    if let Some(o) = self.live_orphan(&n.id, None)? {
-                        left.orphans.insert(n.id.clone(), o);
-                    }
-                }
-                StepState::Waiting if !n.placeholder => {
-                    if let Some(gate) = self.store.gate(id, &n.id)? {
-                        left.gates.insert(n.id.clone(), gate);
-                    }
-                }
-                StepState::Succeeded if rolling_back && self.core.has_rollback(node) => {
-                    let attempt = Some(super::ROLLBACK_ATTEMPT);
-                    if let Some(o) = self.live_orphan(&n.id, attempt)? {
-                        left.undo_orphans.insert(n.id.clone(), o);
-                    }
-                }
-                _ => {}
-            }
-        }
-        if left
-            .gates
-            .values()
-            .any(|g| g.status == GateStatus::Rejected)
-        {
-            left.decisions = self.store.gate_decisions(id).unwrap_or_default();
-        }
-        if matches!(
-            how,
-            Attach::Retry | Attach::Recover | Attach::Rollback | Attach::CancelRollback
-        ) {
-            left.events = self.store.events(id, 0)?;
-        }
-        Ok(left)
-    }
-
-    /// The process group of the step's latest attempt (of `attempt` when given), when it
-    /// still runs on this host although no driver owns it.
-    fn live_orphan(
-        &self,
-        step: &str,
-        attempt: Option<u32>,
-    ) -> Result<Option<super::core::Orphan>, EngineError> {
-        let Some(p) = self.store.step_process(&self.core.migration.id, step)? else {
-            return Ok(None);
-        };
-        let ours = p.host == self.store.host() && attempt.is_none_or(|a| a == p.attempt);
-        Ok(
-            (ours && crate::host::group_alive(p.pgid, p.pg_start)).then(|| super::core::Orphan {
-                step: step.to_owned(),
-                attempt: p.attempt,
-                pgid: p.pgid,
-            }),
-        )
     }
 
     /// The first step waiting for an operator after an interruption.

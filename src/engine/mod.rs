@@ -5,8 +5,9 @@
 //! - [`operation`]: operator operations as paths through the lifecycle.
 //! - `open`: creating a migration, and attaching a driver to one (lease, rebuilt graph).
 //! - `core`: the migration's run-time state and every decision about it, without I/O: its
-//!   inputs are an attempt that ended, the clock, an operator request, a gate decision, what
-//!   a crash left; its outputs the batch to commit and the effects to carry out. Its module
+//!   inputs are an attempt that ended, a running attempt's live report (progress), the
+//!   clock, an operator request, a gate decision, what a crash left; its outputs the batch to
+//!   commit and the effects to carry out. Its module
 //!   docs say where each invariant lives.
 //! - `driver`: the round loop and all of its I/O (give the core its inputs, commit, carry out
 //!   the effects); `actions` runs `run`/`http`/`wait`, `poll` the automatic gates; `graph` is

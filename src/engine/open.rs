@@ -238,6 +238,7 @@ fn build(
             .ok()
             .and_then(|n| n.parse().ok()),
         commits: 0,
+        reports: tokio::sync::mpsc::unbounded_channel(),
     })
 }
 

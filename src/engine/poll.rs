@@ -71,8 +71,10 @@ pub async fn run(poll: Poll, attempt: &Attempt, cancel: watch::Receiver<bool>) -
                 Prepared::Http { .. } => Some(left.map_or(HTTP_DEFAULT, |l| l.min(HTTP_DEFAULT))),
                 _ => left,
             };
+            // A probe is not the step's work: what it writes is no progress of the step.
             let probe_attempt = Attempt {
                 timeout: limit,
+                reports: None,
                 ..attempt.clone()
             };
             let outcome = Box::pin(actions::perform(

@@ -107,6 +107,7 @@ event_data! {
     StepCancelled,
     StepInterrupted,
     StepExpanded,
+    StepProgress,
     GateWaiting,
     GateDecided,
     GateTimeoutSoon,
@@ -255,6 +256,17 @@ pub struct StepInterrupted {
 pub struct StepExpanded {
     pub items: Vec<Json>,
     pub steps: Vec<String>,
+}
+
+/// A running attempt's progress reached another whole percent (`progress=DONE/TOTAL` in
+/// its `$SENSEI_OUTPUT`). Rate-limited by the engine (`engine::core::live`): at most one per
+/// step per second, and only when the whole percent changed, so at most 101 per attempt.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StepProgress {
+    pub attempt: u32,
+    pub done: u64,
+    pub total: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

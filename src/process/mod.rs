@@ -8,22 +8,26 @@
 //!
 //! - `env`: the environment a step process gets (never Sensei's whole environment).
 //! - `lines`: capped line reading of the pipes.
-//! - `outputs`: the `$SENSEI_OUTPUT` file (SPEC §2).
+//! - `outputs`: the `$SENSEI_OUTPUT` file (SPEC §2), read once the process exited.
+//! - `live`: live reports (`progress=`) in that file, followed while the step runs.
 //! - `group`: signals to a group, reaping of re-parented members, the kill-on-drop guard.
 //! - `reaper`: the `sensei __reap` watchdog and the engine's handle on it.
 
 mod env;
 mod group;
 mod lines;
+mod live;
 mod outputs;
 mod reaper;
 
 pub use env::{INHERITED, Inherited, StepEnv, always_inherited, conceal_own_environment};
+pub use live::{FOLLOW_EVERY, LiveReport};
 pub use outputs::OUTPUT_ENV;
 pub use reaper::{Reaper, reap_main};
 
 use group::Group;
 use lines::Lines;
+use live::Follower;
 use outputs::OutputFile;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -89,9 +93,10 @@ pub enum Exit {
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
     pub exit: Exit,
-    /// `key=value` lines of the `$SENSEI_OUTPUT` file, in order (also after a timeout or cancel).
+    /// `key=value` lines of the `$SENSEI_OUTPUT` file, in order (also after a timeout or
+    /// cancel), without live reports (`progress=`), which go to `on_report`.
     pub outputs: Vec<(String, String)>,
-    /// One sentence per line of that file that was not `key=value`.
+    /// One sentence per line of that file that was not `key=value` or a valid live report.
     pub output_errors: Vec<String>,
     /// The last non-empty stdout line, when [`RunSpec::capture_last_line`] is set. Lines longer
     /// than 64 KiB arrive in pieces, so this is at most the last 64 KiB piece.
@@ -151,16 +156,23 @@ pub async fn run(
     on_line: impl FnMut(Stream, Line) + Send,
     cancel: watch::Receiver<bool>,
 ) -> RunOutcome {
-    run_observed(spec, reaper, on_line, |_| {}, cancel).await
+    run_observed(spec, reaper, on_line, |_| {}, None, cancel).await
 }
 
+/// A callback for the live reports of a run (see [`run_observed`]).
+pub type OnReport<'a> = &'a mut (dyn FnMut(LiveReport) + Send);
+
 /// [`run`], telling `on_spawn` the process group id as soon as the shell runs (the engine
-/// records it, so that a resume can tell whether the group outlived its driver).
+/// records it, so that a resume can tell whether the group outlived its driver), and
+/// `on_report` each live report (`progress=`) of `$SENSEI_OUTPUT` as the step writes it:
+/// the file is looked at every [`FOLLOW_EVERY`] while the shell runs, and once more when it
+/// has exited, so the last report given is the file's last (see `live`).
 pub async fn run_observed(
     spec: RunSpec,
     reaper: Option<&Reaper>,
     mut on_line: impl FnMut(Stream, Line) + Send,
     on_spawn: impl FnOnce(i32) + Send,
+    mut on_report: Option<OnReport<'_>>,
     mut cancel: watch::Receiver<bool>,
 ) -> RunOutcome {
     let started = Instant::now();
@@ -202,6 +214,9 @@ pub async fn run_observed(
     let drain = tokio::time::sleep_until(started);
     tokio::pin!(timeout, sigkill, drain);
     let (mut sigkill_armed, mut drain_armed) = (false, false);
+    let mut follower = Follower::new(output_file.path().to_path_buf());
+    let mut follow = tokio::time::interval_at(started + FOLLOW_EVERY, FOLLOW_EVERY);
+    follow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let exit = loop {
         if stdout.done()
@@ -264,14 +279,25 @@ pub async fn run_observed(
                 stdout.abandon();
                 stderr.abandon();
             }
+            _ = follow.tick(), if running && on_report.is_some() => {
+                if let Some(on_report) = on_report.as_deref_mut() {
+                    follower.look().into_iter().for_each(&mut *on_report);
+                }
+            }
         }
     };
     group.finish().await;
-    let (outputs, output_errors) = output_file.read();
+    let parsed = output_file.read();
+    if let Some(on_report) = on_report {
+        follower
+            .settle(parsed.reports)
+            .into_iter()
+            .for_each(on_report);
+    }
     RunOutcome {
         exit,
-        outputs,
-        output_errors,
+        outputs: parsed.outputs,
+        output_errors: parsed.errors,
         last_stdout_line,
         duration: started.elapsed(),
     }
@@ -361,6 +387,41 @@ mod tests {
         release(&mut child).await;
         assert!(child.wait().await.expect("wait").success());
         assert!(dir.path().join("ran").exists());
+    }
+
+    /// Reports come as the step writes them, and the last one is the file's, also when the
+    /// step wrote it just before it exited; they are not outputs.
+    #[tokio::test]
+    async fn live_reports_are_handed_on_while_the_step_runs_and_at_its_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = RunSpec {
+            command:
+                "echo progress=1/4 >> \"$SENSEI_OUTPUT\"; while [ ! -f go ]; do sleep 0.01; done; \
+                      echo progress=4/4 >> \"$SENSEI_OUTPUT\"; echo rows=2 >> \"$SENSEI_OUTPUT\""
+                    .into(),
+            dir: dir.path().to_path_buf(),
+            env: StepEnv::minimal(),
+            timeout: Some(Duration::from_secs(30)),
+            kill_grace: Duration::from_secs(1),
+            capture_last_line: false,
+        };
+        let (_tx, rx) = watch::channel(false);
+        let reports = std::sync::Mutex::new(Vec::new());
+        let go = dir.path().join("go");
+        let mut on_report = |report: LiveReport| {
+            let mut seen = reports.lock().expect("lock");
+            seen.push(report);
+            // The first report arrived while the step waits: let it go on.
+            std::fs::write(&go, "").expect("go");
+        };
+        let outcome = run_observed(spec, None, |_, _| {}, |_| {}, Some(&mut on_report), rx).await;
+        assert_eq!(outcome.exit, Exit::Code(0));
+        assert_eq!(outcome.outputs, vec![("rows".to_owned(), "2".to_owned())]);
+        let progress = |done| LiveReport::Progress(crate::event::Progress { done, total: 4 });
+        assert_eq!(
+            *reports.lock().expect("lock"),
+            vec![progress(1), progress(4)]
+        );
     }
 
     #[test]

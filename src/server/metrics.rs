@@ -1,7 +1,9 @@
 //! `GET /metrics` in the Prometheus text format: migrations by state (read from the store at
 //! scrape time), drivers running in this server, runbook files valid and invalid, lost log
-//! lines, and HTTP requests by method, route and status with a latency histogram per route
-//! (counted by [`track`], a layer on the matched routes).
+//! lines, the progress and estimated time to finish of running steps and of migrations being
+//! driven (labelled by migration and step, so only those: a series ends when its step does,
+//! which bounds how many there are), and HTTP requests by method, route and status with a
+//! latency histogram per route (counted by [`track`], a layer on the matched routes).
 
 use super::AppState;
 use axum::extract::{MatchedPath, Request, State};
@@ -213,6 +215,61 @@ pub fn render(state: &AppState) -> String {
         "",
         &LONG_BUCKETS,
     );
+    render_progress(state, &mut out);
     state.metrics.render_http(&mut out);
     out
+}
+
+/// Progress and estimates of what runs now: migrations being driven and their running steps.
+fn render_progress(state: &AppState, out: &mut String) {
+    use crate::event::{MigrationState as M, StepState};
+    let mut ratios = String::new();
+    let mut step_etas = String::new();
+    let mut etas = String::new();
+    let now = chrono::Utc::now();
+    let driven = state
+        .store
+        .list(None)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| !m.state.is_at_rest() && !matches!(m.state, M::Created | M::AwaitingApproval));
+    for head in driven {
+        let (Ok(Some(m)), Ok(rows)) =
+            (state.store.migration(&head.id), state.store.steps(&head.id))
+        else {
+            continue;
+        };
+        let estimate = crate::eta::Estimate::of(&state.store, &m, &rows, now);
+        let id = escape(m.id.as_str());
+        if let Some(left) = estimate.migration.remaining() {
+            let seconds = left.num_milliseconds() as f64 / 1000.0;
+            let _ = writeln!(
+                etas,
+                "sensei_migration_eta_seconds{{migration=\"{id}\"}} {seconds}"
+            );
+        }
+        for row in rows.iter().filter(|r| r.state == StepState::Running) {
+            let labels = format!("migration=\"{id}\",step=\"{}\"", escape(&row.step));
+            if let Some(reported) = row.progress {
+                let ratio = reported.progress.ratio();
+                let _ = writeln!(ratios, "sensei_step_progress_ratio{{{labels}}} {ratio}");
+            }
+            if let Some(left) = estimate
+                .step(&row.step)
+                .and_then(crate::eta::Eta::remaining)
+            {
+                let seconds = left.num_milliseconds() as f64 / 1000.0;
+                let _ = writeln!(step_etas, "sensei_step_eta_seconds{{{labels}}} {seconds}");
+            }
+        }
+    }
+    out.push_str("# HELP sensei_step_progress_ratio Share done (0 to 1) of each running step that reports progress=DONE/TOTAL.\n");
+    out.push_str("# TYPE sensei_step_progress_ratio gauge\n");
+    out.push_str(&ratios);
+    out.push_str("# HELP sensei_step_eta_seconds Estimated seconds until each running step finishes, where it can be estimated.\n");
+    out.push_str("# TYPE sensei_step_eta_seconds gauge\n");
+    out.push_str(&step_etas);
+    out.push_str("# HELP sensei_migration_eta_seconds Estimated seconds until each migration being driven finishes, where it can be estimated.\n");
+    out.push_str("# TYPE sensei_migration_eta_seconds gauge\n");
+    out.push_str(&etas);
 }

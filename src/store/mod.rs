@@ -46,7 +46,7 @@ pub use processes::StepProcess;
 pub use schema::{DB_FILE, SCHEMA_VERSION};
 pub use types::{
     Batch, Committed, Durability, LogLine, LogStream, Migration, MigrationHead, NewLogLine,
-    NewMigration, StepRow,
+    NewMigration, Reported, StepRow,
 };
 
 use crate::event::{Event, MigrationId, MigrationState, NewEvent};

@@ -3,8 +3,8 @@
 
 use super::StoreError;
 use super::schema::{json_col, name_col, opt_json_col, opt_time_col, time_col};
-use super::types::{LogLine, Migration, MigrationHead, StepRow};
-use crate::event::{Event, MigrationId, MigrationState};
+use super::types::{LogLine, Migration, MigrationHead, Reported, StepRow};
+use crate::event::{Event, MigrationId, MigrationState, Progress};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// How many candidates an ambiguous prefix names.
@@ -122,7 +122,7 @@ pub fn steps(conn: &Connection, id: &MigrationId) -> Result<Vec<StepRow>, StoreE
     let rows = conn
         .prepare_cached(
             "SELECT step, state, attempts, started_at, finished_at, exit_code, outputs, error, reason,
-                    kept
+                    kept, progress_done, progress_total, progress_at
              FROM steps WHERE migration = ?1 ORDER BY n",
         )?
         .query_map([id.as_str()], |r| {
@@ -137,10 +137,28 @@ pub fn steps(conn: &Connection, id: &MigrationId) -> Result<Vec<StepRow>, StoreE
                 error: r.get(7)?,
                 reason: r.get(8)?,
                 kept: r.get(9)?,
+                progress: progress_cols(r, 10)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+/// The progress kept in columns `idx..idx + 3` (done, total, at), if any.
+fn progress_cols(r: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Reported>> {
+    let done: Option<i64> = r.get(idx)?;
+    let total: Option<i64> = r.get(idx + 1)?;
+    let at = opt_time_col(r, idx + 2)?;
+    Ok(match (done, total, at) {
+        (Some(done), Some(total), Some(at)) => Some(Reported {
+            progress: Progress {
+                done: done.max(0) as u64,
+                total: total.max(0) as u64,
+            },
+            at,
+        }),
+        _ => None,
+    })
 }
 
 /// Events with a seq above `after_seq`, in order.
@@ -239,6 +257,43 @@ pub fn step_durations(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+/// How long each step that succeeded by running took, in the last `migrations` migrations
+/// of a runbook other than `except` (newest first): what an ETA goes by. One query on the
+/// steps' (migration, step) index, however many steps there are.
+pub fn step_history(
+    conn: &Connection,
+    runbook: &str,
+    except: &MigrationId,
+    migrations: u32,
+) -> Result<Vec<(String, chrono::Duration)>, StoreError> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT s.step, s.started_at, s.finished_at FROM steps s
+             WHERE s.migration IN (SELECT id FROM migrations WHERE runbook = ?1 AND id <> ?2
+                                   ORDER BY n DESC LIMIT ?3)
+               AND s.state = 'succeeded' AND s.kept = 0
+               AND s.started_at IS NOT NULL AND s.finished_at IS NOT NULL",
+        )?
+        .query_map(params![runbook, except.as_str(), migrations], |r| {
+            Ok((r.get::<_, String>(0)?, time_col(r, 2)? - time_col(r, 1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+impl super::Store {
+    /// How long each step that succeeded by running took, in the last `migrations`
+    /// migrations of a runbook other than `except`: what an ETA goes by.
+    pub fn step_history(
+        &self,
+        runbook: &str,
+        except: &MigrationId,
+        migrations: u32,
+    ) -> Result<Vec<(String, chrono::Duration)>, StoreError> {
+        step_history(&self.reader(), runbook, except, migrations)
+    }
 }
 
 /// How many migrations are in each state (states with none are left out).

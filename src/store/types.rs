@@ -1,7 +1,7 @@
 //! The plain data the store takes and returns: migrations, batches of changes, step rows and
 //! log lines. No SQL here; how these are stored is `schema`'s and `write`'s business.
 
-use crate::event::{MigrationId, MigrationState, NewEvent, StepState};
+use crate::event::{MigrationId, MigrationState, NewEvent, Progress, StepState};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -117,6 +117,18 @@ pub struct StepRow {
     /// views only when set: its `reason` says so in words too).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub kept: bool,
+    /// The latest progress its latest attempt reported (shown only when it reported any).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Reported>,
+}
+
+/// A step's progress as the engine heard it, and when (on the engine's clock, as
+/// `started_at`): an ETA extrapolates from this moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Reported {
+    #[serde(flatten)]
+    pub progress: Progress,
+    pub at: DateTime<Utc>,
 }
 
 impl StepRow {
@@ -133,6 +145,7 @@ impl StepRow {
             error: None,
             reason: None,
             kept: false,
+            progress: None,
         }
     }
 }

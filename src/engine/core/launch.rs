@@ -178,6 +178,8 @@ impl Core {
             row.finished_at = None;
             row.error = None;
             row.reason = None;
+            // Progress is an attempt's: a new one starts from nothing reported.
+            row.progress = None;
         });
         let command = match &action {
             Prepared::Run { command, .. } => Some(command.clone()),

@@ -2,7 +2,8 @@
 //!
 //! The core holds the step states (the run-time graph), slots, windows in use, open gates,
 //! stop requests and rollback progress. Its methods are its inputs — a round to advance
-//! ([`Core::advance`]), an attempt that ended ([`Core::finished`], [`Core::undone`]), the
+//! ([`Core::advance`]), an attempt that ended ([`Core::finished`], [`Core::undone`]), a
+//! running attempt's live report ([`Core::reported`], [`Core::live_due`]), the
 //! clock ([`Core::due_retries`], [`Core::window_deadlines`], [`Core::due_gates`]), an
 //! operator request ([`Core::request`]), a gate that closed ([`Core::gate_closed`]), what a
 //! crash left ([`Core::recover`]) — each carrying the time it happens at (`now`, never a
@@ -24,6 +25,7 @@
 //! - what an outcome means for the step and the migration: `outcome`;
 //! - rollback is a mode of the core whose commands run as ordinary attempts: `rollback`;
 //! - windows (cutoffs, closes, `on_close`): `window`; gates and operator requests: `gates`;
+//! - live reports of running attempts (progress) are committed rate-limited: `live`;
 //! - what a crash left, and the operation a driver attached for: `recover`.
 //! - every committed event gets its alert deliveries: not the core's nor the driver's job;
 //!   the store routes each event it appends, in its transaction (`store::route`).
@@ -31,6 +33,7 @@
 mod advance;
 mod gates;
 mod launch;
+mod live;
 mod outcome;
 mod prepare;
 #[cfg(test)]
@@ -164,6 +167,8 @@ pub(in crate::engine) struct Core {
     /// The failure that stopped the run, in words (`step copy failed: ...`): the reason of
     /// the state it leads to.
     failure: Option<String>,
+    /// Live reports not committed yet, and when they were last.
+    live: live::Live,
 }
 
 impl Core {
@@ -219,6 +224,7 @@ impl Core {
             actor: None,
             draining: false,
             failure: None,
+            live: live::Live::default(),
         }
     }
 
@@ -321,7 +327,8 @@ impl Core {
             && (self.state.is_at_rest() || (self.stop.is_none() && self.stalled()))
     }
 
-    /// The next time the core must look at the clock: a retry, a gate deadline, a window.
+    /// The next time the core must look at the clock: a retry, a gate deadline, a window,
+    /// live reports waiting to be committed.
     pub(in crate::engine) fn next_wake(&self) -> Option<DateTime<Utc>> {
         let retries = self.retries.iter().map(|(at, _)| *at);
         let gates = self.gates.values().flatten().copied();
@@ -330,6 +337,7 @@ impl Core {
             .chain(gates)
             .chain(reminders)
             .chain(self.next_window_wake())
+            .chain(self.next_live_wake())
             .min()
     }
 

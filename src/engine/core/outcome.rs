@@ -12,6 +12,7 @@ impl Core {
     /// An attempt ended.
     pub(in crate::engine) fn finished(&mut self, node: usize, outcome: Outcome) {
         self.running.remove(&node);
+        self.forget_live(node);
         let now = self.now;
         let id = self.graph.nodes[node].id.clone();
         let attempt = self.graph.nodes[node].row.attempts;
@@ -101,6 +102,7 @@ impl Core {
     pub(in crate::engine) fn task_panicked(&mut self, node: Option<usize>, error: String) {
         if let Some(node) = node {
             self.running.remove(&node);
+            self.forget_live(node);
         }
         self.stop = Some(Stop::Fail);
         self.emit(NewEvent::of(StepFailed {

@@ -155,7 +155,11 @@ async fn operate(
     let m = load(state, id)?;
     let steps = state.store.steps(&m.id)?;
     let driver = state.store.driver(&m.id)?;
-    Ok((status, Json(view::status(&m, &steps, driver.as_ref()))))
+    let eta = crate::eta::Estimate::of(&state.store, &m, &steps, chrono::Utc::now());
+    Ok((
+        status,
+        Json(view::status(&m, &steps, driver.as_ref(), &eta)),
+    ))
 }
 
 /// Follows the request of seq `asked` (bounded) by the operator protocol

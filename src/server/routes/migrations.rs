@@ -4,6 +4,7 @@
 use super::{AppState, blocking, body, load};
 use crate::diag;
 use crate::engine::{self, EngineError, NewRun};
+use crate::eta::Estimate;
 use crate::event::MigrationState;
 use crate::runbook::params;
 use crate::server::auth::{Operator, Reader};
@@ -18,6 +19,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -57,7 +59,8 @@ pub async fn create(
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/migrations/{}", migration.id)) {
         headers.insert(header::LOCATION, location);
     }
-    let doc = view::status(&migration, &steps, None);
+    let eta = Estimate::of(&state.store, &migration, &steps, Utc::now());
+    let doc = view::status(&migration, &steps, None, &eta);
     Ok((StatusCode::CREATED, headers, Json(doc)).into_response())
 }
 
@@ -139,7 +142,8 @@ pub async fn detail(
     let m = load(&state, &id)?;
     let steps = state.store.steps(&m.id)?;
     let driver = state.store.driver(&m.id)?;
-    let mut doc = view::status(&m, &steps, driver.as_ref());
+    let eta = Estimate::of(&state.store, &m, &steps, Utc::now());
+    let mut doc = view::status(&m, &steps, driver.as_ref(), &eta);
     if let Some(obj) = doc.as_object_mut() {
         obj.insert("runbook_path".into(), json!(m.runbook_path));
         obj.insert(
@@ -161,14 +165,25 @@ pub async fn status(
     let steps = state.store.steps(&m.id)?;
     let driver = state.store.driver(&m.id)?;
     let (done, total) = view::progress(&steps);
+    let eta = Estimate::of(&state.store, &m, &steps, Utc::now());
+    let running: Vec<&crate::store::StepRow> = steps
+        .iter()
+        .filter(|s| s.state == crate::event::StepState::Running)
+        .collect();
     Ok(Json(json!({
         "id": m.id,
         "runbook": m.runbook,
         "state": m.state,
         "phase": engine::lifecycle::phase_of_state(m.state).map(|p| p.as_str()),
         "progress": { "done": done, "total": total },
+        "eta": eta.migration.to_json(),
         "waiting": view::waiting(&steps),
-        "running": steps.iter().filter(|s| s.state == crate::event::StepState::Running).map(|s| s.step.clone()).collect::<Vec<_>>(),
+        "running": running.iter().map(|s| s.step.clone()).collect::<Vec<_>>(),
+        "running_steps": running.iter().map(|s| json!({
+            "step": s.step,
+            "progress": s.progress,
+            "eta": eta.step(&s.step).map(crate::eta::Eta::to_json),
+        })).collect::<Vec<_>>(),
         "driver": driver.map(|d| json!({ "pid": d.pid, "host": d.host, "since": d.since })),
         "updated_at": m.updated_at,
     })))

@@ -322,14 +322,119 @@ fn a_version_5_store_knows_its_kept_steps_by_their_old_reason() {
         )
         .unwrap();
     drop(store);
-    // What version 5 kept: the reason's words, no flag.
+    // What version 5 kept: the reason's words, no flag (and no progress, which came later).
     raw(&dir)
-        .execute_batch("ALTER TABLE steps DROP COLUMN kept; PRAGMA user_version = 5;")
+        .execute_batch(&format!(
+            "{DROP_PROGRESS} ALTER TABLE steps DROP COLUMN kept; PRAGMA user_version = 5;"
+        ))
         .unwrap();
     let store = Store::open(dir.path()).unwrap();
     let rows = store.steps(&m).unwrap();
     let flags: Vec<(&str, bool)> = rows.iter().map(|r| (r.step.as_str(), r.kept)).collect();
     assert_eq!(flags, [("a", true), ("b", false), ("c", false)]);
+}
+
+/// What version 7 added to a version 6 store.
+const DROP_PROGRESS: &str = "ALTER TABLE steps DROP COLUMN progress_done;
+    ALTER TABLE steps DROP COLUMN progress_total; ALTER TABLE steps DROP COLUMN progress_at;";
+
+#[test]
+fn a_version_6_store_opens_upgraded_and_then_keeps_progress() {
+    let (dir, store) = store();
+    let m = create(&store, "m-progress");
+    drop(store);
+    raw(&dir)
+        .execute_batch(&format!("{DROP_PROGRESS} PRAGMA user_version = 6;"))
+        .unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let rows = store.steps(&m).unwrap();
+    assert!(rows.iter().all(|r| r.progress.is_none()), "{rows:?}");
+    let mut running = step("a", StepState::Running);
+    running.progress = Some(Reported {
+        progress: crate::event::Progress {
+            done: 42,
+            total: i64::MAX as u64,
+        },
+        at: at(5),
+    });
+    store
+        .commit(
+            &m,
+            Batch {
+                steps: vec![running.clone()],
+                ..Batch::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(store.steps(&m).unwrap()[0], running);
+    let shown = serde_json::to_value(&running).unwrap();
+    assert_eq!(
+        shown["progress"],
+        json!({ "done": 42, "total": i64::MAX, "at": "2023-11-14T22:13:25Z" })
+    );
+    // A row that reported nothing shows no progress at all.
+    assert!(
+        serde_json::to_value(step("b", StepState::Running))
+            .unwrap()
+            .get("progress")
+            .is_none()
+    );
+}
+
+#[test]
+fn earlier_runs_of_a_runbook_are_read_in_one_go_without_this_migration() {
+    let (_dir, store) = store();
+    let done = |id: &str, step: &str, secs: i64| {
+        let mut row = step_row_done(step, secs);
+        row.state = StepState::Succeeded;
+        store
+            .commit(
+                &self::id(id),
+                Batch {
+                    steps: vec![row],
+                    ..Batch::default()
+                },
+            )
+            .unwrap();
+    };
+    create(&store, "m-old1");
+    create(&store, "m-old2");
+    create(&store, "m-now");
+    done("m-old1", "a", 10);
+    done("m-old2", "a", 20);
+    done("m-now", "a", 30);
+    let mut history = store
+        .step_history("orders-cutover", &id("m-now"), 10)
+        .unwrap();
+    history.sort();
+    assert_eq!(
+        history,
+        vec![
+            ("a".to_owned(), chrono::Duration::seconds(10)),
+            ("a".to_owned(), chrono::Duration::seconds(20))
+        ]
+    );
+    assert_eq!(
+        store
+            .step_history("orders-cutover", &id("m-now"), 1)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .step_history("other", &id("m-now"), 10)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn step_row_done(name: &str, secs: i64) -> StepRow {
+    let mut row = step(name, StepState::Succeeded);
+    row.attempts = 1;
+    row.started_at = Some(at(0));
+    row.finished_at = Some(at(secs));
+    row
 }
 
 #[test]

@@ -72,5 +72,22 @@ const Sensei = (() => {
     });
   }
 
-  return { esc, api, time, duration, badge, progress, sizeBars, csrf };
+  // " 42%" for a running step that reports progress (`progress` of its row), else "".
+  function percentOf(row) {
+    const p = row && row.state === "running" && row.progress;
+    if (!p) return "";
+    return " " + (p.total ? Math.floor((100 * p.done) / p.total) : 100) + "%";
+  }
+
+  // An estimate (`eta` of a step or migration) in words: "about 3m05s left (at …)", or
+  // "unknown: why".
+  function left(eta) {
+    if (!eta) return "";
+    if (eta.remaining_ms == null) return "unknown: " + (eta.unknown || "no estimate");
+    const now = new Date().toISOString();
+    return "about " + duration(now, new Date(Date.now() + eta.remaining_ms).toISOString()) +
+      " left (at " + time(eta.finishes_at) + ")";
+  }
+
+  return { esc, api, time, duration, badge, progress, sizeBars, csrf, percentOf, left };
 })();

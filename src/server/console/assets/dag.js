@@ -88,7 +88,7 @@ const SenseiDag = (() => {
 
   function nodeSvg(n, x, y, selected) {
     const label = n.group ? n.key + " ×" + n.members.length : n.key;
-    const sub = n.group ? countsText(n) : n.state;
+    const sub = n.group ? countsText(n) : n.state + Sensei.percentOf(n.row);
     const full = "step " + label + ": " + sub;
     const cut = (t, k) => (t.length > k ? t.slice(0, k - 1) + "…" : t);
     return '<g class="node' + (selected ? " selected" : "") + '" tabindex="0" role="button" data-key="' +

@@ -142,7 +142,10 @@
     }
     const p = doc.progress;
     const counts = Object.keys(p.by_state).map((s) => p.by_state[s] + " " + s).join(", ");
-    $("progress").textContent = p.done + " of " + p.total + " steps done" + (counts ? " (" + counts + ")" : "");
+    // The time to finish of a migration being driven; one that waits for people or ended says so by its state.
+    const resting = ["created", "awaiting_approval", "paused", "failed", "certified", "cancelled"].includes(doc.state);
+    $("progress").textContent = p.done + " of " + p.total + " steps done" + (counts ? " (" + counts + ")" : "") +
+      (doc.eta && !resting ? "; time to finish: " + Sensei.left(doc.eta) : "");
   }
 
   async function renderDetail() {
@@ -163,10 +166,14 @@
       "</dd><dt>Attempts</dt><dd>" + esc(r.attempts) + "</dd><dt>Exit code</dt><dd>" + esc(r.exit_code == null ? "—" : r.exit_code) +
       "</dd><dt>Started</dt><dd>" + esc(time(r.started_at)) + "</dd><dt>Finished</dt><dd>" + esc(time(r.finished_at)) +
       "</dd><dt>Duration</dt><dd>" + esc(duration(r.started_at, r.finished_at)) + "</dd>" +
+      (r.progress ? "<dt>Progress</dt><dd>" + Sensei.progress(r.progress.done, r.progress.total) +
+        " (reported " + esc(time(r.progress.at)) + ")</dd>" : "") +
+      (r.eta ? "<dt>Time left</dt><dd>" + esc(Sensei.left(r.eta)) + "</dd>" : "") +
       (r.reason ? "<dt>Reason</dt><dd>" + esc(r.reason) + "</dd>" : "") +
       (r.error ? "<dt>Error</dt><dd>" + esc(r.error) + "</dd>" : "") +
       "<dt>Outputs</dt><dd><pre>" + esc(r.outputs ? JSON.stringify(r.outputs, null, 2) : "—") + "</pre></dd></dl>" +
       "<h3>Log</h3><pre class=\"log\" tabindex=\"0\" aria-label=\"log of " + esc(r.id) + "\">" + esc(text || "(no output yet)") + "</pre>";
+    Sensei.sizeBars(box);
   }
 
   $("detail").addEventListener("click", (e) => {
@@ -185,7 +192,9 @@
     return d.reason || d.error || d.message || "";
   }
 
-  function appendEvents(list) {
+  function appendEvents(all) {
+    // Progress shows on its step; up to 101 reports per attempt would bury the timeline.
+    const list = all.filter((e) => e.kind !== "step_progress");
     const box = $("timeline");
     box.insertAdjacentHTML("beforeend", list.map((e) =>
       '<li><time datetime="' + esc(e.at) + '">' + esc(time(e.at)) + "</time>#" + e.seq + " <strong>" + esc(e.kind) + "</strong>" +
