@@ -172,3 +172,64 @@ fn through_a_server_only_an_admin_crosses_a_point_of_no_return() {
     });
     assert!(ledger().contains("undo-cutover"), "{}", ledger());
 }
+
+/// The gate before a point of no return may ask more than the others: two approvals, from
+/// tokens holding the `admin` role.
+const GUARDED: &str = r#"
+version: 1
+name: guarded
+steps:
+  - id: copy
+    run: "true"
+  - id: final-signoff
+    needs: [copy]
+    phase: execute
+    gate: { required: 1, roles: [admin] }
+  - id: cutover
+    needs: [final-signoff]
+    point_of_no_return: true
+    run: "true"
+"#;
+
+#[test]
+fn a_gate_may_ask_its_deciders_for_a_role() {
+    let sb = Sandbox::new();
+    sb.write("guarded.yaml", GUARDED);
+    let plan = sb.sensei(&["plan", "guarded.yaml"]).ok();
+    assert!(
+        plan.stdout
+            .contains("1 of anyone but the starter holding admin"),
+        "{}",
+        plan.stdout
+    );
+
+    let dir = harness::Dir::new();
+    dir.runbook("guarded.yaml", GUARDED);
+    let server = dir.serve_ops();
+    let id = server.create(Some("ops-token"), "guarded", "{}");
+    let started = server.post(&format!("/v1/migrations/{id}/start"), "{}");
+    assert!(started.status < 300, "{}", started.text);
+    harness::wait_for("the gate to wait", || {
+        let doc = server.get(&format!("/v1/migrations/{id}/status")).json;
+        let waiting = doc["waiting"].as_array()?;
+        waiting
+            .iter()
+            .any(|w| w["step"] == "final-signoff")
+            .then_some(())
+    });
+    let approve = format!("/v1/migrations/{id}/gates/final-signoff/approve");
+    let refused = server
+        .call_as(Some("alice-token"), "POST", &approve, Some("{}"))
+        .problem(403);
+    assert!(
+        refused
+            .text
+            .contains("it takes a token with the role admin, and alice's has approver"),
+        "{}",
+        refused.text
+    );
+    server
+        .call_as(Some("root-token"), "POST", &approve, Some("{}"))
+        .expect(200);
+    server.wait_state(&id, "certified");
+}

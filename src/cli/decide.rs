@@ -96,6 +96,7 @@ pub fn decide(args: &DecideArgs, decision: Decision) -> u8 {
         who: &who,
         local: true,
         comment: args.comment.as_deref(),
+        roles: None,
     };
     match operator::decide(&store, &migration, &args.gate, decision, &by) {
         Ok(outcome) => {
@@ -183,6 +184,7 @@ pub(super) fn record(
         who: &who,
         local: true,
         comment,
+        roles: None,
     };
     operator::request(store, &migration.id, migration.state, ask, &by).map_err(|e| exit::fail(&e))
 }
@@ -225,6 +227,7 @@ fn request(
         who: &who,
         local: true,
         comment,
+        roles: None,
     };
     let asked = match operator::request(store, id, migration.state, ask, &by) {
         Ok(seq) => seq,

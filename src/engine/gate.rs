@@ -21,6 +21,30 @@ pub enum GateRefusal {
     },
     #[error("gate `{gate}` is not waiting for a decision (it is {status})")]
     Closed { gate: String, status: String },
+    #[error("{who} may not decide gate `{gate}`: it takes a token with the role {}, and {who}'s has {}", .roles.join(" or "), held_roles(.held))]
+    Role {
+        who: String,
+        gate: String,
+        roles: Vec<String>,
+        held: Vec<String>,
+    },
+}
+
+fn held_roles(roles: &[String]) -> String {
+    if roles.is_empty() {
+        "none".to_owned()
+    } else {
+        roles.join(", ")
+    }
+}
+
+/// Whom a decision comes from: a name, and the roles its token holds — `None` for an
+/// identity nobody proved (the CLI's `--as` on a local store, a server without tokens), which
+/// holds every role, as it may do anything else.
+#[derive(Debug, Clone, Copy)]
+pub struct Decider<'a> {
+    pub who: &'a str,
+    pub roles: Option<&'a [String]>,
 }
 
 fn others(approvers: &[String]) -> String {
@@ -31,8 +55,15 @@ fn others(approvers: &[String]) -> String {
     }
 }
 
-/// Checks that `who` may decide `gate` of `migration` now.
-pub fn may_decide(migration: &Migration, gate: &GateInfo, who: &str) -> Result<(), GateRefusal> {
+/// Checks that `decider` may decide `gate` of `migration` now; `roles` are the gate's own
+/// (runbook `roles`), one of which the decider's token must hold.
+pub fn may_decide(
+    migration: &Migration,
+    gate: &GateInfo,
+    decider: Decider<'_>,
+    roles: &[String],
+) -> Result<(), GateRefusal> {
+    let who = decider.who;
     if gate.status != GateStatus::Open {
         return Err(GateRefusal::Closed {
             gate: gate.step.clone(),
@@ -57,6 +88,17 @@ pub fn may_decide(migration: &Migration, gate: &GateInfo, who: &str) -> Result<(
             who: who.to_owned(),
             gate: gate.step.clone(),
             approvers: gate.approvers.clone(),
+        });
+    }
+    if let Some(held) = decider.roles
+        && !roles.is_empty()
+        && !held.iter().any(|h| h == "admin" || roles.contains(h))
+    {
+        return Err(GateRefusal::Role {
+            who: who.to_owned(),
+            gate: gate.step.clone(),
+            roles: roles.to_vec(),
+            held: held.to_vec(),
         });
     }
     Ok(())

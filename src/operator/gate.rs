@@ -52,7 +52,11 @@ pub fn decide(
     let Some(info) = store.gate(&migration.id, step)? else {
         return Err(no_gate(store, migration, step)?);
     };
-    gate::may_decide(migration, &info, by.who)?;
+    let decider = gate::Decider {
+        who: by.who,
+        roles: by.roles,
+    };
+    gate::may_decide(migration, &info, decider, &gate_roles(migration, step))?;
     let vote = GateVote {
         step: step.to_owned(),
         who: by.who.to_owned(),
@@ -63,6 +67,18 @@ pub fn decide(
         at: Utc::now(),
     };
     Ok(store.decide_gate(&migration.id, vote)?)
+}
+
+/// The roles the runbook asks a decider of gate `step` to hold.
+fn gate_roles(migration: &Migration, step: &str) -> Vec<String> {
+    let base = step.split('[').next().unwrap_or(step);
+    crate::runbook::load_bytes(&migration.runbook_path, migration.runbook_text.as_bytes())
+        .runbook
+        .and_then(|rb| match &rb.step(base)?.action {
+            Action::Gate(g) => Some(g.roles.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 /// Why a gate has nothing to decide yet: the migration has no such step, the step is not a

@@ -22,4 +22,7 @@ pub struct Requester<'a> {
     /// An unauthenticated identity (the CLI's `--as`, a server without tokens).
     pub local: bool,
     pub comment: Option<&'a str>,
+    /// The roles its token holds; `None` for an identity nobody proved, which holds every
+    /// role (see [`crate::engine::gate::Decider`]).
+    pub roles: Option<&'a [String]>,
 }

@@ -74,6 +74,9 @@ pub struct GatePlan {
     pub phase: Phase,
     pub approvers: Vec<String>,
     pub required: u32,
+    /// Roles a decider's token must hold one of (through a server).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
     pub on_timeout: OnTimeout,
@@ -245,6 +248,7 @@ fn gates(by_id: &StepsById, steps: &[PlanStep]) -> Vec<GatePlan> {
                 phase: s.phase,
                 approvers: gate.approvers.clone(),
                 required: gate.required,
+                roles: gate.roles.clone(),
                 timeout: gate.timeout.map(|t| t.to_string()),
                 on_timeout: gate.on_timeout,
             })

@@ -280,6 +280,9 @@ fn gate_summary(g: &super::GatePlan) -> String {
         g.approvers.join(", ")
     };
     let mut text = format!("{} of {who}", g.required);
+    if !g.roles.is_empty() {
+        let _ = write!(text, " holding {}", g.roles.join(" or "));
+    }
     if let Some(t) = &g.timeout {
         let then = match g.on_timeout {
             OnTimeout::Fail => "fail",

@@ -289,9 +289,15 @@ impl Checker<'_> {
                 .hint = Some("lower `required` or add approvers".into());
             }
         }
+        let roles: &[Spanned<super::raw::GateRole>] = g.roles.as_ref().map_or(&[], |r| &r.value);
+        if let Some(list) = g.roles.as_ref().filter(|r| r.value.is_empty()) {
+            self.error(list.span, format!("gate `{id}` lists no roles")).hint =
+                Some("name the roles whose holders may decide it (viewer, operator, approver, admin), or leave `roles` out".into());
+        }
         Gate {
             approvers,
             required,
+            roles: roles.iter().map(|r| r.value.as_str().to_owned()).collect(),
             timeout: g.timeout.as_ref().map(|t| t.value),
             on_timeout: g.on_timeout.unwrap_or_default(),
         }

@@ -224,6 +224,8 @@ pub struct Http {
 pub struct Gate {
     pub approvers: Vec<String>,
     pub required: u32,
+    /// Roles a decider's token must hold one of, through a server (`admin` always may).
+    pub roles: Vec<String>,
     pub timeout: Option<Duration>,
     pub on_timeout: OnTimeout,
 }

@@ -468,9 +468,35 @@ pub struct RawGate {
     /// Approvals needed (default 1).
     #[schemars(range(min = 1))]
     pub required: Option<Spanned<u32>>,
+    /// Through a server, only callers whose token holds one of these roles may decide it
+    /// (`admin` always may); for a gate that matters more than others, such as the one
+    /// before a point of no return.
+    #[schemars(length(min = 1), extend("uniqueItems" = true))]
+    pub roles: Option<Spanned<Vec<Spanned<GateRole>>>>,
     pub timeout: Option<Spanned<Duration>>,
     /// What happens at the timeout (default `fail`).
     pub on_timeout: Option<OnTimeout>,
+}
+
+/// A role a gate may ask its deciders to hold (the server's token roles).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GateRole {
+    Viewer,
+    Operator,
+    Approver,
+    Admin,
+}
+
+impl GateRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateRole::Viewer => "viewer",
+            GateRole::Operator => "operator",
+            GateRole::Approver => "approver",
+            GateRole::Admin => "admin",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, JsonSchema, serde::Serialize)]

@@ -49,6 +49,15 @@ impl Permission {
 }
 
 impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        }
+    }
+
     pub fn grants(self, permission: Permission) -> bool {
         matches!(
             (self, permission),

@@ -222,9 +222,11 @@ impl From<DecideError> for ApiError {
             DecideError::NoStep { .. } | DecideError::NotAGate { .. } => {
                 ApiError::NotFound(e.to_string())
             }
-            DecideError::Refused(GateRefusal::Starter { .. } | GateRefusal::NotApprover { .. }) => {
-                ApiError::Forbidden(e.to_string())
-            }
+            DecideError::Refused(
+                GateRefusal::Starter { .. }
+                | GateRefusal::NotApprover { .. }
+                | GateRefusal::Role { .. },
+            ) => ApiError::Forbidden(e.to_string()),
             DecideError::Store(s) | DecideError::Gate(crate::store::GateError::Store(s)) => {
                 s.into()
             }

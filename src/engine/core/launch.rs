@@ -311,11 +311,14 @@ impl Core {
             .and_then(|t| chrono::Duration::from_std(t.as_std()).ok())
             .map(|t| now + t);
         let id = self.graph.nodes[node].id.clone();
-        let who = if gate.approvers.is_empty() {
+        let mut who = if gate.approvers.is_empty() {
             format!("anyone but {}", self.migration.starter)
         } else {
             gate.approvers.join(", ")
         };
+        if !gate.roles.is_empty() {
+            who.push_str(&format!(" holding {}", gate.roles.join(" or ")));
+        }
         self.update(node, |row| {
             row.state = StepState::Waiting;
             row.attempts += 1;

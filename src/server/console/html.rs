@@ -7,7 +7,6 @@ use super::data::RunbookView;
 use super::session::Identity;
 use crate::event::MigrationState;
 use crate::server::AppState;
-use crate::server::auth::Role;
 use crate::store::Migration;
 use serde_json::Value as Json;
 
@@ -32,15 +31,6 @@ fn script_json(value: &Json) -> String {
     serde_json::to_string(value)
         .unwrap_or_else(|_| "null".into())
         .replace('<', "\\u003c")
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Viewer => "viewer",
-        Role::Operator => "operator",
-        Role::Approver => "approver",
-        Role::Admin => "admin",
-    }
 }
 
 fn head(title: &str, csrf: &str) -> String {
@@ -70,7 +60,7 @@ pub fn shell(
 ) -> String {
     let caller = &who.caller;
     let whom = if caller.authenticated {
-        let roles: Vec<&str> = caller.roles.iter().map(|r| role_name(*r)).collect();
+        let roles: Vec<&str> = caller.roles.iter().map(|r| r.as_str()).collect();
         format!(
             r#"Signed in as <strong id="caller">{}</strong> ({}) <form method="post" action="/signout" class="inline"><button type="submit">Sign out</button></form>"#,
             escape(&caller.name),

@@ -127,6 +127,7 @@ async fn handle(
                 who: &who,
                 local: false,
                 comment: Some(&comment),
+                roles: None,
             };
             Ok(operator::request(
                 &store,

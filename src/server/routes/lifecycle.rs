@@ -131,6 +131,7 @@ async fn operate(
                 who: &who,
                 local,
                 comment: comment.as_deref(),
+                roles: None,
             };
             Ok(operator::request(&store, &mid, from, ask, &by)?)
         })
@@ -240,12 +241,16 @@ async fn decide(
     let m = load(&state, &id)?;
     let store = state.store.clone();
     let (who, local) = (caller.name.clone(), !caller.authenticated);
+    let roles: Option<Vec<String>> = caller
+        .authenticated
+        .then(|| caller.roles.iter().map(|r| r.as_str().to_owned()).collect());
     let gate = step.clone();
     let outcome = blocking(move || {
         let by = Requester {
             who: &who,
             local,
             comment: body.comment.as_deref(),
+            roles: roles.as_deref(),
         };
         Ok(operator::decide(&store, &m, &gate, decision, &by)?)
     })
