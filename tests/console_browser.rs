@@ -309,7 +309,10 @@ fn an_operator_cancels_with_rollback_after_confirming_and_sees_a_refusal_explain
     b.click("[data-op=resume]");
     let asked = b.dialog();
     assert!(
-        asked.starts_with(&format!("Resume migration {}? ", ids[0])),
+        asked.starts_with(&format!(
+            "Resume migration {}? It continues where it paused; the 3 steps done are not run again. The 1 step that failed (boom) runs again.",
+            ids[0]
+        )),
         "{asked}"
     );
     b.answer_dialog(true);
@@ -435,8 +438,8 @@ fn a_window_counts_down_and_opens_without_a_reload() {
     let Some(b) = Browser::start() else { return };
     let dir = Dir::new();
     dir.runbook("windowed.yaml", WINDOWED);
-    // Friday 23:59:52 in Paris: the window opens in 8 seconds.
-    let s = dir.serve_with_tokens(&[], &[("SENSEI_NOW", "2027-03-06T00:59:52+01:00")]);
+    // Saturday 00:59:40 in Paris: the window opens at 01:00, in 20 seconds.
+    let s = dir.serve_with_tokens(&[], &[("SENSEI_NOW", "2027-03-06T00:59:40+01:00")]);
     let id = s.create(Some("ops-token"), "windowed", "{}");
     sign_in(&b, &s, "vic-token");
     open_migration(&b, &s, &id);

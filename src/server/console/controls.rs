@@ -68,6 +68,7 @@ struct Census<'a> {
     /// Succeeded, with a `rollback` command: what a rollback undoes.
     undone: Vec<&'a str>,
     interrupted: Vec<&'a str>,
+    failed: Vec<&'a str>,
     /// Neither succeeded nor skipped: what a retry runs again.
     again: Vec<&'a str>,
 }
@@ -91,6 +92,7 @@ impl<'a> Census<'a> {
         Census {
             undone: succeeded.iter().copied().filter(|id| undoes(id)).collect(),
             interrupted: in_state(StepState::Interrupted),
+            failed: in_state(StepState::Failed),
             again: rows
                 .iter()
                 .filter(|r| !r.state.lets_dependents_run())
@@ -206,11 +208,24 @@ pub fn controls(m: &Migration, rows: &[StepRow], runbook: Option<&Runbook>) -> V
 /// Resume; with steps a crash interrupted, one button to run them again and one to skip them.
 fn resume(id: &str, c: &Census<'_>) -> Vec<Control> {
     if c.interrupted.is_empty() {
-        return vec![Control::new("resume", "Resume", "POST", "/resume").asking(format!(
-            "Resume migration {id}? It continues where it paused; the {} done {} not run again.",
-            steps(c.succeeded.len()),
-            are(c.succeeded.len())
-        ))];
+        // A step that failed (and paused it, `on_failure: pause`) runs again on resume.
+        let again = match c.failed.len() {
+            0 => String::new(),
+            n => format!(
+                " The {} that failed ({}) {} again.",
+                steps(n),
+                names(&c.failed),
+                if n == 1 { "runs" } else { "run" }
+            ),
+        };
+        return vec![
+            Control::new("resume", "Resume", "POST", "/resume").asking(format!(
+                "Resume migration {id}? It continues where it paused; the {} done {} not run \
+             again.{again}",
+                steps(c.succeeded.len()),
+                are(c.succeeded.len())
+            )),
+        ];
     }
     let (n, which) = (steps(c.interrupted.len()), names(&c.interrupted));
     vec![

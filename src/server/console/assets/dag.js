@@ -102,12 +102,13 @@ const SenseiDag = (() => {
     const [shownLabel, shownSub] = [cut(label, 26), cut(sub, 28)];
     // The accessible name starts with the visible text (WCAG 2.5.3), then says what was cut;
     // the space before the second line keeps the two lines apart in the text checkers read.
-    let name = shownLabel + ": " + shownSub;
-    if (shownLabel !== label || shownSub !== sub) name += " (in full: " + full + ")";
+    // Only a cut node carries a tooltip (`title`): a thousand of them cost time to lay out.
+    const wasCut = shownLabel !== label || shownSub !== sub;
+    const name = shownLabel + ": " + shownSub + (wasCut ? " (in full: " + full + ")" : "");
     return '<g class="node' + (selected ? " selected" : "") + '" tabindex="' + (tabStop ? 0 : -1) +
       '" role="button" data-nav="' + nav + '" data-key="' + esc(n.key) + '" data-group="' + (n.group ? 1 : 0) +
       '" aria-label="' + esc(name) + '">' +
-      "<title>" + esc(full) + "</title>" +
+      (wasCut ? "<title>" + esc(full) + "</title>" : "") +
       '<rect class="n-' + esc(n.state) + '" x="' + x + '" y="' + y + '" width="' + W + '" height="' + H + '" rx="5"/>' +
       '<text x="' + (x + 8) + '" y="' + (y + 18) + '">' + esc(shownLabel) + "</text>" +
       '<text x="' + (x + 8) + '" y="' + (y + 36) + '" data-state="' + esc(n.state) + '"> ' + esc(shownSub) + "</text></g>";
