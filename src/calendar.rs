@@ -266,7 +266,7 @@ fn span(d: std::time::Duration) -> chrono::Duration {
 }
 
 /// `Sat 01:00 CET` within a week of `now`, `Sat 2027-04-03 01:00 CEST` further away.
-fn when(at: DateTime<Utc>, now: DateTime<Utc>, tz: Tz) -> String {
+pub fn when(at: DateTime<Utc>, now: DateTime<Utc>, tz: Tz) -> String {
     let local = at.with_timezone(&tz);
     if (at - now).num_days().abs() < 7 {
         local.format("%a %H:%M %Z").to_string()

@@ -1,11 +1,12 @@
 //! The web console over HTTP against a real `sensei serve`: sign-in and its cookie, the
-//! CSRF and origin rules for writes made with the cookie, roles, the pages, and that no page
+//! CSRF and origin rules for writes made with the cookie, roles, the pages, windows in words
+//! on the server's clock, the lifecycle buttons with their confirmations, and that no page
 //! or asset refers to another host.
 
 mod harness;
 
 use harness::console::{Visitor, csrf_of};
-use harness::runbooks::FLOW;
+use harness::runbooks::{FLOW, UNDO, WINDOWED};
 use harness::{Dir, Server};
 
 /// A server with the test tokens and a migration of `flow` waiting at its gate, started by
@@ -203,6 +204,8 @@ fn no_page_or_asset_refers_to_another_host() {
         "list.js",
         "migration.js",
         "dag.js",
+        "windows.js",
+        "lifecycle.js",
     ] {
         let path = format!("/assets/{asset}");
         answers.push((path.clone(), v.get(&path)));
@@ -256,4 +259,165 @@ fn without_tokens_the_console_is_open() {
     assert_eq!(cross.status, 403, "{}", cross.text);
     let local = v.write("POST", "/v1/migrations", None, r#"{"runbook":"flow"}"#);
     assert_eq!(local.status, 201, "{}", local.text);
+}
+
+#[test]
+fn windows_are_told_in_their_zone_on_the_servers_clock() {
+    let dir = Dir::new();
+    dir.runbook("windowed.yaml", WINDOWED);
+    // Friday 22:45:30 in Paris: the window opens at 01:00, in 2h14m30s.
+    let s = dir.serve_with_tokens(&[], &[("SENSEI_NOW", "2027-03-05T21:45:30Z")]);
+    let id = s.create(Some("ops-token"), "windowed", "{}");
+    let mut v = Visitor::new(&s);
+    v.sign_in("vic-token");
+    let page = v.get(&format!("/migrations/{id}"));
+    assert_eq!(page.status, 200, "{}", page.text);
+    for needle in [
+        r#"<h3>saturday-night <span class="badge st-pending">closed</span></h3>"#,
+        r#"Closed: opens <strong>Sat 01:00 CET</strong> (<time data-rel datetime="2027-03-06T00:00:00.000Z">in 2h14m</time>)."#,
+        "cron <code>0 1 * * SAT</code> in Europe/Paris, for 4h",
+        "30m: no bound step starts in the last 30m before the window closes (this time: last start Sat 04:30 CET, closes Sat 05:00 CET)",
+        "<code>rollback</code>: if bound work is left when it closes, once running steps finish, the steps that succeeded are rolled back and the migration fails.",
+        "<dt>Bound steps</dt><dd>copy</dd>",
+        r#"<div id="windows" data-now="2027-03-05T21:45:"#,
+    ] {
+        assert!(page.text.contains(needle), "{needle} in {}", page.text);
+    }
+    // What the page asks for again once a window's state changed: the same, on the same clock.
+    let again = v.get(&format!("/console/migrations/{id}/windows"));
+    assert_eq!(again.status, 200, "{}", again.text);
+    let json: serde_json::Value = serde_json::from_str(&again.text).expect("JSON");
+    assert!(
+        json["now"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2027-03-05T21:4")),
+        "{json}"
+    );
+    assert!(
+        json["html"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("opens <strong>Sat 01:00 CET</strong>"),
+        "{json}"
+    );
+}
+
+/// The keys of the buttons `/console/migrations/{id}/controls` lists, and the answer.
+fn controls(v: &Visitor, id: &str) -> (Vec<String>, serde_json::Value) {
+    let answer = v.get(&format!("/console/migrations/{id}/controls"));
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let json: serde_json::Value = serde_json::from_str(&answer.text).expect("JSON");
+    let keys = json
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|c| c["key"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    (keys, json)
+}
+
+fn control<'a>(list: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
+    list.as_array()
+        .and_then(|l| l.iter().find(|c| c["key"] == key))
+        .unwrap_or_else(|| panic!("no control {key} in {list}"))
+}
+
+#[test]
+fn the_buttons_follow_the_state_and_say_what_they_will_do() {
+    let dir = Dir::new();
+    dir.runbook("undo.yaml", UNDO);
+    let s = dir.serve_ops();
+    let id = s.create(Some("ops-token"), "undo", "{}");
+    let mut ops = Visitor::new(&s);
+    ops.sign_in("ops-token");
+
+    let (keys, list) = controls(&ops, &id);
+    assert_eq!(keys, ["start", "cancel"]);
+    let start = control(&list, "start");
+    assert_eq!(
+        (&start["method"], &start["path"]),
+        (&"POST".into(), &"/start".into())
+    );
+    assert!(
+        start["confirm"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(&format!("Start migration {id}? ")),
+        "{start}"
+    );
+
+    // Three steps succeed, the fourth fails, and `on_failure: pause` pauses the migration.
+    s.post(&format!("/v1/migrations/{id}/start"), "")
+        .expect(200);
+    s.wait_state(&id, "paused");
+    let (keys, list) = controls(&ops, &id);
+    assert_eq!(keys, ["resume", "cancel", "cancel-rollback", "rollback"]);
+    let both = control(&list, "cancel-rollback");
+    assert_eq!(both["method"], "DELETE");
+    assert_eq!(both["path"], "");
+    assert_eq!(both["body"], serde_json::json!({ "rollback": true }));
+    assert!(
+        both["confirm"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(&format!(
+                "Cancel migration {id} and roll back the 3 steps that succeeded (a, b, c)? "
+            )),
+        "{both}"
+    );
+    let cancel = control(&list, "cancel")["confirm"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        cancel.contains(
+            "Nothing is rolled back: what the 3 steps that succeeded changed stays changed."
+        ),
+        "{cancel}"
+    );
+    let rollback = control(&list, "rollback")["confirm"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        rollback.starts_with(&format!(
+            "Roll back migration {id} and undo the 3 steps that succeeded (a, b, c)?"
+        )),
+        "{rollback}"
+    );
+
+    // Only operators and admins get them.
+    let mut vic = Visitor::new(&s);
+    vic.sign_in("vic-token");
+    let refused = vic.get(&format!("/console/migrations/{id}/controls"));
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert!(
+        refused.text.contains("operator or admin"),
+        "{}",
+        refused.text
+    );
+
+    // The button's call, as the page makes it: the rollback runs, then the cancel.
+    let csrf = ops.csrf();
+    let done = ops.write(
+        "DELETE",
+        &format!("/v1/migrations/{id}"),
+        Some(&csrf),
+        r#"{"rollback":true}"#,
+    );
+    assert!(matches!(done.status, 200 | 202), "{}", done.text);
+    s.wait_state(&id, "cancelled");
+    let (keys, _) = controls(&ops, &id);
+    assert!(keys.is_empty(), "{keys:?}");
+    let steps = s.get(&format!("/v1/migrations/{id}")).expect(200).json["steps"].clone();
+    let states: Vec<&str> = steps
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|r| r["state"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        states,
+        ["rolled_back", "rolled_back", "rolled_back", "failed"]
+    );
 }

@@ -177,6 +177,20 @@ impl OnClose {
             OnClose::Fail => "fail",
         }
     }
+
+    /// What happens at the close when bound work is left, for people (the console); the
+    /// engine's `core::window` carries it out, docs/operations.md (Windows) says the same.
+    pub fn explain(self) -> &'static str {
+        match self {
+            OnClose::Pause => {
+                "the migration pauses, and resumes by itself at the window's next opening"
+            }
+            OnClose::Rollback => {
+                "once running steps finish, the steps that succeeded are rolled back and the migration fails"
+            }
+            OnClose::Fail => "once running steps finish, the migration fails",
+        }
+    }
 }
 
 /// A cron schedule on which a server creates and starts a migration.

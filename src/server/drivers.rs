@@ -78,6 +78,12 @@ impl Drivers {
         }
     }
 
+    /// The time on the drivers' clock: what windows and deadlines are judged by (shifted
+    /// by `SENSEI_NOW` in rehearsals), so the console shows the same.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// How many migrations this process drives now.
     pub fn active(&self) -> usize {
         self.active.lock().map(|a| a.len()).unwrap_or(0)

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 mod answers;
+pub mod axe;
 pub mod console;
 pub mod hooks;
 pub mod runbooks;

@@ -33,3 +33,42 @@ steps:
     phase: validate
     run: echo verified
 "#;
+
+/// Three steps with rollback commands, then one that fails; `on_failure: pause` leaves the
+/// migration paused with the three succeeded.
+pub const UNDO: &str = r#"version: 1
+name: undo
+on_failure: pause
+steps:
+  - id: a
+    run: echo a
+    rollback: echo undo a
+  - id: b
+    needs: [a]
+    run: echo b
+    rollback: echo undo b
+  - id: c
+    needs: [a]
+    run: echo c
+    rollback: echo undo c
+  - id: boom
+    needs: [b, c]
+    run: echo broken >&2; exit 3
+"#;
+
+/// A step bound to a window that opens Saturdays at 01:00 Paris time for 4 hours.
+pub const WINDOWED: &str = r#"version: 1
+name: windowed
+windows:
+  saturday-night:
+    cron: "0 1 * * SAT"
+    timezone: Europe/Paris
+    duration: 4h
+    cutoff: 30m
+    on_close: rollback
+steps:
+  - id: copy
+    window: saturday-night
+    run: echo copied
+    rollback: echo uncopied
+"#;

@@ -147,6 +147,30 @@ impl Browser {
         );
     }
 
+    /// Presses and releases Tab, as a keyboard user moving to the next control.
+    pub fn press_tab(&self) {
+        self.press("Tab");
+    }
+
+    /// Presses and releases a key: `Tab`, `Enter`, `Home`, `End` or an arrow (`ArrowDown`, ...).
+    pub fn press(&self, key: &str) {
+        let code = match key {
+            "Tab" => "\u{E004}",
+            "Enter" => "\u{E007}",
+            "End" => "\u{E010}",
+            "Home" => "\u{E011}",
+            "ArrowLeft" => "\u{E012}",
+            "ArrowUp" => "\u{E013}",
+            "ArrowRight" => "\u{E014}",
+            "ArrowDown" => "\u{E015}",
+            other => panic!("no WebDriver code for the key {other}"),
+        };
+        let keys = json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": [
+            { "type": "keyDown", "value": code }, { "type": "keyUp", "value": code },
+        ]}]});
+        self.call("POST", "/actions", Some(keys));
+    }
+
     /// The text of the open `confirm` dialog, once there is one.
     pub fn dialog(&self) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -6,12 +6,13 @@
 use super::session::Identity;
 use crate::event::{EventKind, MigrationState};
 use crate::plan;
+use crate::runbook::model::Runbook;
 use crate::server::auth::Permission;
 use crate::server::error::ApiError;
 use crate::server::runbooks::Runbooks;
 use crate::store::{Migration, Store};
 use crate::view;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{Value as Json, json};
 
 /// Every migration, newest first, as the list page shows it.
@@ -24,24 +25,39 @@ pub fn rows(store: &Store) -> Result<Json, ApiError> {
     Ok(Json::Array(rows))
 }
 
-/// The plan a migration runs, or why it cannot be shown.
-fn plan_of(m: &Migration) -> Result<plan::Plan, String> {
+/// The runbook a migration runs (the text it was created with), or why it cannot be read.
+pub fn runbook_of(m: &Migration) -> Result<Runbook, String> {
     let checked = crate::runbook::load_bytes(&m.runbook_path, m.runbook_text.as_bytes());
-    let runbook = checked
-        .runbook
-        .ok_or("its runbook text has errors now (was it created by another version of sensei?)")?;
+    checked.runbook.ok_or_else(|| {
+        "its runbook text has errors now (was it created by another version of sensei?)".into()
+    })
+}
+
+/// The plan a migration runs, as of `now`, or why it cannot be shown.
+fn plan_of(
+    m: &Migration,
+    runbook: &Result<Runbook, String>,
+    now: DateTime<Utc>,
+) -> Result<plan::Plan, String> {
+    let runbook = runbook.as_ref().map_err(Clone::clone)?;
     let params = match &m.params {
         Json::Object(map) => map.clone(),
         _ => Default::default(),
     };
-    plan::build(&runbook, &m.runbook_text, &params, Utc::now()).map_err(|e| e.to_string())
+    plan::build(runbook, &m.runbook_text, &params, now).map_err(|e| e.to_string())
 }
 
 /// What the migration page embeds: the caller and what they may do, the 12 states in order,
-/// and the plan (phases, waves, steps, gates, windows; secrets masked as the plan masks them).
-pub fn migration(m: &Migration, who: &Identity) -> Json {
+/// and the plan as of `now` (phases, waves, steps, gates, windows; secrets masked as the plan
+/// masks them).
+pub fn migration(
+    m: &Migration,
+    who: &Identity,
+    runbook: &Result<Runbook, String>,
+    now: DateTime<Utc>,
+) -> Json {
     let may = |p: Permission| who.caller.roles.iter().any(|r| r.grants(p));
-    let (plan, plan_error) = match plan_of(m) {
+    let (plan, plan_error) = match plan_of(m, runbook, now) {
         Ok(p) => (serde_json::to_value(&p).unwrap_or(Json::Null), None),
         Err(e) => (Json::Null, Some(e)),
     };
@@ -69,8 +85,8 @@ pub struct RunbookView {
     pub plan: Result<String, String>,
 }
 
-/// Every runbook file, valid or not, with its diagnostics and its plan.
-pub fn runbooks(runbooks: &Runbooks) -> Vec<RunbookView> {
+/// Every runbook file, valid or not, with its diagnostics and its plan as of `now`.
+pub fn runbooks(runbooks: &Runbooks, now: DateTime<Utc>) -> Vec<RunbookView> {
     let listing = runbooks.listing();
     let items = listing.as_array().cloned().unwrap_or_default();
     items
@@ -78,7 +94,7 @@ pub fn runbooks(runbooks: &Runbooks) -> Vec<RunbookView> {
         .map(|item| {
             let name = item["name"].as_str().map(str::to_owned);
             let plan = match name.as_deref().and_then(|n| runbooks.get(n)) {
-                Some(active) => default_plan(&active),
+                Some(active) => default_plan(&active, now),
                 None => Err("no valid version of this file is loaded".to_owned()),
             };
             RunbookView {
@@ -93,13 +109,16 @@ pub fn runbooks(runbooks: &Runbooks) -> Vec<RunbookView> {
         .collect()
 }
 
-fn default_plan(active: &crate::server::runbooks::Active) -> Result<String, String> {
+fn default_plan(
+    active: &crate::server::runbooks::Active,
+    now: DateTime<Utc>,
+) -> Result<String, String> {
     let params = crate::runbook::params::resolve_json(&active.runbook, &Default::default())
         .map_err(|errors| {
             let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
             format!("the plan needs params to be shown: {}", errors.join("; "))
         })?;
-    let plan = plan::build(&active.runbook, &active.text, &params, Utc::now())
-        .map_err(|e| e.to_string())?;
+    let plan =
+        plan::build(&active.runbook, &active.text, &params, now).map_err(|e| e.to_string())?;
     Ok(plan::render::text(&plan))
 }

@@ -8,6 +8,7 @@ use super::session::Identity;
 use crate::event::MigrationState;
 use crate::server::AppState;
 use crate::store::Migration;
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value as Json;
 
 /// Text made safe for HTML element content and quoted attributes.
@@ -148,8 +149,17 @@ pub fn migrations(who: &Identity, state: &AppState, runbooks: &[String]) -> Stri
 }
 
 /// The migration page: sections `migration.js` and `dag.js` fill from the API and its
-/// event stream; `doc` is the embedded page data (`data::migration`).
-pub fn migration(who: &Identity, state: &AppState, m: &Migration, doc: &Json) -> String {
+/// event stream; `doc` is the embedded page data (`data::migration`), `windows` the windows
+/// section (`windows::section`) rendered at `now` on the server's clock, which `windows.js`
+/// keeps current.
+pub fn migration(
+    who: &Identity,
+    state: &AppState,
+    m: &Migration,
+    doc: &Json,
+    windows: &str,
+    now: DateTime<Utc>,
+) -> String {
     let main = format!(
         r#"<script type="application/json" id="page-data">{data}</script>
 <h1>Migration <code>{id}</code></h1>
@@ -160,24 +170,35 @@ pub fn migration(who: &Identity, state: &AppState, m: &Migration, doc: &Json) ->
 <div id="actions" class="actions"></div>
 </section>
 <section aria-labelledby="h-gates"><h2 id="h-gates">Gates</h2><div id="gates"><p>None waiting.</p></div></section>
-<section aria-labelledby="h-windows"><h2 id="h-windows">Windows</h2><div id="windows"></div></section>
+<section aria-labelledby="h-windows"><h2 id="h-windows">Windows</h2><div id="windows" data-now="{now}">
+{windows}</div></section>
 <section aria-labelledby="h-steps"><h2 id="h-steps">Steps</h2>
 <p id="progress" class="status" role="status"></p>
+<div class="dag-tools" id="dag-tools" role="group" aria-label="Graph view"><button type="button" data-zoom="out">Zoom out</button> <button type="button" data-zoom="in">Zoom in</button> <button type="button" data-zoom="fit">Fit to width</button> <span id="dag-zoom">100%</span>
+<span class="hint" id="dag-help">Tab reaches the graph once; the arrow keys move between steps, Enter or Space opens one.</span></div>
 <div id="dag" class="dag"></div>
 </section>
 <section aria-labelledby="h-detail"><h2 id="h-detail">Step detail</h2><div id="detail"><p>Choose a step in the graph.</p></div></section>
-<section aria-labelledby="h-events"><h2 id="h-events">Events</h2><ol id="timeline" class="timeline"></ol></section>"#,
+<section aria-labelledby="h-events"><h2 id="h-events">Events</h2>
+<div class="timeline-box" id="timeline-box" tabindex="0" role="region" aria-labelledby="h-events"><ol id="timeline" class="timeline"></ol></div></section>"#,
         data = script_json(doc),
         id = escape(&m.id.to_string()),
         runbook = escape(&m.runbook),
         starter = escape(&m.starter),
+        now = now.to_rfc3339_opts(SecondsFormat::Millis, true),
     );
     shell(
         &format!("Migration {}", m.id),
         who,
         state,
         &main,
-        &["common.js", "dag.js", "migration.js"],
+        &[
+            "common.js",
+            "dag.js",
+            "windows.js",
+            "lifecycle.js",
+            "migration.js",
+        ],
     )
 }
 
@@ -211,13 +232,15 @@ pub fn runbooks(who: &Identity, state: &AppState, runbooks: &[RunbookView]) -> S
             main.push_str("<p>No diagnostics.</p>\n");
         } else {
             main.push_str(&format!(
-                "<h3>Diagnostics</h3>\n<pre class=\"report\">{}</pre>\n",
+                "<h3>Diagnostics</h3>\n<pre class=\"report\" tabindex=\"0\" role=\"region\" aria-label=\"Diagnostics of {}\">{}</pre>\n",
+                escape(title),
                 escape(&r.report)
             ));
         }
         match &r.plan {
             Ok(text) => main.push_str(&format!(
-                "<h3>Plan</h3>\n<pre class=\"plan\">{}</pre>\n",
+                "<h3>Plan</h3>\n<pre class=\"plan\" tabindex=\"0\" role=\"region\" aria-label=\"Plan of {}\">{}</pre>\n",
+                escape(title),
                 escape(text)
             )),
             Err(why) => main.push_str(&format!("<p class=\"hint\">{}</p>\n", escape(why))),

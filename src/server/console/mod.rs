@@ -5,14 +5,18 @@
 //!
 //! - `session`: sign-in with a bearer token, cookie sessions, the CSRF and origin rules;
 //! - `html`: the page shell, escaping, the sign-in and runbooks pages;
-//! - `data`: what the migration pages embed (the plan's phases and waves) and the list rows.
+//! - `data`: what the migration pages embed (the plan's phases and waves) and the list rows;
+//! - `windows`: a migration's windows in words, on the server's clock;
+//! - `controls`: the lifecycle buttons a migration offers now, each with its confirmation.
 //!
 //! Every page is sent with a Content-Security-Policy allowing only this server, so the pages
 //! cannot load or send anything elsewhere.
 
+mod controls;
 mod data;
 mod html;
 pub mod session;
+mod windows;
 
 use super::AppState;
 use super::error::ApiError;
@@ -34,6 +38,8 @@ pub const PATHS: &[(&str, &str)] = &[
     ("POST", "/signout"),
     ("GET", "/assets/{file}"),
     ("GET", "/console/migrations"),
+    ("GET", "/console/migrations/{id}/windows"),
+    ("GET", "/console/migrations/{id}/controls"),
 ];
 
 /// The compiled-in assets: name, content type, bytes.
@@ -63,6 +69,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("assets/dag.js"),
     ),
+    (
+        "windows.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/windows.js"),
+    ),
+    (
+        "lifecycle.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/lifecycle.js"),
+    ),
 ];
 
 /// Only this server: scripts, styles, connections, forms.
@@ -77,6 +93,8 @@ pub fn router() -> Router<AppState> {
         .route("/signout", post(signout))
         .route("/assets/{file}", get(asset))
         .route("/console/migrations", get(migration_rows))
+        .route("/console/migrations/{id}/windows", get(migration_windows))
+        .route("/console/migrations/{id}/controls", get(migration_controls))
 }
 
 /// The caller of a page; `None` sends them to the sign-in form.
@@ -139,8 +157,95 @@ async fn migration_page(
             );
         }
     };
-    let doc = data::migration(&m, &who);
-    page(StatusCode::OK, html::migration(&who, &state, &m, &doc))
+    // The plan of a large runbook takes a while to build: off the async workers.
+    let now = state.drivers.now();
+    let built = tokio::task::spawn_blocking(move || {
+        let runbook = data::runbook_of(&m);
+        let doc = data::migration(&m, &who, &runbook, now);
+        let windows = windows_html(&runbook, now);
+        (m, who, doc, windows)
+    })
+    .await;
+    match built {
+        Ok((m, who, doc, windows)) => page(
+            StatusCode::OK,
+            html::migration(&who, &state, &m, &doc, &windows, now),
+        ),
+        Err(e) => ApiError::Internal(format!("the page could not be built: {e}")).into_response(),
+    }
+}
+
+/// The windows section, or why the runbook cannot say.
+fn windows_html(
+    runbook: &Result<crate::runbook::model::Runbook, String>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    match runbook {
+        Ok(r) => windows::section(r, now),
+        Err(why) => format!(
+            "<p class=\"problem\">The windows cannot be shown: {}</p>",
+            html::escape(why)
+        ),
+    }
+}
+
+/// `GET /console/migrations/{id}/windows`: the windows section again, with the server's
+/// time, for `windows.js` once a window's state changed.
+async fn migration_windows(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = session::identify(&state.tokens, &state.sessions, &Method::GET, &headers) {
+        return e.into_response();
+    }
+    let now = state.drivers.now();
+    let answer = super::routes::blocking(move || {
+        let m = super::routes::load(&state, &id)?;
+        let html = windows_html(&data::runbook_of(&m), now);
+        Ok(serde_json::json!({ "now": now, "html": html }))
+    })
+    .await;
+    match answer {
+        Ok(body) => axum::Json(body).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /console/migrations/{id}/controls`: the lifecycle buttons the migration offers now,
+/// for operators and admins (403 for others, as the operations themselves).
+async fn migration_controls(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let who = match session::identify(&state.tokens, &state.sessions, &Method::GET, &headers) {
+        Ok(who) => who,
+        Err(e) => return e.into_response(),
+    };
+    let may = who
+        .caller
+        .roles
+        .iter()
+        .any(|r| r.grants(super::auth::Permission::Operate));
+    if !may {
+        return ApiError::Forbidden(format!(
+            "{} may not operate migrations: that needs the operator or admin role",
+            who.caller.name
+        ))
+        .into_response();
+    }
+    let answer = super::routes::blocking(move || {
+        let m = super::routes::load(&state, &id)?;
+        let rows = state.store.steps(&m.id)?;
+        let runbook = data::runbook_of(&m).ok();
+        Ok(controls::controls(&m, &rows, runbook.as_ref()))
+    })
+    .await;
+    match answer {
+        Ok(list) => axum::Json(list).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn runbooks_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -148,7 +253,8 @@ async fn runbooks_page(State(state): State<AppState>, headers: HeaderMap) -> Res
         return to_signin();
     };
     let runbooks = state.runbooks.clone();
-    let body = tokio::task::spawn_blocking(move || data::runbooks(&runbooks))
+    let now = state.drivers.now();
+    let body = tokio::task::spawn_blocking(move || data::runbooks(&runbooks, now))
         .await
         .unwrap_or_default();
     page(StatusCode::OK, html::runbooks(&who, &state, &body))

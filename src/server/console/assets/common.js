@@ -39,10 +39,14 @@ const Sensei = (() => {
     return { ok: response.ok, status: response.status, body: parsed, detail };
   }
 
+  // As `toLocaleString` writes it, with one formatter for every call (a burst of events
+  // formats hundreds of times at once).
+  const stamp = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "numeric", day: "numeric",
+    hour: "numeric", minute: "numeric", second: "numeric" });
   function time(iso) {
     if (!iso) return "";
     const d = new Date(iso);
-    return isNaN(d) ? String(iso) : d.toLocaleString();
+    return isNaN(d) ? String(iso) : stamp.format(d);
   }
 
   function duration(fromIso, toIso) {
