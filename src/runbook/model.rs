@@ -11,6 +11,7 @@ pub use super::raw::{
     CatchUp, HttpMethod, OnClose, OnFailure, OnTimeout, OutputsFormat, Overlap, ParamType, Phase,
     WebhookFormat,
 };
+pub use super::sql::{Sql, SqlSource};
 pub use super::text::{JsonText, Text};
 use serde_json::Value as Json;
 
@@ -175,6 +176,7 @@ pub struct Poll {
 pub enum Probe {
     Run(Text),
     Http(Http),
+    Sql(Sql),
 }
 
 /// A step's fan-out.
@@ -193,6 +195,7 @@ pub enum Action {
     Gate(Gate),
     Wait(Duration),
     Check(Text),
+    Sql(Sql),
 }
 
 impl Action {
@@ -203,6 +206,7 @@ impl Action {
             Action::Gate(_) => "gate",
             Action::Wait(_) => "wait",
             Action::Check(_) => "check",
+            Action::Sql(_) => "sql",
         }
     }
 }

@@ -25,7 +25,7 @@ const STATEMENT_CACHE: usize = 64;
 
 /// Each entry upgrades the schema by one version; the index + 1 is the version it reaches.
 /// Never edit a shipped entry: append a new one.
-pub(super) const UPGRADES: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub(super) const UPGRADES: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = UPGRADES.len() as i64;
@@ -224,6 +224,13 @@ CREATE TABLE step_processes (
 const V6: &str = "
 ALTER TABLE steps ADD COLUMN kept INTEGER NOT NULL DEFAULT 0;
 UPDATE steps SET kept = 1 WHERE reason = 'kept from an earlier run';
+";
+
+/// The SQL files a migration's runbook reads (`sql: { file: ... }`), as they were when it
+/// was created: a JSON object of path (as written) to text. A resumed migration runs them,
+/// not whatever the files hold by then.
+const V7: &str = "
+ALTER TABLE migrations ADD COLUMN runbook_files TEXT NOT NULL DEFAULT '{}';
 ";
 
 /// Creates the state directory and opens its database for writing, with the schema upgraded

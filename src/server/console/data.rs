@@ -26,7 +26,7 @@ pub fn rows(store: &Store) -> Result<Json, ApiError> {
 
 /// The plan a migration runs, or why it cannot be shown.
 fn plan_of(m: &Migration) -> Result<plan::Plan, String> {
-    let checked = crate::runbook::load_bytes(&m.runbook_path, m.runbook_text.as_bytes());
+    let checked = m.load_runbook();
     let runbook = checked
         .runbook
         .ok_or("its runbook text has errors now (was it created by another version of sensei?)")?;

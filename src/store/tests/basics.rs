@@ -322,9 +322,12 @@ fn a_version_5_store_knows_its_kept_steps_by_their_old_reason() {
         )
         .unwrap();
     drop(store);
-    // What version 5 kept: the reason's words, no flag.
+    // What version 5 kept: the reason's words, no flag (and no SQL files, from version 7).
     raw(&dir)
-        .execute_batch("ALTER TABLE steps DROP COLUMN kept; PRAGMA user_version = 5;")
+        .execute_batch(
+            "ALTER TABLE steps DROP COLUMN kept; ALTER TABLE migrations DROP COLUMN runbook_files;
+             PRAGMA user_version = 5;",
+        )
         .unwrap();
     let store = Store::open(dir.path()).unwrap();
     let rows = store.steps(&m).unwrap();
