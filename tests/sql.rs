@@ -247,6 +247,12 @@ fn a_timeout_cancels_the_statement_on_the_server(kind: Kind) {
         "{step}"
     );
     gone_within(&db, d.sleep, Duration::from_secs(3));
+    if kind == Kind::Postgres {
+        // 57014 (query_canceled) comes only from a cancel: a client that merely went away
+        // does not produce it.
+        let shown = logs(&sb, &run.id(), "sleepy");
+        assert!(shown.contains("(SQLSTATE 57014)"), "{shown}");
+    }
 }
 
 #[test]
@@ -431,4 +437,29 @@ fn a_resumed_migration_runs_the_sql_file_it_was_created_with() {
     let run = bg.finish();
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(db.query("SELECT v FROM t"), [vec![Some("approved".into())]]);
+}
+
+#[test]
+fn postgres_statement_of_a_killed_engine_ends_on_the_server() {
+    let Some(db) = TestDb::new(Kind::Postgres) else {
+        return;
+    };
+    let d = dialect(Kind::Postgres);
+    let sb = Sandbox::new();
+    let file = sb.write(
+        "slow.yaml",
+        &format!(
+            "version: 1\nname: slow\nparams:\n  dsn: {{ type: string }}\nsteps:\n  - id: sleepy\n    sql: {{ dsn: \"{{{{params.dsn}}}}\", query: \"{}\" }}\n",
+            d.sleep
+        ),
+    );
+    let dsn = format!("dsn={}", db.dsn());
+    let bg = sb.spawn(&["run", file.to_str().expect("utf-8"), "-p", &dsn]);
+    wait_for("the statement to run on the server", || {
+        (running(&db, d.sleep) == 1).then_some(())
+    });
+    // The watchdog kills the step's process outright (no cancel); the server notices the
+    // client is gone (`client_connection_check_interval`, PostgreSQL 14 and later).
+    bg.kill9();
+    gone_within(&db, d.sleep, Duration::from_secs(10));
 }

@@ -186,7 +186,15 @@ async fn run(spec: SqlSpec) -> u8 {
                     Ok(said) => say.out(&format!("{CANCEL_PREFIX}{said}")),
                     Err(said) => say.err(&format!("{CANCEL_PREFIX}{said}")),
                 }
-                let _ = tokio::time::timeout(WIND_DOWN, &mut work).await;
+                // The cancelled statement ends (and its transaction rolls back) before exit;
+                // the server's word on it goes to the log.
+                match tokio::time::timeout(WIND_DOWN, &mut work).await {
+                    Ok(Err((Stop::Sql(e), _))) => {
+                        say.out(&format!("the server ended the statement: {}", exec::describe(&e).0));
+                    }
+                    Ok(Err((Stop::TooManyRows(_), _))) | Ok(Ok(())) => {}
+                    Err(_) => say.out("the statement had not ended when the process exited"),
+                }
                 Err(why)
             }
         }
