@@ -24,6 +24,7 @@ fn main() {
         timeout: Some(Duration::from_secs(60)),
         kill_grace: Duration::from_secs(5),
         capture_last_line: false,
+        input: None,
     };
     let reaper_program = Path::new(env!("CARGO_BIN_EXE_sensei"));
     let reaper = Reaper::spawn(reaper_program, &["__reap"]).expect("reaper");

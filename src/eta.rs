@@ -266,7 +266,7 @@ impl Estimate {
 /// The inputs of `m`: its runbook's shape from the text it started with, and the durations
 /// of steps in earlier migrations of its runbook.
 pub fn load(store: &Store, m: &Migration) -> Inputs {
-    let checked = crate::runbook::load_bytes(&m.runbook_path, m.runbook_text.as_bytes());
+    let checked = m.load_runbook();
     let mut inputs = match checked.runbook {
         Some(runbook) => Inputs::from_runbook(&runbook),
         None => Inputs {

@@ -29,6 +29,7 @@ fn spec(command: &str, dir: &Path) -> RunSpec {
         timeout: None,
         kill_grace: Duration::from_secs(5),
         capture_last_line: false,
+        input: None,
     }
 }
 

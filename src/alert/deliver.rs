@@ -344,14 +344,11 @@ impl Deliverer {
             .migration(id)
             .map_err(|e| Failure::transient(e.to_string()))?
             .ok_or_else(|| Failure::permanent(format!("migration {id} is not in the store")))?;
-        let runbook =
-            crate::runbook::load_bytes(&migration.runbook_path, migration.runbook_text.as_bytes())
-                .runbook
-                .ok_or_else(|| {
-                    Failure::permanent(format!(
-                        "the runbook stored with migration {id} no longer loads"
-                    ))
-                })?;
+        let runbook = migration.load_runbook().runbook.ok_or_else(|| {
+            Failure::permanent(format!(
+                "the runbook stored with migration {id} no longer loads"
+            ))
+        })?;
         let params = migration.params.as_object().cloned().unwrap_or_default();
         let masker = Masker::new(secret_values(&runbook, &params));
         let loaded = Arc::new(Loaded {

@@ -48,6 +48,7 @@ fn render_for(channel: &str, table: &str) -> Message {
         runbook: "orders".into(),
         runbook_path: "r.yaml".into(),
         runbook_text: RUNBOOK.into(),
+        runbook_files: Default::default(),
         params: params.clone(),
         masked_params: json!({ "dsn": "***", "table": table }),
         digest: "d".into(),

@@ -121,6 +121,19 @@ enum Command {
     /// Internal: the watchdog that kills step processes when sensei dies.
     #[command(hide = true, name = "__reap")]
     Reap,
+    /// Internal: the process of a database step, started by sensei itself; it reads the
+    /// rendered step on stdin.
+    #[command(hide = true, name = "__step")]
+    Step {
+        #[arg(value_enum)]
+        kind: StepKind,
+    },
+}
+
+/// The step kinds `sensei __step` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StepKind {
+    Sql,
 }
 
 /// Parses the command line and runs the command.
@@ -174,6 +187,9 @@ pub fn main() -> ExitCode {
         Command::Approve(args) => decide::decide(&args, Decision::Approve),
         Command::Reject(args) => decide::decide(&args, Decision::Reject),
         Command::Alerts(args) => alerts::run(&args),
+        Command::Step {
+            kind: StepKind::Sql,
+        } => crate::db::child::main(std::io::stdin().lock()),
         Command::Reap => {
             let code = crate::process::reap_main(std::io::stdin().lock());
             u8::try_from(code).unwrap_or(exit::FAILED)

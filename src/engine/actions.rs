@@ -1,7 +1,9 @@
-//! Step actions that take time: `run` (a shell command, through `process`), `http` (reqwest)
-//! and `wait` (a timer). Each returns an [`Outcome`]; the driver decides what it means for the
+//! Step actions that take time: `run` (a shell command, through `process`), `http` (reqwest),
+//! `sql` (`sensei __step sql`, through `process`: `actions/sql.rs`) and `wait` (a timer). Each returns an [`Outcome`]; the driver decides what it means for the
 //! step and the migration. `check` and `gate` do not run here: a check is decided when it
 //! starts, and a gate waits for decisions in the store.
+
+mod sql;
 
 use crate::event::MigrationId;
 use crate::process::{self, Exit, Line, LiveReport, OnReport, Reaper, RunSpec, StepEnv, Stream};
@@ -31,6 +33,15 @@ pub enum Prepared {
         transient_status: Vec<u16>,
         /// The request's own `timeout`; without it the step's, then 30 s.
         timeout: Option<Duration>,
+    },
+    /// A `sql` step or probe: `sensei __step sql` with `spec` on its stdin.
+    Sql {
+        spec: crate::db::spec::SqlSpec,
+        /// The sensei binary (this process's own).
+        exe: PathBuf,
+        env: StepEnv,
+        /// The DSN's password in every form: masked in this attempt's output.
+        secrets: Vec<String>,
     },
     Wait {
         duration: Duration,
@@ -188,6 +199,12 @@ pub async fn perform(action: Prepared, attempt: Attempt, cancel: watch::Receiver
                 () = cancelled(cancel) => Outcome::Cancelled,
             }
         }
+        Prepared::Sql {
+            spec,
+            exe,
+            env,
+            secrets,
+        } => sql::run(&spec, &exe, env, &secrets, &attempt, cancel).await,
         Prepared::Poll(poll) => super::poll::run(*poll, &attempt, cancel).await,
         // A zero wait is a no-op step: do not round it up to the timer's 1 ms tick.
         Prepared::Wait { duration, .. } if duration.is_zero() => Outcome::Succeeded {
@@ -210,6 +227,20 @@ pub(super) async fn cancelled(mut cancel: watch::Receiver<bool>) {
     }
 }
 
+impl Attempt {
+    /// Hands a live report of the step (its progress, ...) to the driver, if one listens.
+    pub(super) fn report(&self, report: LiveReport) {
+        if let Some(to) = &self.reports {
+            // A driver that is gone has nobody left to tell.
+            let _ = to.tx.send(Report {
+                node: to.node,
+                attempt: self.attempt,
+                report,
+            });
+        }
+    }
+}
+
 async fn run(
     command: String,
     env: StepEnv,
@@ -224,6 +255,7 @@ async fn run(
         timeout: attempt.timeout,
         kill_grace: Duration::from_secs(5),
         capture_last_line: json_outputs,
+        input: None,
     };
     let (mut stdout, mut stderr) = (Logged::default(), Logged::default());
     let on_line = |stream: Stream, line: Line| match stream {
@@ -231,16 +263,7 @@ async fn run(
         Stream::Stderr => stderr.line(attempt, LogStream::Stderr, line),
     };
     let on_spawn = |pgid: i32| attempt.record_process(pgid);
-    let mut send = |report: LiveReport| {
-        if let Some(to) = &attempt.reports {
-            // A driver that is gone has nobody left to tell.
-            let _ = to.tx.send(Report {
-                node: to.node,
-                attempt: attempt.attempt,
-                report,
-            });
-        }
-    };
+    let mut send = |report: LiveReport| attempt.report(report);
     let on_report: Option<OnReport<'_>> = match attempt.reports {
         Some(_) => Some(&mut send),
         None => None,

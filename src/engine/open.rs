@@ -64,6 +64,7 @@ pub fn create(store: &Store, new: NewRun<'_>) -> Result<Migration, EngineError> 
         runbook: new.runbook.name.clone(),
         runbook_path: new.runbook_path.clone(),
         runbook_text: new.runbook_text,
+        runbook_files: new.runbook.files(),
         params: Json::Object(new.params),
         masked_params: masked.clone(),
         digest: plan.digest.clone(),
@@ -256,8 +257,7 @@ pub(super) fn core_from(
     shared: Arc<dyn Shared>,
     now: chrono::DateTime<Utc>,
 ) -> Result<Core, EngineError> {
-    let checked =
-        crate::runbook::load_bytes(&migration.runbook_path, migration.runbook_text.as_bytes());
+    let checked = migration.load_runbook();
     let runbook = checked.runbook.ok_or_else(|| EngineError::Runbook {
         id: migration.id.to_string(),
         reason: "it has errors now; was it created by another version of sensei?".into(),

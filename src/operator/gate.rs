@@ -72,7 +72,8 @@ pub fn decide(
 /// The roles the runbook asks a decider of gate `step` to hold.
 fn gate_roles(migration: &Migration, step: &str) -> Vec<String> {
     let base = step.split('[').next().unwrap_or(step);
-    crate::runbook::load_bytes(&migration.runbook_path, migration.runbook_text.as_bytes())
+    migration
+        .load_runbook()
         .runbook
         .and_then(|rb| match &rb.step(base)?.action {
             Action::Gate(g) => Some(g.roles.clone()),
@@ -93,11 +94,11 @@ fn no_gate(store: &Store, migration: &Migration, step: &str) -> Result<DecideErr
         });
     };
     let base = step.split('[').next().unwrap_or(step);
-    let is_gate =
-        crate::runbook::load_bytes(&migration.runbook_path, migration.runbook_text.as_bytes())
-            .runbook
-            .and_then(|rb| rb.step(base).map(|s| matches!(s.action, Action::Gate(_))))
-            .unwrap_or(true);
+    let is_gate = migration
+        .load_runbook()
+        .runbook
+        .and_then(|rb| rb.step(base).map(|s| matches!(s.action, Action::Gate(_))))
+        .unwrap_or(true);
     Ok(if is_gate {
         DecideError::NotReached {
             migration: id,

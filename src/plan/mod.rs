@@ -85,7 +85,8 @@ pub struct GatePlan {
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub runbook: String,
-    /// `sha256:<hex>` of the runbook text and the resolved params (secrets excluded).
+    /// `sha256:<hex>` of the runbook text, its SQL files and the resolved params (secrets
+    /// excluded).
     pub digest: String,
     /// Resolved params, secret values shown as `***`.
     pub params: Params,
@@ -195,7 +196,7 @@ pub fn build(
     let masked = params::masked(runbook, params);
     Ok(Plan {
         runbook: runbook.name.clone(),
-        digest: digest(runbook_text, &masked),
+        digest: digest(runbook_text, &runbook.files(), &masked),
         critical_path: layout
             .critical_path
             .iter()
@@ -218,12 +219,25 @@ pub fn build(
     })
 }
 
-/// sha256 over the runbook text and the canonical JSON of the (masked) params.
-pub fn digest(runbook_text: &str, masked_params: &Params) -> String {
+/// sha256 over the runbook text, the SQL files it reads (by path, with their text; a
+/// runbook without any has the digest it always had) and the canonical JSON of the
+/// (masked) params.
+pub fn digest(
+    runbook_text: &str,
+    files: &std::collections::BTreeMap<String, String>,
+    masked_params: &Params,
+) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"sensei-plan-v1\n");
     hasher.update(runbook_text.as_bytes());
     hasher.update(b"\n");
+    for (path, text) in files {
+        // Lengths first, so no two sets of files hash alike.
+        hasher.update(format!("file {} {}\n", path.len(), text.len()).as_bytes());
+        hasher.update(path.as_bytes());
+        hasher.update(text.as_bytes());
+        hasher.update(b"\n");
+    }
     hasher.update(
         serde_json::to_string(masked_params)
             .unwrap_or_default()

@@ -56,6 +56,9 @@ pub struct RunSpec {
     pub kill_grace: Duration,
     /// Keep the last non-empty stdout line (for `outputs: json`).
     pub capture_last_line: bool,
+    /// Bytes the command reads on its stdin (a `sql` step's spec: never in its arguments,
+    /// which any user can read in `ps`); without them, stdin is `/dev/null`.
+    pub input: Option<Vec<u8>>,
 }
 
 /// One line of a step's output without its line ending, or a piece of a line longer than
@@ -197,7 +200,7 @@ pub async fn run_observed(
     };
     let group = Group::new(pgid, reaper);
     on_spawn(pgid);
-    release(&mut child).await;
+    release(&mut child, spec.input.clone()).await;
 
     let mut stdout = Lines::new(child.stdout.take());
     let mut stderr = Lines::new(child.stderr.take());
@@ -310,13 +313,22 @@ pub async fn run_observed(
 /// evaluates the command (given as `$0`), with stdin from /dev/null.
 const GATE: &str = "IFS= read -r _ || exit 125; exec </dev/null; eval \"$0\"";
 
+/// [`GATE`] for a command that reads [`RunSpec::input`]: the same shell leaves stdin open
+/// after the release line (`read` takes no byte past it from a pipe), and the engine writes
+/// the input behind that line.
+const GATE_WITH_INPUT: &str = "IFS= read -r _ || exit 125; eval \"$0\"";
+
 fn command(spec: &RunSpec, output_file: &Path) -> tokio::process::Command {
     // An absolute path: POSIX sh lives at /bin/sh, and searching PATH costs a failed
     // execve per entry before it, for every step.
     let mut command = tokio::process::Command::new("/bin/sh");
     command
         .arg("-c")
-        .arg(GATE)
+        .arg(if spec.input.is_some() {
+            GATE_WITH_INPUT
+        } else {
+            GATE
+        })
         .arg(&spec.command)
         .current_dir(&spec.dir)
         .env_clear()
@@ -329,11 +341,20 @@ fn command(spec: &RunSpec, output_file: &Path) -> tokio::process::Command {
 }
 
 /// Lets the gated shell run its command (see [`GATE`]). A shell that is already gone has
-/// nothing to run; its exit is seen as any other.
-async fn release(child: &mut tokio::process::Child) {
+/// nothing to run; its exit is seen as any other. The input, if any, is written by a task of
+/// its own, so a command that does not read it cannot hold the step up (its timeout still
+/// counts); stdin closes once it is written.
+async fn release(child: &mut tokio::process::Child, input: Option<Vec<u8>>) {
     use tokio::io::AsyncWriteExt;
     if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(b"\n").await;
+        if stdin.write_all(b"\n").await.is_err() {
+            return;
+        }
+        if let Some(input) = input {
+            tokio::spawn(async move {
+                let _ = stdin.write_all(&input).await;
+            });
+        }
     }
 }
 
@@ -375,6 +396,7 @@ mod tests {
             timeout: None,
             kill_grace: Duration::from_secs(1),
             capture_last_line: false,
+            input: None,
         };
         let output = dir.path().join("out");
         let mut child = command(&spec, &output).spawn().expect("spawn");
@@ -384,7 +406,7 @@ mod tests {
         assert!(!dir.path().join("ran").exists());
 
         let mut child = command(&spec, &output).spawn().expect("spawn");
-        release(&mut child).await;
+        release(&mut child, None).await;
         assert!(child.wait().await.expect("wait").success());
         assert!(dir.path().join("ran").exists());
     }
@@ -404,6 +426,7 @@ mod tests {
             timeout: Some(Duration::from_secs(30)),
             kill_grace: Duration::from_secs(1),
             capture_last_line: false,
+            input: None,
         };
         let (_tx, rx) = watch::channel(false);
         let reports = std::sync::Mutex::new(Vec::new());
@@ -435,6 +458,7 @@ mod tests {
             timeout: None,
             kill_grace: Duration::from_secs(1),
             capture_last_line: false,
+            input: None,
         };
         assert_send(&run(spec, None, |_, _| {}, rx));
     }

@@ -20,6 +20,8 @@ pub(crate) struct Checker<'a> {
     pub source: &'a Source,
     pub root: &'a Node,
     pub diagnostics: Vec<Diagnostic>,
+    /// Where `sql` files are read from.
+    pub files: super::Files<'a>,
 }
 
 impl<'a> Checker<'a> {
@@ -86,11 +88,13 @@ pub fn check(
     source: &Source,
     root: &Node,
     broken_steps: &HashSet<String>,
+    files: super::Files<'_>,
 ) -> (Option<Runbook>, Vec<Diagnostic>) {
     let mut c = Checker {
         source,
         root,
         diagnostics: Vec::new(),
+        files,
     };
     let errors_before = c.errors();
     c.version(&raw.version);

@@ -113,7 +113,7 @@ impl Checker<'_> {
                 "this polling check has no `probe`, so it reads the same values at every evaluation",
             )
             .hint = Some(
-                "add a `probe` (`run` or `http`) that measures the condition; the check reads its outputs as `probe.outputs.KEY`"
+                "add a `probe` (`run`, `http` or `sql`) that measures the condition; the check reads its outputs as `probe.outputs.KEY`"
                     .into(),
             );
         }
@@ -134,38 +134,53 @@ impl Checker<'_> {
     fn probe(&mut self, probe: &Spanned<Box<RawProbe>>) -> Option<CheckedProbe> {
         let p = &probe.value;
         let json = p.outputs.as_ref().map(|o| (o.value, o.span));
-        match (&p.run, &p.http) {
-            (Some(run), None) => Some(CheckedProbe {
+        let given = [p.run.is_some(), p.http.is_some(), p.sql.is_some()];
+        if given.iter().filter(|&&g| g).count() != 1 {
+            let message = if given.iter().any(|&g| g) {
+                let names: Vec<&str> = ["`run`", "`http`", "`sql`"]
+                    .into_iter()
+                    .zip(given)
+                    .filter_map(|(n, g)| g.then_some(n))
+                    .collect();
+                match names.as_slice() {
+                    [a, b] => format!("`probe` has both {a} and {b}"),
+                    _ => format!("`probe` has {}", names.join(", ")),
+                }
+            } else {
+                "`probe` has none of `run`, `http` or `sql`".to_owned()
+            };
+            let at = self.key_span(probe.span);
+            self.error(at, message).hint = Some(
+                "a probe has exactly one of `run` (a shell command), `http` (a request) or `sql` (a query); it runs before each evaluation"
+                    .into(),
+            );
+            return None;
+        }
+        if let (Some((_, span)), None) = (json, &p.run) {
+            self.error(span, "`outputs: json` is for a `run` probe")
+                .hint = Some(if p.http.is_some() {
+                "an `http` probe's outputs are `status`, `headers` and `body`, and the body is parsed as JSON when it is JSON".into()
+            } else {
+                "a `sql` probe's outputs are the first row's columns by name, `rows`, `row_count` and `rows_affected`, already JSON".into()
+            });
+        }
+        if let Some(run) = &p.run {
+            return Some(CheckedProbe {
                 probe: Probe::Run(Text::new(run.value.as_str())),
                 outputs: json.map(|(format, _)| format),
-            }),
-            (None, Some(http)) => {
-                if let Some((_, span)) = json {
-                    self.error(span, "`outputs: json` is for a `run` probe")
-                        .hint = Some(
-                        "an `http` probe's outputs are `status`, `headers` and `body`, and the body is parsed as JSON when it is JSON"
-                            .into(),
-                    );
-                }
-                Some(CheckedProbe {
-                    probe: Probe::Http(self.http(&http.value)),
-                    outputs: None,
-                })
-            }
-            (run, http) => {
-                let message = if run.is_some() && http.is_some() {
-                    "`probe` has both `run` and `http`"
-                } else {
-                    "`probe` has neither `run` nor `http`"
-                };
-                let at = self.key_span(probe.span);
-                self.error(at, message).hint = Some(
-                    "a probe has exactly one of `run` (a shell command) or `http` (a request); it runs before each evaluation"
-                        .into(),
-                );
-                None
-            }
+            });
         }
+        if let Some(http) = &p.http {
+            return Some(CheckedProbe {
+                probe: Probe::Http(self.http(&http.value)),
+                outputs: None,
+            });
+        }
+        let sql = p.sql.as_ref().and_then(|sql| self.sql(sql))?;
+        Some(CheckedProbe {
+            probe: Probe::Sql(sql),
+            outputs: None,
+        })
     }
 }
 
@@ -313,7 +328,7 @@ mod tests {
                 "11:12: warning: this polling check has no `timeout`, so it could poll forever",
                 "  hint: add `timeout` (e.g. `timeout: 1h`) to fail the step when the condition has not held by then",
                 "11:12: warning: this polling check has no `probe`, so it reads the same values at every evaluation",
-                "  hint: add a `probe` (`run` or `http`) that measures the condition; the check reads its outputs as `probe.outputs.KEY`",
+                "  hint: add a `probe` (`run`, `http` or `sql`) that measures the condition; the check reads its outputs as `probe.outputs.KEY`",
             ]
         );
         let checked = load(steps);
@@ -337,7 +352,7 @@ mod tests {
                 "12:5: error: `probe` belongs to a `check` step",
                 "  hint: `every`, `stable_for` and `probe` make a `check` poll until its condition holds; this is a `wait` step",
                 "13:9: error: step `nothing` has no action",
-                "  hint: give it exactly one of `run`, `http`, `gate`, `wait` or `check`",
+                "  hint: give it exactly one of `run`, `http`, `gate`, `wait`, `check` or `sql`",
             ]
         );
     }
@@ -360,8 +375,8 @@ mod tests {
         assert_eq!(
             diagnostics(steps),
             [
-                "10:5: error: `probe` has neither `run` nor `http`",
-                "  hint: a probe has exactly one of `run` (a shell command) or `http` (a request); it runs before each evaluation",
+                "10:5: error: `probe` has none of `run`, `http` or `sql`",
+                "  hint: a probe has exactly one of `run` (a shell command), `http` (a request) or `sql` (a query); it runs before each evaluation",
             ]
         );
         let steps = "  - id: c\n    check: \"{{probe.outputs.ok}}\"\n    probe: { run: ./ok.sh, htp: {} }\n    every: 30s\n    timeout: 5m\n";

@@ -3,7 +3,7 @@
 
 use super::check::Checker;
 use super::check_poll::StepTimeout;
-use super::check_templates::{Scope, StepGraph};
+use super::check_templates::StepGraph;
 use super::duration::Duration;
 use super::model::{Action, ForEach, Gate, Http, JsonText, Param, Retry, Step, Text, Window};
 use super::raw::{OutputsFormat, ParamType, Phase, RawHttp, RawStep};
@@ -121,13 +121,13 @@ impl Checker<'_> {
                 .hint = Some(hint);
         }
         if let (Some(rollback), Some(action)) = (&raw.rollback, &action)
-            && !matches!(action, Action::Run(_) | Action::Http(_))
+            && !matches!(action, Action::Run(_) | Action::Http(_) | Action::Sql(_))
         {
             self.error(
                 rollback.span,
                 format!("a `{}` step has nothing to roll back", action.kind()),
             )
-            .hint = Some("only `run` and `http` steps take a `rollback` command".into());
+            .hint = Some("only `run`, `http` and `sql` steps take a `rollback` command".into());
         }
         if raw.outputs == Some(OutputsFormat::Json) && raw.run.is_none() {
             self.error(
@@ -181,31 +181,39 @@ impl Checker<'_> {
     }
 
     fn action(&mut self, raw: &RawStep) -> Option<Action> {
-        let mut actions = Vec::new();
+        // `None` stands for a `sql` with errors (reported): it still counts as an action.
+        let mut actions: Vec<(&str, Option<Action>)> = Vec::new();
         if let Some(run) = &raw.run {
-            actions.push(("run", Action::Run(Text::new(run.value.as_str()))));
+            actions.push(("run", Some(Action::Run(Text::new(run.value.as_str())))));
         }
         if let Some(http) = &raw.http {
-            actions.push(("http", Action::Http(self.http(&http.value))));
+            actions.push(("http", Some(Action::Http(self.http(&http.value)))));
         }
         if let Some(gate) = &raw.gate {
-            actions.push(("gate", Action::Gate(self.gate(&raw.id.value, gate))));
+            actions.push(("gate", Some(Action::Gate(self.gate(&raw.id.value, gate)))));
         }
         if let Some(wait) = &raw.wait {
-            actions.push(("wait", Action::Wait(wait.value)));
+            actions.push(("wait", Some(Action::Wait(wait.value))));
         }
         if let Some(check) = &raw.check {
-            actions.push(("check", Action::Check(Text::new(check.value.as_str()))));
+            actions.push((
+                "check",
+                Some(Action::Check(Text::new(check.value.as_str()))),
+            ));
+        }
+        if let Some(sql) = &raw.sql {
+            actions.push(("sql", self.sql(sql).map(Action::Sql)));
         }
         match actions.len() {
-            1 => actions.pop().map(|(_, a)| a),
+            1 => actions.pop().and_then(|(_, a)| a),
             0 => {
                 self.error(
                     raw.id.span,
                     format!("step `{}` has no action", raw.id.value),
                 )
-                .hint =
-                    Some("give it exactly one of `run`, `http`, `gate`, `wait` or `check`".into());
+                .hint = Some(
+                    "give it exactly one of `run`, `http`, `gate`, `wait`, `check` or `sql`".into(),
+                );
                 None
             }
             _ => {
@@ -401,66 +409,6 @@ impl Checker<'_> {
                 ),
             )
             .hint = Some(format!("declare `{}` with `type: list`", param.name));
-        }
-    }
-
-    fn step_templates(&mut self, raw: &RawStep, step: &Step, params: &[Param], graph: &StepGraph) {
-        // A step that writes `for_each` has an `item`, even when its `for_each` is malformed
-        // (that error is reported already; `item` is not then reported as unavailable).
-        let has_item = raw.for_each.is_some();
-        let scope = Scope::step(params, &step.id, has_item, graph);
-        let texts = [&raw.run, &raw.when];
-        for t in texts.into_iter().flatten() {
-            self.template(&t.value, t.span, &scope);
-        }
-        if let Some(check) = &raw.check {
-            // A polling check reads what its probe measured; nothing else sees the probe.
-            let scope = if raw.probe.is_some() {
-                Scope::probed_check(params, &step.id, has_item, graph)
-            } else {
-                Scope::step(params, &step.id, has_item, graph)
-            };
-            self.template(&check.value, check.span, &scope);
-        }
-        if let Some(rollback) = &raw.rollback {
-            let scope = Scope::rollback(params, &step.id, has_item, graph);
-            self.template(&rollback.value, rollback.span, &scope);
-        }
-        if let (Some(check), Action::Check(Text::Plain(_))) = (&raw.check, &step.action) {
-            self.warning(
-                check.span,
-                "this check has no template, so its result never changes",
-            );
-        }
-        if let Some(http) = &raw.http {
-            self.http_templates(&http.value, http.span, &scope);
-        }
-        // A probe's templates are rendered like a `run` or `http` step's, with the same roots.
-        if let Some(probe) = &raw.probe {
-            if let Some(run) = &probe.value.run {
-                self.template(&run.value, run.span, &scope);
-            }
-            if let Some(http) = &probe.value.http {
-                self.http_templates(&http.value, http.span, &scope);
-            }
-        }
-        if let Some(f) = &raw.for_each
-            && let serde_json::Value::String(text) = &f.value
-        {
-            let scope = Scope::step(params, &step.id, false, graph);
-            self.template(text, f.span, &scope);
-        }
-    }
-}
-
-impl Checker<'_> {
-    fn http_templates(&mut self, h: &RawHttp, span: crate::diag::Span, scope: &Scope) {
-        self.template(&h.url.value, h.url.span, scope);
-        for (_, v) in h.headers.iter().flat_map(|e| e.iter()) {
-            self.template(&v.value, v.span, scope);
-        }
-        if let Some(body) = &h.body {
-            self.json_templates(body, span, scope);
         }
     }
 }

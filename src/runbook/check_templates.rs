@@ -2,8 +2,8 @@
 //! are rendered (SPEC §2 roots).
 
 use super::check::Checker;
-use super::model::{Param, Step};
-use super::raw::Phase;
+use super::model::{Action, Param, Step, Text};
+use super::raw::{Phase, RawHttp, RawStep};
 use super::template::{self, HELPERS};
 use crate::diag::{self, Span};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -156,6 +156,80 @@ impl<'a> Scope<'a> {
         Scope {
             own_results: true,
             ..Scope::step(params, id, has_item, graph)
+        }
+    }
+}
+
+impl Checker<'_> {
+    pub(crate) fn step_templates(
+        &mut self,
+        raw: &RawStep,
+        step: &Step,
+        params: &[Param],
+        graph: &StepGraph,
+    ) {
+        // A step that writes `for_each` has an `item`, even when its `for_each` is malformed
+        // (that error is reported already; `item` is not then reported as unavailable).
+        let has_item = raw.for_each.is_some();
+        let scope = Scope::step(params, &step.id, has_item, graph);
+        let texts = [&raw.run, &raw.when];
+        for t in texts.into_iter().flatten() {
+            self.template(&t.value, t.span, &scope);
+        }
+        if let Some(check) = &raw.check {
+            // A polling check reads what its probe measured; nothing else sees the probe.
+            let scope = if raw.probe.is_some() {
+                Scope::probed_check(params, &step.id, has_item, graph)
+            } else {
+                Scope::step(params, &step.id, has_item, graph)
+            };
+            self.template(&check.value, check.span, &scope);
+        }
+        if let Some(rollback) = &raw.rollback {
+            let scope = Scope::rollback(params, &step.id, has_item, graph);
+            self.template(&rollback.value, rollback.span, &scope);
+        }
+        if let (Some(check), Action::Check(Text::Plain(_))) = (&raw.check, &step.action) {
+            self.warning(
+                check.span,
+                "this check has no template, so its result never changes",
+            );
+        }
+        if let Some(http) = &raw.http {
+            self.http_templates(&http.value, http.span, &scope);
+        }
+        if let Some(sql) = &raw.sql {
+            self.sql_templates(&sql.value, &scope);
+        }
+        // A probe's templates are rendered like a `run` or `http` step's, with the same roots.
+        if let Some(probe) = &raw.probe {
+            if let Some(run) = &probe.value.run {
+                self.template(&run.value, run.span, &scope);
+            }
+            if let Some(http) = &probe.value.http {
+                self.http_templates(&http.value, http.span, &scope);
+            }
+            if let Some(sql) = &probe.value.sql {
+                self.sql_templates(&sql.value, &scope);
+            }
+        }
+        if let Some(f) = &raw.for_each
+            && let serde_json::Value::String(text) = &f.value
+        {
+            let scope = Scope::step(params, &step.id, false, graph);
+            self.template(text, f.span, &scope);
+        }
+    }
+}
+
+impl Checker<'_> {
+    fn http_templates(&mut self, h: &RawHttp, span: crate::diag::Span, scope: &Scope) {
+        self.template(&h.url.value, h.url.span, scope);
+        for (_, v) in h.headers.iter().flat_map(|e| e.iter()) {
+            self.template(&v.value, v.span, scope);
+        }
+        if let Some(body) = &h.body {
+            self.json_templates(body, span, scope);
         }
     }
 }

@@ -9,6 +9,7 @@ mod check_alerts;
 mod check_calendar;
 mod check_cycles;
 mod check_poll;
+mod check_sql;
 mod check_steps;
 mod check_templates;
 pub mod cron;
@@ -18,9 +19,11 @@ pub mod model;
 mod node_de;
 pub mod params;
 pub mod raw;
+mod raw_actions;
 mod raw_schema;
 pub mod render;
 mod source;
+pub mod sql;
 pub mod template;
 pub mod text;
 mod wrappers;
@@ -93,11 +96,92 @@ fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>, depth: usize) -> std::io:
 
 pub fn load_file(path: &Path) -> std::io::Result<Checked> {
     let bytes = std::fs::read(path)?;
-    Ok(load_bytes(&path.display().to_string(), &bytes))
+    let dir = dir_of(path);
+    Ok(load_with(
+        &path.display().to_string(),
+        &bytes,
+        Files::Dir(&dir),
+    ))
 }
 
-/// Checks runbook text held in memory (the API's validate endpoint, tests).
+/// The directory a runbook file's relative paths start from.
+pub fn dir_of(path: &Path) -> std::path::PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    }
+}
+
+/// Where the SQL files a runbook names (`sql: { file: ... }`) are read from when it loads.
+#[derive(Debug, Clone, Copy)]
+pub enum Files<'a> {
+    /// Relative to this directory, the runbook file's (`validate`, `plan`, `run`, the
+    /// server's runbooks directory).
+    Dir(&'a Path),
+    /// As a migration stored them when it was created, by path as written: a resumed
+    /// migration runs the SQL it was approved with.
+    Stored(&'a std::collections::BTreeMap<String, String>),
+    /// Nowhere: runbook text without a directory (posted to the API, tests).
+    None,
+}
+
+impl Files<'_> {
+    /// The text of `path` (as written in the runbook), or why it cannot be had and how to fix
+    /// that.
+    pub(crate) fn read(&self, path: &str) -> Result<String, (String, String)> {
+        match self {
+            Files::Stored(files) => files.get(path).cloned().ok_or_else(|| {
+                (
+                    format!("the migration holds no copy of `{path}`"),
+                    "it was created by another version of sensei; start a new migration".into(),
+                )
+            }),
+            Files::None => Err((
+                format!("`{path}` cannot be read: this runbook text has no directory"),
+                "check the runbook file itself (`sensei validate FILE`), or write the SQL in `query`".into(),
+            )),
+            Files::Dir(dir) => {
+                use std::io::Read;
+                let full = dir.join(path);
+                let shown = full.display();
+                let file = std::fs::File::open(&full).map_err(|e| {
+                    (
+                        format!("cannot read SQL file `{shown}`: {e}"),
+                        "the path is relative to the runbook's directory".into(),
+                    )
+                })?;
+                let mut bytes = Vec::new();
+                file.take(sql::MAX_FILE_BYTES + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| (format!("cannot read SQL file `{shown}`: {e}"), String::new()))?;
+                if bytes.len() as u64 > sql::MAX_FILE_BYTES {
+                    return Err((
+                        format!(
+                            "SQL file `{shown}` is larger than {} MiB",
+                            sql::MAX_FILE_BYTES / 1024 / 1024
+                        ),
+                        "split it into several `sql` steps, or load data with a `run` step".into(),
+                    ));
+                }
+                String::from_utf8(bytes).map_err(|_| {
+                    (
+                        format!("SQL file `{shown}` is not UTF-8 text"),
+                        "convert it to UTF-8 (e.g. `iconv -t UTF-8`)".into(),
+                    )
+                })
+            }
+        }
+    }
+}
+
+/// Checks runbook text held in memory without a directory (the API's validate endpoint,
+/// tests): a `sql` `file:` cannot be read.
 pub fn load_bytes(name: &str, bytes: &[u8]) -> Checked {
+    load_with(name, bytes, Files::None)
+}
+
+/// Checks runbook text, reading the SQL files it names from `files`.
+pub fn load_with(name: &str, bytes: &[u8], files: Files<'_>) -> Checked {
     let text = String::from_utf8_lossy(bytes).into_owned();
     let source = Source::new(name, text);
     let root = match yaml::parse(bytes) {
@@ -120,7 +204,7 @@ pub fn load_bytes(name: &str, bytes: &[u8]) -> Checked {
         return finish(source, None, diagnostics);
     };
     let broken = broken_step_ids(&raw, &root);
-    let (runbook, more) = check::check(&raw, &source, &root, &broken);
+    let (runbook, more) = check::check(&raw, &source, &root, &broken, files);
     diagnostics.extend(more);
     let runbook = runbook.filter(|_| !diag::has_errors(&diagnostics));
     finish(source, runbook, diagnostics)

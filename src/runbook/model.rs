@@ -11,6 +11,7 @@ pub use super::raw::{
     CatchUp, HttpMethod, OnClose, OnFailure, OnTimeout, OutputsFormat, Overlap, ParamType, Phase,
     WebhookFormat,
 };
+pub use super::sql::{Sql, SqlSource};
 pub use super::text::{JsonText, Text};
 use serde_json::Value as Json;
 
@@ -177,6 +178,7 @@ pub struct Poll {
 pub enum Probe {
     Run(Text),
     Http(Http),
+    Sql(Sql),
 }
 
 /// A step's fan-out.
@@ -195,6 +197,7 @@ pub enum Action {
     Gate(Gate),
     Wait(Duration),
     Check(Text),
+    Sql(Sql),
 }
 
 impl Action {
@@ -205,6 +208,7 @@ impl Action {
             Action::Gate(_) => "gate",
             Action::Wait(_) => "wait",
             Action::Check(_) => "check",
+            Action::Sql(_) => "sql",
         }
     }
 }

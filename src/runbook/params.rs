@@ -128,8 +128,15 @@ fn shown(secret: bool, text: &str) -> String {
     }
 }
 
-/// The params as they may be shown anywhere: secret values replaced by `***`.
+/// The params as they may be shown anywhere: secret values replaced by `***`, and the
+/// password of any DSN a value holds.
 pub fn masked(runbook: &Runbook, params: &Params) -> Params {
+    // A DSN's password is a secret in any param (`runbook::sql::dsn_passwords`).
+    let passwords = super::render::Masker::new(
+        super::sql::dsn_passwords(runbook, params)
+            .iter()
+            .flat_map(|p| super::render::forms(p)),
+    );
     params
         .iter()
         .map(|(name, value)| {
@@ -137,7 +144,7 @@ pub fn masked(runbook: &Runbook, params: &Params) -> Params {
             let shown = if secret {
                 Value::String("***".into())
             } else {
-                value.clone()
+                passwords.mask_json(value)
             };
             (name.clone(), shown)
         })

@@ -2,7 +2,7 @@
 //!
 //! These types are the single description of the format: the loader fills them (through
 //! `node_de`), and `schemas/runbook.schema.json` is generated from them. A step's action is a
-//! set of optional sibling keys (`run`, `http`, `gate`, `wait`, `check`) rather than an enum,
+//! set of optional sibling keys (`run`, `http`, `gate`, `wait`, `check`, `sql`) rather than an enum,
 //! because positions do not survive serde's tagged enums; `check.rs` demands exactly one, and
 //! `raw_schema.rs` says so in the schema, with the other rules a derived schema cannot carry.
 //!
@@ -11,6 +11,7 @@
 
 use super::cron::{CronExpr, TimeZone};
 use super::duration::Duration;
+pub use super::raw_actions::{GateRole, HttpMethod, OnTimeout, RawGate, RawHttp, RawProbe, RawSql};
 use super::raw_schema::{
     self, IDENTIFIER_PATTERN, NAME_PATTERN, SINGLE_EXPRESSION_PATTERN, STEP_ID_PATTERN,
 };
@@ -307,7 +308,7 @@ pub struct RawRule {
     pub notify: Spanned<Vec<Spanned<String>>>,
 }
 
-/// A node of the DAG with exactly one action: `run`, `http`, `gate`, `wait` or `check`.
+/// A node of the DAG with exactly one action: `run`, `http`, `gate`, `wait`, `check` or `sql`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Step", transform = raw_schema::step)]
@@ -349,6 +350,9 @@ pub struct RawStep {
     pub wait: Option<Spanned<Duration>>,
     /// A template that must render `true`.
     pub check: Option<Spanned<String>>,
+    /// SQL on PostgreSQL or MySQL/MariaDB; its outputs are the first row's columns, `rows`,
+    /// `row_count` and `rows_affected`.
+    pub sql: Option<Spanned<Box<RawSql>>>,
     /// Makes a `check` an automatic gate: evaluate it at this interval until it has held for
     /// `stable_for`; the step's `timeout` fails it.
     #[schemars(transform = raw_schema::polling_interval)]
@@ -359,7 +363,7 @@ pub struct RawStep {
     /// What a polling check runs before each evaluation; the check reads its outputs as
     /// `probe.outputs.KEY`. Needs `every`.
     pub probe: Option<Spanned<Box<RawProbe>>>,
-    /// Shell command that undoes the step.
+    /// Shell command that undoes the step (of a `run`, `http` or `sql` step).
     pub rollback: Option<Spanned<String>>,
     /// `json`: the last stdout line is a JSON object of outputs.
     pub outputs: Option<OutputsFormat>,
@@ -411,115 +415,6 @@ impl Phase {
 #[serde(rename_all = "lowercase")]
 pub enum OutputsFormat {
     Json,
-}
-
-/// An HTTP request step.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(rename = "Http")]
-pub struct RawHttp {
-    pub method: Option<HttpMethod>,
-    pub url: Spanned<String>,
-    pub headers: Option<Entries<Spanned<String>>>,
-    /// JSON body; string values are templates, JSON-encoded when rendered.
-    pub body: Option<serde_json::Value>,
-    /// Accepted statuses (default: any 2xx).
-    #[schemars(inner(range(min = 100, max = 599)))]
-    pub expect_status: Option<Vec<Spanned<u16>>>,
-    pub timeout: Option<Spanned<Duration>>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, JsonSchema, serde::Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum HttpMethod {
-    #[default]
-    Get,
-    Head,
-    Post,
-    Put,
-    Patch,
-    Delete,
-    Options,
-}
-
-impl HttpMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HttpMethod::Get => "GET",
-            HttpMethod::Head => "HEAD",
-            HttpMethod::Post => "POST",
-            HttpMethod::Put => "PUT",
-            HttpMethod::Patch => "PATCH",
-            HttpMethod::Delete => "DELETE",
-            HttpMethod::Options => "OPTIONS",
-        }
-    }
-}
-
-/// What a polling check runs before each evaluation: exactly one of `run` or `http`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(rename = "Probe", transform = raw_schema::probe)]
-pub struct RawProbe {
-    /// Shell command, run like a `run` step; its outputs are the `key=value` lines it writes
-    /// to `$SENSEI_OUTPUT`, or its last stdout line with `outputs: json`.
-    pub run: Option<Spanned<String>>,
-    /// HTTP request, sent like an `http` step's; its outputs are `status`, `headers`, `body`.
-    pub http: Option<Spanned<RawHttp>>,
-    /// `json`: the last stdout line of the `run` command is a JSON object of outputs.
-    pub outputs: Option<Spanned<OutputsFormat>>,
-}
-
-/// An approval gate.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(rename = "Gate")]
-pub struct RawGate {
-    /// Identities (token names, or `--as` names locally) who may decide the gate; without
-    /// the list, anyone but the migration's starter may.
-    #[schemars(length(min = 1), extend("uniqueItems" = true))]
-    pub approvers: Option<Spanned<Vec<Spanned<String>>>>,
-    /// Approvals needed (default 1).
-    #[schemars(range(min = 1))]
-    pub required: Option<Spanned<u32>>,
-    /// Through a server, only callers whose token holds one of these roles may decide it
-    /// (`admin` always may); for a gate that matters more than others, such as the one
-    /// before a point of no return.
-    #[schemars(length(min = 1), extend("uniqueItems" = true))]
-    pub roles: Option<Spanned<Vec<Spanned<GateRole>>>>,
-    pub timeout: Option<Spanned<Duration>>,
-    /// What happens at the timeout (default `fail`).
-    pub on_timeout: Option<OnTimeout>,
-}
-
-/// A role a gate may ask its deciders to hold (the server's token roles).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GateRole {
-    Viewer,
-    Operator,
-    Approver,
-    Admin,
-}
-
-impl GateRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GateRole::Viewer => "viewer",
-            GateRole::Operator => "operator",
-            GateRole::Approver => "approver",
-            GateRole::Admin => "admin",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize, JsonSchema, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnTimeout {
-    #[default]
-    Fail,
-    Cancel,
-    Approve,
 }
 
 /// Schema of `for_each`: a list, or a template string that names one.

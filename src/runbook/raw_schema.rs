@@ -22,11 +22,15 @@ pub const STEP_ID_PATTERN: &str = r"^[a-z0-9][a-z0-9_-]*$";
 /// `is_single_expression`; what the expression names is left to the checks).
 pub const SINGLE_EXPRESSION_PATTERN: &str = r"^\s*\{\{(\{?[^{])*\{?\}\}\s*$";
 
+/// A `sql` DSN: a scheme of a database Sensei speaks to (any letter case), or a template
+/// (whose value is checked when it is rendered: `check_sql.rs`).
+pub const DSN_PATTERN: &str = r"^\s*([Pp][Oo][Ss][Tt][Gg][Rr][Ee][Ss]([Qq][Ll])?|[Mm][Yy][Ss][Qq][Ll]|[Mm][Aa][Rr][Ii][Aa][Dd][Bb])://|\{\{";
+
 /// Param and environment variable names (so templates can name them).
 pub const IDENTIFIER_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_]*$";
 
 /// A step's actions: it takes exactly one.
-const ACTIONS: [&str; 5] = ["run", "http", "gate", "wait", "check"];
+const ACTIONS: [&str; 6] = ["run", "http", "gate", "wait", "check", "sql"];
 
 /// `key` is written with a value (`key: ~` counts as not written).
 fn given(key: &str) -> Value {
@@ -60,7 +64,7 @@ fn add_rules(schema: &mut Schema, rules: impl IntoIterator<Item = Value>) {
 
 /// A step: exactly one action; the polling keys only on a `check`, and `stable_for` and
 /// `probe` only with `every` (`check_poll.rs`); `outputs` only on a `run` step and `rollback`
-/// only on a `run` or `http` step (`check_steps.rs`).
+/// only on a `run`, `http` or `sql` step (`check_steps.rs`).
 pub fn step(schema: &mut Schema) {
     let mut rules = vec![exactly_one_of(&ACTIONS)];
     for key in ["every", "stable_for", "probe"] {
@@ -70,16 +74,24 @@ pub fn step(schema: &mut Schema) {
         rules.push(needs(key, &["every"]));
     }
     rules.push(needs("outputs", &["run"]));
-    rules.push(needs("rollback", &["run", "http"]));
+    rules.push(needs("rollback", &["run", "http", "sql"]));
     add_rules(schema, rules);
 }
 
-/// A probe: exactly one of `run` or `http`; `outputs: json` only for `run`.
+/// A probe: exactly one of `run`, `http` or `sql`; `outputs: json` only for `run`.
 pub fn probe(schema: &mut Schema) {
     add_rules(
         schema,
-        [exactly_one_of(&["run", "http"]), needs("outputs", &["run"])],
+        [
+            exactly_one_of(&["run", "http", "sql"]),
+            needs("outputs", &["run"]),
+        ],
     );
+}
+
+/// SQL: exactly one of `query` or `file` (`check_sql.rs`).
+pub fn sql(schema: &mut Schema) {
+    add_rules(schema, [exactly_one_of(&["query", "file"])]);
 }
 
 /// An alert channel: exactly one of `email` or `webhook`.

@@ -26,7 +26,7 @@ mod tests;
 pub use error::RenderError;
 
 use error::{compile_error, excerpt, explain, expression_at, shown_value};
-pub use mask::{MASK, MIN_FRAGMENT, Masker, secret_values};
+pub use mask::{MASK, MIN_FRAGMENT, Masker, forms, secret_values};
 
 use handlebars::template::Template;
 use handlebars::{Context, Handlebars, RenderContext, Renderable, StringOutput};
@@ -195,6 +195,11 @@ impl Renderer {
         cache.insert(key, Arc::clone(&compiled));
         Ok(compiled)
     }
+}
+
+/// `text` quoted as one shell word (as a value in a `run` command is).
+pub fn shell_word(text: &str) -> String {
+    shell::word(text)
 }
 
 /// For `when` and `check`: the value rendered from `source` must be the boolean `true` or

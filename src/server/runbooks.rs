@@ -208,7 +208,8 @@ fn read(
             };
         }
     };
-    let checked = runbook::load_bytes(&name, &bytes);
+    let dir = runbook::dir_of(path);
+    let checked = runbook::load_with(&name, &bytes, runbook::Files::Dir(&dir));
     let rendered = checked.render();
     let diagnostics = json!(
         checked

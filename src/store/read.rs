@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 const AMBIGUOUS_SHOWN: i64 = 5;
 
 const MIGRATION_COLUMNS: &str = "id, runbook, runbook_path, runbook_text, params, masked_params, \
-     digest, state, starter, created_at, updated_at, last_seq";
+     digest, state, starter, created_at, updated_at, last_seq, runbook_files";
 
 fn migration_row(r: &Row<'_>) -> rusqlite::Result<Migration> {
     Ok(Migration {
@@ -27,6 +27,7 @@ fn migration_row(r: &Row<'_>) -> rusqlite::Result<Migration> {
         created_at: time_col(r, 9)?,
         updated_at: time_col(r, 10)?,
         last_seq: r.get(11)?,
+        runbook_files: serde_json::from_value(json_col(r, 12)?).unwrap_or_default(),
     })
 }
 

@@ -79,14 +79,18 @@ impl Routes {
 
 /// The alert rules of a migration's runbook, as it was when the migration was created.
 fn load(conn: &Connection, id: &MigrationId) -> Result<Alerts, StoreError> {
-    let source: Option<(String, String)> = conn
-        .prepare_cached("SELECT runbook_path, runbook_text FROM migrations WHERE id = ?1")?
-        .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+    let source: Option<(String, String, String)> = conn
+        .prepare_cached(
+            "SELECT runbook_path, runbook_text, runbook_files FROM migrations WHERE id = ?1",
+        )?
+        .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let Some((path, text)) = source else {
+    let Some((path, text, files)) = source else {
         return Err(StoreError::NotFound(id.to_string()));
     };
-    Ok(crate::runbook::load_bytes(&path, text.as_bytes())
+    let files = serde_json::from_str(&files).unwrap_or_default();
+    let files = crate::runbook::Files::Stored(&files);
+    Ok(crate::runbook::load_with(&path, text.as_bytes(), files)
         .runbook
         .map(|r| r.alerts)
         .unwrap_or_default())

@@ -25,7 +25,7 @@ const STATEMENT_CACHE: usize = 64;
 
 /// Each entry upgrades the schema by one version; the index + 1 is the version it reaches.
 /// Never edit a shipped entry: append a new one.
-pub(super) const UPGRADES: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+pub(super) const UPGRADES: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = UPGRADES.len() as i64;
@@ -232,6 +232,13 @@ const V7: &str = "
 ALTER TABLE steps ADD COLUMN progress_done INTEGER;
 ALTER TABLE steps ADD COLUMN progress_total INTEGER;
 ALTER TABLE steps ADD COLUMN progress_at TEXT;
+";
+
+/// The SQL files a migration's runbook reads (`sql: { file: ... }`), as they were when it
+/// was created: a JSON object of path (as written) to text. A resumed migration runs them,
+/// not whatever the files hold by then.
+const V8: &str = "
+ALTER TABLE migrations ADD COLUMN runbook_files TEXT NOT NULL DEFAULT '{}';
 ";
 
 /// Creates the state directory and opens its database for writing, with the schema upgraded

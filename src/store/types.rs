@@ -5,6 +5,7 @@ use crate::event::{MigrationId, MigrationState, NewEvent, Progress, StepState};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value as Json;
+use std::collections::BTreeMap;
 
 use super::gate::GateOpen;
 use super::lease::Lease;
@@ -28,6 +29,8 @@ pub struct NewMigration {
     pub runbook_path: String,
     /// The text the migration started with; a resumed migration keeps it (SPEC §6).
     pub runbook_text: String,
+    /// The SQL files the runbook reads, by path as written, as they were at creation.
+    pub runbook_files: BTreeMap<String, String>,
     /// The real values, secrets included: a resumed migration needs them (SPEC §6).
     pub params: Json,
     /// The same with secret values shown as `***`, for everything that prints them.
@@ -52,6 +55,17 @@ pub struct MigrationHead {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Migration {
+    /// Its runbook as it was created: the stored text, with the stored SQL files.
+    pub fn load_runbook(&self) -> crate::runbook::Checked {
+        crate::runbook::load_with(
+            &self.runbook_path,
+            self.runbook_text.as_bytes(),
+            crate::runbook::Files::Stored(&self.runbook_files),
+        )
+    }
+}
+
 /// A migration as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Migration {
@@ -59,6 +73,10 @@ pub struct Migration {
     pub runbook: String,
     pub runbook_path: String,
     pub runbook_text: String,
+    /// The SQL files the runbook reads, by path as written, as they were at creation
+    /// (not in API documents: SQL may hold what a viewer should not read).
+    #[serde(skip)]
+    pub runbook_files: BTreeMap<String, String>,
     /// Secrets included: never print this; print `masked_params`.
     #[serde(skip)]
     pub params: Json,

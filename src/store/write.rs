@@ -30,8 +30,8 @@ pub fn create_migration(
     let state = MigrationState::Created;
     conn.prepare_cached(
         "INSERT INTO migrations (id, runbook, runbook_path, runbook_text, params, masked_params,
-             digest, state, starter, created_at, updated_at, last_seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0)",
+             digest, state, starter, created_at, updated_at, last_seq, runbook_files)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12)",
     )?
     .execute(params![
         new.id.as_str(),
@@ -45,6 +45,7 @@ pub fn create_migration(
         new.starter,
         fmt_time(created_at),
         fmt_time(group.now),
+        serde_json::to_string(&new.runbook_files).unwrap_or_else(|_| "{}".into()),
     ])?;
     let event = NewEvent::new(EventKind::MigrationCreated, new.created_event_data);
     let seqs = append_events(
@@ -64,6 +65,7 @@ pub fn create_migration(
         runbook: new.runbook,
         runbook_path: new.runbook_path,
         runbook_text: new.runbook_text,
+        runbook_files: new.runbook_files,
         params: new.params,
         masked_params: new.masked_params,
         digest: new.digest,

@@ -382,7 +382,7 @@ pub const CASES: &[(&str, &[Expected])] = &[
         &[(
             "4:9",
             "step `copy` has no action",
-            Some("give it exactly one of `run`, `http`, `gate`, `wait` or `check`"),
+            Some("give it exactly one of `run`, `http`, `gate`, `wait`, `check` or `sql`"),
         )],
     ),
     (
@@ -468,7 +468,7 @@ pub const CASES: &[(&str, &[Expected])] = &[
             "6:5",
             "`probe` has both `run` and `http`",
             Some(
-                "a probe has exactly one of `run` (a shell command) or `http` (a request); it runs before each evaluation",
+                "a probe has exactly one of `run` (a shell command), `http` (a request) or `sql` (a query); it runs before each evaluation",
             ),
         )],
     ),
@@ -519,11 +519,31 @@ pub const CASES: &[(&str, &[Expected])] = &[
         )],
     ),
     (
+        "sql-dsn-scheme",
+        &[(
+            "6:12",
+            "`dsn`: the DSN's scheme `oracle` is not a database this version of sensei speaks to",
+            Some(
+                "write `postgres://user:password@host:5432/db` (or `postgresql://`) for PostgreSQL, `mysql://user:password@host:3306/db` (or `mariadb://`) for MySQL or MariaDB",
+            ),
+        )],
+    ),
+    (
+        "sql-query-and-file",
+        &[(
+            "5:5",
+            "`sql` has both `query` and `file`",
+            Some(
+                "give exactly one: `query` (SQL written here, a template) or `file` (a file of SQL beside the runbook)",
+            ),
+        )],
+    ),
+    (
         "rollback-on-gate",
         &[(
             "6:15",
             "a `gate` step has nothing to roll back",
-            Some("only `run` and `http` steps take a `rollback` command"),
+            Some("only `run`, `http` and `sql` steps take a `rollback` command"),
         )],
     ),
     (

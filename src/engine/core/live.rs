@@ -157,6 +157,7 @@ mod tests {
             created_at: t(0),
             updated_at: t(0),
             last_seq: 0,
+            runbook_files: Default::default(),
         };
         let inherited = crate::process::Inherited::from_process(&[]);
         let shared: Arc<dyn Shared> = Arc::new(NoShared);

@@ -238,7 +238,9 @@ impl Core {
                 let step = self.graph.step(&self.runbook, n);
                 let acted = matches!(
                     step.action,
-                    crate::runbook::model::Action::Run(_) | crate::runbook::model::Action::Http(_)
+                    crate::runbook::model::Action::Run(_)
+                        | crate::runbook::model::Action::Http(_)
+                        | crate::runbook::model::Action::Sql(_)
                 ) && self.graph.nodes[n].phase == crate::runbook::model::Phase::Execute;
                 self.graph.nodes[n].row.state == StepState::Succeeded
                     && !self.graph.nodes[n].placeholder

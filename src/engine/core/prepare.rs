@@ -3,9 +3,11 @@
 //! so a template that cannot render fails the step without running anything.
 
 use super::Core;
+use crate::db::dsn::Dsn;
+use crate::db::spec::SqlSpec;
 use crate::engine::actions::Prepared;
 use crate::engine::poll::Poll;
-use crate::runbook::model::{Action, Http, Probe, Text};
+use crate::runbook::model::{Action, Http, Probe, Sql, SqlSource, Text};
 use crate::runbook::render::{Escape, Values};
 use std::sync::Arc;
 
@@ -18,12 +20,37 @@ impl Core {
     ) -> Result<Prepared, String> {
         let renders = match action {
             Action::Run(command) => command.is_template(),
-            Action::Http(_) | Action::Check(_) => true,
+            Action::Http(_) | Action::Check(_) | Action::Sql(_) => true,
             Action::Wait(_) | Action::Gate(_) => false,
         };
         if renders {
             self.focus(node);
         }
+        let prepared = self.rendered(node, action, json_outputs)?;
+        // A DSN's password found only now (rendered from step outputs) is masked from here
+        // on in everything the migration records, not only in the attempt's own output.
+        let secrets = match &prepared {
+            Prepared::Sql { secrets, .. } => Some(secrets),
+            Prepared::Poll(poll) => match &poll.probe {
+                Some(Prepared::Sql { secrets, .. }) => Some(secrets),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(secrets) = secrets
+            && !self.masker.covers(secrets)
+        {
+            self.masker = Arc::new(self.masker.with(secrets));
+        }
+        Ok(prepared)
+    }
+
+    fn rendered(
+        &self,
+        node: usize,
+        action: &Action,
+        json_outputs: bool,
+    ) -> Result<Prepared, String> {
         let ctx = self.ctx.values();
         match action {
             Action::Run(command) => self.prepare_run(command, ctx, json_outputs),
@@ -46,6 +73,8 @@ impl Core {
                         Some(self.prepare_run(command, ctx, step.outputs.is_some())?)
                     }
                     Some(Probe::Http(http)) => Some(self.prepare_http(node, http, ctx)?),
+                    // The poll gives each evaluation the time left as its process's timeout.
+                    Some(Probe::Sql(sql)) => Some(self.prepare_sql(sql, ctx, None)?),
                 };
                 Ok(Prepared::Poll(Box::new(Poll {
                     template: template.clone(),
@@ -60,8 +89,54 @@ impl Core {
                     started: self.now,
                 })))
             }
+            Action::Sql(sql) => {
+                let timeout = self.graph.step(&self.runbook, node).timeout;
+                self.prepare_sql(sql, ctx, timeout.map(|t| t.as_std()))
+            }
             Action::Gate(_) => Err("a gate does not run".into()),
         }
+    }
+
+    /// A `sql` rendered: its DSN and query as text (a query's values inserted as they are:
+    /// `params` is the way for values), its params as values, the file as written.
+    fn prepare_sql(
+        &self,
+        sql: &Sql,
+        ctx: &Values,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Prepared, String> {
+        let dsn_text = sql
+            .dsn
+            .render(&self.renderer, ctx, Escape::None)
+            .map_err(|e| format!("the DSN cannot be rendered: {e}"))?;
+        // The message never quotes the DSN: it may hold a password.
+        let dsn = Dsn::parse(&dsn_text).map_err(|e| format!("`dsn`: {e}; {}", e.hint()))?;
+        let query = match &sql.source {
+            SqlSource::Query(text) => text
+                .render(&self.renderer, ctx, Escape::None)
+                .map_err(|e| format!("the query cannot be rendered: {e}"))?,
+            SqlSource::File { text, .. } => text.clone(),
+        };
+        let params = sql
+            .params
+            .iter()
+            .map(|p| p.render(&self.renderer, ctx))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("`params` cannot be rendered: {e}"))?;
+        let exe = std::env::current_exe()
+            .map_err(|e| format!("cannot find the sensei binary that runs `sql` steps: {e}"))?;
+        Ok(Prepared::Sql {
+            spec: SqlSpec {
+                dsn: dsn_text,
+                query,
+                params,
+                transaction: sql.transaction,
+                timeout_ms: timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            },
+            exe,
+            env: self.env.clone(),
+            secrets: dsn.secrets(),
+        })
     }
 
     fn prepare_run(

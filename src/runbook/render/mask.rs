@@ -64,6 +64,25 @@ impl Masker {
         self.secrets.is_empty()
     }
 
+    /// True when every one of `secrets` (in every form [`forms`] gives) is masked already.
+    pub fn covers(&self, secrets: &[String]) -> bool {
+        secrets
+            .iter()
+            .flat_map(|s| forms(s))
+            .all(|f| self.secrets.contains(&f))
+    }
+
+    /// This masker and `more` secrets besides (in every form [`forms`] gives): a DSN's
+    /// password found when its step renders.
+    pub fn with(&self, more: &[String]) -> Masker {
+        Masker::new(
+            self.secrets
+                .iter()
+                .cloned()
+                .chain(more.iter().flat_map(|s| forms(s))),
+        )
+    }
+
     /// `text` with every occurrence of every secret replaced by `***`. Where occurrences
     /// overlap (or touch), the whole stretch they cover becomes one `***`, so no part of
     /// either secret shows.
@@ -176,6 +195,9 @@ impl Masker {
 /// that text as shell quoting, JSON and HTML escaping write it, so a rendered command or body
 /// that is logged does not show a secret in escaped form. Booleans are not listed: masking
 /// every `true` would hide nothing and garble everything.
+///
+/// The passwords of the DSNs known from the runbook and its params are secrets too
+/// ([`crate::runbook::sql::dsn_passwords`]), whether or not a param says `secret: true`.
 pub fn secret_values(runbook: &Runbook, params: &Params) -> Vec<String> {
     let mut out = Vec::new();
     for (name, value) in params {
@@ -183,17 +205,25 @@ pub fn secret_values(runbook: &Runbook, params: &Params) -> Vec<String> {
             collect(value, &mut out);
         }
     }
-    let mut forms = Vec::new();
-    for text in out.into_iter().filter(|t| !t.is_empty()) {
-        forms.extend(shell::forms(&text));
-        forms.push(json_inner(&text));
-        forms.push(handlebars::html_escape(&text));
-        forms.push(text);
+    out.extend(crate::runbook::sql::dsn_passwords(runbook, params));
+    let mut all: Vec<String> = out.iter().flat_map(|t| forms(t)).collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// A secret's text in every form a template can print it: itself, shell-quoted, JSON- and
+/// HTML-escaped.
+pub fn forms(text: &str) -> Vec<String> {
+    if text.is_empty() {
+        return Vec::new();
     }
-    forms.retain(|f| !f.is_empty());
-    forms.sort();
-    forms.dedup();
-    forms
+    let mut out = shell::forms(text);
+    out.push(json_inner(text));
+    out.push(handlebars::html_escape(text));
+    out.push(text.to_owned());
+    out.retain(|f| !f.is_empty());
+    out
 }
 
 fn collect(value: &Value, out: &mut Vec<String>) {

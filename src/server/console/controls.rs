@@ -334,6 +334,7 @@ mod tests {
             created_at: Utc::now(),
             updated_at: Utc::now(),
             last_seq: 0,
+            runbook_files: Default::default(),
         }
     }
 

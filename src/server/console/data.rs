@@ -27,8 +27,7 @@ pub fn rows(store: &Store) -> Result<Json, ApiError> {
 
 /// The runbook a migration runs (the text it was created with), or why it cannot be read.
 pub fn runbook_of(m: &Migration) -> Result<Runbook, String> {
-    let checked = crate::runbook::load_bytes(&m.runbook_path, m.runbook_text.as_bytes());
-    checked.runbook.ok_or_else(|| {
+    m.load_runbook().runbook.ok_or_else(|| {
         "its runbook text has errors now (was it created by another version of sensei?)".into()
     })
 }

@@ -322,10 +322,11 @@ fn a_version_5_store_knows_its_kept_steps_by_their_old_reason() {
         )
         .unwrap();
     drop(store);
-    // What version 5 kept: the reason's words, no flag (and no progress, which came later).
+    // What version 5 kept: the reason's words, no flag (and no progress or SQL files,
+    // which came later).
     raw(&dir)
         .execute_batch(&format!(
-            "{DROP_PROGRESS} ALTER TABLE steps DROP COLUMN kept; PRAGMA user_version = 5;"
+            "{DROP_FILES} {DROP_PROGRESS} ALTER TABLE steps DROP COLUMN kept; PRAGMA user_version = 5;"
         ))
         .unwrap();
     let store = Store::open(dir.path()).unwrap();
@@ -333,6 +334,9 @@ fn a_version_5_store_knows_its_kept_steps_by_their_old_reason() {
     let flags: Vec<(&str, bool)> = rows.iter().map(|r| (r.step.as_str(), r.kept)).collect();
     assert_eq!(flags, [("a", true), ("b", false), ("c", false)]);
 }
+
+/// What version 8 added to a version 7 store.
+const DROP_FILES: &str = "ALTER TABLE migrations DROP COLUMN runbook_files;";
 
 /// What version 7 added to a version 6 store.
 const DROP_PROGRESS: &str = "ALTER TABLE steps DROP COLUMN progress_done;
@@ -344,7 +348,9 @@ fn a_version_6_store_opens_upgraded_and_then_keeps_progress() {
     let m = create(&store, "m-progress");
     drop(store);
     raw(&dir)
-        .execute_batch(&format!("{DROP_PROGRESS} PRAGMA user_version = 6;"))
+        .execute_batch(&format!(
+            "{DROP_FILES} {DROP_PROGRESS} PRAGMA user_version = 6;"
+        ))
         .unwrap();
     let store = Store::open(dir.path()).unwrap();
     let rows = store.steps(&m).unwrap();

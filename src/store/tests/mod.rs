@@ -55,6 +55,7 @@ fn new_migration(id: &str, steps: &[&str]) -> NewMigration {
         runbook: "orders-cutover".to_owned(),
         runbook_path: "runbooks/orders.yaml".to_owned(),
         runbook_text: ALERTING.to_owned(),
+        runbook_files: Default::default(),
         params: json!({"tables": ["orders"], "dsn": "postgres://secret"}),
         masked_params: json!({"tables": ["orders"], "dsn": "***"}),
         digest: "sha256:abc".to_owned(),

@@ -65,6 +65,7 @@ impl World {
             runbook: "props".into(),
             runbook_path: "props.yaml".into(),
             runbook_text: RUNBOOK.into(),
+            runbook_files: Default::default(),
             params: serde_json::json!({}),
             masked_params: serde_json::json!({}),
             digest: "digest".into(),
