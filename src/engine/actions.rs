@@ -56,7 +56,7 @@ pub enum Outcome {
     Cancelled,
 }
 
-/// A live report of a running attempt (`progress=`), on its way to the driver.
+/// A live report of a running attempt (`progress=`, `checkpoint=`), on its way to the driver.
 #[derive(Debug)]
 pub struct Report {
     pub node: usize,
@@ -91,6 +91,20 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// Hands a live report of this attempt to the driver (nothing for an attempt without
+    /// [`Attempt::reports`]). Every action that follows a `$SENSEI_OUTPUT` passes its
+    /// reports here, so a checkpoint reaches the core the same way from any of them.
+    pub(super) fn report(&self, report: LiveReport) {
+        if let Some(to) = &self.reports {
+            // A driver that is gone has nobody left to tell.
+            let _ = to.tx.send(Report {
+                node: to.node,
+                attempt: self.attempt,
+                report,
+            });
+        }
+    }
+
     /// Records the process group of this attempt (with the store's next group commit).
     fn record_process(&self, pgid: i32) {
         let start = u32::try_from(pgid).ok().and_then(crate::host::start_of);
@@ -231,16 +245,7 @@ async fn run(
         Stream::Stderr => stderr.line(attempt, LogStream::Stderr, line),
     };
     let on_spawn = |pgid: i32| attempt.record_process(pgid);
-    let mut send = |report: LiveReport| {
-        if let Some(to) = &attempt.reports {
-            // A driver that is gone has nobody left to tell.
-            let _ = to.tx.send(Report {
-                node: to.node,
-                attempt: attempt.attempt,
-                report,
-            });
-        }
-    };
+    let mut send = |report: LiveReport| attempt.report(report);
     let on_report: Option<OnReport<'_>> = match attempt.reports {
         Some(_) => Some(&mut send),
         None => None,

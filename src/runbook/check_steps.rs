@@ -403,9 +403,13 @@ impl Checker<'_> {
         // (that error is reported already; `item` is not then reported as unavailable).
         let has_item = raw.for_each.is_some();
         let scope = Scope::step(params, &step.id, has_item, graph);
-        let texts = [&raw.run, &raw.when];
-        for t in texts.into_iter().flatten() {
-            self.template(&t.value, t.span, &scope);
+        if let Some(run) = &raw.run {
+            // Only the step's own command goes on from a checkpoint.
+            let scope = Scope::run(params, &step.id, has_item, graph);
+            self.template(&run.value, run.span, &scope);
+        }
+        if let Some(when) = &raw.when {
+            self.template(&when.value, when.span, &scope);
         }
         if let Some(check) = &raw.check {
             // A polling check reads what its probe measured; nothing else sees the probe.

@@ -18,6 +18,7 @@ const ALL_ROOTS: &[&str] = &[
     "payload",
     "event",
     "probe",
+    "checkpoint",
 ];
 const MIGRATION_FIELDS: &[&str] = &["id", "state", "started_at"];
 const STEP_FIELDS: &[&str] = &["outputs", "status"];
@@ -126,6 +127,26 @@ impl<'a> Scope<'a> {
             step: Some((id, graph)),
             own_results: false,
             place: "here",
+        }
+    }
+
+    /// A step's `run` command: like the step, plus `checkpoint` (the last one its earlier
+    /// attempts recorded; `null` when none, so it is always defined).
+    pub fn run(params: &'a [Param], id: &'a str, has_item: bool, graph: &'a StepGraph) -> Self {
+        Scope {
+            roots: if has_item {
+                &[
+                    "params",
+                    "steps",
+                    "item",
+                    "migration",
+                    "runbook",
+                    "checkpoint",
+                ]
+            } else {
+                &["params", "steps", "migration", "runbook", "checkpoint"]
+            },
+            ..Scope::step(params, id, has_item, graph)
         }
     }
 
@@ -309,6 +330,7 @@ fn root_help(root: &str, scope: &Scope) -> String {
         "payload" => "`payload` (the webhook's JSON body) is set only in trigger params".into(),
         "event" => "`event` is set only in alert templates".into(),
         "probe" => "`probe` is set only in the `check` of a step that declares a `probe`".into(),
+        "checkpoint" => "`checkpoint` is set only in a step's `run` command: the last `checkpoint=` its earlier attempts recorded".into(),
         _ => format!("templates {} read {}", scope.place, list(scope.roots)),
     }
 }

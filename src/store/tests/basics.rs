@@ -1,6 +1,7 @@
 //! Creating, reading back, reopening, resolving ids, opening failures, data_version and the
 //! change feed.
 
+use super::checkpoints::DROP_CHECKPOINT;
 use super::*;
 use crate::event::MigrationState;
 
@@ -322,10 +323,11 @@ fn a_version_5_store_knows_its_kept_steps_by_their_old_reason() {
         )
         .unwrap();
     drop(store);
-    // What version 5 kept: the reason's words, no flag (and no progress, which came later).
+    // What version 5 kept: the reason's words, no flag (and no progress or checkpoint, which
+    // came later).
     raw(&dir)
         .execute_batch(&format!(
-            "{DROP_PROGRESS} ALTER TABLE steps DROP COLUMN kept; PRAGMA user_version = 5;"
+            "{DROP_CHECKPOINT} {DROP_PROGRESS} ALTER TABLE steps DROP COLUMN kept; PRAGMA user_version = 5;"
         ))
         .unwrap();
     let store = Store::open(dir.path()).unwrap();
@@ -344,7 +346,9 @@ fn a_version_6_store_opens_upgraded_and_then_keeps_progress() {
     let m = create(&store, "m-progress");
     drop(store);
     raw(&dir)
-        .execute_batch(&format!("{DROP_PROGRESS} PRAGMA user_version = 6;"))
+        .execute_batch(&format!(
+            "{DROP_CHECKPOINT} {DROP_PROGRESS} PRAGMA user_version = 6;"
+        ))
         .unwrap();
     let store = Store::open(dir.path()).unwrap();
     let rows = store.steps(&m).unwrap();
