@@ -7,8 +7,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+mod checkpoint;
 mod data;
 mod progress;
+pub use checkpoint::{Checkpoint, MAX_CHECKPOINT};
 pub use data::*;
 pub use progress::Progress;
 use serde_json::Value as Json;

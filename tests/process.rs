@@ -220,7 +220,14 @@ async fn the_process_gets_exactly_its_environment_and_nothing_of_the_engines() {
         .collect();
     assert_eq!(
         names,
-        ["FROM_RUNBOOK", "LC_ALL", "PASSED", "PATH", "SENSEI_OUTPUT"]
+        [
+            "FROM_RUNBOOK",
+            "LC_ALL",
+            "PASSED",
+            "PATH",
+            "SENSEI_CHECKPOINT",
+            "SENSEI_OUTPUT"
+        ]
     );
 }
 

@@ -101,6 +101,7 @@ const VALIDATE_ONLY: &[(&str, &str)] = &[
     ),
     ("invalid/schedule-param-wrong-type.yaml", CROSS_REFERENCE),
     ("invalid/self-cycle.yaml", GRAPH),
+    ("invalid/template-checkpoint-outside-run.yaml", TEMPLATE),
     ("invalid/template-item-without-for-each.yaml", TEMPLATE),
     ("invalid/template-own-results.yaml", TEMPLATE),
     ("invalid/template-parse-error.yaml", TEMPLATE),

@@ -1,6 +1,7 @@
 //! What a step's process gets of Sensei's environment: the fixed list, the configuration's
-//! pass-through names, the runbook's `env` and `SENSEI_OUTPUT`, and never a secret Sensei
-//! reads (API tokens, the SMTP password, hook and alert signing keys, the CLI's token).
+//! pass-through names, the runbook's `env`, `SENSEI_OUTPUT` and `SENSEI_CHECKPOINT`, and
+//! never a secret Sensei reads (API tokens, the SMTP password, hook and alert signing keys,
+//! the CLI's token).
 //! Checked for `run` steps, rollback commands and probes, under `sensei serve` (read back
 //! through the logs endpoint, as a viewer would) and under `sensei run`.
 
@@ -97,6 +98,12 @@ fn assert_minimal(what: &str, lines: &[String], secrets: &[&str], passed: &[(&st
         "{what}"
     );
     assert!(env.contains_key("SENSEI_OUTPUT"), "{what}:\n{text}");
+    // No checkpoint was recorded: the variable is there, empty.
+    assert_eq!(
+        env.get("SENSEI_CHECKPOINT").map(String::as_str),
+        Some(""),
+        "{what}"
+    );
     for (name, value) in passed {
         assert_eq!(env.get(*name).map(String::as_str), Some(*value), "{what}");
     }
@@ -104,7 +111,7 @@ fn assert_minimal(what: &str, lines: &[String], secrets: &[&str], passed: &[(&st
     let allowed = |name: &str| {
         sensei::process::always_inherited(name)
             || passed.iter().any(|(p, _)| *p == name)
-            || ["FROM_RUNBOOK", "SENSEI_OUTPUT", "PWD"].contains(&name)
+            || ["FROM_RUNBOOK", "SENSEI_OUTPUT", "SENSEI_CHECKPOINT", "PWD"].contains(&name)
     };
     let extra: Vec<&String> = env.keys().filter(|n| !allowed(n)).collect();
     assert!(

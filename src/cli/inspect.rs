@@ -196,8 +196,21 @@ fn running_note(row: &Json) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
-/// What a step row adds to its state: attempts, duration, progress and time left, why it
-/// waits or failed.
+/// Where a step that has not succeeded got to: `checkpoint "orders:42000"` (cut when long),
+/// what its next attempt goes on from. A succeeded step's last one is in the JSON.
+fn checkpoint_note(row: &Json) -> Option<String> {
+    let value = row["checkpoint"]["value"].as_str()?;
+    if text(row, "state") == "succeeded" {
+        return None;
+    }
+    Some(format!(
+        "checkpoint {:?}",
+        crate::event::Checkpoint::shown(value, 60)
+    ))
+}
+
+/// What a step row adds to its state: attempts, duration, progress and time left, its
+/// checkpoint, why it waits or failed.
 fn step_note(row: &Json) -> String {
     let mut parts = Vec::new();
     let attempts = row["attempts"].as_u64().unwrap_or_default();
@@ -205,6 +218,7 @@ fn step_note(row: &Json) -> String {
         parts.push(format!("attempt {attempts}"));
     }
     parts.extend(running_note(row));
+    parts.extend(checkpoint_note(row));
     let at = |key: &str| {
         row[key]
             .as_str()

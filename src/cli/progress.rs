@@ -165,10 +165,23 @@ impl Lines {
         let step = event.step.as_deref().unwrap_or("");
         Some(match event.fields()? {
             EventData::StateChanged(c) => format!("● {}  ({})", c.to, c.reason),
-            EventData::StepStarted(s) if s.attempt > 1 => {
-                format!("  ▶ {step} (attempt {})", s.attempt)
+            EventData::StepStarted(s) => {
+                // A retried migration counts its steps' attempts from 1 again: the
+                // checkpoint is named whatever the attempt.
+                let mut notes = Vec::new();
+                if s.attempt > 1 {
+                    notes.push(format!("attempt {}", s.attempt));
+                }
+                if let Some(c) = &s.checkpoint {
+                    let c = crate::event::Checkpoint::shown(c, 60);
+                    notes.push(format!("from checkpoint {c:?}"));
+                }
+                if notes.is_empty() {
+                    format!("  ▶ {step}")
+                } else {
+                    format!("  ▶ {step} ({})", notes.join(", "))
+                }
             }
-            EventData::StepStarted(_) => format!("  ▶ {step}"),
             EventData::StepSucceeded(s) => match s.duration_ms.flatten() {
                 Some(ms) => format!("  ✓ {step}  {}", short_duration(ms)),
                 None => format!("  ✓ {step}"),

@@ -67,7 +67,7 @@ pub enum Outcome {
     Cancelled,
 }
 
-/// A live report of a running attempt (`progress=`), on its way to the driver.
+/// A live report of a running attempt (`progress=`, `checkpoint=`), on its way to the driver.
 #[derive(Debug)]
 pub struct Report {
     pub node: usize,
@@ -97,11 +97,26 @@ pub struct Attempt {
     pub reaper: Option<Arc<Reaper>>,
     pub http: reqwest::Client,
     pub clock: Arc<dyn super::clock::Clock>,
-    /// Where the live reports of a `run` go; none for rollback commands and probes.
+    /// Where the live reports of a `run` or `sql` step go; none for rollback commands and
+    /// probes.
     pub reports: Option<Reports>,
 }
 
 impl Attempt {
+    /// Hands a live report of this attempt to the driver (nothing for an attempt without
+    /// [`Attempt::reports`]). Every action that follows a `$SENSEI_OUTPUT` passes its
+    /// reports here, so a checkpoint reaches the core the same way from any of them.
+    pub(super) fn report(&self, report: LiveReport) {
+        if let Some(to) = &self.reports {
+            // A driver that is gone has nobody left to tell.
+            let _ = to.tx.send(Report {
+                node: to.node,
+                attempt: self.attempt,
+                report,
+            });
+        }
+    }
+
     /// Records the process group of this attempt (with the store's next group commit).
     fn record_process(&self, pgid: i32) {
         let start = u32::try_from(pgid).ok().and_then(crate::host::start_of);
@@ -224,20 +239,6 @@ pub async fn perform(action: Prepared, attempt: Attempt, cancel: watch::Receiver
 pub(super) async fn cancelled(mut cancel: watch::Receiver<bool>) {
     if cancel.wait_for(|&c| c).await.is_err() {
         std::future::pending::<()>().await;
-    }
-}
-
-impl Attempt {
-    /// Hands a live report of the step (its progress, ...) to the driver, if one listens.
-    pub(super) fn report(&self, report: LiveReport) {
-        if let Some(to) = &self.reports {
-            // A driver that is gone has nobody left to tell.
-            let _ = to.tx.send(Report {
-                node: to.node,
-                attempt: self.attempt,
-                report,
-            });
-        }
     }
 }
 

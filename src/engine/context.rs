@@ -1,5 +1,5 @@
 //! The values templates see while a migration runs (SPEC §2 roots): `params`, `steps.<id>`
-//! (`outputs`, `status`), `item`, `migration` and `runbook`.
+//! (`outputs`, `status`), `item`, `checkpoint`, `migration` and `runbook`.
 //!
 //! They are kept up to date as steps change rather than built for each template: building
 //! them means copying every finished step's outputs, and doing that for each step started
@@ -67,8 +67,11 @@ impl Context {
         }
     }
 
-    /// Sets what differs between the templates of one node and another: its `item`, and the
-    /// migration's state now. Render with [`Context::values`] afterwards.
+    /// Sets what differs between the templates of one node and another: its `item`, its
+    /// `checkpoint` (the last one its attempts recorded; `null` when none, so that reading it
+    /// is never a missing value, and printing it without `default` or `#if` fails the step
+    /// rather than resuming from nothing), and the migration's state now. Render with
+    /// [`Context::values`] afterwards.
     pub fn focus(&mut self, graph: &Graph, node: usize, state: &str) {
         if !self.mirrored {
             self.mirrored = true;
@@ -80,10 +83,16 @@ impl Context {
             migration.insert("state".into(), Json::String(state.to_owned()));
         }
         if let Some(root) = self.values.json_mut().as_object_mut() {
-            match &graph.nodes[node].item {
+            let node = &graph.nodes[node];
+            match &node.item {
                 Some(item) => root.insert("item".into(), item.clone()),
                 None => root.remove("item"),
             };
+            let checkpoint = node.row.checkpoint.as_ref();
+            root.insert(
+                "checkpoint".into(),
+                checkpoint.map_or(Json::Null, |c| Json::String(c.value.clone())),
+            );
         }
     }
 
@@ -93,12 +102,13 @@ impl Context {
     }
 
     /// What every template may read, whatever step it belongs to (the runbook's `env`): the
-    /// values without `steps` and `item`.
+    /// values without `steps`, `item` and `checkpoint`.
     pub fn base(&self) -> Json {
         let mut base = self.values.json().clone();
         if let Some(root) = base.as_object_mut() {
             root.remove("steps");
             root.remove("item");
+            root.remove("checkpoint");
         }
         base
     }

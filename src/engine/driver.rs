@@ -5,9 +5,10 @@
 //! rounds loses nothing that had an effect. Every decision is the core's (`core`); the
 //! driver is its I/O: the store, the processes, the network and the clock.
 //!
-//! Running attempts send their live reports (`progress=`) on a channel the driver reads
-//! beside their outcomes; it gives the core every report sent before an outcome first.
-//! `recovery` reads what a previous driver left when one attaches.
+//! Running attempts send their live reports (`progress=`, `checkpoint=`) on a channel the
+//! driver reads beside their outcomes; it gives the core every report sent before an outcome
+//! first, and every report waiting before it commits (so checkpoints that arrived together
+//! share one commit). `recovery` reads what a previous driver left when one attaches.
 
 use super::actions::{self, Attempt, Outcome, Report, Reports};
 use super::core::{Core, Effect, Slot, Start, Work};
@@ -43,7 +44,8 @@ pub struct Driver {
     /// as abruptly as `kill -9` (`SENSEI_TEST_CRASH_AFTER_COMMITS`).
     pub(super) crash_after: Option<u64>,
     pub(super) commits: u64,
-    /// Live reports of running attempts (`progress=`), for the core; attempts get a sender.
+    /// Live reports of running attempts (`progress=`, `checkpoint=`), for the core; attempts
+    /// get a sender.
     pub(super) reports: (
         mpsc::UnboundedSender<Report>,
         mpsc::UnboundedReceiver<Report>,

@@ -163,13 +163,16 @@ pub struct StepWaiting {
     pub reason: String,
 }
 
-/// An attempt started; `command` is the masked command of a `run` step.
+/// An attempt started; `command` is the masked command of a `run` step, `checkpoint` the
+/// step's last recorded checkpoint the attempt goes on from (masked; absent when none).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StepStarted {
     pub attempt: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
 }
 
 /// A step succeeded: an attempt (`attempt`, `duration_ms`, `exit_code`, `outputs`), a gate

@@ -9,13 +9,20 @@
 //! 2. the variables the configuration passes through by name (`step_env.pass`), minus any
 //!    the runbook itself reads a secret from;
 //! 3. the runbook's `env`, rendered;
-//! 4. Sensei's own step variables (`SENSEI_OUTPUT`).
+//! 4. Sensei's own step variables: `SENSEI_OUTPUT`, and `SENSEI_CHECKPOINT` (the step's last
+//!    recorded checkpoint for an attempt that has one, empty otherwise; see
+//!    [`StepEnv::with_checkpoint`]).
 
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::sync::Arc;
 
 use super::OUTPUT_ENV;
+
+/// The environment variable that holds the step's last recorded checkpoint (SPEC §7): set in
+/// every step process, empty when there is none (a checkpoint is never empty), so a script
+/// under `set -u` can read it.
+pub const CHECKPOINT_ENV: &str = "SENSEI_CHECKPOINT";
 
 /// Variables every step inherits from Sensei's environment when they are set: enough for
 /// commands to be found and to behave as in the operator's shell. `LC_*` comes as well.
@@ -74,10 +81,12 @@ impl Inherited {
 }
 
 /// A migration's step environment but for the variables of each run: what is inherited and
-/// the runbook's rendered `env`. Cheap to clone (shared).
+/// the runbook's rendered `env` (shared), and the checkpoint of the attempt it is for. Cheap
+/// to clone.
 #[derive(Debug, Clone)]
 pub struct StepEnv {
     inner: Arc<Parts>,
+    checkpoint: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -90,6 +99,16 @@ impl StepEnv {
     pub fn new(inherited: Inherited, runbook: Vec<(String, String)>) -> StepEnv {
         StepEnv {
             inner: Arc::new(Parts { inherited, runbook }),
+            checkpoint: None,
+        }
+    }
+
+    /// The same environment for an attempt that goes on from `checkpoint` (its step's last
+    /// recorded one), as `$SENSEI_CHECKPOINT`.
+    pub fn with_checkpoint(&self, checkpoint: Option<&str>) -> StepEnv {
+        StepEnv {
+            inner: Arc::clone(&self.inner),
+            checkpoint: checkpoint.map(Arc::from),
         }
     }
 
@@ -108,10 +127,14 @@ impl StepEnv {
             .runbook
             .iter()
             .map(|(k, v)| (OsString::from(k), OsString::from(v)));
-        let sensei = [(
-            OsString::from(OUTPUT_ENV),
-            output_file.as_os_str().to_owned(),
-        )];
+        let checkpoint = self.checkpoint.as_deref().unwrap_or_default();
+        let sensei = [
+            (
+                OsString::from(OUTPUT_ENV),
+                output_file.as_os_str().to_owned(),
+            ),
+            (OsString::from(CHECKPOINT_ENV), OsString::from(checkpoint)),
+        ];
         inherited.chain(runbook).chain(sensei).collect()
     }
 }
@@ -174,6 +197,7 @@ mod tests {
             vec![
                 ("PATH".into(), "/opt/bin".into()),
                 (OUTPUT_ENV.into(), "mine".into()),
+                (CHECKPOINT_ENV.into(), "mine too".into()),
             ],
         );
         let vars = step.vars(Path::new("/tmp/out"));
@@ -184,8 +208,16 @@ mod tests {
                 ("TZ", "UTC"),
                 ("PATH", "/opt/bin"),
                 (OUTPUT_ENV, "mine"),
+                (CHECKPOINT_ENV, "mine too"),
                 (OUTPUT_ENV, "/tmp/out"),
+                (CHECKPOINT_ENV, ""),
             ])
+        );
+        let resumed = step.with_checkpoint(Some("orders:42"));
+        let vars = resumed.vars(Path::new("/tmp/out"));
+        assert_eq!(
+            vars.last(),
+            Some(&(CHECKPOINT_ENV.into(), "orders:42".into()))
         );
     }
 }

@@ -3,9 +3,9 @@
 //! read once the process has exited.
 //!
 //! The reserved keys and how their values read are in [`reserved`], the one place both the
-//! [`Follower`] (while the step runs) and the final read (`outputs`) consult: today
-//! `progress`; a key added there (issue 15's `checkpoint`) becomes a [`LiveReport`] variant
-//! and is kept out of the outputs in both places.
+//! [`Follower`] (while the step runs) and the final read (`outputs`) consult: `progress` and
+//! `checkpoint`; a key added there becomes a [`LiveReport`] variant and is kept out of the
+//! outputs in both places.
 //!
 //! The follower never slows the step: the step writes its file as it likes, and the engine
 //! looks at it on a timer ([`FOLLOW_EVERY`]), reading only bytes it has not read, only
@@ -13,7 +13,7 @@
 //! that, the follower skips to the newest bytes: only the latest value of each kind matters.
 //! It reports a kind only when its value changed, so at most one report per kind per look.
 
-use crate::event::Progress;
+use crate::event::{Checkpoint, Progress};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,6 +29,8 @@ const MAX_LOOK: u64 = 256 * 1024;
 pub enum LiveReport {
     /// `progress=DONE/TOTAL`.
     Progress(Progress),
+    /// `checkpoint=VALUE`, a valid value ([`Checkpoint::parse`]).
+    Checkpoint(String),
 }
 
 impl LiveReport {
@@ -36,12 +38,13 @@ impl LiveReport {
     fn kind(&self) -> usize {
         match self {
             LiveReport::Progress(_) => 0,
+            LiveReport::Checkpoint(_) => 1,
         }
     }
 }
 
 /// How many kinds of [`LiveReport`] there are.
-const KINDS: usize = 1;
+const KINDS: usize = 2;
 
 /// A `key=value` line whose key is reserved: the report it makes, or why its value is not
 /// one (a sentence naming the key). `None` for an ordinary output key.
@@ -51,6 +54,16 @@ pub(super) fn reserved(key: &str, value: &str) -> Option<Result<LiveReport, Stri
             Progress::parse(value)
                 .map(LiveReport::Progress)
                 .map_err(|e| format!("`progress={}` is not a progress report: {e}", value.trim())),
+        ),
+        "checkpoint" => Some(
+            Checkpoint::parse(value)
+                .map(|v| LiveReport::Checkpoint(v.to_owned()))
+                .map_err(|e| {
+                    format!(
+                        "`checkpoint={}` is not a checkpoint (it was not recorded): {e}",
+                        Checkpoint::shown(&value.escape_debug().to_string(), 40)
+                    )
+                }),
         ),
         _ => None,
     }
@@ -234,6 +247,39 @@ mod tests {
         );
         append(&path, "progress=4/10\r\n");
         assert_eq!(follower.look(), vec![progress(4, 10)]);
+    }
+
+    #[test]
+    fn checkpoints_are_reports_of_their_own_kind_and_bad_ones_are_not() {
+        let checkpoint = |v: &str| LiveReport::Checkpoint(v.to_owned());
+        assert_eq!(
+            reserved("checkpoint", "orders:42"),
+            Some(Ok(checkpoint("orders:42")))
+        );
+        let long = "y".repeat(crate::event::MAX_CHECKPOINT + 1);
+        let err = reserved("checkpoint", &long).and_then(Result::err);
+        assert!(
+            err.as_deref().is_some_and(|e| e.starts_with(&format!(
+                "`checkpoint={}…` is not a checkpoint (it was not recorded): it is 4097 bytes long",
+                "y".repeat(40)
+            ))),
+            "{err:?}"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out");
+        let mut follower = Follower::new(path.clone());
+        append(
+            &path,
+            &format!("checkpoint=a\nprogress=1/10\ncheckpoint=b\ncheckpoint=\ncheckpoint={long}\n"),
+        );
+        // The newest valid value of each kind; a bad line does not hide the one before it.
+        assert_eq!(follower.look(), vec![progress(1, 10), checkpoint("b")]);
+        append(&path, "progress=2/10\ncheckpoint=b\n");
+        assert_eq!(follower.look(), vec![progress(2, 10)], "b was handed on");
+        assert_eq!(
+            follower.settle(vec![progress(2, 10), checkpoint("c")]),
+            vec![checkpoint("c")]
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! - `env`: the environment a step process gets (never Sensei's whole environment).
 //! - `lines`: capped line reading of the pipes.
 //! - `outputs`: the `$SENSEI_OUTPUT` file (SPEC §2), read once the process exited.
-//! - `live`: live reports (`progress=`) in that file, followed while the step runs.
+//! - `live`: live reports (`progress=`, `checkpoint=`) in that file, followed while the step
+//!   runs.
 //! - `group`: signals to a group, reaping of re-parented members, the kill-on-drop guard.
 //! - `reaper`: the `sensei __reap` watchdog and the engine's handle on it.
 
@@ -20,7 +21,9 @@ mod live;
 mod outputs;
 mod reaper;
 
-pub use env::{INHERITED, Inherited, StepEnv, always_inherited, conceal_own_environment};
+pub use env::{
+    CHECKPOINT_ENV, INHERITED, Inherited, StepEnv, always_inherited, conceal_own_environment,
+};
 pub use live::{FOLLOW_EVERY, LiveReport};
 pub use outputs::OUTPUT_ENV;
 pub use reaper::{Reaper, reap_main};

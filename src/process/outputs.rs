@@ -2,11 +2,11 @@
 //! run, read after the process exits and removed. Lines are `key=value`; blank lines and lines
 //! starting with `#` are ignored; anything else is reported, never silently dropped.
 //!
-//! Lines with a reserved key (`progress`, see `live`) are live reports, not outputs: the
-//! follower hands them on while the step runs, and this final read keeps the last valid one
-//! of each kind (so the last report the engine hears is the file's) and reports bad ones
-//! like any line it cannot read. Valid reports do not count towards the outputs' size
-//! limit, so a step may report progress as often as it likes.
+//! Lines with a reserved key (`progress`, `checkpoint`, see `live`) are live reports, not
+//! outputs: the follower hands them on while the step runs, and this final read keeps the
+//! last valid one of each kind (so the last report the engine hears is the file's) and
+//! reports bad ones like any line it cannot read. Valid reports do not count towards the
+//! outputs' size limit, so a step may report progress and checkpoints as often as it likes.
 
 use super::ProcessError;
 use super::live::{self, LiveReport};
@@ -229,7 +229,7 @@ impl Parser {
     fn finish(mut self) -> Parsed {
         if self.full {
             self.parsed.errors.push(format!(
-                "${OUTPUT_ENV} is larger than {} KiB without its progress lines; only its first {} KiB of outputs were read",
+                "${OUTPUT_ENV} is larger than {} KiB without its progress and checkpoint lines; only its first {} KiB of outputs were read",
                 MAX_OUTPUT_FILE / 1024,
                 MAX_OUTPUT_FILE / 1024
             ));
@@ -306,6 +306,33 @@ mod tests {
                 "line 3 of $SENSEI_OUTPUT: `progress=ten` is not a progress report: `ten` is not DONE/TOTAL: write the total too, as in `progress=42/100` (a step that does not know its total reports no progress)",
                 "line 5 of $SENSEI_OUTPUT: `progress=11/10` is not a progress report: DONE (11) is more than TOTAL (10): DONE counts up to TOTAL",
             ]
+        );
+    }
+
+    #[test]
+    fn checkpoint_lines_are_reports_and_a_bad_one_is_reported_not_kept() {
+        let long = "z".repeat(crate::event::MAX_CHECKPOINT + 1);
+        let parsed = parse(&format!(
+            "checkpoint=a\nrows=5\ncheckpoint=b\ncheckpoint={long}\ncheckpoint=\n"
+        ));
+        assert_eq!(parsed.outputs, pairs(&[("rows", "5")]));
+        assert_eq!(
+            parsed.reports,
+            vec![LiveReport::Checkpoint("b".into())],
+            "the last valid one"
+        );
+        assert_eq!(parsed.errors.len(), 2, "{:?}", parsed.errors);
+        assert!(
+            parsed.errors[0].starts_with("line 4 of $SENSEI_OUTPUT: `checkpoint=zzz"),
+            "{:?}",
+            parsed.errors
+        );
+        assert!(parsed.errors[0].contains("it is 4097 bytes long, more than 4096"));
+        assert!(
+            parsed.errors[1]
+                .starts_with("line 5 of $SENSEI_OUTPUT: `checkpoint=` is not a checkpoint"),
+            "{:?}",
+            parsed.errors
         );
     }
 

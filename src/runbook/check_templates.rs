@@ -18,6 +18,7 @@ const ALL_ROOTS: &[&str] = &[
     "payload",
     "event",
     "probe",
+    "checkpoint",
 ];
 const MIGRATION_FIELDS: &[&str] = &["id", "state", "started_at"];
 const STEP_FIELDS: &[&str] = &["outputs", "status"];
@@ -129,6 +130,26 @@ impl<'a> Scope<'a> {
         }
     }
 
+    /// A step's `run` command: like the step, plus `checkpoint` (the last one its earlier
+    /// attempts recorded; `null` when none, so it is always defined).
+    pub fn run(params: &'a [Param], id: &'a str, has_item: bool, graph: &'a StepGraph) -> Self {
+        Scope {
+            roots: if has_item {
+                &[
+                    "params",
+                    "steps",
+                    "item",
+                    "migration",
+                    "runbook",
+                    "checkpoint",
+                ]
+            } else {
+                &["params", "steps", "migration", "runbook", "checkpoint"]
+            },
+            ..Scope::step(params, id, has_item, graph)
+        }
+    }
+
     /// The `check` of a polling step with a `probe`: like the step, plus `probe`.
     pub fn probed_check(
         params: &'a [Param],
@@ -172,9 +193,13 @@ impl Checker<'_> {
         // (that error is reported already; `item` is not then reported as unavailable).
         let has_item = raw.for_each.is_some();
         let scope = Scope::step(params, &step.id, has_item, graph);
-        let texts = [&raw.run, &raw.when];
-        for t in texts.into_iter().flatten() {
-            self.template(&t.value, t.span, &scope);
+        if let Some(run) = &raw.run {
+            // Only the step's own command goes on from a checkpoint.
+            let scope = Scope::run(params, &step.id, has_item, graph);
+            self.template(&run.value, run.span, &scope);
+        }
+        if let Some(when) = &raw.when {
+            self.template(&when.value, when.span, &scope);
         }
         if let Some(check) = &raw.check {
             // A polling check reads what its probe measured; nothing else sees the probe.
@@ -383,6 +408,7 @@ fn root_help(root: &str, scope: &Scope) -> String {
         "payload" => "`payload` (the webhook's JSON body) is set only in trigger params".into(),
         "event" => "`event` is set only in alert templates".into(),
         "probe" => "`probe` is set only in the `check` of a step that declares a `probe`".into(),
+        "checkpoint" => "`checkpoint` is set only in a step's `run` command: the last `checkpoint=` its earlier attempts recorded".into(),
         _ => format!("templates {} read {}", scope.place, list(scope.roots)),
     }
 }

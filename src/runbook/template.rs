@@ -287,7 +287,16 @@ fn path(raw: &str, in_context_block: bool, out: &mut Analysis) {
 fn is_root(first: Option<&str>) -> bool {
     matches!(
         first,
-        Some("params" | "steps" | "item" | "migration" | "runbook" | "payload" | "event")
+        Some(
+            "params"
+                | "steps"
+                | "item"
+                | "migration"
+                | "runbook"
+                | "payload"
+                | "event"
+                | "checkpoint"
+        )
     )
 }
 

@@ -4,7 +4,7 @@
 use super::StoreError;
 use super::schema::{json_col, name_col, opt_json_col, opt_time_col, time_col};
 use super::types::{LogLine, Migration, MigrationHead, Reported, StepRow};
-use crate::event::{Event, MigrationId, MigrationState, Progress};
+use crate::event::{Checkpoint, Event, MigrationId, MigrationState, Progress};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// How many candidates an ambiguous prefix names.
@@ -123,7 +123,8 @@ pub fn steps(conn: &Connection, id: &MigrationId) -> Result<Vec<StepRow>, StoreE
     let rows = conn
         .prepare_cached(
             "SELECT step, state, attempts, started_at, finished_at, exit_code, outputs, error, reason,
-                    kept, progress_done, progress_total, progress_at
+                    kept, progress_done, progress_total, progress_at,
+                    checkpoint, checkpoint_attempt, checkpoint_at
              FROM steps WHERE migration = ?1 ORDER BY n",
         )?
         .query_map([id.as_str()], |r| {
@@ -139,6 +140,7 @@ pub fn steps(conn: &Connection, id: &MigrationId) -> Result<Vec<StepRow>, StoreE
                 reason: r.get(8)?,
                 kept: r.get(9)?,
                 progress: progress_cols(r, 10)?,
+                checkpoint: checkpoint_cols(r, 13)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -158,6 +160,17 @@ fn progress_cols(r: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Reported>> 
             },
             at,
         }),
+        _ => None,
+    })
+}
+
+/// The checkpoint kept in columns `idx..idx + 3` (value, attempt, at), if any.
+fn checkpoint_cols(r: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Checkpoint>> {
+    let value: Option<String> = r.get(idx)?;
+    let attempt: Option<u32> = r.get(idx + 1)?;
+    let at = opt_time_col(r, idx + 2)?;
+    Ok(match (value, attempt, at) {
+        (Some(value), Some(attempt), Some(at)) => Some(Checkpoint { value, attempt, at }),
         _ => None,
     })
 }

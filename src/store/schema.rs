@@ -25,7 +25,7 @@ const STATEMENT_CACHE: usize = 64;
 
 /// Each entry upgrades the schema by one version; the index + 1 is the version it reaches.
 /// Never edit a shipped entry: append a new one.
-pub(super) const UPGRADES: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+pub(super) const UPGRADES: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = UPGRADES.len() as i64;
@@ -239,6 +239,15 @@ ALTER TABLE steps ADD COLUMN progress_at TEXT;
 /// not whatever the files hold by then.
 const V8: &str = "
 ALTER TABLE migrations ADD COLUMN runbook_files TEXT NOT NULL DEFAULT '{}';
+";
+
+/// The last checkpoint a step's attempts recorded (`checkpoint=VALUE`, masked), the attempt
+/// that wrote it and when the engine heard it; NULL for steps that never recorded one, as
+/// every row an older version wrote.
+const V9: &str = "
+ALTER TABLE steps ADD COLUMN checkpoint TEXT;
+ALTER TABLE steps ADD COLUMN checkpoint_attempt INTEGER;
+ALTER TABLE steps ADD COLUMN checkpoint_at TEXT;
 ";
 
 /// Creates the state directory and opens its database for writing, with the schema upgraded

@@ -1,7 +1,7 @@
 //! The plain data the store takes and returns: migrations, batches of changes, step rows and
 //! log lines. No SQL here; how these are stored is `schema`'s and `write`'s business.
 
-use crate::event::{MigrationId, MigrationState, NewEvent, Progress, StepState};
+use crate::event::{Checkpoint, MigrationId, MigrationState, NewEvent, Progress, StepState};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -138,6 +138,11 @@ pub struct StepRow {
     /// The latest progress its latest attempt reported (shown only when it reported any).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<Reported>,
+    /// The last checkpoint its attempts recorded (`checkpoint=`), which its next attempt goes
+    /// on from; kept across attempts and retries, cleared when the step is rolled back (shown
+    /// only when there is one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Checkpoint>,
 }
 
 /// A step's progress as the engine heard it, and when (on the engine's clock, as
@@ -164,6 +169,7 @@ impl StepRow {
             reason: None,
             kept: false,
             progress: None,
+            checkpoint: None,
         }
     }
 }

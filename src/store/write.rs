@@ -186,15 +186,18 @@ pub fn set_migration(
 fn upsert_step(conn: &Connection, id: &MigrationId, row: &StepRow) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO steps (migration, step, state, attempts, started_at, finished_at, exit_code,
-             outputs, error, reason, kept, progress_done, progress_total, progress_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             outputs, error, reason, kept, progress_done, progress_total, progress_at,
+             checkpoint, checkpoint_attempt, checkpoint_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
          ON CONFLICT (migration, step) DO UPDATE SET
              state = excluded.state, attempts = excluded.attempts,
              started_at = excluded.started_at, finished_at = excluded.finished_at,
              exit_code = excluded.exit_code, outputs = excluded.outputs,
              error = excluded.error, reason = excluded.reason, kept = excluded.kept,
              progress_done = excluded.progress_done, progress_total = excluded.progress_total,
-             progress_at = excluded.progress_at",
+             progress_at = excluded.progress_at, checkpoint = excluded.checkpoint,
+             checkpoint_attempt = excluded.checkpoint_attempt,
+             checkpoint_at = excluded.checkpoint_at",
     )?
     .execute(params![
         id.as_str(),
@@ -212,6 +215,9 @@ fn upsert_step(conn: &Connection, id: &MigrationId, row: &StepRow) -> Result<(),
         row.progress.map(|p| p.progress.done as i64),
         row.progress.map(|p| p.progress.total as i64),
         row.progress.map(|p| fmt_time(p.at)),
+        row.checkpoint.as_ref().map(|c| c.value.as_str()),
+        row.checkpoint.as_ref().map(|c| c.attempt),
+        row.checkpoint.as_ref().map(|c| fmt_time(c.at)),
     ])?;
     Ok(())
 }

@@ -563,6 +563,16 @@ pub const CASES: &[(&str, &[Expected])] = &[
         )],
     ),
     (
+        "template-checkpoint-outside-run",
+        &[(
+            "6:35",
+            "`checkpoint` is not available here",
+            Some(
+                "`checkpoint` is set only in a step's `run` command: the last `checkpoint=` its earlier attempts recorded",
+            ),
+        )],
+    ),
+    (
         "template-item-without-for-each",
         &[(
             "5:30",

@@ -178,16 +178,25 @@ impl Core {
             row.finished_at = None;
             row.error = None;
             row.reason = None;
-            // Progress is an attempt's: a new one starts from nothing reported.
+            // Progress is an attempt's: a new one starts from nothing reported. The
+            // checkpoint is the step's: the attempt goes on from it (see `prepare`).
             row.progress = None;
         });
         let command = match &action {
             Prepared::Run { command, .. } => Some(command.clone()),
             _ => None,
         };
+        let row = &self.graph.nodes[node].row;
+        let (attempt, checkpoint) = (row.attempts, row.checkpoint.clone().map(|c| c.value));
         let id = self.graph.nodes[node].id.clone();
-        let attempt = self.graph.nodes[node].row.attempts;
-        self.emit(NewEvent::step(&id, StepStarted { attempt, command }));
+        self.emit(NewEvent::step(
+            &id,
+            StepStarted {
+                attempt,
+                command,
+                checkpoint,
+            },
+        ));
         self.queue_start(node, Work::Attempt, action, slot);
     }
 

@@ -25,7 +25,9 @@
 //! - what an outcome means for the step and the migration: `outcome`;
 //! - rollback is a mode of the core whose commands run as ordinary attempts: `rollback`;
 //! - windows (cutoffs, closes, `on_close`): `window`; gates and operator requests: `gates`;
-//! - live reports of running attempts (progress) are committed rate-limited: `live`;
+//! - live reports of running attempts are committed rate-limited (progress) or at once
+//!   (checkpoints): `live`; an attempt goes on from its step's checkpoint: `prepare`, and a
+//!   rollback clears it: `rollback`;
 //! - what a crash left, and the operation a driver attached for: `recover`.
 //! - every committed event gets its alert deliveries: not the core's nor the driver's job;
 //!   the store routes each event it appends, in its transaction (`store::route`).

@@ -1,12 +1,15 @@
 //! Rendering a step's action into what runs: templates filled with the escaping their context
 //! needs (shell-quoted commands, JSON-encoded bodies), before anything is committed or spawned,
-//! so a template that cannot render fails the step without running anything.
+//! so a template that cannot render fails the step without running anything. An attempt goes
+//! on from its step's last recorded checkpoint: `{{checkpoint}}` (see `Context::focus`) and
+//! `$SENSEI_CHECKPOINT` ([`Core::attempt_env`]) both hold it.
 
 use super::Core;
 use crate::db::dsn::Dsn;
 use crate::db::spec::SqlSpec;
 use crate::engine::actions::Prepared;
 use crate::engine::poll::Poll;
+use crate::process::StepEnv;
 use crate::runbook::model::{Action, Http, Probe, Sql, SqlSource, Text};
 use crate::runbook::render::{Escape, Values};
 use std::sync::Arc;
@@ -52,8 +55,9 @@ impl Core {
         json_outputs: bool,
     ) -> Result<Prepared, String> {
         let ctx = self.ctx.values();
+        let env = self.attempt_env(node);
         match action {
-            Action::Run(command) => self.prepare_run(command, ctx, json_outputs),
+            Action::Run(command) => self.prepare_run(command, ctx, env, json_outputs),
             Action::Http(http) => self.prepare_http(node, http, ctx),
             // The wait is measured from the attempt's recorded start, not from whenever its
             // task first runs.
@@ -70,11 +74,11 @@ impl Core {
                 let probe = match &poll.probe {
                     None => None,
                     Some(Probe::Run(command)) => {
-                        Some(self.prepare_run(command, ctx, step.outputs.is_some())?)
+                        Some(self.prepare_run(command, ctx, env, step.outputs.is_some())?)
                     }
                     Some(Probe::Http(http)) => Some(self.prepare_http(node, http, ctx)?),
                     // The poll gives each evaluation the time left as its process's timeout.
-                    Some(Probe::Sql(sql)) => Some(self.prepare_sql(sql, ctx, None)?),
+                    Some(Probe::Sql(sql)) => Some(self.prepare_sql(sql, ctx, env, None)?),
                 };
                 Ok(Prepared::Poll(Box::new(Poll {
                     template: template.clone(),
@@ -91,7 +95,7 @@ impl Core {
             }
             Action::Sql(sql) => {
                 let timeout = self.graph.step(&self.runbook, node).timeout;
-                self.prepare_sql(sql, ctx, timeout.map(|t| t.as_std()))
+                self.prepare_sql(sql, ctx, env, timeout.map(|t| t.as_std()))
             }
             Action::Gate(_) => Err("a gate does not run".into()),
         }
@@ -103,6 +107,7 @@ impl Core {
         &self,
         sql: &Sql,
         ctx: &Values,
+        env: StepEnv,
         timeout: Option<std::time::Duration>,
     ) -> Result<Prepared, String> {
         let dsn_text = sql
@@ -134,15 +139,25 @@ impl Core {
                 timeout_ms: timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
             },
             exe,
-            env: self.env.clone(),
+            env,
             secrets: dsn.secrets(),
         })
+    }
+
+    /// The environment of an attempt of `node`: the migration's, with the step's last
+    /// recorded checkpoint as `$SENSEI_CHECKPOINT`. Every action that starts a process for
+    /// an attempt takes its environment from here.
+    pub(in crate::engine) fn attempt_env(&self, node: usize) -> StepEnv {
+        let checkpoint = self.graph.nodes[node].row.checkpoint.as_ref();
+        self.env
+            .with_checkpoint(checkpoint.map(|c| c.value.as_str()))
     }
 
     fn prepare_run(
         &self,
         command: &Text,
         ctx: &Values,
+        env: StepEnv,
         json_outputs: bool,
     ) -> Result<Prepared, String> {
         let command = command
@@ -150,7 +165,7 @@ impl Core {
             .map_err(|e| format!("the command cannot be rendered: {e}"))?;
         Ok(Prepared::Run {
             command,
-            env: self.env.clone(),
+            env,
             json_outputs,
         })
     }

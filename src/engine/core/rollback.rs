@@ -208,7 +208,11 @@ impl Core {
         }
         match outcome {
             Outcome::Succeeded { .. } => {
-                self.update(node, |row| row.state = StepState::RolledBack);
+                // Its work was undone: a retry starts it over, not from its checkpoint.
+                self.update(node, |row| {
+                    row.state = StepState::RolledBack;
+                    row.checkpoint = None;
+                });
                 let id = self.graph.nodes[node].id.clone();
                 self.emit(NewEvent::step(&id, StepRolledBack {}));
                 if let Some(undo) = &mut self.undo {

@@ -182,6 +182,7 @@ pub async fn status(
         "running_steps": running.iter().map(|s| json!({
             "step": s.step,
             "progress": s.progress,
+            "checkpoint": s.checkpoint,
             "eta": eta.step(&s.step).map(crate::eta::Eta::to_json),
         })).collect::<Vec<_>>(),
         "driver": driver.map(|d| json!({ "pid": d.pid, "host": d.host, "since": d.since })),

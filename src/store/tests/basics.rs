@@ -1,6 +1,7 @@
 //! Creating, reading back, reopening, resolving ids, opening failures, data_version and the
 //! change feed.
 
+use super::checkpoints::DROP_CHECKPOINT;
 use super::*;
 use crate::event::MigrationState;
 
@@ -322,11 +323,11 @@ fn a_version_5_store_knows_its_kept_steps_by_their_old_reason() {
         )
         .unwrap();
     drop(store);
-    // What version 5 kept: the reason's words, no flag (and no progress or SQL files,
-    // which came later).
+    // What version 5 kept: the reason's words, no flag (and no progress, SQL files or
+    // checkpoint, which came later).
     raw(&dir)
         .execute_batch(&format!(
-            "{DROP_FILES} {DROP_PROGRESS} ALTER TABLE steps DROP COLUMN kept; PRAGMA user_version = 5;"
+            "{DROP_CHECKPOINT} {DROP_FILES} {DROP_PROGRESS} ALTER TABLE steps DROP COLUMN kept; PRAGMA user_version = 5;"
         ))
         .unwrap();
     let store = Store::open(dir.path()).unwrap();
@@ -349,7 +350,7 @@ fn a_version_6_store_opens_upgraded_and_then_keeps_progress() {
     drop(store);
     raw(&dir)
         .execute_batch(&format!(
-            "{DROP_FILES} {DROP_PROGRESS} PRAGMA user_version = 6;"
+            "{DROP_CHECKPOINT} {DROP_FILES} {DROP_PROGRESS} PRAGMA user_version = 6;"
         ))
         .unwrap();
     let store = Store::open(dir.path()).unwrap();

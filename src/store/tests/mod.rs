@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod basics;
+mod checkpoints;
 mod commits;
 mod contract;
 mod gates;

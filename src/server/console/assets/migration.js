@@ -126,6 +126,8 @@
       (r.progress ? "<dt>Progress</dt><dd>" + Sensei.progress(r.progress.done, r.progress.total) +
         " (reported " + esc(time(r.progress.at)) + ")</dd>" : "") +
       (r.eta ? "<dt>Time left</dt><dd>" + esc(Sensei.left(r.eta)) + "</dd>" : "") +
+      (r.checkpoint ? "<dt>Checkpoint</dt><dd><code>" + esc(r.checkpoint.value.length > 200 ? r.checkpoint.value.slice(0, 200) + "…" : r.checkpoint.value) + "</code> (attempt " +
+        esc(r.checkpoint.attempt) + ", recorded " + esc(time(r.checkpoint.at)) + ")</dd>" : "") +
       (r.reason ? "<dt>Reason</dt><dd>" + esc(r.reason) + "</dd>" : "") +
       (r.error ? "<dt>Error</dt><dd>" + esc(r.error) + "</dd>" : "") +
       "<dt>Outputs</dt><dd><pre tabindex=\"0\" role=\"region\" aria-label=\"outputs of " + esc(r.id) + "\">" +
