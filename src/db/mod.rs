@@ -16,12 +16,16 @@
 //! - [`sqltext`]: splitting statements and putting `params` in as literals, by each
 //!   engine's lexical rules.
 //! - [`value`]: column values as JSON outputs, by type.
+//! - [`normal`]: values of both engines made comparable (canonical bytes, by class), for
+//!   `compare` steps ([`compare`]).
 
 pub mod cancel;
 pub mod child;
+pub mod compare;
 pub mod connect;
 pub mod dsn;
 pub mod exec;
+pub mod normal;
 pub mod spec;
 pub mod sqltext;
 pub mod value;

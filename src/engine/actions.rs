@@ -1,8 +1,10 @@
 //! Step actions that take time: `run` (a shell command, through `process`), `http` (reqwest),
-//! `sql` (`sensei __step sql`, through `process`: `actions/sql.rs`) and `wait` (a timer). Each returns an [`Outcome`]; the driver decides what it means for the
+//! `sql` (`sensei __step sql`, through `process`: `actions/sql.rs`), `compare` (`sensei __step
+//! compare`, the same way: `actions/compare.rs`) and `wait` (a timer). Each returns an [`Outcome`]; the driver decides what it means for the
 //! step and the migration. `check` and `gate` do not run here: a check is decided when it
 //! starts, and a gate waits for decisions in the store.
 
+mod compare;
 mod sql;
 
 use crate::event::MigrationId;
@@ -41,6 +43,14 @@ pub enum Prepared {
         exe: PathBuf,
         env: StepEnv,
         /// The DSN's password in every form: masked in this attempt's output.
+        secrets: Vec<String>,
+    },
+    /// A `compare` step: `sensei __step compare` with `spec` on its stdin.
+    Compare {
+        spec: Box<crate::db::compare::spec::CompareSpec>,
+        exe: PathBuf,
+        env: StepEnv,
+        /// Both DSNs' passwords in every form.
         secrets: Vec<String>,
     },
     Wait {
@@ -220,6 +230,12 @@ pub async fn perform(action: Prepared, attempt: Attempt, cancel: watch::Receiver
             env,
             secrets,
         } => sql::run(&spec, &exe, env, &secrets, &attempt, cancel).await,
+        Prepared::Compare {
+            spec,
+            exe,
+            env,
+            secrets,
+        } => compare::run(&spec, &exe, env, &secrets, &attempt, cancel).await,
         Prepared::Poll(poll) => super::poll::run(*poll, &attempt, cancel).await,
         // A zero wait is a no-op step: do not round it up to the timer's 1 ms tick.
         Prepared::Wait { duration, .. } if duration.is_zero() => Outcome::Succeeded {

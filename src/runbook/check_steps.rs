@@ -181,7 +181,8 @@ impl Checker<'_> {
     }
 
     fn action(&mut self, raw: &RawStep) -> Option<Action> {
-        // `None` stands for a `sql` with errors (reported): it still counts as an action.
+        // `None` stands for a `sql` or `compare` with errors (reported): it still counts as
+        // an action.
         let mut actions: Vec<(&str, Option<Action>)> = Vec::new();
         if let Some(run) = &raw.run {
             actions.push(("run", Some(Action::Run(Text::new(run.value.as_str())))));
@@ -204,6 +205,10 @@ impl Checker<'_> {
         if let Some(sql) = &raw.sql {
             actions.push(("sql", self.sql(sql).map(Action::Sql)));
         }
+        if let Some(compare) = &raw.compare {
+            let checked = self.compare(compare).map(|c| Action::Compare(Box::new(c)));
+            actions.push(("compare", checked));
+        }
         match actions.len() {
             1 => actions.pop().and_then(|(_, a)| a),
             0 => {
@@ -212,7 +217,8 @@ impl Checker<'_> {
                     format!("step `{}` has no action", raw.id.value),
                 )
                 .hint = Some(
-                    "give it exactly one of `run`, `http`, `gate`, `wait`, `check` or `sql`".into(),
+                    "give it exactly one of `run`, `http`, `gate`, `wait`, `check`, `sql` or `compare`"
+                        .into(),
                 );
                 None
             }

@@ -7,11 +7,13 @@
 mod check;
 mod check_alerts;
 mod check_calendar;
+mod check_compare;
 mod check_cycles;
 mod check_poll;
 mod check_sql;
 mod check_steps;
 mod check_templates;
+pub mod compare;
 pub mod cron;
 pub mod dst;
 pub mod duration;

@@ -5,6 +5,7 @@
 //! exactly one action. Every field that may hold a template is a [`Text`] (or a [`JsonText`]),
 //! typed plain or template when the runbook is loaded.
 
+pub use super::compare::{Compare, CompareFrom, CompareSide};
 use super::cron::{CronExpr, TimeZone};
 use super::duration::Duration;
 pub use super::raw::{
@@ -198,6 +199,7 @@ pub enum Action {
     Wait(Duration),
     Check(Text),
     Sql(Sql),
+    Compare(Box<Compare>),
 }
 
 impl Action {
@@ -209,6 +211,7 @@ impl Action {
             Action::Wait(_) => "wait",
             Action::Check(_) => "check",
             Action::Sql(_) => "sql",
+            Action::Compare(_) => "compare",
         }
     }
 }

@@ -145,3 +145,56 @@ pub struct RawSql {
     /// commits by itself, and what ran before an error stays.
     pub transaction: Option<bool>,
 }
+
+/// A comparison of two tables or queries, on PostgreSQL or MySQL/MariaDB, by key ranges.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Compare")]
+pub struct RawCompare {
+    /// What was migrated from.
+    pub source: Spanned<RawCompareSide>,
+    /// What was migrated to.
+    pub target: Spanned<RawCompareSide>,
+    /// The key column, or the key columns in order, named alike on both sides: rows are
+    /// paired by it, and key ranges split its (first column's) values.
+    #[schemars(with = "CompareKey")]
+    pub key: Spanned<serde_json::Value>,
+    /// The columns compared besides the key (default: every column; then both sides must
+    /// have the same columns).
+    #[schemars(length(min = 1))]
+    pub columns: Option<Spanned<Vec<Spanned<String>>>>,
+    /// How many key ranges (default 16): each is counted and checksummed on both sides,
+    /// reported as it ends (`progress=`), and named when it differs.
+    #[schemars(range(min = 1, max = 100000))]
+    pub ranges: Option<Spanned<u32>>,
+    /// How many differing keys to name (default 5).
+    #[schemars(range(max = 1000))]
+    pub samples: Option<Spanned<u32>>,
+}
+
+/// One side of a comparison: exactly one of `table` or `query`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "CompareSide", transform = raw_schema::compare_side)]
+pub struct RawCompareSide {
+    /// Connection URL, as for `sql` (a template; its password is a secret).
+    #[schemars(regex(pattern = raw_schema::DSN_PATTERN))]
+    pub dsn: Spanned<String>,
+    /// A table, `name` or `schema.name` (a template).
+    pub table: Option<Spanned<String>>,
+    /// A query whose rows are compared, read as a derived table (a template; values are
+    /// inserted as text).
+    pub query: Option<Spanned<String>>,
+}
+
+/// Schema of a compare `key`: a column name or a list of them.
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+#[allow(dead_code)]
+enum CompareKey {
+    One(#[schemars(length(min = 1))] String),
+    Many(
+        #[schemars(length(min = 1), extend("uniqueItems" = true), inner(length(min = 1)))]
+        Vec<String>,
+    ),
+}

@@ -30,7 +30,7 @@ pub const DSN_PATTERN: &str = r"^\s*([Pp][Oo][Ss][Tt][Gg][Rr][Ee][Ss]([Qq][Ll])?
 pub const IDENTIFIER_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_]*$";
 
 /// A step's actions: it takes exactly one.
-const ACTIONS: [&str; 6] = ["run", "http", "gate", "wait", "check", "sql"];
+const ACTIONS: [&str; 7] = ["run", "http", "gate", "wait", "check", "sql", "compare"];
 
 /// `key` is written with a value (`key: ~` counts as not written).
 fn given(key: &str) -> Value {
@@ -92,6 +92,11 @@ pub fn probe(schema: &mut Schema) {
 /// SQL: exactly one of `query` or `file` (`check_sql.rs`).
 pub fn sql(schema: &mut Schema) {
     add_rules(schema, [exactly_one_of(&["query", "file"])]);
+}
+
+/// A side of a comparison: exactly one of `table` or `query` (`check_compare.rs`).
+pub fn compare_side(schema: &mut Schema) {
+    add_rules(schema, [exactly_one_of(&["table", "query"])]);
 }
 
 /// An alert channel: exactly one of `email` or `webhook`.

@@ -1,5 +1,6 @@
 //! The `sql` action in the checked model (a step's, or a polling check's probe), the SQL
-//! files a runbook reads, and the DSN passwords known before anything runs.
+//! files a runbook reads, and the DSN passwords known before anything runs (of `sql` and
+//! `compare`: [`Runbook::dsns`]).
 //!
 //! A `file:` is read once, when the runbook is loaded ([`super::Files`]): a migration keeps
 //! the text it was created with (in the store, beside its runbook text), the plan's digest
@@ -63,7 +64,8 @@ impl Runbook {
     }
 }
 
-/// The passwords of every DSN known before anything runs: written in a `dsn`, rendered
+/// The passwords of every DSN known before anything runs: written in a `dsn` (of a `sql`
+/// or either side of a `compare`), rendered
 /// from the params alone, or held by a param value or a `for_each` element that is a DSN.
 /// They are secrets like `secret: true` params (masked in logs, events, alerts, the API and
 /// fan-out ids). A DSN rendered from step outputs is known only when its step starts; the
@@ -83,8 +85,8 @@ pub fn dsn_passwords(runbook: &Runbook, params: &Params) -> Vec<String> {
         out.extend(dsn::secrets_in(s));
     }
     let mut values: Option<(Renderer, Values)> = None;
-    for sql in runbook.sqls() {
-        match &sql.dsn {
+    for dsn in runbook.dsns() {
+        match dsn {
             Text::Plain(text) => out.extend(dsn::secrets_in(text)),
             template @ Text::Template(_) => {
                 let (renderer, values) = values.get_or_insert_with(|| {

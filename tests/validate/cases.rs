@@ -382,7 +382,9 @@ pub const CASES: &[(&str, &[Expected])] = &[
         &[(
             "4:9",
             "step `copy` has no action",
-            Some("give it exactly one of `run`, `http`, `gate`, `wait`, `check` or `sql`"),
+            Some(
+                "give it exactly one of `run`, `http`, `gate`, `wait`, `check`, `sql` or `compare`",
+            ),
         )],
     ),
     (

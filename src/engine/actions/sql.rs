@@ -1,6 +1,7 @@
 //! The `sql` action (and `sql` probes): the step's process is `sensei __step sql`
 //! ([`crate::db::child`]), started, logged, timed out and killed exactly like a `run` step's
-//! shell, with its rendered spec written on its stdin. Its outputs come back through
+//! shell, with its rendered spec written on its stdin. [`Child`] does this for any such
+//! process (`compare` too). Its outputs come back through
 //! `$SENSEI_OUTPUT` as `key=<JSON>` lines; the DSN's password is masked in everything this
 //! attempt logs or reports, on top of the migration's secrets.
 
@@ -27,20 +28,60 @@ pub(super) async fn run(
     attempt: &Attempt,
     cancel: watch::Receiver<bool>,
 ) -> Outcome {
-    let attempt = &Attempt {
-        masker: Arc::new(attempt.masker.with(secrets)),
-        ..attempt.clone()
-    };
     let input = match serde_json::to_vec(spec) {
         Ok(bytes) => bytes,
         Err(e) => return failed(format!("the step cannot be encoded: {e}"), None, false),
     };
-    let exe = exe.display().to_string();
+    let child = Child {
+        kind: "sql",
+        input,
+        exe,
+        env,
+        secrets,
+        failure: |code, reason| {
+            if code == i32::from(EXIT_SQL) {
+                format!("the SQL failed: {reason}")
+            } else {
+                reason
+            }
+        },
+    };
+    child.run(attempt, cancel).await
+}
+
+/// A step whose process is `sensei __step KIND`, with its rendered spec on stdin: `sql`,
+/// `compare`.
+pub(super) struct Child<'a> {
+    pub kind: &'static str,
+    pub input: Vec<u8>,
+    pub exe: &'a Path,
+    pub env: StepEnv,
+    /// Its DSNs' passwords, masked in all it logs and reports.
+    pub secrets: &'a [String],
+    /// The step's error for exit code `code` and the process's last stderr line.
+    pub failure: fn(i32, String) -> String,
+}
+
+impl Child<'_> {
+    pub(super) async fn run(self, attempt: &Attempt, cancel: watch::Receiver<bool>) -> Outcome {
+        child(self, attempt, cancel).await
+    }
+}
+
+async fn child(child: Child<'_>, attempt: &Attempt, cancel: watch::Receiver<bool>) -> Outcome {
+    let attempt = &Attempt {
+        masker: Arc::new(attempt.masker.with(child.secrets)),
+        ..attempt.clone()
+    };
+    let exe = child.exe.display().to_string();
+    let input = child.input;
+    let env = child.env;
     let run = RunSpec {
         // `exec`: the shell becomes the step's process, so the group holds only sensei.
         command: format!(
-            "exec {} __step sql",
-            crate::runbook::render::shell_word(&exe)
+            "exec {} __step {}",
+            crate::runbook::render::shell_word(&exe),
+            child.kind
         ),
         dir: attempt.dir.clone(),
         env,
@@ -94,11 +135,7 @@ pub(super) async fn run(
     match outcome.exit {
         Exit::Code(0) => {}
         Exit::Code(code) => {
-            let error = if code == i32::from(EXIT_SQL) {
-                format!("the SQL failed: {}", reason())
-            } else {
-                reason()
-            };
+            let error = (child.failure)(code, reason());
             let transient =
                 attempt.transient_codes.is_empty() || attempt.transient_codes.contains(&code);
             return failed(error, Some(code), transient);
