@@ -372,3 +372,54 @@ fn a_timeout_cancels_the_comparison_on_the_server() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[test]
+fn keys_a_server_orders_otherwise_stop_the_comparison_rather_than_mislead() {
+    let Some(my) = TestDb::new(Kind::Mysql) else {
+        return;
+    };
+    let Some(pg) = TestDb::new(Kind::Postgres) else {
+        return;
+    };
+    my.query("CREATE TABLE t (mood varchar(10) PRIMARY KEY, n int); INSERT INTO t VALUES ('happy', 1), ('sad', 2)");
+    // A PostgreSQL enum sorts by declaration, not by its labels.
+    pg.query("CREATE TYPE mood AS ENUM ('sad', 'happy'); CREATE TABLE t (mood mood PRIMARY KEY, n int); INSERT INTO t VALUES ('happy', 1), ('sad', 2)");
+    let sb = Sandbox::new();
+    let text = format!(
+        "version: 1\nname: enum\nparams:\n  source: {{ type: string }}\nsteps:\n  - id: same\n    compare:\n      source: {{ dsn: \"{{{{params.source}}}}\", table: t }}\n      target: {{ dsn: \"{}\", table: t }}\n      key: mood\n",
+        pg.dsn()
+    );
+    let run = run(&sb, &text, &my.dsn());
+    assert_eq!(run.code, 1, "{run:?}");
+    let step = sb.step(&run.id(), "same");
+    assert_eq!(
+        step["error"],
+        "the comparison could not be made: the target returned key happy after sad: its server does not order this key as sensei compares it (numbers by value, text by its bytes)",
+        "{step}"
+    );
+}
+
+#[test]
+fn a_key_held_by_several_rows_compares_its_rows_in_any_order() {
+    let Some(my) = TestDb::new(Kind::Mysql) else {
+        return;
+    };
+    let Some(pg) = TestDb::new(Kind::Postgres) else {
+        return;
+    };
+    my.query("CREATE TABLE d (k int, v text); INSERT INTO d VALUES (1, 'a'), (1, 'b'), (2, 'c')");
+    pg.query("CREATE TABLE d (k int, v text); INSERT INTO d VALUES (1, 'b'), (1, 'a'), (2, 'c'), (2, 'c')");
+    let sb = Sandbox::new();
+    let text = format!(
+        "version: 1\nname: dup\nparams:\n  source: {{ type: string }}\nsteps:\n  - id: same\n    compare:\n      source: {{ dsn: \"{{{{params.source}}}}\", table: d }}\n      target: {{ dsn: \"{}\", table: d }}\n      key: k\n      ranges: 2\n",
+        pg.dsn()
+    );
+    let run = run(&sb, &text, &my.dsn());
+    assert_eq!(run.code, 1, "{run:?}");
+    let step = sb.step(&run.id(), "same");
+    assert_eq!(
+        step["error"],
+        "source and target differ in 1 of 2 key ranges (source 3 rows, target 4): k 2..2 (1 extra in target); sample keys: k 2 extra in target",
+        "{step}"
+    );
+}

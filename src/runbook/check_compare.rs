@@ -212,6 +212,7 @@ mod tests {
         );
         assert_eq!(c.key.len(), 2);
         assert_eq!((c.ranges, c.samples), (16, 5));
+        assert!(runbook.steps[0].idempotent, "a comparison only reads");
         assert_eq!(runbook.dsns().count(), 2);
     }
 

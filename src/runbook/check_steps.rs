@@ -166,7 +166,10 @@ impl Checker<'_> {
             for_each,
             pool: raw.pool.as_ref().map(|p| p.value.clone()),
             window: raw.window.as_ref().map(|w| w.value.clone()),
-            idempotent: raw.idempotent.unwrap_or(false),
+            // A comparison only reads: running it again after a crash is always safe.
+            idempotent: raw
+                .idempotent
+                .unwrap_or(matches!(action, Some(Action::Compare(_)))),
             point_of_no_return: raw.point_of_no_return.unwrap_or(false),
             timeout: timeout.map(|t| t.value),
             retry,

@@ -531,6 +531,16 @@ pub const CASES: &[(&str, &[Expected])] = &[
         )],
     ),
     (
+        "compare-side-table-and-query",
+        &[(
+            "7:7",
+            "the source has both `table` and `query`",
+            Some(
+                "give exactly one: `table` (a table, `name` or `schema.name`) or `query` (rows of a query)",
+            ),
+        )],
+    ),
+    (
         "sql-query-and-file",
         &[(
             "5:5",

@@ -30,10 +30,12 @@ pub struct Reader<'c> {
     reads: &'c [Read],
     order: &'c [Class],
     names: &'c [String],
-    next: Option<(Values, [u8; 32])>,
-    previous: Option<Values>,
+    next: Option<Row>,
     ended: bool,
 }
+
+/// A row's canonical values and its hash.
+type Row = (Values, [u8; 32]);
 
 impl<'c> Reader<'c> {
     pub fn new(
@@ -50,7 +52,6 @@ impl<'c> Reader<'c> {
             order,
             names,
             next: None,
-            previous: None,
             ended: false,
         }
     }
@@ -72,34 +73,30 @@ impl<'c> Reader<'c> {
             self.ended = true;
             return Ok(false);
         };
-        let key: Values = values[..self.order.len()].to_vec();
-        if let Some(previous) = &self.previous
-            && compare_keys(self.order, &key, previous) == Ordering::Less
-        {
-            return Err(Stop::Order(format!(
-                "the {} returned key {} after {}: its server does not order this key as sensei compares it (numbers by value, text by its bytes)",
-                self.side,
-                show_key(&key),
-                show_key(previous)
-            )));
-        }
-        self.previous = Some(key);
         let hash = hash::row(&values);
         self.next = Some((values, hash));
         Ok(true)
     }
 
-    /// The rows whose key is `key`, in the order they came.
-    async fn group(&mut self, key: &[Option<Vec<u8>>]) -> Result<Vec<(Values, [u8; 32])>, Stop> {
-        let mut out = Vec::new();
+    /// Adds the rows whose key is `key` to `out`. Every row is compared with the key merged
+    /// before it, so a row that comes before it is caught here: this is the order check.
+    async fn group(&mut self, key: &[Option<Vec<u8>>], out: &mut Vec<Row>) -> Result<(), Stop> {
         while self.fill().await? {
             let Some((values, _)) = &self.next else { break };
-            if compare_keys(self.order, &values[..key.len()], key) != Ordering::Equal {
-                break;
+            match compare_keys(self.order, &values[..key.len()], key) {
+                Ordering::Equal => out.extend(self.next.take()),
+                Ordering::Greater => break,
+                Ordering::Less => {
+                    return Err(Stop::Order(format!(
+                        "the {} returned key {} after {}: its server does not order this key as sensei compares it (numbers by value, text by its bytes)",
+                        self.side,
+                        show_key(&values[..key.len()]),
+                        show_key(key)
+                    )));
+                }
             }
-            out.extend(self.next.take());
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -173,8 +170,8 @@ impl Samples {
 }
 
 /// Merges the two readers into `tally` until both end, or, with `cut`, until `cut` keys
-/// are merged (true: stopped at the cut, more may follow). `bounds`: keep the first and
-/// last key in the tally.
+/// are merged (true: stopped at the cut, more may follow; the tally then keeps its first
+/// and last key).
 pub async fn merge(
     source: &mut Reader<'_>,
     target: &mut Reader<'_>,
@@ -189,25 +186,40 @@ pub async fn merge(
         if cut.is_some_and(|cut| tally.keys >= cut) {
             return Ok(true);
         }
-        let (more_source, more_target) = (source.fill().await?, target.fill().await?);
-        let key: Values = match (&source.next, &target.next) {
+        source.fill().await?;
+        target.fill().await?;
+        // The smaller key leads; its row is taken, and each side adds the rows equal to it.
+        let lead = match (&source.next, &target.next) {
             (None, None) => return Ok(false),
-            (Some((s, _)), None) => s[..keys].to_vec(),
-            (None, Some((t, _))) => t[..keys].to_vec(),
-            (Some((s, _)), Some((t, _))) => match compare_keys(order, &s[..keys], &t[..keys]) {
-                Ordering::Greater => t[..keys].to_vec(),
-                _ => s[..keys].to_vec(),
-            },
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((s, _)), Some((t, _))) => compare_keys(order, &s[..keys], &t[..keys]),
         };
-        let ours = if more_source {
-            source.group(&key).await?
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let first = if lead == Ordering::Greater {
+            target.next.take()
         } else {
-            Vec::new()
+            source.next.take()
         };
-        let theirs = if more_target {
-            target.group(&key).await?
+        let Some(first) = first else {
+            return Ok(false);
+        };
+        let key = &first.0[..keys];
+        source.group(key, &mut ours).await?;
+        target.group(key, &mut theirs).await?;
+        if lead == Ordering::Greater {
+            theirs.push(first);
         } else {
-            Vec::new()
+            ours.push(first);
+        }
+        let led = if lead == Ordering::Greater {
+            &theirs
+        } else {
+            &ours
+        };
+        let key: &[Option<Vec<u8>>] = match led.last() {
+            Some((values, _)) => &values[..keys],
+            None => &[],
         };
         tally.keys += 1;
         for (_, hash) in &ours {
@@ -226,7 +238,7 @@ pub async fn merge(
                         .filter(|&i| s[i] != t[i])
                         .map(|i| source.names[i].clone())
                         .collect();
-                    samples.add(&key, What::Changed(columns), range);
+                    samples.add(key, What::Changed(columns), range);
                 }
             }
             _ => {
@@ -247,18 +259,18 @@ pub async fn merge(
                 tally.missing += only_ours;
                 tally.extra += only_theirs;
                 if only_ours > 0 {
-                    samples.add(&key, What::Missing, range);
+                    samples.add(key, What::Missing, range);
                 }
                 if only_theirs > 0 {
-                    samples.add(&key, What::Extra, range);
+                    samples.add(key, What::Extra, range);
                 }
             }
         }
         if cut.is_some() {
             if tally.first.is_none() {
-                tally.first = Some(key.clone());
+                tally.first = Some(key.to_vec());
             }
-            tally.last = Some(key);
+            tally.last = Some(key.to_vec());
         }
     }
 }

@@ -33,7 +33,7 @@
 mod forms;
 
 use super::dsn::Engine;
-use forms::{float, json, number, time, timestamp, uuid};
+use forms::{date, float, json, number, time, timestamp, uuid};
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
@@ -209,11 +209,7 @@ pub fn canonical(decode: Decode, class: Class, raw: Option<&[u8]>) -> Option<Vec
         Class::Double => text().and_then(|t| float(t, false)),
         Class::Single => text().and_then(|t| float(t, true)),
         Class::Timestamp => text().and_then(timestamp),
-        Class::Date => text().and_then(|t| {
-            chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
-                .ok()
-                .map(|d| d.format("%Y-%m-%d").to_string())
-        }),
+        Class::Date => text().and_then(date),
         Class::Time => text().and_then(time),
         Class::Uuid => uuid(&decoded),
         Class::Json => serde_json::from_slice::<serde_json::Value>(&decoded)

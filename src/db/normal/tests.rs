@@ -103,6 +103,30 @@ fn timestamps_are_utc_with_microseconds() {
     assert_eq!(my("DATETIME", "0000-00-00 00:00:00"), "0000-00-00 00:00:00");
     assert_eq!(pg("TIMESTAMPTZ", "infinity"), "infinity");
     assert_eq!(pg("DATE", "2026-01-02"), my("DATE", "2026-01-02"));
+    assert_eq!(my("DATE", "0000-00-00"), "0000-00-00");
+    assert_eq!(
+        canon(
+            Engine::Mysql,
+            "VARCHAR",
+            Class::Timestamp,
+            "2026-02-30 00:00:00"
+        ),
+        "2026-02-30 00:00:00",
+        "no such day: kept as text"
+    );
+    assert_eq!(
+        canon(
+            Engine::Mysql,
+            "VARCHAR",
+            Class::Timestamp,
+            "2026-01-02T03:04:05.123456789Z"
+        ),
+        "2026-01-02T03:04:05.123456Z"
+    );
+    assert_eq!(
+        pg("TIMESTAMPTZ", "2026-01-01 00:30:00+01"),
+        "2025-12-31T23:30:00.000000Z"
+    );
     assert_eq!(my("TIME", "-12:00:01"), "-12:00:01.000000");
     assert_eq!(pg("TIME", "12:00:01.25"), "12:00:01.250000");
 }
