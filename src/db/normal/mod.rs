@@ -276,6 +276,15 @@ pub fn order(class: Class, a: Option<&[u8]>, b: Option<&[u8]>) -> Ordering {
     numeric.unwrap_or_else(|| a.cmp(b))
 }
 
+/// Byte order of two short slices, without a call to `memcmp` (keys are compared several
+/// times per row: that call was a tenth of a comparison's time).
+fn short_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    a.iter()
+        .zip(b)
+        .find(|(x, y)| x != y)
+        .map_or_else(|| a.len().cmp(&b.len()), |(x, y)| x.cmp(y))
+}
+
 /// Orders two canonical decimals by value; `None` when either is not one.
 fn decimal_order(a: &[u8], b: &[u8]) -> Option<Ordering> {
     fn parts(v: &[u8]) -> Option<(bool, &[u8], &[u8])> {
@@ -296,8 +305,8 @@ fn decimal_order(a: &[u8], b: &[u8]) -> Option<Ordering> {
     let magnitude = ai
         .len()
         .cmp(&bi.len())
-        .then_with(|| ai.cmp(bi))
-        .then_with(|| af.cmp(bf));
+        .then_with(|| short_cmp(ai, bi))
+        .then_with(|| short_cmp(af, bf));
     Some(match (an, bn) {
         (false, false) => magnitude,
         (true, true) => magnitude.reverse(),
