@@ -4,10 +4,10 @@
 //! `$SENSEI_OUTPUT` as `key=<JSON>` lines; the DSN's password is masked in everything this
 //! attempt logs or reports, on top of the migration's secrets.
 
-use super::{Attempt, Logged, Outcome};
+use super::{Attempt, Outcome};
 use crate::db::child::{CANCEL_PREFIX, EXIT_SQL};
 use crate::db::spec::SqlSpec;
-use crate::process::{self, Exit, Line, LiveReport, OnReport, RunSpec, StepEnv, Stream};
+use crate::process::{Exit, Line, RunSpec, StepEnv};
 use crate::runbook::duration::Duration as Shown;
 use crate::store::LogStream;
 use serde_json::{Map, Value as Json};
@@ -49,37 +49,13 @@ pub(super) async fn run(
         capture_last_line: false,
         input: Some(input),
     };
-    let (mut stdout, mut stderr) = (Logged::default(), Logged::default());
     let mut cancel_note: Option<String> = None;
-    let on_line = |stream: Stream, line: Line| {
+    let look = |line: &Line| {
         if let Some(note) = line.text.strip_prefix(CANCEL_PREFIX) {
             cancel_note = Some(attempt.masker.mask(note).into_owned());
         }
-        match stream {
-            Stream::Stdout => stdout.line(attempt, LogStream::Stdout, line),
-            Stream::Stderr => stderr.line(attempt, LogStream::Stderr, line),
-        }
     };
-    let on_spawn = |pgid: i32| attempt.record_process(pgid);
-    let mut send = |report: LiveReport| attempt.report(report);
-    let on_report: Option<OnReport<'_>> = match attempt.reports {
-        Some(_) => Some(&mut send),
-        None => None,
-    };
-    let outcome = process::run_observed(
-        run,
-        attempt.reaper.as_deref(),
-        on_line,
-        on_spawn,
-        on_report,
-        cancel,
-    )
-    .await;
-    stdout.flush(attempt, LogStream::Stdout);
-    stderr.flush(attempt, LogStream::Stderr);
-    for problem in &outcome.output_errors {
-        attempt.log(LogStream::Sensei, problem);
-    }
+    let (outcome, _, stderr) = attempt.run_process(run, look, cancel).await;
     let reason = || {
         stderr
             .last
