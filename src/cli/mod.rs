@@ -134,6 +134,7 @@ enum Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StepKind {
     Sql,
+    Copy,
 }
 
 /// Parses the command line and runs the command.
@@ -190,6 +191,9 @@ pub fn main() -> ExitCode {
         Command::Step {
             kind: StepKind::Sql,
         } => crate::db::child::main(std::io::stdin().lock()),
+        Command::Step {
+            kind: StepKind::Copy,
+        } => crate::db::copy::child::main(std::io::stdin().lock()),
         Command::Reap => {
             let code = crate::process::reap_main(std::io::stdin().lock());
             u8::try_from(code).unwrap_or(exit::FAILED)

@@ -16,10 +16,13 @@
 //! - [`sqltext`]: splitting statements and putting `params` in as literals, by each
 //!   engine's lexical rules.
 //! - [`value`]: column values as JSON outputs, by type.
+//! - [`copy`]: `copy` steps (`sensei __step copy`): rows streamed from one database into a
+//!   table on another in batches, each batch one transaction and one checkpoint.
 
 pub mod cancel;
 pub mod child;
 pub mod connect;
+pub mod copy;
 pub mod dsn;
 pub mod exec;
 pub mod spec;

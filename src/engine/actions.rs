@@ -1,8 +1,10 @@
 //! Step actions that take time: `run` (a shell command, through `process`), `http` (reqwest),
-//! `sql` (`sensei __step sql`, through `process`: `actions/sql.rs`) and `wait` (a timer). Each returns an [`Outcome`]; the driver decides what it means for the
+//! `sql` (`sensei __step sql`, through `process`: `actions/sql.rs`), `copy` (`sensei __step
+//! copy`, the same way: `actions/copy.rs`) and `wait` (a timer). Each returns an [`Outcome`]; the driver decides what it means for the
 //! step and the migration. `check` and `gate` do not run here: a check is decided when it
 //! starts, and a gate waits for decisions in the store.
 
+mod copy;
 mod sql;
 
 use crate::event::MigrationId;
@@ -41,6 +43,14 @@ pub enum Prepared {
         exe: PathBuf,
         env: StepEnv,
         /// The DSN's password in every form: masked in this attempt's output.
+        secrets: Vec<String>,
+    },
+    /// A `copy` step: `sensei __step copy` with `spec` on its stdin.
+    Copy {
+        spec: crate::db::copy::CopySpec,
+        exe: PathBuf,
+        env: StepEnv,
+        /// Both DSNs' passwords in every form.
         secrets: Vec<String>,
     },
     Wait {
@@ -264,6 +274,12 @@ pub async fn perform(action: Prepared, attempt: Attempt, cancel: watch::Receiver
             env,
             secrets,
         } => sql::run(&spec, &exe, env, &secrets, &attempt, cancel).await,
+        Prepared::Copy {
+            spec,
+            exe,
+            env,
+            secrets,
+        } => copy::run(&spec, &exe, env, &secrets, &attempt, cancel).await,
         Prepared::Poll(poll) => super::poll::run(*poll, &attempt, cancel).await,
         // A zero wait is a no-op step: do not round it up to the timer's 1 ms tick.
         Prepared::Wait { duration, .. } if duration.is_zero() => Outcome::Succeeded {

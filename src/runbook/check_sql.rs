@@ -74,7 +74,7 @@ impl Checker<'_> {
     }
 
     /// Checks what can be checked of a DSN as written; its engine when the scheme is written.
-    fn dsn(&mut self, written: &Spanned<String>) -> Option<Engine> {
+    pub(crate) fn dsn(&mut self, written: &Spanned<String>) -> Option<Engine> {
         let text = written.value.as_str();
         let (literal, is_template) = match text.find("{{") {
             Some(at) => (&text[..at], true),

@@ -121,13 +121,17 @@ impl Checker<'_> {
                 .hint = Some(hint);
         }
         if let (Some(rollback), Some(action)) = (&raw.rollback, &action)
-            && !matches!(action, Action::Run(_) | Action::Http(_) | Action::Sql(_))
+            && !matches!(
+                action,
+                Action::Run(_) | Action::Http(_) | Action::Sql(_) | Action::Copy(_)
+            )
         {
             self.error(
                 rollback.span,
                 format!("a `{}` step has nothing to roll back", action.kind()),
             )
-            .hint = Some("only `run`, `http` and `sql` steps take a `rollback` command".into());
+            .hint =
+                Some("only `run`, `http`, `sql` and `copy` steps take a `rollback` command".into());
         }
         if raw.outputs == Some(OutputsFormat::Json) && raw.run.is_none() {
             self.error(
@@ -166,7 +170,8 @@ impl Checker<'_> {
             for_each,
             pool: raw.pool.as_ref().map(|p| p.value.clone()),
             window: raw.window.as_ref().map(|w| w.value.clone()),
-            idempotent: raw.idempotent.unwrap_or(false),
+            // A copy replaces its key range after its checkpoint: safe to run again by itself.
+            idempotent: raw.idempotent.unwrap_or(raw.copy.is_some()),
             point_of_no_return: raw.point_of_no_return.unwrap_or(false),
             timeout: timeout.map(|t| t.value),
             retry,
@@ -181,7 +186,8 @@ impl Checker<'_> {
     }
 
     fn action(&mut self, raw: &RawStep) -> Option<Action> {
-        // `None` stands for a `sql` with errors (reported): it still counts as an action.
+        // `None` stands for a `sql` or `copy` with errors (reported): it still counts as an
+        // action.
         let mut actions: Vec<(&str, Option<Action>)> = Vec::new();
         if let Some(run) = &raw.run {
             actions.push(("run", Some(Action::Run(Text::new(run.value.as_str())))));
@@ -204,6 +210,9 @@ impl Checker<'_> {
         if let Some(sql) = &raw.sql {
             actions.push(("sql", self.sql(sql).map(Action::Sql)));
         }
+        if let Some(copy) = &raw.copy {
+            actions.push(("copy", self.copy(copy).map(Action::Copy)));
+        }
         match actions.len() {
             1 => actions.pop().and_then(|(_, a)| a),
             0 => {
@@ -212,7 +221,8 @@ impl Checker<'_> {
                     format!("step `{}` has no action", raw.id.value),
                 )
                 .hint = Some(
-                    "give it exactly one of `run`, `http`, `gate`, `wait`, `check` or `sql`".into(),
+                    "give it exactly one of `run`, `http`, `gate`, `wait`, `check`, `sql` or `copy`"
+                        .into(),
                 );
                 None
             }

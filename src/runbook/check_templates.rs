@@ -226,6 +226,9 @@ impl Checker<'_> {
         if let Some(sql) = &raw.sql {
             self.sql_templates(&sql.value, &scope);
         }
+        if let Some(copy) = &raw.copy {
+            self.copy_templates(&copy.value, &scope);
+        }
         // A probe's templates are rendered like a `run` or `http` step's, with the same roots.
         if let Some(probe) = &raw.probe {
             if let Some(run) = &probe.value.run {

@@ -11,6 +11,7 @@ pub use super::raw::{
     CatchUp, HttpMethod, OnClose, OnFailure, OnTimeout, OutputsFormat, Overlap, ParamType, Phase,
     WebhookFormat,
 };
+pub use super::copy::{CopyAction, CopyFrom, CopySource, CopyTo, ZeroDates};
 pub use super::sql::{Sql, SqlSource};
 pub use super::text::{JsonText, Text};
 use serde_json::Value as Json;
@@ -198,6 +199,7 @@ pub enum Action {
     Wait(Duration),
     Check(Text),
     Sql(Sql),
+    Copy(CopyAction),
 }
 
 impl Action {
@@ -209,6 +211,7 @@ impl Action {
             Action::Wait(_) => "wait",
             Action::Check(_) => "check",
             Action::Sql(_) => "sql",
+            Action::Copy(_) => "copy",
         }
     }
 }

@@ -63,7 +63,8 @@ impl Runbook {
     }
 }
 
-/// The passwords of every DSN known before anything runs: written in a `dsn`, rendered
+/// The passwords of every DSN known before anything runs: written in a `dsn` (of a `sql` or
+/// a `copy`), rendered
 /// from the params alone, or held by a param value or a `for_each` element that is a DSN.
 /// They are secrets like `secret: true` params (masked in logs, events, alerts, the API and
 /// fan-out ids). A DSN rendered from step outputs is known only when its step starts; the
@@ -83,8 +84,12 @@ pub fn dsn_passwords(runbook: &Runbook, params: &Params) -> Vec<String> {
         out.extend(dsn::secrets_in(s));
     }
     let mut values: Option<(Renderer, Values)> = None;
-    for sql in runbook.sqls() {
-        match &sql.dsn {
+    let dsns = runbook
+        .sqls()
+        .map(|sql| &sql.dsn)
+        .chain(runbook.copies().flat_map(|copy| copy.dsns()));
+    for dsn in dsns {
+        match dsn {
             Text::Plain(text) => out.extend(dsn::secrets_in(text)),
             template @ Text::Template(_) => {
                 let (renderer, values) = values.get_or_insert_with(|| {

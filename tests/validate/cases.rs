@@ -382,7 +382,7 @@ pub const CASES: &[(&str, &[Expected])] = &[
         &[(
             "4:9",
             "step `copy` has no action",
-            Some("give it exactly one of `run`, `http`, `gate`, `wait`, `check` or `sql`"),
+            Some("give it exactly one of `run`, `http`, `gate`, `wait`, `check`, `sql` or `copy`"),
         )],
     ),
     (
@@ -543,7 +543,7 @@ pub const CASES: &[(&str, &[Expected])] = &[
         &[(
             "6:15",
             "a `gate` step has nothing to roll back",
-            Some("only `run`, `http` and `sql` steps take a `rollback` command"),
+            Some("only `run`, `http`, `sql` and `copy` steps take a `rollback` command"),
         )],
     ),
     (

@@ -2,7 +2,8 @@
 //! ([`crate::db::child`]), started, logged, timed out and killed exactly like a `run` step's
 //! shell, with its rendered spec written on its stdin. Its outputs come back through
 //! `$SENSEI_OUTPUT` as `key=<JSON>` lines; the DSN's password is masked in everything this
-//! attempt logs or reports, on top of the migration's secrets.
+//! attempt logs or reports, on top of the migration's secrets. [`child`] runs any such
+//! `sensei __step KIND` process (`copy` steps too).
 
 use super::{Attempt, Outcome};
 use crate::db::child::{CANCEL_PREFIX, EXIT_SQL};
@@ -27,20 +28,45 @@ pub(super) async fn run(
     attempt: &Attempt,
     cancel: watch::Receiver<bool>,
 ) -> Outcome {
-    let attempt = &Attempt {
-        masker: Arc::new(attempt.masker.with(secrets)),
-        ..attempt.clone()
-    };
     let input = match serde_json::to_vec(spec) {
         Ok(bytes) => bytes,
         Err(e) => return failed(format!("the step cannot be encoded: {e}"), None, false),
+    };
+    let process = Child {
+        kind: "sql",
+        failed: "the SQL failed",
+    };
+    child(process, input, exe, env, secrets, attempt, cancel).await
+}
+
+/// A `sensei __step KIND` process: its kind, and how its error starts when it exits 1.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Child {
+    pub kind: &'static str,
+    pub failed: &'static str,
+}
+
+/// Runs `sensei __step KIND` with `input` on its stdin, as the step's process.
+pub(super) async fn child(
+    process: Child,
+    input: Vec<u8>,
+    exe: &Path,
+    env: StepEnv,
+    secrets: &[String],
+    attempt: &Attempt,
+    cancel: watch::Receiver<bool>,
+) -> Outcome {
+    let attempt = &Attempt {
+        masker: Arc::new(attempt.masker.with(secrets)),
+        ..attempt.clone()
     };
     let exe = exe.display().to_string();
     let run = RunSpec {
         // `exec`: the shell becomes the step's process, so the group holds only sensei.
         command: format!(
-            "exec {} __step sql",
-            crate::runbook::render::shell_word(&exe)
+            "exec {} __step {}",
+            crate::runbook::render::shell_word(&exe),
+            process.kind
         ),
         dir: attempt.dir.clone(),
         env,
@@ -71,7 +97,7 @@ pub(super) async fn run(
         Exit::Code(0) => {}
         Exit::Code(code) => {
             let error = if code == i32::from(EXIT_SQL) {
-                format!("the SQL failed: {}", reason())
+                format!("{}: {}", process.failed, reason())
             } else {
                 reason()
             };

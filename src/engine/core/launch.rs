@@ -52,7 +52,11 @@ impl Core {
         }
         let step = self.graph.step(&self.runbook, node);
         match step.action {
-            Action::Run(_) | Action::Http(_) | Action::Wait(_) | Action::Sql(_) => true,
+            Action::Run(_)
+            | Action::Http(_)
+            | Action::Wait(_)
+            | Action::Sql(_)
+            | Action::Copy(_) => true,
             Action::Check(_) => step.poll.is_some(),
             Action::Gate(_) => false,
         }

@@ -38,6 +38,7 @@ mod launch;
 mod live;
 mod outcome;
 mod prepare;
+mod prepare_copy;
 #[cfg(test)]
 mod props;
 mod recover;
