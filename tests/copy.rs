@@ -15,7 +15,7 @@ mod support;
 
 use db::{Kind, TestDb};
 use serde_json::Value;
-use support::{Sandbox, wait_for};
+use support::{Sandbox, assert_hidden, wait_for};
 
 /// Both servers, or `None` (the reason printed) when the environment lacks one.
 fn servers() -> Option<(TestDb, TestDb)> {
@@ -121,7 +121,11 @@ fn a_mariadb_table_arrives_in_postgres_value_for_value_and_comes_back() {
     let id = done.id();
     let source = my_content(&my, "orders");
     assert_eq!(source.len(), 1004);
-    assert_eq!(pg_content(&pg), source, "PostgreSQL holds what MariaDB held");
+    assert_eq!(
+        pg_content(&pg),
+        source,
+        "PostgreSQL holds what MariaDB held"
+    );
     assert_eq!(
         my_content(&my, "orders_back"),
         source,
@@ -133,7 +137,10 @@ fn a_mariadb_table_arrives_in_postgres_value_for_value_and_comes_back() {
     assert_eq!(step["outputs"]["last_key"], 1999, "{step}");
     assert_eq!(step["checkpoint"]["value"], "1999", "{step}");
     let shown = logs(&sb, &id, "to-postgres");
-    assert!(shown.contains("every id: 1004 rows in the source"), "{shown}");
+    assert!(
+        shown.contains("every id: 1004 rows in the source"),
+        "{shown}"
+    );
     assert!(shown.contains("copied 1004 rows in 4 batches"), "{shown}");
     // The passwords are not in the DSNs here; the log names where it connected.
     assert!(shown.contains("copying from MySQL/MariaDB at "), "{shown}");
@@ -202,7 +209,9 @@ fn a_sharded_copy_fans_out_over_key_ranges_under_a_pool() {
     let mut running = 0i32;
     let mut most = 0;
     for event in sb.events(&id) {
-        let copy = event["step"].as_str().is_some_and(|s| s.starts_with("copy["));
+        let copy = event["step"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("copy["));
         match event["kind"].as_str() {
             Some("step_started") if copy => running += 1,
             Some("step_succeeded" | "step_failed") if copy => running -= 1,
@@ -261,10 +270,14 @@ fn a_kill_9_in_the_middle_of_a_copy_resumes_after_the_checkpoint_without_a_row_t
     let postgres = format!("postgres={}", pg.dsn());
     let running = sb.spawn(&["run", file, "-p", &mariadb, "-p", &postgres]);
     let id = running.id();
-    let step = wait_for("the checkpoint 5000 and its progress to be recorded", || {
-        let step = sb.step(&id, "copy");
-        (step["checkpoint"]["value"] == "5000" && step["progress"]["done"] == 5000).then_some(step)
-    });
+    let step = wait_for(
+        "the checkpoint 5000 and its progress to be recorded",
+        || {
+            let step = sb.step(&id, "copy");
+            (step["checkpoint"]["value"] == "5000" && step["progress"]["done"] == 5000)
+                .then_some(step)
+        },
+    );
     assert_eq!(step["state"], "running", "{step}");
     assert_eq!(step["progress"]["total"], 10000, "{step}");
     running.kill9();
@@ -292,16 +305,26 @@ fn a_kill_9_in_the_middle_of_a_copy_resumes_after_the_checkpoint_without_a_row_t
         pg.scalar("SELECT count(DISTINCT id) FROM big"),
         Some("10000".into())
     );
-    let checksum_pg = pg.query("SELECT sum(id), sum(n), md5(string_agg(v, ',' ORDER BY id)) FROM big");
-    let checksum_my = my.query("SELECT sum(id), sum(n), md5(group_concat(v ORDER BY id SEPARATOR ',')) FROM big");
+    let checksum_pg =
+        pg.query("SELECT sum(id), sum(n), md5(string_agg(v, ',' ORDER BY id)) FROM big");
+    let checksum_my =
+        my.query("SELECT sum(id), sum(n), md5(group_concat(v ORDER BY id SEPARATOR ',')) FROM big");
     assert_eq!(checksum_pg, checksum_my, "the same rows, once each");
     let shown = sb.sensei(&["logs", &id, "copy"]).ok().stdout;
-    assert!(shown.contains("going on after the checkpoint: id 5000"), "{shown}");
     assert!(
-        shown.contains("deleted 100 rows of the target after the checkpoint 5000 before writing them again"),
+        shown.contains("going on after the checkpoint: id 5000"),
         "{shown}"
     );
-    assert!(shown.contains("5000 of them up to the checkpoint 5000"), "{shown}");
+    assert!(
+        shown.contains(
+            "deleted 100 rows of the target after the checkpoint 5000 before writing them again"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("5000 of them up to the checkpoint 5000"),
+        "{shown}"
+    );
 }
 
 fn failed_step(sb: &Sandbox, yaml: &str, my: &TestDb, pg: &TestDb) -> (Value, String) {
@@ -387,9 +410,102 @@ fn what_cannot_be_copied_is_named_before_anything_is_written() {
     assert_eq!(
         pg.query("SELECT id, shape, at, day FROM t ORDER BY id"),
         [
-            vec![Some("1".into()), Some("POINT(1 2)".into()), None, Some("2024-01-01".into())],
+            vec![
+                Some("1".into()),
+                Some("POINT(1 2)".into()),
+                None,
+                Some("2024-01-01".into())
+            ],
             vec![Some("2".into()), None, None, None],
         ],
         "the step owns its table: the row it did not copy is gone"
+    );
+}
+
+const PASSWORD: &str = "C0py-s3cret-pw";
+/// The target's: another one, so that finding one does not hide the other.
+const PG_PASSWORD: &str = "Pg-t4rget-pw";
+
+#[test]
+fn both_dsns_passwords_are_masked_everywhere() {
+    let Some((my, pg)) = servers() else { return };
+    let user = format!("c{}", &my.name[9..]);
+    my.query(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY '{PASSWORD}'; CREATE USER '{user}'@'localhost' IDENTIFIED BY '{PASSWORD}'; GRANT ALL ON {0}.* TO '{user}'@'%'; GRANT ALL ON {0}.* TO '{user}'@'localhost'",
+        my.name
+    ));
+    /// Drops the users however the test ends (they outlive the database).
+    struct Users<'a>(&'a TestDb, String);
+    impl Drop for Users<'_> {
+        fn drop(&mut self) {
+            let user = &self.1;
+            self.0.query(&format!(
+                "DROP USER IF EXISTS '{user}'@'%'; DROP USER IF EXISTS '{user}'@'localhost'"
+            ));
+        }
+    }
+    let _users = Users(&my, user.clone());
+    let source = {
+        let mut url = url::Url::parse(&my.dsn()).expect("a URL");
+        url.set_username(&user).expect("a user");
+        url.set_password(Some(PASSWORD)).expect("a password");
+        url.to_string()
+    };
+    my.query(
+        "CREATE TABLE t (id INT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'one'), (2, 'two')",
+    );
+    pg.query("CREATE TABLE t (id int PRIMARY KEY, v text)");
+    // The source's DSN is a plain param, the target's password alone is one, put into the
+    // DSN written in the runbook: both passwords are secrets all the same.
+    let target = pg.dsn().replacen("@", ":{{params.pw}}@", 1);
+    assert!(target.contains(":{{params.pw}}@"), "{target}");
+    let yaml = format!(
+        "version: 1\nname: masked\nparams:\n  source: {{ type: string }}\n  pw: {{ type: string }}\nsteps:\n  - id: copy\n    copy:\n      from: {{ dsn: \"{{{{params.source}}}}\", table: t, key: id }}\n      to: {{ dsn: \"{target}\" }}\n  - id: broken\n    needs: [copy]\n    copy:\n      from: {{ dsn: \"{{{{params.source}}}}\", table: t, key: id }}\n      to: {{ dsn: \"{target}\", table: missing }}\n"
+    );
+    let sb = Sandbox::new();
+    let file = sb.write("masked.yaml", &yaml);
+    let file = file.to_str().expect("utf-8");
+    let source_param = format!("source={source}");
+    let pw = format!("pw={PG_PASSWORD}");
+    let done = sb.sensei(&["run", file, "-p", &source_param, "-p", &pw]);
+    assert_eq!(done.code, 1, "{done:?}");
+    let id = done.id();
+    assert_eq!(pg.scalar("SELECT count(*) FROM t"), Some("2".into()));
+    let error = sb.step(&id, "broken")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains("the target has no table `missing` on its search_path"),
+        "{error}"
+    );
+    let mut shown = sb.shown(&id);
+    let plan = sb.sensei(&[
+        "plan",
+        file,
+        "-p",
+        &source_param,
+        "-p",
+        &pw,
+        "--format",
+        "json",
+    ]);
+    shown.push((
+        "sensei plan".into(),
+        format!("{}{}", plan.stdout, plan.stderr),
+    ));
+    shown.push((
+        "sensei run".into(),
+        format!("{}{}", done.stdout, done.stderr),
+    ));
+    let texts: Vec<(&str, &str)> = shown
+        .iter()
+        .map(|(w, t)| (w.as_str(), t.as_str()))
+        .collect();
+    assert_hidden(&texts, &[PASSWORD, "s3cret", PG_PASSWORD, "t4rget"]);
+    let stored = support::stored_params(&sb.path(".sensei"));
+    assert!(
+        stored.contains(PASSWORD) && stored.contains(PG_PASSWORD),
+        "the test looked where it is"
     );
 }

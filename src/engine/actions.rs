@@ -47,7 +47,7 @@ pub enum Prepared {
     },
     /// A `copy` step: `sensei __step copy` with `spec` on its stdin.
     Copy {
-        spec: crate::db::copy::CopySpec,
+        spec: Box<crate::db::copy::CopySpec>,
         exe: PathBuf,
         env: StepEnv,
         /// Both DSNs' passwords in every form.

@@ -128,7 +128,8 @@ impl Checker<'_> {
             Json::String(text) if is_template(text) => return,
             Json::Object(bounds) => bounds,
             _ => {
-                self.error(range.span, "`range` is not a range of keys").hint = Some(hint.into());
+                self.error(range.span, "`range` is not a range of keys")
+                    .hint = Some(hint.into());
                 return;
             }
         };
@@ -236,7 +237,12 @@ mod tests {
             "9:42: `from.table` `orders; DROP`: `;` cannot appear in a name unless it is quoted (`...`)",
             "{found:#?}"
         );
-        assert!(found.iter().any(|l| l.contains("`range.from` is `\"x\"`, not an integer key")), "{found:#?}");
+        assert!(
+            found
+                .iter()
+                .any(|l| l.contains("`range.from` is `\"x\"`, not an integer key")),
+            "{found:#?}"
+        );
     }
 
     #[test]
@@ -251,7 +257,10 @@ mod tests {
             panic!("a copy step");
         };
         assert_eq!(copy.to.table, Text::Plain("orders".into()));
-        assert_eq!(copy.from.source, CopySource::Table(Text::Plain("orders".into())));
+        assert_eq!(
+            copy.from.source,
+            CopySource::Table(Text::Plain("orders".into()))
+        );
         assert_eq!(copy.batch, crate::db::copy::DEFAULT_BATCH);
         assert_eq!(copy.zero_dates, super::super::copy::ZeroDates::AsNull);
         assert_eq!(runbook.copies().count(), 1);

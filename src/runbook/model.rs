@@ -5,13 +5,13 @@
 //! exactly one action. Every field that may hold a template is a [`Text`] (or a [`JsonText`]),
 //! typed plain or template when the runbook is loaded.
 
+pub use super::copy::{CopyAction, CopyFrom, CopySource, CopyTo, ZeroDates};
 use super::cron::{CronExpr, TimeZone};
 use super::duration::Duration;
 pub use super::raw::{
     CatchUp, HttpMethod, OnClose, OnFailure, OnTimeout, OutputsFormat, Overlap, ParamType, Phase,
     WebhookFormat,
 };
-pub use super::copy::{CopyAction, CopyFrom, CopySource, CopyTo, ZeroDates};
 pub use super::sql::{Sql, SqlSource};
 pub use super::text::{JsonText, Text};
 use serde_json::Value as Json;

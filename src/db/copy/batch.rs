@@ -11,6 +11,9 @@ use super::{CopyError, KeyRange};
 use crate::db::dsn::Engine;
 use sqlx::{Column, Row, TypeInfo};
 
+/// How a row's i-th value is read as sent (`None`: `NULL`), per driver.
+pub type ValueOf<R> = fn(&R, usize) -> Result<Option<&[u8]>, sqlx::Error>;
+
 /// A batch read and encoded, not yet written.
 #[derive(Debug)]
 pub struct Batch {
@@ -91,7 +94,7 @@ impl Filling {
         &mut self,
         shape: &mut Shape,
         row: &R,
-        value: fn(&R, usize) -> Result<Option<&[u8]>, sqlx::Error>,
+        value: ValueOf<R>,
     ) -> Result<(), CopyError> {
         if shape.layout.is_none() {
             let columns: Vec<(String, String)> = row
@@ -205,7 +208,10 @@ mod tests {
             from: Some(100),
             to: Some(200),
         };
-        assert_eq!(conditions("`id`", range, None), "`id` >= 100 AND `id` < 200");
+        assert_eq!(
+            conditions("`id`", range, None),
+            "`id` >= 100 AND `id` < 200"
+        );
         assert_eq!(
             conditions("`id`", range, Some(150)),
             "`id` > 150 AND `id` < 200"

@@ -151,7 +151,11 @@ async fn run(spec: CopySpec) -> u8 {
                 Failure::Connect(m) => (m, EXIT_TRANSIENT),
                 Failure::Setup(m) => (m, EXIT_SQL),
                 Failure::Copy(e) => {
-                    let code = if e.transient() { EXIT_TRANSIENT } else { EXIT_SQL };
+                    let code = if e.transient() {
+                        EXIT_TRANSIENT
+                    } else {
+                        EXIT_SQL
+                    };
                     let (message, more) = e.describe();
                     for line in more {
                         say.out(&line);
@@ -194,7 +198,12 @@ async fn cancel_on(dsn: &Dsn, backend: Option<u64>) -> String {
 }
 
 async fn connect_to(dsn: &Dsn, side: &str, settings: &str) -> Result<(Conn, u64), Failure> {
-    let failed = |e: String| Failure::Connect(format!("could not connect to the {side} {}: {e}", dsn.target()));
+    let failed = |e: String| {
+        Failure::Connect(format!(
+            "could not connect to the {side} {}: {e}",
+            dsn.target()
+        ))
+    };
     let mut conn = connect::connect(dsn, CONNECT_TIMEOUT)
         .await
         .map_err(|e| failed(e.to_string()))?;
@@ -264,9 +273,8 @@ async fn attempt(
     };
     let mut hearing = Hearing {
         say,
-        output: std::env::var_os(crate::process::OUTPUT_ENV).and_then(|path| {
-            std::fs::OpenOptions::new().append(true).open(path).ok()
-        }),
+        output: std::env::var_os(crate::process::OUTPUT_ENV)
+            .and_then(|path| std::fs::OpenOptions::new().append(true).open(path).ok()),
         warned: false,
     };
     let summary = job::run(&mut reader, &mut writer, &mut shape, plan, &mut hearing).await?;

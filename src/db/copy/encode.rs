@@ -255,7 +255,11 @@ mod tests {
     fn inserts_quote_values_for_the_session_and_split_long_batches() {
         let mut e = Encoder::insert("INSERT INTO `t` (`a`,`b`) VALUES ".into(), false);
         row(&mut e, &[Cell::Text("it's \\ \"x\"\n".into()), Cell::Null]).expect("ok");
-        row(&mut e, &[Cell::Bytes(vec![1, 0xab].into()), Cell::Bool(false)]).expect("ok");
+        row(
+            &mut e,
+            &[Cell::Bytes(vec![1, 0xab].into()), Cell::Bool(false)],
+        )
+        .expect("ok");
         assert_eq!(
             e.finish(),
             Encoded::Inserts(vec![
@@ -278,7 +282,11 @@ mod tests {
             panic!("inserts");
         };
         assert_eq!(statements.len(), 2);
-        assert!(statements.iter().all(|s| s.starts_with("INSERT INTO t VALUES (")));
+        assert!(
+            statements
+                .iter()
+                .all(|s| s.starts_with("INSERT INTO t VALUES ("))
+        );
         let mut e = Encoder::insert("INSERT INTO t VALUES ".into(), false);
         e.begin_row();
         for (text, bare) in [("-1.5e3", true), ("5", false), ("1;DROP", true)] {

@@ -111,7 +111,9 @@ pub async fn run(
                 "deleted {} rows of the target after {} before writing them again",
                 written.deleted,
                 plan.checkpoint
-                    .map_or("the range's start".into(), |c| format!("the checkpoint {c}"))
+                    .map_or("the range's start".into(), |c| format!(
+                        "the checkpoint {c}"
+                    ))
             ));
         }
         summary.deleted += written.deleted;
@@ -127,7 +129,11 @@ pub async fn run(
                 hear.log(format!(
                     "batch {}: {} up to {} {last}; {}/{} rows",
                     summary.batches,
-                    if written.rows == 1 { "1 row".to_owned() } else { format!("{} rows", written.rows) },
+                    if written.rows == 1 {
+                        "1 row".to_owned()
+                    } else {
+                        format!("{} rows", written.rows)
+                    },
                     shape.key,
                     summary.rows,
                     total.max(summary.rows)

@@ -101,9 +101,7 @@ pub fn layout(source: &[(String, String)], ends: Ends<'_>) -> Result<Layout, Str
             name: name.clone(),
             target: target.name.clone(),
             conv,
-            zero_dates: temporal
-                && ends.source == Engine::Mysql
-                && ends.target == Engine::Postgres,
+            zero_dates: temporal && ends.source == Engine::Mysql && ends.target == Engine::Postgres,
             bare: ends.target == Engine::Mysql
                 && matches!(target.kind, Target::Int | Target::Numeric | Target::Float),
         });
@@ -137,7 +135,10 @@ pub fn layout(source: &[(String, String)], ends: Ends<'_>) -> Result<Layout, Str
             columns,
             key: index,
         }),
-        None => Err(format!("the key `{}` has no column in the target", ends.key)),
+        None => Err(format!(
+            "the key `{}` has no column in the target",
+            ends.key
+        )),
     }
 }
 
@@ -165,7 +166,11 @@ mod tests {
         vec![
             target("id", "bigint", Target::Int),
             target("paid", "boolean", Target::Bool),
-            target("created_at", "timestamp without time zone", Target::DateTime),
+            target(
+                "created_at",
+                "timestamp without time zone",
+                Target::DateTime,
+            ),
             target("note", "text", Target::Text),
         ]
     }
@@ -220,7 +225,10 @@ mod tests {
         .expect_err("does not fit");
         assert!(err.contains("`shape` is MySQL/MariaDB `GEOMETRY`, which `copy` does not convert: select it as text"), "{err}");
         assert!(err.contains("`paid` is MySQL/MariaDB `DATETIME`, which cannot go into the PostgreSQL column `paid` boolean"), "{err}");
-        assert!(err.contains("`extra` (INT) has no column in `orders`"), "{err}");
+        assert!(
+            err.contains("`extra` (INT) has no column in `orders`"),
+            "{err}"
+        );
         let err = layout(&source(&[("note", "TEXT")]), ends(&columns)).expect_err("no key");
         assert!(err.contains("the key `id` is not a column"), "{err}");
         let err = layout(&source(&[("id", "VARCHAR")]), ends(&columns)).expect_err("text key");

@@ -138,7 +138,10 @@ pub enum CopyError {
     /// The source server refused or failed.
     Source(sqlx::Error),
     /// The target server refused or failed; `at` names the row when the server said which.
-    Target { error: sqlx::Error, at: Option<String> },
+    Target {
+        error: sqlx::Error,
+        at: Option<String>,
+    },
     /// The rows or the tables do not fit; the text says where and what to do.
     Data(String),
 }
@@ -151,9 +154,7 @@ impl CopyError {
     /// Whether another attempt may get through (a lost connection, a deadlock, ...).
     pub fn transient(&self) -> bool {
         match self {
-            CopyError::Source(e) | CopyError::Target { error: e, .. } => {
-                super::exec::transient(e)
-            }
+            CopyError::Source(e) | CopyError::Target { error: e, .. } => super::exec::transient(e),
             CopyError::Data(_) => false,
         }
     }

@@ -17,9 +17,9 @@ use super::{CopyError, FromSpec, KeyRange};
 use crate::db::connect::Conn;
 use crate::db::dsn::Engine;
 use futures_util::TryStreamExt;
+use sqlx::Row;
 use sqlx::mysql::MySqlRow;
 use sqlx::postgres::PgRow;
-use sqlx::Row;
 
 /// The source connection and how it is read.
 #[derive(Debug)]
@@ -108,7 +108,11 @@ impl Reader {
     }
 
     /// Reads and encodes the batch after `after` (at most `batch` rows).
-    pub async fn read(&mut self, after: Option<i64>, shape: &mut Shape) -> Result<Batch, CopyError> {
+    pub async fn read(
+        &mut self,
+        after: Option<i64>,
+        shape: &mut Shape,
+    ) -> Result<Batch, CopyError> {
         let sql = self.batch_sql(after);
         let mut filling = Filling::new(after, self.batch);
         match &mut self.conn {

@@ -88,7 +88,8 @@ impl Writer {
                 }
             )));
         }
-        let text = |row: &[Option<String>], i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+        let text =
+            |row: &[Option<String>], i: usize| row.get(i).cloned().flatten().unwrap_or_default();
         Ok(rows
             .iter()
             .map(|row| {

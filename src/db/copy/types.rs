@@ -119,9 +119,10 @@ pub fn source(engine: crate::db::dsn::Engine, type_name: &str) -> Source {
             "CHAR" | "VARCHAR" | "TINYTEXT" | "TEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM" | "SET"
             | "NAME" | "BPCHAR" | "CITEXT",
         ) => Source::Text,
-        (Engine::Mysql, "BINARY" | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB") => {
-            Source::Binary
-        }
+        (
+            Engine::Mysql,
+            "BINARY" | "VARBINARY" | "TINYBLOB" | "BLOB" | "MEDIUMBLOB" | "LONGBLOB",
+        ) => Source::Binary,
         (Engine::Postgres, "BYTEA") => Source::Bytea,
         (_, "DATE") => Source::Date,
         (_, "DATETIME" | "TIMESTAMP") => Source::DateTime,
@@ -343,7 +344,9 @@ mod tests {
             Ok(Cell::Text("2024-05-01 10:00:00".into()))
         );
         assert_eq!(Conv::Text.apply(None), Ok(Cell::Null));
-        let err = Conv::Text.apply(Some(&[b'a', 0xff])).expect_err("not UTF-8");
+        let err = Conv::Text
+            .apply(Some(&[b'a', 0xff]))
+            .expect_err("not UTF-8");
         assert!(err.contains("byte 2 of 2"), "{err}");
     }
 

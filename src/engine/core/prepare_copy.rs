@@ -48,7 +48,7 @@ impl Core {
         let mut secrets = from.secrets();
         secrets.extend(to.secrets());
         Ok(Prepared::Copy {
-            spec: CopySpec {
+            spec: Box::new(CopySpec {
                 from: FromSpec {
                     dsn: from_dsn,
                     table,
@@ -64,7 +64,7 @@ impl Core {
                 zero_dates_null: copy.zero_dates == ZeroDates::AsNull,
                 timeout_ms: timeout
                     .map(|t| u64::try_from(t.as_std().as_millis()).unwrap_or(u64::MAX)),
-            },
+            }),
             exe,
             env,
             secrets,
@@ -123,10 +123,7 @@ mod tests {
                 to: Some(250_000)
             })
         );
-        assert_eq!(
-            key_range(&json!({"to": null})),
-            Ok(KeyRange::default())
-        );
+        assert_eq!(key_range(&json!({"to": null})), Ok(KeyRange::default()));
         assert_eq!(
             key_range(&json!({"from": 1.5})),
             Err("`range.from` rendered `1.5`, not an integer key".into())
