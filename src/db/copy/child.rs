@@ -249,7 +249,7 @@ async fn attempt(
     ));
     let mut reader =
         Reader::new(source, &spec.from, spec.range, spec.batch).map_err(Failure::Setup)?;
-    let mut writer = Writer::new(target, table.clone());
+    let mut writer = Writer::new(target, table.clone(), spec.from.key.trim());
     let target_columns = writer.columns(&spec.to.table).await?;
     let no_backslash_escapes = writer.no_backslash_escapes().await?;
     let mut shape = Shape {

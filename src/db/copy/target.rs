@@ -18,6 +18,8 @@ use crate::db::dsn::Engine;
 pub struct Writer {
     conn: Conn,
     pub table: Name,
+    /// The key's name, to name a row the server refused.
+    key: String,
 }
 
 /// What one batch's transaction did.
@@ -28,8 +30,12 @@ pub struct Written {
 }
 
 impl Writer {
-    pub fn new(conn: Conn, table: Name) -> Writer {
-        Writer { conn, table }
+    pub fn new(conn: Conn, table: Name, key: &str) -> Writer {
+        Writer {
+            conn,
+            table,
+            key: key.to_owned(),
+        }
     }
 
     pub fn conn(&mut self) -> &mut Conn {
@@ -158,7 +164,7 @@ impl Writer {
                     copy.finish().await
                 };
                 sent.await.map_err(|error| CopyError::Target {
-                    at: row_of(&error, batch),
+                    at: row_of(&error, batch, &self.key),
                     error,
                 })?
             }
@@ -198,7 +204,7 @@ impl Writer {
 }
 
 /// The row a PostgreSQL COPY error names (`COPY orders, line 3, column note: ...`), by key.
-fn row_of(error: &sqlx::Error, batch: &Batch) -> Option<String> {
+fn row_of(error: &sqlx::Error, batch: &Batch, key_name: &str) -> Option<String> {
     let sqlx::Error::Database(db) = error else {
         return None;
     };
@@ -218,5 +224,5 @@ fn row_of(error: &sqlx::Error, batch: &Batch) -> Option<String> {
         .and_then(|c| c.split(':').next())
         .map(|c| format!(", column `{c}`"))
         .unwrap_or_default();
-    Some(format!("row with key {key}{column}"))
+    Some(format!("row with {key_name} {key}{column}"))
 }
