@@ -445,3 +445,39 @@ fn what_cannot_be_copied_is_named_before_anything_is_written() {
         "the step owns its table: the row it did not copy is gone"
     );
 }
+
+#[test]
+fn a_timeout_cancels_the_copy_on_both_servers_and_keeps_the_committed_batches() {
+    let Some((my, pg)) = servers() else { return };
+    my.query("CREATE TABLE big (id INT PRIMARY KEY, v VARCHAR(20), n DECIMAL(8,2))");
+    my.query(
+        "INSERT INTO big SELECT a.d * 1000 + b.d * 100 + c.d * 10 + e.d + 1, 'v', 1
+         FROM digits a, digits b, digits c, digits e WHERE a.d < 6",
+    );
+    pg.query("CREATE TABLE big (id int PRIMARY KEY, v text, n numeric(8,2))");
+    pg.query(HOLD_TRIGGER);
+    let sb = Sandbox::new();
+    let file = sb.write(
+        "held.yaml",
+        &HELD.replace("      batch: 100\n", "      batch: 1000\n    timeout: 2s\n"),
+    );
+    let done = run(
+        &sb,
+        file.to_str().expect("utf-8"),
+        &[("mariadb", &my.dsn()), ("postgres", &pg.dsn())],
+    );
+    assert_eq!(done.code, 1, "{done:?}");
+    let step = sb.step(&done.id(), "copy");
+    let error = step["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("timed out after 2s; source: ")
+            && error.contains("target: cancelled the statement on the server (pg_cancel_backend("),
+        "{step}"
+    );
+    assert_eq!(step["checkpoint"]["value"], "5000", "{step}");
+    // The held batch rolled back on the server, the five before it stay.
+    wait_for("the cancelled batch to end", || {
+        (pg.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE 'COPY%'") == Some("0".into())).then_some(())
+    });
+    assert_eq!(pg.scalar("SELECT count(*) FROM big"), Some("5000".into()));
+}

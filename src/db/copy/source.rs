@@ -15,7 +15,6 @@ use super::names::{Name, quote};
 use super::session;
 use super::{CopyError, FromSpec, KeyRange};
 use crate::db::connect::Conn;
-use crate::db::dsn::Engine;
 use futures_util::TryStreamExt;
 use sqlx::Row;
 use sqlx::mysql::MySqlRow;
@@ -58,10 +57,6 @@ impl Reader {
             range,
             batch,
         })
-    }
-
-    pub fn conn(&mut self) -> &mut Conn {
-        &mut self.conn
     }
 
     pub fn into_conn(self) -> Conn {
@@ -130,10 +125,6 @@ impl Reader {
             }
         }
         Ok(filling.finish())
-    }
-
-    pub fn engine(&self) -> Engine {
-        self.conn.engine()
     }
 }
 

@@ -38,10 +38,6 @@ impl Writer {
         }
     }
 
-    pub fn conn(&mut self) -> &mut Conn {
-        &mut self.conn
-    }
-
     pub fn into_conn(self) -> Conn {
         self.conn
     }
