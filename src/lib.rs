@@ -15,8 +15,9 @@
 //!   take over when the driver did not act; [`operator::protocol`]) and gate decisions.
 //! - [`store`]: the durable event log and derived state of migrations (SQLite).
 //! - [`process`]: step processes in their own process groups, owned and killed with the engine.
-//! - [`db`]: `sql` steps: DSNs and their secrets, the `sensei __step sql` process that runs
-//!   the SQL, cancels on the server, and writes outputs.
+//! - [`db`]: `sql` and `copy` steps: DSNs and their secrets, the `sensei __step sql` process
+//!   that runs the SQL, cancels on the server, and writes outputs, and `sensei __step copy`,
+//!   which copies rows between databases in batches, a checkpoint after each.
 //! - [`alert`]: committed events routed by the runbook's rules into the store's outbox, and
 //!   delivered (email, webhooks) at least once, with retries.
 //! - [`config`]: the configuration file shared by the CLI and the server.

@@ -134,6 +134,7 @@ enum Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StepKind {
     Sql,
+    Copy,
     Compare,
 }
 
@@ -191,6 +192,9 @@ pub fn main() -> ExitCode {
         Command::Step {
             kind: StepKind::Sql,
         } => crate::db::child::main(std::io::stdin().lock()),
+        Command::Step {
+            kind: StepKind::Copy,
+        } => crate::db::copy::child::main(std::io::stdin().lock()),
         Command::Step {
             kind: StepKind::Compare,
         } => crate::db::compare::child::main(std::io::stdin().lock()),

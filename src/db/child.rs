@@ -78,23 +78,23 @@ pub fn main(mut input: impl Read) -> u8 {
     }
 }
 
-/// Lines out, the DSN's password masked.
-struct Say {
-    masker: Masker,
+/// Lines out, the DSN's password masked (the `copy` child says its lines through it too).
+pub(crate) struct Say {
+    pub(crate) masker: Masker,
 }
 
 impl Say {
-    fn out(&self, line: &str) {
+    pub(crate) fn out(&self, line: &str) {
         let _ = writeln!(std::io::stdout(), "{}", self.masker.mask(line));
     }
-    fn err(&self, line: &str) {
+    pub(crate) fn err(&self, line: &str) {
         let _ = writeln!(std::io::stderr(), "{}", self.masker.mask(line));
     }
 }
 
 /// Why the process stops before its SQL ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Why {
+pub(crate) enum Why {
     Signal(&'static str),
     Deadline,
 }
@@ -233,14 +233,14 @@ async fn run(spec: SqlSpec) -> u8 {
     }
 }
 
-fn shown(why: Why) -> String {
+pub(crate) fn shown(why: Why) -> String {
     match why {
         Why::Signal(name) => format!("{name} from sensei"),
         Why::Deadline => "the step's timeout passed".into(),
     }
 }
 
-fn stopped(say: &Say, why: Why, backend: Option<u64>) -> u8 {
+pub(crate) fn stopped(say: &Say, why: Why, backend: Option<u64>) -> u8 {
     if backend.is_none() {
         say.out(&format!(
             "stopped ({}) before any statement ran",

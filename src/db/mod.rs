@@ -16,6 +16,8 @@
 //! - [`sqltext`]: splitting statements and putting `params` in as literals, by each
 //!   engine's lexical rules.
 //! - [`value`]: column values as JSON outputs, by type.
+//! - [`copy`]: `copy` steps (`sensei __step copy`): rows streamed from one database into a
+//!   table on another in batches, each batch one transaction and one checkpoint.
 //! - [`normal`]: values of both engines made comparable (canonical bytes, by class), for
 //!   `compare` steps ([`compare`]).
 
@@ -23,6 +25,7 @@ pub mod cancel;
 pub mod child;
 pub mod compare;
 pub mod connect;
+pub mod copy;
 pub mod dsn;
 pub mod exec;
 pub mod normal;

@@ -1,10 +1,12 @@
 //! Step actions that take time: `run` (a shell command, through `process`), `http` (reqwest),
-//! `sql` (`sensei __step sql`, through `process`: `actions/sql.rs`), `compare` (`sensei __step
-//! compare`, the same way: `actions/compare.rs`) and `wait` (a timer). Each returns an [`Outcome`]; the driver decides what it means for the
-//! step and the migration. `check` and `gate` do not run here: a check is decided when it
-//! starts, and a gate waits for decisions in the store.
+//! `sql` (`sensei __step sql`, through `process`: `actions/sql.rs`), `copy` and `compare`
+//! (`sensei __step copy`, `sensei __step compare`, the same way: `actions/copy.rs`,
+//! `actions/compare.rs`) and `wait` (a timer). Each returns an [`Outcome`]; the driver decides
+//! what it means for the step and the migration. `check` and `gate` do not run here: a check is
+//! decided when it starts, and a gate waits for decisions in the store.
 
 mod compare;
+mod copy;
 mod sql;
 
 use crate::event::MigrationId;
@@ -43,6 +45,14 @@ pub enum Prepared {
         exe: PathBuf,
         env: StepEnv,
         /// The DSN's password in every form: masked in this attempt's output.
+        secrets: Vec<String>,
+    },
+    /// A `copy` step: `sensei __step copy` with `spec` on its stdin.
+    Copy {
+        spec: Box<crate::db::copy::CopySpec>,
+        exe: PathBuf,
+        env: StepEnv,
+        /// Both DSNs' passwords in every form.
         secrets: Vec<String>,
     },
     /// A `compare` step: `sensei __step compare` with `spec` on its stdin.
@@ -166,11 +176,55 @@ impl Attempt {
 /// One pipe of a running step as it is logged: its lines masked whole, also when a long line
 /// arrives in pieces (see [`Masker::mask_piece`]).
 #[derive(Default)]
-struct Logged {
+pub(super) struct Logged {
     /// The end of a line in pieces that may begin a secret, held for the next piece.
     held: String,
     /// The last non-empty text logged, masked: what an error message may quote.
-    last: Option<String>,
+    pub(super) last: Option<String>,
+}
+
+impl Attempt {
+    /// Runs the process of a step's attempt: its output lines are logged (masked; each also
+    /// goes to `look`), its process group recorded, its live reports passed on, and what its
+    /// `$SENSEI_OUTPUT` held that was not an output is logged once it ends. Every action that
+    /// starts a process for an attempt goes through here. Gives the outcome and the two
+    /// streams' logs (whose `last` line an error message may quote).
+    pub(super) async fn run_process(
+        &self,
+        spec: RunSpec,
+        mut look: impl FnMut(&Line) + Send,
+        cancel: watch::Receiver<bool>,
+    ) -> (process::RunOutcome, Logged, Logged) {
+        let (mut stdout, mut stderr) = (Logged::default(), Logged::default());
+        let on_line = |stream: Stream, line: Line| {
+            look(&line);
+            match stream {
+                Stream::Stdout => stdout.line(self, LogStream::Stdout, line),
+                Stream::Stderr => stderr.line(self, LogStream::Stderr, line),
+            }
+        };
+        let on_spawn = |pgid: i32| self.record_process(pgid);
+        let mut send = |report: LiveReport| self.report(report);
+        let on_report: Option<OnReport<'_>> = match self.reports {
+            Some(_) => Some(&mut send),
+            None => None,
+        };
+        let outcome = process::run_observed(
+            spec,
+            self.reaper.as_deref(),
+            on_line,
+            on_spawn,
+            on_report,
+            cancel,
+        )
+        .await;
+        stdout.flush(self, LogStream::Stdout);
+        stderr.flush(self, LogStream::Stderr);
+        for problem in &outcome.output_errors {
+            self.log(LogStream::Sensei, problem);
+        }
+        (outcome, stdout, stderr)
+    }
 }
 
 impl Logged {
@@ -230,6 +284,12 @@ pub async fn perform(action: Prepared, attempt: Attempt, cancel: watch::Receiver
             env,
             secrets,
         } => sql::run(&spec, &exe, env, &secrets, &attempt, cancel).await,
+        Prepared::Copy {
+            spec,
+            exe,
+            env,
+            secrets,
+        } => copy::run(&spec, &exe, env, &secrets, &attempt, cancel).await,
         Prepared::Compare {
             spec,
             exe,
@@ -274,31 +334,7 @@ async fn run(
         capture_last_line: json_outputs,
         input: None,
     };
-    let (mut stdout, mut stderr) = (Logged::default(), Logged::default());
-    let on_line = |stream: Stream, line: Line| match stream {
-        Stream::Stdout => stdout.line(attempt, LogStream::Stdout, line),
-        Stream::Stderr => stderr.line(attempt, LogStream::Stderr, line),
-    };
-    let on_spawn = |pgid: i32| attempt.record_process(pgid);
-    let mut send = |report: LiveReport| attempt.report(report);
-    let on_report: Option<OnReport<'_>> = match attempt.reports {
-        Some(_) => Some(&mut send),
-        None => None,
-    };
-    let outcome = process::run_observed(
-        spec,
-        attempt.reaper.as_deref(),
-        on_line,
-        on_spawn,
-        on_report,
-        cancel,
-    )
-    .await;
-    stdout.flush(attempt, LogStream::Stdout);
-    stderr.flush(attempt, LogStream::Stderr);
-    for problem in &outcome.output_errors {
-        attempt.log(LogStream::Sensei, problem);
-    }
+    let (outcome, stdout, stderr) = attempt.run_process(spec, |_| {}, cancel).await;
     let exit_code = match outcome.exit {
         Exit::Code(code) => Some(code),
         _ => None,

@@ -352,7 +352,7 @@ mod tests {
                 "12:5: error: `probe` belongs to a `check` step",
                 "  hint: `every`, `stable_for` and `probe` make a `check` poll until its condition holds; this is a `wait` step",
                 "13:9: error: step `nothing` has no action",
-                "  hint: give it exactly one of `run`, `http`, `gate`, `wait`, `check`, `sql` or `compare`",
+                "  hint: give it exactly one of `run`, `http`, `gate`, `wait`, `check`, `sql`, `copy` or `compare`",
             ]
         );
     }

@@ -121,13 +121,17 @@ impl Checker<'_> {
                 .hint = Some(hint);
         }
         if let (Some(rollback), Some(action)) = (&raw.rollback, &action)
-            && !matches!(action, Action::Run(_) | Action::Http(_) | Action::Sql(_))
+            && !matches!(
+                action,
+                Action::Run(_) | Action::Http(_) | Action::Sql(_) | Action::Copy(_)
+            )
         {
             self.error(
                 rollback.span,
                 format!("a `{}` step has nothing to roll back", action.kind()),
             )
-            .hint = Some("only `run`, `http` and `sql` steps take a `rollback` command".into());
+            .hint =
+                Some("only `run`, `http`, `sql` and `copy` steps take a `rollback` command".into());
         }
         if raw.outputs == Some(OutputsFormat::Json) && raw.run.is_none() {
             self.error(
@@ -166,10 +170,11 @@ impl Checker<'_> {
             for_each,
             pool: raw.pool.as_ref().map(|p| p.value.clone()),
             window: raw.window.as_ref().map(|w| w.value.clone()),
-            // A comparison only reads: running it again after a crash is always safe.
+            // A comparison only reads, and a copy replaces its key range after its checkpoint:
+            // both are safe to run again by themselves.
             idempotent: raw
                 .idempotent
-                .unwrap_or(matches!(action, Some(Action::Compare(_)))),
+                .unwrap_or(raw.copy.is_some() || raw.compare.is_some()),
             point_of_no_return: raw.point_of_no_return.unwrap_or(false),
             timeout: timeout.map(|t| t.value),
             retry,
@@ -184,8 +189,8 @@ impl Checker<'_> {
     }
 
     fn action(&mut self, raw: &RawStep) -> Option<Action> {
-        // `None` stands for a `sql` or `compare` with errors (reported): it still counts as
-        // an action.
+        // `None` stands for a `sql`, `copy` or `compare` with errors (reported): it still
+        // counts as an action.
         let mut actions: Vec<(&str, Option<Action>)> = Vec::new();
         if let Some(run) = &raw.run {
             actions.push(("run", Some(Action::Run(Text::new(run.value.as_str())))));
@@ -208,6 +213,9 @@ impl Checker<'_> {
         if let Some(sql) = &raw.sql {
             actions.push(("sql", self.sql(sql).map(Action::Sql)));
         }
+        if let Some(copy) = &raw.copy {
+            actions.push(("copy", self.copy(copy).map(Action::Copy)));
+        }
         if let Some(compare) = &raw.compare {
             let checked = self.compare(compare).map(|c| Action::Compare(Box::new(c)));
             actions.push(("compare", checked));
@@ -220,7 +228,7 @@ impl Checker<'_> {
                     format!("step `{}` has no action", raw.id.value),
                 )
                 .hint = Some(
-                    "give it exactly one of `run`, `http`, `gate`, `wait`, `check`, `sql` or `compare`"
+                    "give it exactly one of `run`, `http`, `gate`, `wait`, `check`, `sql`, `copy` or `compare`"
                         .into(),
                 );
                 None

@@ -226,6 +226,9 @@ impl Checker<'_> {
         if let Some(sql) = &raw.sql {
             self.sql_templates(&sql.value, &scope);
         }
+        if let Some(copy) = &raw.copy {
+            self.copy_templates(&copy.value, &scope);
+        }
         if let Some(compare) = &raw.compare {
             self.compare_templates(&compare.value, &scope);
         }

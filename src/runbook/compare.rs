@@ -1,5 +1,5 @@
-//! The `compare` action in the checked model, and the DSNs a runbook names (those of `sql`
-//! and of `compare`), whose passwords are secrets before anything runs
+//! The `compare` action in the checked model, and the DSNs a runbook names (those of `sql`,
+//! `copy` and `compare`), whose passwords are secrets before anything runs
 //! ([`super::sql::dsn_passwords`]).
 
 use super::model::{Action, Runbook, Text};
@@ -37,13 +37,16 @@ pub enum CompareFrom {
 }
 
 impl Runbook {
-    /// Every DSN of the runbook: its `sql` steps' and probes', and both sides of its
-    /// `compare` steps.
+    /// Every DSN of the runbook: its `sql` steps' and probes', and both sides of its `copy`
+    /// and `compare` steps.
     pub fn dsns(&self) -> impl Iterator<Item = &Text> {
         let compares = self.steps.iter().filter_map(|step| match &step.action {
             Action::Compare(c) => Some([&c.source.dsn, &c.target.dsn]),
             _ => None,
         });
-        self.sqls().map(|sql| &sql.dsn).chain(compares.flatten())
+        self.sqls()
+            .map(|sql| &sql.dsn)
+            .chain(self.copies().flat_map(|copy| copy.dsns()))
+            .chain(compares.flatten())
     }
 }

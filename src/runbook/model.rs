@@ -6,6 +6,7 @@
 //! typed plain or template when the runbook is loaded.
 
 pub use super::compare::{Compare, CompareFrom, CompareSide};
+pub use super::copy::{CopyAction, CopyFrom, CopySource, CopyTo, ZeroDates};
 use super::cron::{CronExpr, TimeZone};
 use super::duration::Duration;
 pub use super::raw::{
@@ -199,6 +200,7 @@ pub enum Action {
     Wait(Duration),
     Check(Text),
     Sql(Sql),
+    Copy(CopyAction),
     Compare(Box<Compare>),
 }
 
@@ -211,6 +213,7 @@ impl Action {
             Action::Wait(_) => "wait",
             Action::Check(_) => "check",
             Action::Sql(_) => "sql",
+            Action::Copy(_) => "copy",
             Action::Compare(_) => "compare",
         }
     }

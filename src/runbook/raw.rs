@@ -2,7 +2,8 @@
 //!
 //! These types are the single description of the format: the loader fills them (through
 //! `node_de`), and `schemas/runbook.schema.json` is generated from them. A step's action is a
-//! set of optional sibling keys (`run`, `http`, `gate`, `wait`, `check`, `sql`, `compare`) rather than an enum,
+//! set of optional sibling keys (`run`, `http`, `gate`, `wait`, `check`, `sql`, `copy`,
+//! `compare`) rather than an enum,
 //! because positions do not survive serde's tagged enums; `check.rs` demands exactly one, and
 //! `raw_schema.rs` says so in the schema, with the other rules a derived schema cannot carry.
 //!
@@ -14,6 +15,7 @@ use super::duration::Duration;
 pub use super::raw_actions::{
     GateRole, HttpMethod, OnTimeout, RawCompare, RawCompareSide, RawGate, RawHttp, RawProbe, RawSql,
 };
+pub use super::raw_copy::RawCopy;
 use super::raw_schema::{
     self, IDENTIFIER_PATTERN, NAME_PATTERN, SINGLE_EXPRESSION_PATTERN, STEP_ID_PATTERN,
 };
@@ -310,8 +312,8 @@ pub struct RawRule {
     pub notify: Spanned<Vec<Spanned<String>>>,
 }
 
-/// A node of the DAG with exactly one action: `run`, `http`, `gate`, `wait`, `check`, `sql` or
-/// `compare`.
+/// A node of the DAG with exactly one action: `run`, `http`, `gate`, `wait`, `check`, `sql`,
+/// `copy` or `compare`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Step", transform = raw_schema::step)]
@@ -356,6 +358,9 @@ pub struct RawStep {
     /// SQL on PostgreSQL or MySQL/MariaDB; its outputs are the first row's columns, `rows`,
     /// `row_count` and `rows_affected`.
     pub sql: Option<Spanned<Box<RawSql>>>,
+    /// Rows from a table or query on one database into a table on another, in batches by
+    /// key, each batch one transaction and one checkpoint.
+    pub copy: Option<Spanned<Box<RawCopy>>>,
     /// Compares two tables or queries (across PostgreSQL and MySQL/MariaDB) by key ranges;
     /// fails when they differ.
     pub compare: Option<Spanned<Box<RawCompare>>>,
@@ -369,7 +374,7 @@ pub struct RawStep {
     /// What a polling check runs before each evaluation; the check reads its outputs as
     /// `probe.outputs.KEY`. Needs `every`.
     pub probe: Option<Spanned<Box<RawProbe>>>,
-    /// Shell command that undoes the step (of a `run`, `http` or `sql` step).
+    /// Shell command that undoes the step (of a `run`, `http`, `sql` or `copy` step).
     pub rollback: Option<Spanned<String>>,
     /// `json`: the last stdout line is a JSON object of outputs.
     pub outputs: Option<OutputsFormat>,

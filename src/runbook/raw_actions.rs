@@ -180,7 +180,8 @@ pub struct RawCompareSide {
     /// Connection URL, as for `sql` (a template; its password is a secret).
     #[schemars(regex(pattern = raw_schema::DSN_PATTERN))]
     pub dsn: Spanned<String>,
-    /// A table, `name` or `schema.name` (a template).
+    /// A table, `orders` or `shop.orders`, quoted where it needs quotes as its engine quotes
+    /// names (`"Order Lines"`, `` `order-lines` ``); a template.
     pub table: Option<Spanned<String>>,
     /// A query whose rows are compared, read as a derived table (a template; values are
     /// inserted as text).

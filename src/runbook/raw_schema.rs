@@ -30,7 +30,9 @@ pub const DSN_PATTERN: &str = r"^\s*([Pp][Oo][Ss][Tt][Gg][Rr][Ee][Ss]([Qq][Ll])?
 pub const IDENTIFIER_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_]*$";
 
 /// A step's actions: it takes exactly one.
-const ACTIONS: [&str; 7] = ["run", "http", "gate", "wait", "check", "sql", "compare"];
+const ACTIONS: [&str; 8] = [
+    "run", "http", "gate", "wait", "check", "sql", "copy", "compare",
+];
 
 /// `key` is written with a value (`key: ~` counts as not written).
 fn given(key: &str) -> Value {
@@ -64,7 +66,7 @@ fn add_rules(schema: &mut Schema, rules: impl IntoIterator<Item = Value>) {
 
 /// A step: exactly one action; the polling keys only on a `check`, and `stable_for` and
 /// `probe` only with `every` (`check_poll.rs`); `outputs` only on a `run` step and `rollback`
-/// only on a `run`, `http` or `sql` step (`check_steps.rs`).
+/// only on a `run`, `http`, `sql` or `copy` step (`check_steps.rs`).
 pub fn step(schema: &mut Schema) {
     let mut rules = vec![exactly_one_of(&ACTIONS)];
     for key in ["every", "stable_for", "probe"] {
@@ -74,7 +76,7 @@ pub fn step(schema: &mut Schema) {
         rules.push(needs(key, &["every"]));
     }
     rules.push(needs("outputs", &["run"]));
-    rules.push(needs("rollback", &["run", "http", "sql"]));
+    rules.push(needs("rollback", &["run", "http", "sql", "copy"]));
     add_rules(schema, rules);
 }
 
@@ -94,7 +96,13 @@ pub fn sql(schema: &mut Schema) {
     add_rules(schema, [exactly_one_of(&["query", "file"])]);
 }
 
-/// A side of a comparison: exactly one of `table` or `query` (`check_compare.rs`).
+/// A copy's source, and a side of a comparison: exactly one of `table` or `query`
+/// (`check_copy.rs`, `check_compare.rs`).
+pub fn copy_from(schema: &mut Schema) {
+    add_rules(schema, [exactly_one_of(&["table", "query"])]);
+}
+
+/// A side of a comparison: as a copy's source.
 pub fn compare_side(schema: &mut Schema) {
     add_rules(schema, [exactly_one_of(&["table", "query"])]);
 }

@@ -1,6 +1,6 @@
 //! The `sql` action in the checked model (a step's, or a polling check's probe), the SQL
-//! files a runbook reads, and the DSN passwords known before anything runs (of `sql` and
-//! `compare`: [`Runbook::dsns`]).
+//! files a runbook reads, and the DSN passwords known before anything runs (of `sql`,
+//! `copy` and `compare`: [`Runbook::dsns`]).
 //!
 //! A `file:` is read once, when the runbook is loaded ([`super::Files`]): a migration keeps
 //! the text it was created with (in the store, beside its runbook text), the plan's digest
@@ -64,9 +64,9 @@ impl Runbook {
     }
 }
 
-/// The passwords of every DSN known before anything runs: written in a `dsn` (of a `sql`
-/// or either side of a `compare`), rendered
-/// from the params alone, or held by a param value or a `for_each` element that is a DSN.
+/// The passwords of every DSN known before anything runs: written in a `dsn` (of a `sql`, a
+/// `copy` or a `compare`: [`Runbook::dsns`]), rendered from the params alone, or held by a
+/// param value or a `for_each` element that is a DSN.
 /// They are secrets like `secret: true` params (masked in logs, events, alerts, the API and
 /// fan-out ids). A DSN rendered from step outputs is known only when its step starts; the
 /// engine adds its password then.

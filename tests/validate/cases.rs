@@ -383,7 +383,7 @@ pub const CASES: &[(&str, &[Expected])] = &[
             "4:9",
             "step `copy` has no action",
             Some(
-                "give it exactly one of `run`, `http`, `gate`, `wait`, `check`, `sql` or `compare`",
+                "give it exactly one of `run`, `http`, `gate`, `wait`, `check`, `sql`, `copy` or `compare`",
             ),
         )],
     ),
@@ -555,7 +555,7 @@ pub const CASES: &[(&str, &[Expected])] = &[
         &[(
             "6:15",
             "a `gate` step has nothing to roll back",
-            Some("only `run`, `http` and `sql` steps take a `rollback` command"),
+            Some("only `run`, `http`, `sql` and `copy` steps take a `rollback` command"),
         )],
     ),
     (

@@ -8,11 +8,11 @@
 //! SIGINT, or when its own deadline passes, it cancels the running statement of both sides
 //! on their servers before it exits. Nothing it prints shows either DSN's password.
 //!
-//! Exit codes: 0 the sides match; 1 they differ (the last stderr line says where); 2 the
-//! spec could not be read; 3 they could not be compared (a query failed, the columns do
-//! not match, a key out of order); 75 (`EX_TEMPFAIL`) a failure that may pass (no
-//! connection, a lost one, a deadlock); 124 its own deadline passed; 143 stopped by a
-//! signal.
+//! Exit codes: 0 the sides match; 1 they could not be compared (a query failed, the
+//! columns do not match, a key out of order), as a `sql` step's process exits 1 when its SQL
+//! failed; 2 the spec could not be read; 3 they differ (the last stderr line says where);
+//! 75 (`EX_TEMPFAIL`) a failure that may pass (no connection, a lost one, a deadlock); 124
+//! its own deadline passed; 143 stopped by a signal.
 
 use super::run::{self, Failure};
 use super::side::Side;
@@ -27,8 +27,8 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{SignalKind, signal};
 
-pub const EXIT_DIFFERS: u8 = 1;
-pub const EXIT_CANNOT: u8 = 3;
+pub const EXIT_CANNOT: u8 = 1;
+pub const EXIT_DIFFERS: u8 = 3;
 
 /// How long after its timeout the process stops by itself when no signal came.
 const OWN_DEADLINE_AFTER: Duration = Duration::from_secs(1);
@@ -163,11 +163,25 @@ async fn run(spec: CompareSpec) -> u8 {
             dsn.target()
         ));
     }
+    // A table name is read (and quoted) before anything connects.
+    let source_from = super::query::from(source_dsn.engine, &spec.source.from);
+    let target_from = super::query::from(target_dsn.engine, &spec.target.from);
+    let (source_from, target_from) = match (source_from, target_from) {
+        (Ok(s), Ok(t)) => (s, t),
+        (Err(e), _) => {
+            say.err(&format!("error: the source's `table`: {e}"));
+            return EXIT_CANNOT;
+        }
+        (_, Err(e)) => {
+            say.err(&format!("error: the target's `table`: {e}"));
+            return EXIT_CANNOT;
+        }
+    };
     let opening = async {
-        let source = Side::open("source", source_dsn.clone(), spec.source.from.clone())
+        let source = Side::open("source", source_dsn.clone(), source_from)
             .await
             .map_err(|e| ("source", source_dsn.target(), e))?;
-        let target = Side::open("target", target_dsn.clone(), spec.target.from.clone())
+        let target = Side::open("target", target_dsn.clone(), target_from)
             .await
             .map_err(|e| ("target", target_dsn.target(), e))?;
         Ok::<_, (&str, String, _)>((source, target))

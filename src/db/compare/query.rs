@@ -5,6 +5,7 @@
 //! `CAST(... AS BINARY)` on MySQL, whatever the column's collation), `NULL` first.
 
 use super::spec::From;
+use crate::db::copy::names::Name;
 use crate::db::dsn::Engine;
 use crate::db::normal::ColumnType;
 
@@ -26,46 +27,42 @@ pub fn ident(engine: Engine, name: &str) -> String {
     out
 }
 
-/// What follows `FROM`: a table (`schema.table` quoted part by part) or a query as a
-/// derived table.
-pub fn from(engine: Engine, from: &From) -> String {
+/// What follows `FROM`: a table, its name read as a `copy` step reads one (`shop.orders`,
+/// `"Order Lines"`, an unquoted PostgreSQL name in lower case) and quoted, or a query as a
+/// derived table. The error says what is wrong with the name.
+pub fn from(engine: Engine, from: &From) -> Result<String, String> {
     match from {
-        From::Table(name) => name
-            .split('.')
-            .map(|part| ident(engine, part))
-            .collect::<Vec<_>>()
-            .join("."),
+        From::Table(name) => Ok(Name::parse(name, engine)?.quoted(engine)),
         From::Query(query) => {
             let query = query
                 .trim()
                 .trim_end_matches(|c: char| c == ';' || c.is_whitespace());
-            format!("({query}) AS sensei_compare")
+            Ok(format!("({query}) AS sensei_compare"))
         }
     }
 }
 
-/// Every column, to learn their names and types.
-pub fn describe(engine: Engine, source: &From) -> String {
-    format!("SELECT * FROM {}", from(engine, source))
+/// Every column, to learn their names and types; `from` as [`from`] gives it.
+pub fn describe(from: &str) -> String {
+    format!("SELECT * FROM {from}")
 }
 
 /// The first key column's smallest and largest value.
-pub fn bounds(engine: Engine, source: &From, key: &str) -> String {
+pub fn bounds(engine: Engine, from: &str, key: &str) -> String {
     let k = ident(engine, key);
-    format!("SELECT min({k}), max({k}) FROM {}", from(engine, source))
+    format!("SELECT min({k}), max({k}) FROM {from}")
 }
 
 /// Whether any row has no first key column.
-pub fn has_null(engine: Engine, source: &From, key: &str) -> String {
+pub fn has_null(engine: Engine, from: &str, key: &str) -> String {
     format!(
-        "SELECT 1 FROM {} WHERE {} IS NULL LIMIT 1",
-        from(engine, source),
+        "SELECT 1 FROM {from} WHERE {} IS NULL LIMIT 1",
         ident(engine, key)
     )
 }
 
-pub fn count(engine: Engine, source: &From) -> String {
-    format!("SELECT count(*) FROM {}", from(engine, source))
+pub fn count(from: &str) -> String {
+    format!("SELECT count(*) FROM {from}")
 }
 
 /// Which rows a query reads, by the first key column.
@@ -80,7 +77,7 @@ pub enum Bounds {
 /// The rows of `bounds`, `columns` (key columns first, as named on this side) in key order.
 pub fn rows(
     engine: Engine,
-    source: &From,
+    from: &str,
     columns: &[String],
     keys: &[ColumnType],
     bounds: Bounds,
@@ -102,9 +99,8 @@ pub fn rows(
         Bounds::Null => format!(" WHERE {first} IS NULL"),
     };
     format!(
-        "SELECT {} FROM {}{filter} ORDER BY {}",
+        "SELECT {} FROM {from}{filter} ORDER BY {}",
         list.join(", "),
-        from(engine, source),
         order.join(", ")
     )
 }
@@ -130,12 +126,17 @@ mod tests {
         assert_eq!(ident(Engine::Postgres, r#"a"b"#), r#""a""b""#);
         assert_eq!(ident(Engine::Mysql, "a`b"), "`a``b`");
         assert_eq!(
-            from(Engine::Postgres, &From::Table("shop.orders".into())),
-            r#""shop"."orders""#
+            from(Engine::Postgres, &From::Table("shop.Orders".into())),
+            Ok(r#""shop"."orders""#.into())
         );
         assert_eq!(
+            from(Engine::Postgres, &From::Table(r#""Order Lines""#.into())),
+            Ok(r#""Order Lines""#.into())
+        );
+        assert!(from(Engine::Mysql, &From::Table("t; DROP TABLE x".into())).is_err());
+        assert_eq!(
             from(Engine::Mysql, &From::Query("SELECT 1 AS id;\n".into())),
-            "(SELECT 1 AS id) AS sensei_compare"
+            Ok("(SELECT 1 AS id) AS sensei_compare".into())
         );
     }
 
@@ -147,7 +148,7 @@ mod tests {
         assert_eq!(
             rows(
                 Engine::Postgres,
-                &From::Table("t".into()),
+                r#""t""#,
                 &columns,
                 &[int, text],
                 Bounds::Between(1, 100)
@@ -156,13 +157,7 @@ mod tests {
         );
         let text = column_type(Engine::Mysql, "VARCHAR");
         assert_eq!(
-            rows(
-                Engine::Mysql,
-                &From::Table("t".into()),
-                &columns[1..],
-                &[text],
-                Bounds::All
-            ),
+            rows(Engine::Mysql, "`t`", &columns[1..], &[text], Bounds::All),
             "SELECT `code`, `total` FROM `t` ORDER BY CAST(`code` AS BINARY)"
         );
     }

@@ -203,7 +203,7 @@ async fn by_count(
     let mut most = 0u64;
     for side in [&mut *source, &mut *target] {
         let name = side.name;
-        let text = query::count(side.engine(), &side.from);
+        let text = query::count(&side.from);
         let row = side.first_row(&text).await.map_err(sql(name))?;
         let n: u64 = row
             .first()

@@ -5,7 +5,6 @@
 
 use super::hash::Values;
 use super::query;
-use super::spec::From;
 use crate::db::connect::{self, CONNECT_TIMEOUT, Conn, ConnectError};
 use crate::db::dsn::{Dsn, Engine};
 use crate::db::normal::{self, Class, ColumnType, Decode};
@@ -26,7 +25,8 @@ pub struct Side {
     /// `source` or `target`.
     pub name: &'static str,
     pub dsn: Dsn,
-    pub from: From,
+    /// What follows `FROM` in its queries ([`query::from`]).
+    pub from: String,
     pub conn: Conn,
     /// The session id a cancel names.
     pub backend: u64,
@@ -40,7 +40,7 @@ pub struct Read {
 }
 
 impl Side {
-    pub async fn open(name: &'static str, dsn: Dsn, from: From) -> Result<Side, ConnectError> {
+    pub async fn open(name: &'static str, dsn: Dsn, from: String) -> Result<Side, ConnectError> {
         let mut conn = connect::connect(&dsn, CONNECT_TIMEOUT).await?;
         let backend = conn.backend_id().await?;
         match conn.engine() {
@@ -69,7 +69,7 @@ impl Side {
     /// The columns it reads, by name, with their types (the server's description of
     /// `SELECT *`; nothing runs).
     pub async fn describe(&mut self) -> Result<Vec<(String, String)>, sqlx::Error> {
-        let sql = query::describe(self.engine(), &self.from);
+        let sql = query::describe(&self.from);
         fn named<'a>(columns: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(String, String)> {
             columns.map(|(n, t)| (n.to_owned(), t.to_owned())).collect()
         }

@@ -1,11 +1,11 @@
 //! The `compare` action: the step's process is `sensei __step compare`
-//! ([`crate::db::compare::child`]), run like a `sql` step's ([`super::sql::Child`]). A
-//! process that exits 1 found differences, and its last line says which; one that exits 3
-//! could not compare.
+//! ([`crate::db::compare::child`]), run exactly like a `sql` step's
+//! ([`super::sql::child`]): its spec on stdin, its `progress=` lines followed live, both DSNs'
+//! passwords masked. A process that exits 3 found differences, and its last line says which;
+//! one that exits 1 could not compare.
 
-use super::sql::Child;
+use super::sql::{Child, child};
 use super::{Attempt, Outcome};
-use crate::db::compare::child::EXIT_CANNOT;
 use crate::db::compare::spec::CompareSpec;
 use crate::process::StepEnv;
 use std::path::Path;
@@ -29,19 +29,9 @@ pub(super) async fn run(
             };
         }
     };
-    let child = Child {
+    let process = Child {
         kind: "compare",
-        input,
-        exe,
-        env,
-        secrets,
-        failure: |code, reason| {
-            if code == i32::from(EXIT_CANNOT) {
-                format!("the comparison could not be made: {reason}")
-            } else {
-                reason
-            }
-        },
+        failed: "the comparison could not be made",
     };
-    child.run(attempt, cancel).await
+    child(process, input, exe, env, secrets, attempt, cancel).await
 }

@@ -3,12 +3,13 @@
 //! shell, with its rendered spec written on its stdin. [`Child`] does this for any such
 //! process (`compare` too). Its outputs come back through
 //! `$SENSEI_OUTPUT` as `key=<JSON>` lines; the DSN's password is masked in everything this
-//! attempt logs or reports, on top of the migration's secrets.
+//! attempt logs or reports, on top of the migration's secrets. [`child`] runs any such
+//! `sensei __step KIND` process (`copy` steps too).
 
-use super::{Attempt, Logged, Outcome};
+use super::{Attempt, Outcome};
 use crate::db::child::{CANCEL_PREFIX, EXIT_SQL};
 use crate::db::spec::SqlSpec;
-use crate::process::{self, Exit, Line, LiveReport, OnReport, RunSpec, StepEnv, Stream};
+use crate::process::{Exit, Line, RunSpec, StepEnv};
 use crate::runbook::duration::Duration as Shown;
 use crate::store::LogStream;
 use serde_json::{Map, Value as Json};
@@ -32,56 +33,41 @@ pub(super) async fn run(
         Ok(bytes) => bytes,
         Err(e) => return failed(format!("the step cannot be encoded: {e}"), None, false),
     };
-    let child = Child {
+    let process = Child {
         kind: "sql",
-        input,
-        exe,
-        env,
-        secrets,
-        failure: |code, reason| {
-            if code == i32::from(EXIT_SQL) {
-                format!("the SQL failed: {reason}")
-            } else {
-                reason
-            }
-        },
+        failed: "the SQL failed",
     };
-    child.run(attempt, cancel).await
+    child(process, input, exe, env, secrets, attempt, cancel).await
 }
 
-/// A step whose process is `sensei __step KIND`, with its rendered spec on stdin: `sql`,
-/// `compare`.
-pub(super) struct Child<'a> {
+/// A `sensei __step KIND` process: its kind, and how its error starts when it exits 1.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Child {
     pub kind: &'static str,
-    pub input: Vec<u8>,
-    pub exe: &'a Path,
-    pub env: StepEnv,
-    /// Its DSNs' passwords, masked in all it logs and reports.
-    pub secrets: &'a [String],
-    /// The step's error for exit code `code` and the process's last stderr line.
-    pub failure: fn(i32, String) -> String,
+    pub failed: &'static str,
 }
 
-impl Child<'_> {
-    pub(super) async fn run(self, attempt: &Attempt, cancel: watch::Receiver<bool>) -> Outcome {
-        child(self, attempt, cancel).await
-    }
-}
-
-async fn child(child: Child<'_>, attempt: &Attempt, cancel: watch::Receiver<bool>) -> Outcome {
+/// Runs `sensei __step KIND` with `input` on its stdin, as the step's process.
+pub(super) async fn child(
+    process: Child,
+    input: Vec<u8>,
+    exe: &Path,
+    env: StepEnv,
+    secrets: &[String],
+    attempt: &Attempt,
+    cancel: watch::Receiver<bool>,
+) -> Outcome {
     let attempt = &Attempt {
-        masker: Arc::new(attempt.masker.with(child.secrets)),
+        masker: Arc::new(attempt.masker.with(secrets)),
         ..attempt.clone()
     };
-    let exe = child.exe.display().to_string();
-    let input = child.input;
-    let env = child.env;
+    let exe = exe.display().to_string();
     let run = RunSpec {
         // `exec`: the shell becomes the step's process, so the group holds only sensei.
         command: format!(
             "exec {} __step {}",
             crate::runbook::render::shell_word(&exe),
-            child.kind
+            process.kind
         ),
         dir: attempt.dir.clone(),
         env,
@@ -90,37 +76,13 @@ async fn child(child: Child<'_>, attempt: &Attempt, cancel: watch::Receiver<bool
         capture_last_line: false,
         input: Some(input),
     };
-    let (mut stdout, mut stderr) = (Logged::default(), Logged::default());
     let mut cancel_note: Option<String> = None;
-    let on_line = |stream: Stream, line: Line| {
+    let look = |line: &Line| {
         if let Some(note) = line.text.strip_prefix(CANCEL_PREFIX) {
             cancel_note = Some(attempt.masker.mask(note).into_owned());
         }
-        match stream {
-            Stream::Stdout => stdout.line(attempt, LogStream::Stdout, line),
-            Stream::Stderr => stderr.line(attempt, LogStream::Stderr, line),
-        }
     };
-    let on_spawn = |pgid: i32| attempt.record_process(pgid);
-    let mut send = |report: LiveReport| attempt.report(report);
-    let on_report: Option<OnReport<'_>> = match attempt.reports {
-        Some(_) => Some(&mut send),
-        None => None,
-    };
-    let outcome = process::run_observed(
-        run,
-        attempt.reaper.as_deref(),
-        on_line,
-        on_spawn,
-        on_report,
-        cancel,
-    )
-    .await;
-    stdout.flush(attempt, LogStream::Stdout);
-    stderr.flush(attempt, LogStream::Stderr);
-    for problem in &outcome.output_errors {
-        attempt.log(LogStream::Sensei, problem);
-    }
+    let (outcome, _, stderr) = attempt.run_process(run, look, cancel).await;
     let reason = || {
         stderr
             .last
@@ -135,7 +97,11 @@ async fn child(child: Child<'_>, attempt: &Attempt, cancel: watch::Receiver<bool
     match outcome.exit {
         Exit::Code(0) => {}
         Exit::Code(code) => {
-            let error = (child.failure)(code, reason());
+            let error = if code == i32::from(EXIT_SQL) {
+                format!("{}: {}", process.failed, reason())
+            } else {
+                reason()
+            };
             let transient =
                 attempt.transient_codes.is_empty() || attempt.transient_codes.contains(&code);
             return failed(error, Some(code), transient);

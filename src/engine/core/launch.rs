@@ -56,6 +56,7 @@ impl Core {
             | Action::Http(_)
             | Action::Wait(_)
             | Action::Sql(_)
+            | Action::Copy(_)
             | Action::Compare(_) => true,
             Action::Check(_) => step.poll.is_some(),
             Action::Gate(_) => false,

@@ -39,6 +39,7 @@ mod live;
 mod outcome;
 mod prepare;
 mod prepare_compare;
+mod prepare_copy;
 #[cfg(test)]
 mod props;
 mod recover;

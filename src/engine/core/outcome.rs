@@ -241,6 +241,7 @@ impl Core {
                     crate::runbook::model::Action::Run(_)
                         | crate::runbook::model::Action::Http(_)
                         | crate::runbook::model::Action::Sql(_)
+                        | crate::runbook::model::Action::Copy(_)
                 ) && self.graph.nodes[n].phase == crate::runbook::model::Phase::Execute;
                 self.graph.nodes[n].row.state == StepState::Succeeded
                     && !self.graph.nodes[n].placeholder

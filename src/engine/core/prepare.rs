@@ -23,7 +23,11 @@ impl Core {
     ) -> Result<Prepared, String> {
         let renders = match action {
             Action::Run(command) => command.is_template(),
-            Action::Http(_) | Action::Check(_) | Action::Sql(_) | Action::Compare(_) => true,
+            Action::Http(_)
+            | Action::Check(_)
+            | Action::Sql(_)
+            | Action::Copy(_)
+            | Action::Compare(_) => true,
             Action::Wait(_) | Action::Gate(_) => false,
         };
         if renders {
@@ -33,7 +37,9 @@ impl Core {
         // A DSN's password found only now (rendered from step outputs) is masked from here
         // on in everything the migration records, not only in the attempt's own output.
         let secrets = match &prepared {
-            Prepared::Sql { secrets, .. } | Prepared::Compare { secrets, .. } => Some(secrets),
+            Prepared::Sql { secrets, .. }
+            | Prepared::Copy { secrets, .. }
+            | Prepared::Compare { secrets, .. } => Some(secrets),
             Prepared::Poll(poll) => match &poll.probe {
                 Some(Prepared::Sql { secrets, .. }) => Some(secrets),
                 _ => None,
@@ -97,6 +103,7 @@ impl Core {
                 let timeout = self.graph.step(&self.runbook, node).timeout;
                 self.prepare_sql(sql, ctx, env, timeout.map(|t| t.as_std()))
             }
+            Action::Copy(copy) => self.prepare_copy(node, copy, ctx, env),
             Action::Compare(compare) => {
                 let timeout = self.graph.step(&self.runbook, node).timeout;
                 self.prepare_compare(compare, ctx, env, timeout.map(|t| t.as_std()))

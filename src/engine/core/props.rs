@@ -1,7 +1,8 @@
 //! A model-based property test of the core: random sequences of inputs — attempts that
 //! succeed, fail for good or transiently (retries), the clock moving (backoffs, gate
 //! timeouts, a window opening, reaching its cutoff and closing), operator requests (pause,
-//! cancel, cancel with rollback, rollback), gate decisions, a crash and recovery from the
+//! cancel, cancel with rollback, rollback, an admin's rollback past the point of no
+//! return), gate decisions, a crash and recovery from the
 //! committed state, an operator's resume — fed to a core the way the driver feeds it, with
 //! the store, the pools and the processes modelled in memory. proptest shrinks a failure
 //! to a minimal sequence.
@@ -13,6 +14,8 @@
 //! - no attempt starts while the migration is paused, cancelled or at rest, nor a
 //!   window-bound step outside its window or past its cutoff;
 //! - a step that succeeded never starts again;
+//! - a rollback not allowed past a point of no return (`c`) never undoes a step before it
+//!   once it has succeeded (`checks::check_undo`);
 //! - every slot comes back: once everything ended, no pool slot is held and no slot counted;
 //! - a core rebuilt from what was committed (a crash) is in the committed state with the
 //!   committed rows, and replaying a sequence reaches the same decisions, commit by commit.

@@ -71,6 +71,9 @@ struct Census<'a> {
     failed: Vec<&'a str>,
     /// Neither succeeded nor skipped: what a retry runs again.
     again: Vec<&'a str>,
+    /// The first point of no return that succeeded: rollbacks stop there
+    /// (`engine::core::rollback` decides which steps are after it).
+    passed_point: Option<&'a str>,
 }
 
 impl<'a> Census<'a> {
@@ -89,7 +92,14 @@ impl<'a> Census<'a> {
                 .and_then(|r| r.step(base))
                 .is_some_and(|s| s.rollback.is_some())
         };
+        let is_point = |id: &str| {
+            let base = id.split('[').next().unwrap_or(id);
+            runbook
+                .and_then(|r| r.step(base))
+                .is_some_and(|s| s.point_of_no_return)
+        };
         Census {
+            passed_point: succeeded.iter().copied().find(|id| is_point(id)),
             undone: succeeded.iter().copied().filter(|id| undoes(id)).collect(),
             interrupted: in_state(StepState::Interrupted),
             failed: in_state(StepState::Failed),
@@ -198,7 +208,10 @@ pub fn controls(m: &Migration, rows: &[StepRow], runbook: Option<&Runbook>) -> V
                     names(&c.again)
                 ),
             )),
-            Operation::Rollback => out.push(rollback(&id, &c, running)),
+            Operation::Rollback => {
+                out.push(rollback(&id, &c, running));
+                out.extend(rollback_past(&id, &c));
+            }
             Operation::Cancel => out.extend(cancel(&id, &c, running)),
         }
     }
@@ -268,12 +281,50 @@ fn rollback(id: &str, c: &Census<'_>, running: bool) -> Control {
     } else {
         ""
     };
+    if c.passed_point.is_some() {
+        return button.asking(format!(
+            "Roll back migration {id}?{kill}{} The rollback commands run one at a time, the \
+             last step first; then it ends failed (a retry can run it again).",
+            stops_at(c)
+        ));
+    }
     button.asking(format!(
         "Roll back migration {id} and undo {}?{kill} The rollback commands run one at a time, \
          the last step first; then it ends failed (a retry can run it again).{}",
         c.to_undo(),
         c.not_undone()
     ))
+}
+
+/// What a rollback's question adds once a point of no return has succeeded.
+fn stops_at(c: &Census<'_>) -> String {
+    match c.passed_point {
+        None => String::new(),
+        Some(point) => format!(
+            " The point of no return {point} has succeeded, so it stops there: only the steps \
+             after it are undone, and the others are kept."
+        ),
+    }
+}
+
+/// Once a point of no return has succeeded: the admin's rollback that crosses it.
+fn rollback_past(id: &str, c: &Census<'_>) -> Option<Control> {
+    let point = c.passed_point?;
+    Some(
+        Control::new(
+            "rollback-past",
+            "Roll back past the point of no return",
+            "POST",
+            "/rollback",
+        )
+        .sending(json!({ "past_point_of_no_return": true }))
+        .asking(format!(
+            "Roll back migration {id} past its point of no return {point}, and undo {}? This \
+             undoes what cannot usually be undone; only an admin may ask for it.",
+            c.to_undo()
+        ))
+        .dangerous(),
+    )
 }
 
 /// Cancel; and cancel with rollback, when a succeeded step has a rollback command.
@@ -304,8 +355,14 @@ fn cancel(id: &str, c: &Census<'_>, running: bool) -> Vec<Control> {
                 .asking(format!(
                     "Cancel migration {id} and roll back {}?{kill} The rollback commands run one \
                      at a time, the last step first; then it ends cancelled, which is final.{}",
-                    c.to_undo(),
-                    c.not_undone()
+                    match c.passed_point {
+                        Some(_) => "what came after its point of no return".to_owned(),
+                        None => c.to_undo(),
+                    },
+                    match c.passed_point {
+                        Some(_) => stops_at(c),
+                        None => c.not_undone(),
+                    }
                 ))
                 .dangerous(),
         );
@@ -394,5 +451,33 @@ mod tests {
         for state in [MigrationState::Certified, MigrationState::Cancelled] {
             assert!(controls(&migration(state), &steps, None).is_empty());
         }
+    }
+
+    #[test]
+    fn past_a_point_of_no_return_a_rollback_says_it_stops_there_and_an_admin_may_cross_it() {
+        let text = TEXT.replace(
+            "    run: echo\n    rollback: echo undo\n",
+            "    run: echo\n    rollback: echo undo\n    point_of_no_return: true\n",
+        );
+        let r = crate::runbook::load_bytes("t.yaml", text.as_bytes())
+            .runbook
+            .expect("valid");
+        let steps = rows(&[
+            ("a", StepState::Succeeded),
+            ("b", StepState::Failed),
+            ("c", StepState::Cancelled),
+        ]);
+        let list = controls(&migration(MigrationState::Failed), &steps, Some(&r));
+        let keys: Vec<&str> = list.iter().map(|c| c.key).collect();
+        assert_eq!(keys, ["retry", "rollback", "rollback-past"]);
+        assert!(
+            list[1]
+                .confirm
+                .contains("The point of no return a has succeeded, so it stops there"),
+            "{}",
+            list[1].confirm
+        );
+        assert_eq!(list[2].body, json!({ "past_point_of_no_return": true }));
+        assert!(list[2].confirm.contains("only an admin may ask for it"));
     }
 }

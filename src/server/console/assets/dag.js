@@ -46,14 +46,14 @@ const SenseiDag = (() => {
             if (group) {
               let g = groups.get(s.step);
               if (!g) {
-                g = { key: s.step, group: true, members: [], needs: [] };
+                g = { key: s.step, group: true, members: [], needs: [], point: !!s.point_of_no_return };
                 groups.set(s.step, g);
                 col.nodes.push(g);
               }
               g.needs.push(...s.needs);
               nodeOf.set(id, g);
             } else {
-              const node = { key: id, group: false, row: rowById.get(id), needs: s.needs };
+              const node = { key: id, group: false, row: rowById.get(id), needs: s.needs, point: !!s.point_of_no_return };
               col.nodes.push(node);
               nodeOf.set(id, node);
               used.add(id);
@@ -95,9 +95,10 @@ const SenseiDag = (() => {
   }
 
   function nodeSvg(n, x, y, selected, nav, tabStop) {
-    const label = n.group ? n.key + " ×" + n.members.length : n.key;
+    // A point of no return is marked in words as well as by its frame (never by colour alone).
+    const label = (n.point ? "⛔ " : "") + (n.group ? n.key + " ×" + n.members.length : n.key);
     const sub = n.group ? countsText(n) : n.state + Sensei.percentOf(n.row);
-    const full = label + ": " + sub;
+    const full = label + ": " + sub + (n.point ? " (point of no return)" : "");
     const cut = (t, k) => (t.length > k ? t.slice(0, k - 1) + "…" : t);
     const [shownLabel, shownSub] = [cut(label, 26), cut(sub, 28)];
     // The accessible name starts with the visible text (WCAG 2.5.3), then says what was cut;
@@ -109,7 +110,7 @@ const SenseiDag = (() => {
       '" role="button" data-nav="' + nav + '" data-key="' + esc(n.key) + '" data-group="' + (n.group ? 1 : 0) +
       '" aria-label="' + esc(name) + '">' +
       (wasCut ? "<title>" + esc(full) + "</title>" : "") +
-      '<rect class="n-' + esc(n.state) + '" x="' + x + '" y="' + y + '" width="' + W + '" height="' + H + '" rx="5"/>' +
+      '<rect class="n-' + esc(n.state) + (n.point ? " point" : "") + '" x="' + x + '" y="' + y + '" width="' + W + '" height="' + H + '" rx="5"/>' +
       '<text x="' + (x + 8) + '" y="' + (y + 18) + '">' + esc(shownLabel) + "</text>" +
       '<text x="' + (x + 8) + '" y="' + (y + 36) + '" data-state="' + esc(n.state) + '"> ' + esc(shownSub) + "</text></g>";
   }

@@ -1,0 +1,35 @@
+//! The `copy` action: the step's process is `sensei __step copy` ([`crate::db::copy::child`]),
+//! run exactly like a `sql` step's ([`super::sql::child`]): its spec on stdin, its
+//! `checkpoint=` and `progress=` lines followed live, both DSNs' passwords masked.
+
+use super::sql::{Child, child};
+use super::{Attempt, Outcome};
+use crate::db::copy::CopySpec;
+use crate::process::StepEnv;
+use std::path::Path;
+use tokio::sync::watch;
+
+pub(super) async fn run(
+    spec: &CopySpec,
+    exe: &Path,
+    env: StepEnv,
+    secrets: &[String],
+    attempt: &Attempt,
+    cancel: watch::Receiver<bool>,
+) -> Outcome {
+    let input = match serde_json::to_vec(spec) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return Outcome::Failed {
+                error: format!("the step cannot be encoded: {e}"),
+                exit_code: None,
+                transient: false,
+            };
+        }
+    };
+    let process = Child {
+        kind: "copy",
+        failed: "the copy failed",
+    };
+    child(process, input, exe, env, secrets, attempt, cancel).await
+}
