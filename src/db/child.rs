@@ -51,17 +51,28 @@ const OWN_DEADLINE_AFTER: Duration = Duration::from_secs(1);
 const WIND_DOWN: Duration = Duration::from_millis(1500);
 
 /// The entry point: the spec from `input`, the exit code out.
-pub fn main(mut input: impl Read) -> u8 {
+pub fn main(input: impl Read) -> u8 {
+    enter(input, "sql", run)
+}
+
+/// The entry of a database step's process (`sql`, `copy`, `compare`): its spec as JSON
+/// from `input` (stdin: never argv, which other users can read), run on a current-thread
+/// runtime; the exit code out.
+pub(crate) fn enter<S, F>(mut input: impl Read, kind: &str, run: impl FnOnce(S) -> F) -> u8
+where
+    S: serde::de::DeserializeOwned,
+    F: std::future::Future<Output = u8>,
+{
     let mut text = String::new();
     if let Err(e) = input.read_to_string(&mut text) {
         eprintln!("error: could not read the step's spec from stdin: {e}");
         return EXIT_SPEC;
     }
-    let spec: SqlSpec = match serde_json::from_str(&text) {
+    let spec: S = match serde_json::from_str(&text) {
         Ok(spec) => spec,
         Err(e) => {
             eprintln!(
-                "error: stdin is not a sql step's spec ({e}); sensei starts this command itself for a `sql` step"
+                "error: stdin is not a {kind} step's spec ({e}); sensei starts this command itself for a `{kind}` step"
             );
             return EXIT_SPEC;
         }
@@ -76,6 +87,31 @@ pub fn main(mut input: impl Read) -> u8 {
             EXIT_SPEC
         }
     }
+}
+
+/// What stops a database step's process before its work ends: SIGTERM or SIGINT from
+/// sensei, or its own deadline, [`OWN_DEADLINE_AFTER`] past the step's timeout. Listening
+/// starts when this is called, so call it before connecting: a signal that comes while
+/// connecting must not kill the process before it can cancel. `None` (said on stderr) when
+/// the signals cannot be listened for.
+pub(crate) fn stop_when(timeout_ms: Option<u64>) -> Option<impl std::future::Future<Output = Why>> {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        eprintln!("error: cannot listen for signals");
+        return None;
+    };
+    let deadline =
+        timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms) + OWN_DEADLINE_AFTER);
+    Some(async move {
+        let at = deadline.map(tokio::time::Instant::from_std);
+        tokio::select! {
+            _ = term.recv() => Why::Signal("SIGTERM"),
+            _ = int.recv() => Why::Signal("SIGINT"),
+            () = async { match at { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => Why::Deadline,
+        }
+    })
 }
 
 /// Lines out, the DSN's password masked (the `copy` child says its lines through it too).
@@ -100,25 +136,8 @@ pub(crate) enum Why {
 }
 
 async fn run(spec: SqlSpec) -> u8 {
-    // Listen before anything else: a signal that came while connecting must not kill the
-    // process before it can cancel.
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        eprintln!("error: cannot listen for signals");
+    let Some(stop) = stop_when(spec.timeout_ms) else {
         return EXIT_SPEC;
-    };
-    let deadline = spec
-        .timeout_ms
-        .map(|ms| Instant::now() + Duration::from_millis(ms) + OWN_DEADLINE_AFTER);
-    let stop = async {
-        let at = deadline.map(tokio::time::Instant::from_std);
-        tokio::select! {
-            _ = term.recv() => Why::Signal("SIGTERM"),
-            _ = int.recv() => Why::Signal("SIGINT"),
-            () = async { match at { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => Why::Deadline,
-        }
     };
     tokio::pin!(stop);
 

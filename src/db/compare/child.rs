@@ -18,47 +18,21 @@ use super::run::{self, Failure};
 use super::side::Side;
 use super::spec::CompareSpec;
 use crate::db::cancel;
-use crate::db::child::{CANCEL_PREFIX, EXIT_DEADLINE, EXIT_SPEC, EXIT_STOPPED, EXIT_TRANSIENT};
+use crate::db::child::{
+    CANCEL_PREFIX, EXIT_DEADLINE, EXIT_SPEC, EXIT_STOPPED, EXIT_TRANSIENT, Why, shown,
+};
 use crate::db::dsn::Dsn;
 use crate::db::exec;
 use crate::runbook::render::Masker;
 use serde_json::Value as Json;
 use std::io::{Read, Write};
-use std::time::{Duration, Instant};
-use tokio::signal::unix::{SignalKind, signal};
 
 pub const EXIT_CANNOT: u8 = 1;
 pub const EXIT_DIFFERS: u8 = 3;
 
-/// How long after its timeout the process stops by itself when no signal came.
-const OWN_DEADLINE_AFTER: Duration = Duration::from_secs(1);
-
 /// The entry point: the spec from `input`, the exit code out.
-pub fn main(mut input: impl Read) -> u8 {
-    let mut text = String::new();
-    if let Err(e) = input.read_to_string(&mut text) {
-        eprintln!("error: could not read the step's spec from stdin: {e}");
-        return EXIT_SPEC;
-    }
-    let spec: CompareSpec = match serde_json::from_str(&text) {
-        Ok(spec) => spec,
-        Err(e) => {
-            eprintln!(
-                "error: stdin is not a compare step's spec ({e}); sensei starts this command itself for a `compare` step"
-            );
-            return EXIT_SPEC;
-        }
-    };
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt.block_on(run(spec)),
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            EXIT_SPEC
-        }
-    }
+pub fn main(input: impl Read) -> u8 {
+    crate::db::child::enter(input, "compare", run)
 }
 
 /// Lines out, the DSNs' passwords masked; reports to `$SENSEI_OUTPUT`.
@@ -103,39 +77,9 @@ impl Say {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Why {
-    Signal(&'static str),
-    Deadline,
-}
-
-fn shown(why: Why) -> String {
-    match why {
-        Why::Signal(name) => format!("{name} from sensei"),
-        Why::Deadline => "the step's timeout passed".into(),
-    }
-}
-
 async fn run(spec: CompareSpec) -> u8 {
-    // Listen first: a signal that comes while connecting must not kill the process before
-    // it can cancel.
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        eprintln!("error: cannot listen for signals");
+    let Some(stop) = crate::db::child::stop_when(spec.timeout_ms) else {
         return EXIT_SPEC;
-    };
-    let deadline = spec
-        .timeout_ms
-        .map(|ms| Instant::now() + Duration::from_millis(ms) + OWN_DEADLINE_AFTER);
-    let stop = async {
-        let at = deadline.map(tokio::time::Instant::from_std);
-        tokio::select! {
-            _ = term.recv() => Why::Signal("SIGTERM"),
-            _ = int.recv() => Why::Signal("SIGINT"),
-            () = async { match at { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => Why::Deadline,
-        }
     };
     tokio::pin!(stop);
 

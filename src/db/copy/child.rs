@@ -21,48 +21,20 @@ use super::source::Reader;
 use super::target::Writer;
 use super::{CopyError, CopySpec};
 use crate::db::cancel;
-use crate::db::child::{
-    CANCEL_PREFIX, EXIT_SPEC, EXIT_SQL, EXIT_TRANSIENT, Say, Why, shown, stopped,
-};
+use crate::db::child::{CANCEL_PREFIX, EXIT_SPEC, EXIT_SQL, EXIT_TRANSIENT, Say, shown, stopped};
 use crate::db::connect::{self, CONNECT_TIMEOUT, Conn};
 use crate::db::dsn::Dsn;
 use crate::runbook::render::Masker;
 use std::cell::Cell;
 use std::io::{Read, Write};
-use std::time::{Duration, Instant};
-use tokio::signal::unix::{SignalKind, signal};
+use std::time::Duration;
 
-/// How long after its timeout the process stops by itself when no signal came.
-const OWN_DEADLINE_AFTER: Duration = Duration::from_secs(1);
 /// How long the cancelled statements get to end before exit.
 const WIND_DOWN: Duration = Duration::from_millis(1500);
 
 /// The entry point: the spec from `input`, the exit code out.
-pub fn main(mut input: impl Read) -> u8 {
-    let mut text = String::new();
-    if let Err(e) = input.read_to_string(&mut text) {
-        eprintln!("error: could not read the step's spec from stdin: {e}");
-        return EXIT_SPEC;
-    }
-    let spec: CopySpec = match serde_json::from_str(&text) {
-        Ok(spec) => spec,
-        Err(e) => {
-            eprintln!(
-                "error: stdin is not a copy step's spec ({e}); sensei starts this command itself for a `copy` step"
-            );
-            return EXIT_SPEC;
-        }
-    };
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt.block_on(run(spec)),
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            EXIT_SPEC
-        }
-    }
+pub fn main(input: impl Read) -> u8 {
+    crate::db::child::enter(input, "copy", run)
 }
 
 /// Why an attempt failed before or during the copy.
@@ -86,25 +58,8 @@ struct Backends {
 }
 
 async fn run(spec: CopySpec) -> u8 {
-    // Listen before anything else: a signal that came while connecting must not kill the
-    // process before it can cancel.
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        eprintln!("error: cannot listen for signals");
+    let Some(stop) = crate::db::child::stop_when(spec.timeout_ms) else {
         return EXIT_SPEC;
-    };
-    let deadline = spec
-        .timeout_ms
-        .map(|ms| Instant::now() + Duration::from_millis(ms) + OWN_DEADLINE_AFTER);
-    let stop = async {
-        let at = deadline.map(tokio::time::Instant::from_std);
-        tokio::select! {
-            _ = term.recv() => Why::Signal("SIGTERM"),
-            _ = int.recv() => Why::Signal("SIGINT"),
-            () = async { match at { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => Why::Deadline,
-        }
     };
     tokio::pin!(stop);
     let (from, to) = match (Dsn::parse(&spec.from.dsn), Dsn::parse(&spec.to.dsn)) {
