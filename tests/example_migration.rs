@@ -246,6 +246,15 @@ fn the_example_moves_the_shop_through_a_kill_9_and_ends_certified_with_equal_che
         shown.contains("going on after the checkpoint: id 10000"),
         "{shown}"
     );
+
+    // Certified is final: nothing rolls the shop back to MariaDB any more.
+    let back = sb.sensei(&["rollback", &id, "--past-point-of-no-return"]);
+    assert_eq!(back.code, 3, "{back:?}");
+    assert!(back.stderr.contains("certified is final"), "{back:?}");
+    assert_eq!(
+        pg.scalar("SELECT count(*) FROM shop_cutover"),
+        Some("1".into())
+    );
     eprintln!(
         "the example with {ORDERS} orders took {:.1} s",
         begun.elapsed().as_secs_f64()
