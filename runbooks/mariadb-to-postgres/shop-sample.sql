@@ -7,6 +7,7 @@
 --
 -- Fewer orders: mariadb ... shop -e 'SET @orders = 200000; SOURCE runbooks/mariadb-to-postgres/shop-sample.sql'
 SET @orders = COALESCE(@orders, 1000000);
+SET NAMES utf8mb4; -- the mariadb client's own default may not hold emoji
 SET time_zone = '+00:00';
 
 CREATE TABLE customers (
