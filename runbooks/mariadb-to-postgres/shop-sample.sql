@@ -5,7 +5,8 @@
 --   mariadb -h 127.0.0.1 -u root -e 'CREATE DATABASE shop'
 --   mariadb -h 127.0.0.1 -u root shop < runbooks/mariadb-to-postgres/shop-sample.sql
 --
--- Fewer orders: mariadb ... shop -e 'SET @orders = 200000; SOURCE runbooks/mariadb-to-postgres/shop-sample.sql'
+-- Fewer orders:
+--   (echo 'SET @orders = 200000;'; cat runbooks/mariadb-to-postgres/shop-sample.sql) | mariadb -h 127.0.0.1 -u root shop
 SET @orders = COALESCE(@orders, 1000000);
 SET NAMES utf8mb4; -- the mariadb client's own default may not hold emoji
 SET time_zone = '+00:00';
