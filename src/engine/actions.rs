@@ -1,20 +1,25 @@
-//! Step actions that take time: `run` (a shell command, through `process`), `http` (reqwest),
-//! `sql` (`sensei __step sql`, through `process`: `actions/sql.rs`), `copy` and `compare`
-//! (`sensei __step copy`, `sensei __step compare`, the same way: `actions/copy.rs`,
-//! `actions/compare.rs`) and `wait` (a timer). Each returns an [`Outcome`]; the driver decides
-//! what it means for the step and the migration. `check` and `gate` do not run here: a check is
-//! decided when it starts, and a gate waits for decisions in the store.
+//! Step actions that take time, each kind in its own file: `run` (a shell command, through
+//! `process`: `actions/run.rs`), `http` (reqwest: `actions/http.rs`), `sql`, `copy` and
+//! `compare` (`sensei __step sql|copy|compare`, through `process` the same way:
+//! `actions/sql.rs`, `actions/copy.rs`, `actions/compare.rs`) and `wait` (a timer, here).
+//! Each returns an [`Outcome`]; the driver decides what it means for the step and the
+//! migration. This file holds what they share: the prepared action, the attempt
+//! ([`Attempt::run_process`], the one way a step's process is run), its logs and
+//! [`perform`]. `check` and `gate` do not run here: a check is decided when it starts, and a
+//! gate waits for decisions in the store.
 
 mod compare;
 mod copy;
+mod http;
+mod run;
 mod sql;
 
 use crate::event::MigrationId;
-use crate::process::{self, Exit, Line, LiveReport, OnReport, Reaper, RunSpec, StepEnv, Stream};
+use crate::process::{self, Line, LiveReport, OnReport, Reaper, RunSpec, StepEnv, Stream};
 use crate::runbook::render::Masker;
 use crate::store::{LogStream, NewLogLine, Store};
 use chrono::Utc;
-use serde_json::{Map, Value as Json, json};
+use serde_json::Value as Json;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -263,12 +268,12 @@ pub async fn perform(action: Prepared, attempt: Attempt, cancel: watch::Receiver
             command,
             env,
             json_outputs,
-        } => run(command, env, json_outputs, &attempt, cancel).await,
+        } => run::run(command, env, json_outputs, &attempt, cancel).await,
         Prepared::Http { timeout, .. } => {
             let timeout = timeout
                 .or(attempt.timeout)
                 .unwrap_or(Duration::from_secs(30));
-            let call = http(action, &attempt);
+            let call = http::http(action, &attempt);
             tokio::select! {
                 outcome = tokio::time::timeout(timeout, call) => outcome.unwrap_or_else(|_| Outcome::Failed {
                     error: format!("no response within {}", crate::runbook::duration::Duration(timeout)),
@@ -316,182 +321,4 @@ pub(super) async fn cancelled(mut cancel: watch::Receiver<bool>) {
     if cancel.wait_for(|&c| c).await.is_err() {
         std::future::pending::<()>().await;
     }
-}
-
-async fn run(
-    command: String,
-    env: StepEnv,
-    json_outputs: bool,
-    attempt: &Attempt,
-    cancel: watch::Receiver<bool>,
-) -> Outcome {
-    let spec = RunSpec {
-        command,
-        dir: attempt.dir.clone(),
-        env,
-        timeout: attempt.timeout,
-        kill_grace: Duration::from_secs(5),
-        capture_last_line: json_outputs,
-        input: None,
-    };
-    let (outcome, stdout, stderr) = attempt.run_process(spec, |_| {}, cancel).await;
-    let exit_code = match outcome.exit {
-        Exit::Code(code) => Some(code),
-        _ => None,
-    };
-    let failure = |error: String, transient: bool| Outcome::Failed {
-        error,
-        exit_code,
-        transient,
-    };
-    match outcome.exit {
-        Exit::Code(0) => {}
-        Exit::Code(code) => {
-            let tail = stderr
-                .last
-                .map(|last| format!(": {last}"))
-                .unwrap_or_default();
-            return failure(
-                format!("exited with code {code}{tail}"),
-                // Without `on_exit_codes` every exit code may be retried (up to `attempts`).
-                attempt.transient_codes.is_empty() || attempt.transient_codes.contains(&code),
-            );
-        }
-        Exit::Signal(n) => return failure(format!("killed by signal {n}"), false),
-        Exit::TimedOut => {
-            let limit = attempt.timeout.map(crate::runbook::duration::Duration);
-            return failure(
-                format!(
-                    "timed out after {}; its processes were killed",
-                    limit.map(|d| d.to_string()).unwrap_or_default()
-                ),
-                false,
-            );
-        }
-        Exit::Cancelled => return Outcome::Cancelled,
-        Exit::SpawnFailed(reason) => {
-            return failure(attempt.masker.mask(&reason).into_owned(), false);
-        }
-    }
-    let mut outputs: Map<String, Json> = outcome
-        .outputs
-        .into_iter()
-        .map(|(k, v)| (k, Json::String(v)))
-        .collect();
-    if json_outputs {
-        let last = outcome.last_stdout_line.unwrap_or_default();
-        match serde_json::from_str::<Json>(&last) {
-            Ok(Json::Object(fields)) => outputs.extend(fields),
-            _ => {
-                // Quoted as it was logged: a line in pieces was masked whole there.
-                return failure(
-                    format!(
-                        "the step declares `outputs: json`, but its last line of output is not a JSON object: `{}`",
-                        stdout.last.unwrap_or_default()
-                    ),
-                    false,
-                );
-            }
-        }
-    }
-    let outputs = (!outputs.is_empty()).then(|| attempt.masker.mask_json(&Json::Object(outputs)));
-    Outcome::Succeeded { outputs, exit_code }
-}
-
-async fn http(action: Prepared, attempt: &Attempt) -> Outcome {
-    let Prepared::Http {
-        method,
-        url,
-        headers,
-        body,
-        expect_status,
-        transient_status,
-        ..
-    } = action
-    else {
-        return Outcome::Failed {
-            error: "not an http action".into(),
-            exit_code: None,
-            transient: false,
-        };
-    };
-    let shown_url = attempt.masker.mask(&url).into_owned();
-    attempt.log(LogStream::Sensei, &format!("{method} {shown_url}"));
-    let mut request = attempt.http.request(method, &url);
-    for (name, value) in &headers {
-        request = request.header(name, value);
-    }
-    if let Some(body) = &body {
-        request = request.json(body);
-    }
-    let response = match request.send().await {
-        Ok(r) => r,
-        Err(e) => {
-            let reason = attempt.masker.mask(&error_chain(&e)).into_owned();
-            return Outcome::Failed {
-                error: format!("request to {shown_url} failed: {reason}"),
-                exit_code: None,
-                transient: e.is_connect() || e.is_timeout(),
-            };
-        }
-    };
-    let status = response.status().as_u16();
-    let response_headers: Map<String, Json> = response
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| {
-            Some((
-                k.as_str().to_owned(),
-                Json::String(v.to_str().ok()?.to_owned()),
-            ))
-        })
-        .collect();
-    let text = response.text().await.unwrap_or_default();
-    attempt.log(LogStream::Stdout, &format!("HTTP {status}"));
-    // Masked whole before it is cut into lines, so a multi-line secret is found as one.
-    let shown = attempt.masker.mask(&text);
-    for line in shown.lines().take(200) {
-        attempt.log_masked(LogStream::Stdout, line.to_owned());
-    }
-    let body = serde_json::from_str::<Json>(&text).unwrap_or(Json::String(text));
-    let outputs = attempt.masker.mask_json(&json!({
-        "status": status,
-        "headers": response_headers,
-        "body": body,
-    }));
-    let expected = if expect_status.is_empty() {
-        (200..300).contains(&status)
-    } else {
-        expect_status.contains(&status)
-    };
-    if expected {
-        Outcome::Succeeded {
-            outputs: Some(outputs),
-            exit_code: None,
-        }
-    } else {
-        let wanted = if expect_status.is_empty() {
-            "a 2xx status".to_owned()
-        } else {
-            let list: Vec<String> = expect_status.iter().map(u16::to_string).collect();
-            format!("status {}", list.join(" or "))
-        };
-        Outcome::Failed {
-            error: format!("{shown_url} answered {status}, expected {wanted}"),
-            exit_code: None,
-            transient: transient_status.contains(&status),
-        }
-    }
-}
-
-/// reqwest's error with its causes, which say what actually went wrong.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
