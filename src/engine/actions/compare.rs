@@ -19,19 +19,9 @@ pub(super) async fn run(
     attempt: &Attempt,
     cancel: watch::Receiver<bool>,
 ) -> Outcome {
-    let input = match serde_json::to_vec(spec) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            return Outcome::Failed {
-                error: format!("the step cannot be encoded: {e}"),
-                exit_code: None,
-                transient: false,
-            };
-        }
-    };
     let process = Child {
         kind: "compare",
         failed: "the comparison could not be made",
     };
-    child(process, input, exe, env, secrets, attempt, cancel).await
+    child(process, spec, exe, env, secrets, attempt, cancel).await
 }

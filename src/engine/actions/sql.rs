@@ -29,15 +29,11 @@ pub(super) async fn run(
     attempt: &Attempt,
     cancel: watch::Receiver<bool>,
 ) -> Outcome {
-    let input = match serde_json::to_vec(spec) {
-        Ok(bytes) => bytes,
-        Err(e) => return failed(format!("the step cannot be encoded: {e}"), None, false),
-    };
     let process = Child {
         kind: "sql",
         failed: "the SQL failed",
     };
-    child(process, input, exe, env, secrets, attempt, cancel).await
+    child(process, spec, exe, env, secrets, attempt, cancel).await
 }
 
 /// A `sensei __step KIND` process: its kind, and how its error starts when it exits 1.
@@ -47,16 +43,20 @@ pub(super) struct Child {
     pub failed: &'static str,
 }
 
-/// Runs `sensei __step KIND` with `input` on its stdin, as the step's process.
+/// Runs `sensei __step KIND` with `spec`, as JSON, on its stdin, as the step's process.
 pub(super) async fn child(
     process: Child,
-    input: Vec<u8>,
+    spec: &impl serde::Serialize,
     exe: &Path,
     env: StepEnv,
     secrets: &[String],
     attempt: &Attempt,
     cancel: watch::Receiver<bool>,
 ) -> Outcome {
+    let input = match serde_json::to_vec(spec) {
+        Ok(bytes) => bytes,
+        Err(e) => return failed(format!("the step cannot be encoded: {e}"), None, false),
+    };
     let attempt = &Attempt {
         masker: Arc::new(attempt.masker.with(secrets)),
         ..attempt.clone()
