@@ -71,7 +71,7 @@ pub fn decide(
 
 /// The roles the runbook asks a decider of gate `step` to hold.
 fn gate_roles(migration: &Migration, step: &str) -> Vec<String> {
-    let base = step.split('[').next().unwrap_or(step);
+    let base = crate::plan::base_step(step);
     migration
         .load_runbook()
         .runbook
@@ -93,7 +93,7 @@ fn no_gate(store: &Store, migration: &Migration, step: &str) -> Result<DecideErr
             step: step.to_owned(),
         });
     };
-    let base = step.split('[').next().unwrap_or(step);
+    let base = crate::plan::base_step(step);
     let is_gate = migration
         .load_runbook()
         .runbook

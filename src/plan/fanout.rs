@@ -10,6 +10,12 @@ use crate::runbook::render::{MASK, Masker};
 use crate::runbook::template;
 use serde_json::Value as Json;
 
+/// The runbook step a plan step id comes from: the id without its fan-out element
+/// (`copy[orders]` → `copy`).
+pub fn base_step(id: &str) -> &str {
+    id.split('[').next().unwrap_or(id)
+}
+
 /// One plan step per step, or per element of a fan-out known now.
 pub(super) fn expand(
     runbook: &Runbook,

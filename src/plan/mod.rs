@@ -14,7 +14,7 @@ mod graph;
 pub mod render;
 
 pub use calendar::{Opening, SchedulePlan, WindowPlan};
-pub use fanout::{item_label, item_labels};
+pub use fanout::{base_step, item_label, item_labels};
 pub use fit::WindowFit;
 
 use crate::runbook::duration::Duration;

@@ -85,22 +85,13 @@ impl<'a> Census<'a> {
                 .collect()
         };
         let succeeded = in_state(StepState::Succeeded);
-        // A fan-out part `copy[a]` runs the rollback of its runbook step `copy`.
-        let undoes = |id: &str| {
-            let base = id.split('[').next().unwrap_or(id);
-            runbook
-                .and_then(|r| r.step(base))
-                .is_some_and(|s| s.rollback.is_some())
-        };
-        let is_point = |id: &str| {
-            let base = id.split('[').next().unwrap_or(id);
-            runbook
-                .and_then(|r| r.step(base))
-                .is_some_and(|s| s.point_of_no_return)
-        };
+        // A fan-out part `copy[a]` is its runbook step `copy`: its rollback, its point.
+        let step_of = |id: &str| runbook.and_then(|r| r.step(crate::plan::base_step(id)));
+        let undoes = |id: &&str| step_of(id).is_some_and(|s| s.rollback.is_some());
+        let is_point = |id: &&str| step_of(id).is_some_and(|s| s.point_of_no_return);
         Census {
-            passed_point: succeeded.iter().copied().find(|id| is_point(id)),
-            undone: succeeded.iter().copied().filter(|id| undoes(id)).collect(),
+            passed_point: succeeded.iter().copied().find(is_point),
+            undone: succeeded.iter().copied().filter(undoes).collect(),
             interrupted: in_state(StepState::Interrupted),
             failed: in_state(StepState::Failed),
             again: rows

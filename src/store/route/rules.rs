@@ -52,15 +52,14 @@ fn changed_to(data: &serde_json::Value) -> Option<MigrationState> {
     crate::event::read::<StateChanged>(EventKind::StateChanged, data).map(|c| c.to)
 }
 
-/// A step id without its fan-out element: `copy[orders]` → `copy`.
-pub fn base_step(step: &str) -> &str {
-    step.split('[').next().unwrap_or(step)
-}
-
 fn matches(rule: &Rule, alert: &str, step: Option<&str>) -> bool {
     rule.on.iter().any(|on| on == alert)
         && (rule.steps.is_empty()
-            || step.is_some_and(|s| rule.steps.iter().any(|r| r == s || r == base_step(s))))
+            || step.is_some_and(|s| {
+                rule.steps
+                    .iter()
+                    .any(|r| r == s || r == crate::plan::base_step(s))
+            }))
 }
 
 /// The channels (by name, each once, in rule order) an alert goes to.
