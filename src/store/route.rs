@@ -47,20 +47,19 @@ impl Routes {
         state: MigrationState,
         events: &[NewEvent],
     ) -> Result<Vec<NewDelivery>, StoreError> {
-        if events.iter().all(|e| !rules::may_alert(e)) {
-            return Ok(Vec::new());
-        }
-        let alerts = self.alerts(conn, id)?;
+        let known = self.rules().get(id).cloned();
+        let alerts = match known {
+            Some(alerts) => alerts,
+            // Not known yet: the runbook is parsed only for events that can alert at all.
+            None if !events.iter().any(rules::may_alert) => return Ok(Vec::new()),
+            None => {
+                let alerts = Arc::new(load(conn, id)?);
+                self.keep(id, alerts.clone());
+                alerts
+            }
+        };
+        // Without rules (most runbooks), `route` reads no event.
         Ok(rules::route(&alerts, state, events))
-    }
-
-    fn alerts(&self, conn: &Connection, id: &MigrationId) -> Result<Arc<Alerts>, StoreError> {
-        if let Some(alerts) = self.rules().get(id) {
-            return Ok(alerts.clone());
-        }
-        let alerts = Arc::new(load(conn, id)?);
-        self.keep(id, alerts.clone());
-        Ok(alerts)
     }
 
     fn keep(&self, id: &MigrationId, alerts: Arc<Alerts>) {
