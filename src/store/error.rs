@@ -79,6 +79,38 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            // A deadlock or a serialization failure: another server wrote first; retryable.
+            sqlx::Error::Database(d)
+                if matches!(d.code().as_deref(), Some("40001" | "40P01" | "55P03")) =>
+            {
+                StoreError::Busy
+            }
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                StoreError::Corrupt(e.to_string())
+            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Database(format!("PostgreSQL cannot be reached: {e}"))
+            }
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for GateError {
+    fn from(e: sqlx::Error) -> Self {
+        GateError::Store(e.into())
+    }
+}
+
+impl From<sqlx::Error> for LeaseError {
+    fn from(e: sqlx::Error) -> Self {
+        LeaseError::Store(e.into())
+    }
+}
+
 impl From<rusqlite::Error> for GateError {
     fn from(e: rusqlite::Error) -> Self {
         GateError::Store(e.into())

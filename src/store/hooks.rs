@@ -63,7 +63,7 @@ pub fn remember_key(
     Ok(())
 }
 
-impl super::Store {
+impl super::Sqlite {
     /// Claims a delivery's signature (its decoded `mac`) for `hook` until `expires_at`:
     /// false for a replay.
     pub fn claim_hook_signature(

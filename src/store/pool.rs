@@ -115,7 +115,7 @@ pub fn holders(
     Ok(held)
 }
 
-impl super::Store {
+impl super::Sqlite {
     /// Takes a slot of `pool` (`size` slots, as the taker's runbook declares) for `step`,
     /// held under `lease`: every migration on this store shares the pool's slots.
     pub fn take_pool_slot(

@@ -62,7 +62,7 @@ pub fn get(
         .optional()?)
 }
 
-impl super::Store {
+impl super::Sqlite {
     /// Records the process group of a step's attempt, with the next group commit.
     pub fn record_process(&self, id: &MigrationId, process: StepProcess) {
         let id = id.clone();

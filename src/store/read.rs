@@ -297,7 +297,7 @@ pub fn step_history(
     Ok(rows)
 }
 
-impl super::Store {
+impl super::Sqlite {
     /// How long each step that succeeded by running took, in the last `migrations`
     /// migrations of a runbook other than `except`: what an ETA goes by.
     pub fn step_history(

@@ -49,7 +49,7 @@ pub async fn validate(
 
 /// `GET /healthz`: the process answers and its store can be read.
 pub async fn healthz(State(state): State<AppState>) -> Response {
-    match state.store.data_version() {
+    match state.store.ping() {
         Ok(_) if !state.shutdown.is_triggered() => Json(json!({ "status": "ok" })).into_response(),
         Ok(_) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -244,10 +244,10 @@ fn data_version_changes_when_another_store_writes() {
     let dir = tempfile::tempdir().unwrap();
     let watcher = Store::open(dir.path()).unwrap();
     let other = Store::open(dir.path()).unwrap();
-    let before = watcher.data_version().unwrap();
-    assert_eq!(watcher.data_version().unwrap(), before, "stable while idle");
+    let before = watcher.as_sqlite().unwrap().data_version().unwrap();
+    assert_eq!(watcher.as_sqlite().unwrap().data_version().unwrap(), before, "stable while idle");
     let m = create(&other, "m-aaaa00000001");
-    let after = watcher.data_version().unwrap();
+    let after = watcher.as_sqlite().unwrap().data_version().unwrap();
     assert_ne!(after, before);
     assert_eq!(
         watcher.migration(&m).unwrap().map(|m| m.id),
@@ -256,7 +256,7 @@ fn data_version_changes_when_another_store_writes() {
     );
     create(&watcher, "m-aaaa00000002");
     assert_ne!(
-        watcher.data_version().unwrap(),
+        watcher.as_sqlite().unwrap().data_version().unwrap(),
         after,
         "its own writer is another connection too"
     );

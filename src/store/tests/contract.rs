@@ -1,40 +1,32 @@
-//! What any [`Backend`] owes, checked through a `&dyn Backend` so a second backend can run
-//! the same checks: writes read back, a fenced commit is refused once its lease is gone, one
-//! lease at a time, pool slots counted and given back, and the change feed moves on every commit.
+//! What every backend owes, checked on each: writes read back, a fenced commit is refused
+//! once its lease is gone, one lease at a time, pool slots counted and given back, and the
+//! change feed moves on every commit.
 
 use super::*;
 
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    runtime.block_on(future)
-}
-
-const TTL: Duration = Duration::from_secs(30);
+const TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Every check, in order, on a fresh backend.
-async fn contract(backend: &dyn Backend) {
+fn contract(backend: &Store) {
     let mut changes = backend.changes();
     let m = backend
         .create_migration(new_migration("m-aaaa00000001", &["a", "b"]))
-        .await
+        
         .unwrap();
     assert!(changes.has_changed().unwrap(), "a commit moves the feed");
     changes.borrow_and_update();
-    assert_eq!(backend.migration(&m.id).await.unwrap(), Some(m.clone()));
-    assert_eq!(backend.steps(&m.id).await.unwrap().len(), 2);
+    assert_eq!(backend.migration(&m.id).unwrap(), Some(m.clone()));
+    assert_eq!(backend.steps(&m.id).unwrap().len(), 2);
 
-    let lease = backend.acquire_lease(&m.id, TTL).await.unwrap();
+    let lease = backend.acquire_lease(&m.id, TTL).unwrap();
     assert!(
         matches!(
-            backend.acquire_lease(&m.id, TTL).await,
+            backend.acquire_lease(&m.id, TTL),
             Err(LeaseError::Held { .. })
         ),
         "one lease at a time"
     );
-    backend.renew_lease(&lease, TTL).await.unwrap();
+    backend.renew_lease(&lease, TTL).unwrap();
 
     let fenced = |lease: &Lease, step: &str| Batch {
         events: vec![event(EventKind::StepStarted, step)],
@@ -42,31 +34,31 @@ async fn contract(backend: &dyn Backend) {
         fence: Some(lease.clone()),
         ..Batch::default()
     };
-    let committed = backend.commit(&m.id, fenced(&lease, "a")).await.unwrap();
+    let committed = backend.commit(&m.id, fenced(&lease, "a")).unwrap();
     assert_eq!(committed.seqs.len(), 1);
     assert!(changes.has_changed().unwrap());
-    let events = backend.events(&m.id, 0).await.unwrap();
+    let events = backend.events(&m.id, 0).unwrap();
     assert_eq!(events.last().map(|e| e.seq), committed.seqs.last().copied());
 
     let stale = Lease {
         token: "not-the-holder".to_owned(),
         ..lease.clone()
     };
-    let refused = backend.commit(&m.id, fenced(&stale, "b")).await;
+    let refused = backend.commit(&m.id, fenced(&stale, "b"));
     assert!(matches!(refused, Err(StoreError::Fenced(_))), "{refused:?}");
     assert_eq!(
-        backend.events(&m.id, 0).await.unwrap().len(),
+        backend.events(&m.id, 0).unwrap().len(),
         events.len(),
         "a refused batch writes nothing"
     );
 
-    let slot = match backend.take_pool_slot("db", 1, "a", &lease).await.unwrap() {
+    let slot = match backend.take_pool_slot("db", 1, "a", &lease).unwrap() {
         PoolTake::Taken(slot) => slot,
         PoolTake::Full(holders) => panic!("an empty pool is full: {holders:?}"),
     };
     assert!(
         matches!(
-            backend.take_pool_slot("db", 1, "b", &lease).await.unwrap(),
+            backend.take_pool_slot("db", 1, "b", &lease).unwrap(),
             PoolTake::Full(_)
         ),
         "a pool of one holds one"
@@ -74,19 +66,41 @@ async fn contract(backend: &dyn Backend) {
     backend.release_pool_slot(slot);
     assert!(
         matches!(
-            backend.take_pool_slot("db", 1, "b", &lease).await.unwrap(),
+            backend.take_pool_slot("db", 1, "b", &lease).unwrap(),
             PoolTake::Taken(_)
         ),
         "a released slot is taken again by the next write"
     );
 
-    backend.release_lease(&lease).await.unwrap();
-    let again = backend.acquire_lease(&m.id, TTL).await.unwrap();
+    backend.release_lease(&lease).unwrap();
+    let again = backend.acquire_lease(&m.id, TTL).unwrap();
     assert_ne!(again.token, lease.token, "a new acquisition, a new token");
 }
 
 #[test]
-fn the_sqlite_store_keeps_the_contract() {
-    let (_dir, store) = store();
-    block_on(contract(&store));
+fn every_backend_keeps_the_contract() {
+    for (store, _fresh) in pg::each() {
+        contract(&store);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_writes_resolve_once_durable_on_every_backend() {
+    for (store, _fresh) in pg::each() {
+        let id = MigrationId::from("m-aaaa00000002".to_owned());
+        let create = store.clone();
+        let m = tokio::task::spawn_blocking(move || {
+            create.create_migration(new_migration("m-aaaa00000002", &["a"]))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let batch = Batch {
+            events: vec![event(EventKind::StepStarted, "a")],
+            ..Batch::default()
+        };
+        let committed = store.commit_async(&m.id, batch).await.unwrap();
+        assert_eq!(committed.seqs, vec![2]);
+        assert_eq!(store.events(&id, 1).unwrap().len(), 1);
+    }
 }

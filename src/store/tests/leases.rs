@@ -37,7 +37,7 @@ fn a_live_holder_keeps_the_lease_until_it_releases_it() {
     assert_eq!(holder.host, lease.host);
 
     // Another process (a second store), and this same process, are both refused.
-    let dir_store = Store::open(store.path().parent().unwrap()).unwrap();
+    let dir_store = Store::open(store.as_sqlite().unwrap().path().parent().unwrap()).unwrap();
     for other in [&dir_store, &store] {
         let err = other.acquire_lease(&m, TTL).unwrap_err();
         let msg = err.to_string();

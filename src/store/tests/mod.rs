@@ -12,6 +12,7 @@ mod hooks;
 mod leases;
 mod logs;
 mod outbox;
+mod pg;
 
 use super::*;
 use crate::event::{EventKind, MigrationId, NewEvent, StepState};
