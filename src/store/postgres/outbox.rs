@@ -28,3 +28,16 @@ pub async fn pending(_db: Arc<Db>, _id: Option<MigrationId>, _with_email: bool) 
 pub async fn attempts(_db: Arc<Db>, _delivery: i64) -> Result<Vec<DeliveryAttempt>, StoreError> {
     Err(StoreError::Database("not implemented on PostgreSQL yet".into()).into())
 }
+
+/// Inserts the deliveries that events appended in this transaction cause (see the SQLite
+/// backend's `outbox::insert`): `seqs` and `steps` are those events' seqs and steps.
+pub async fn insert(
+    _conn: &mut sqlx::PgConnection,
+    _now: DateTime<Utc>,
+    _id: &MigrationId,
+    _deliveries: &[super::super::NewDelivery],
+    _seqs: &[i64],
+    _steps: &[Option<String>],
+) -> Result<(), StoreError> {
+    Err(StoreError::Database("not implemented on PostgreSQL yet".into()))
+}
