@@ -1,15 +1,18 @@
 //! The configuration file (SPEC §6): one YAML file read by `sensei serve` and by local
 //! commands alike (`--config FILE`, or `sensei.yaml` in the current directory when it exists).
 //!
-//! Local commands use `state_dir` (when `--state-dir` is not given), `smtp`, `alerts`,
-//! `public_url` and `step_env`; the server's keys (`listen`, `store`, `runbooks`, `tokens`)
+//! Local commands use `state_dir` or `store` (when `--state-dir` or `--store` is not given),
+//! `lease_time`, `smtp`, `alerts`, `public_url` and `step_env`; the server's keys (`listen`,
+//! `runbooks`, `tokens`)
 //! are accepted here so that one file serves both.
 //! Unknown keys are errors (a typo must not silently drop a setting), reported with the
 //! file, line and column like every other parse error.
 
 mod step_env;
+mod store;
 
 pub use step_env::{CLIENT_TOKEN_ENV, StepEnvSettings};
+pub use store::DEFAULT_LEASE_TIME;
 
 use crate::runbook::duration::Duration;
 use serde::Deserialize;
@@ -27,8 +30,10 @@ pub struct Config {
     /// The server's address.
     pub listen: Option<String>,
     pub state_dir: Option<PathBuf>,
-    /// `postgres://...` for a shared store.
+    /// `postgres://...` for a store shared by several servers (`store`).
     pub store: Option<String>,
+    /// How long a driver's lease lasts without renewal (default 15s).
+    pub lease_time: Option<Duration>,
     pub runbooks: Option<PathBuf>,
     /// The mail server alerts are sent through.
     pub smtp: Option<Smtp>,
@@ -211,6 +216,9 @@ impl Config {
         }
         config
             .check_step_env()
+            .map_err(|message| invalid(None, message))?;
+        config
+            .check_store()
             .map_err(|message| invalid(None, message))?;
         Ok(config)
     }

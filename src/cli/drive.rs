@@ -188,6 +188,7 @@ pub fn drive(store: &Store, id: &MigrationId, local: &Local, how: Attach) -> u8 
     let mut opts = Options::new(dir, local.identity());
     opts.reaper = spawn_reaper();
     opts.inherited_env = config.inherited_env();
+    opts.lease_ttl = engine::lease_time(config.lease_time());
     if let Some(start) = super::fixed_now() {
         opts.clock = std::sync::Arc::new(crate::engine::clock::ShiftedClock::starting_at(start));
     }

@@ -1,11 +1,11 @@
-//! Local mode (SPEC §5): the embedded store in `--state-dir`, the caller's identity from
+//! Local mode (SPEC §5): the store (`--store`, or the embedded one in `--state-dir`), the caller's identity from
 //! `--as` (default: the operating-system user), the configuration file (`--config`), and
 //! finding a migration by id or prefix.
 
 use super::{error, exit};
 use crate::config::Config;
 use crate::event::MigrationId;
-use crate::store::{Migration, Store};
+use crate::store::{DB_FILE, Durability, Location, Migration, Store};
 use std::path::PathBuf;
 
 /// Flags every local command shares.
@@ -15,6 +15,10 @@ pub struct Local {
     /// configuration file, else .sensei).
     #[arg(long, value_name = "DIR", env = "SENSEI_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// A PostgreSQL store shared by several servers, e.g. postgres://sensei@db/sensei
+    /// (default: `store` of the configuration file, else the state directory's SQLite).
+    #[arg(long, value_name = "URL", env = "SENSEI_STORE", hide_env_values = true)]
+    pub store: Option<String>,
     /// Who you are, for gates and the audit trail (default: your user name). Local
     /// identities are not authenticated; decisions record that they were local.
     #[arg(long = "as", value_name = "NAME")]
@@ -73,34 +77,40 @@ impl Local {
         Config::load(self.config.as_deref()).map_err(|e| exit::fail(&e))
     }
 
-    /// The state directory: `--state-dir` (or `SENSEI_STATE_DIR`), else the configuration's
-    /// `state_dir`, else `.sensei`.
-    pub fn state_dir(&self) -> Result<PathBuf, u8> {
-        if let Some(dir) = &self.state_dir {
-            return Ok(dir.clone());
-        }
-        Ok(self
-            .config()?
-            .state_dir
-            .unwrap_or_else(|| PathBuf::from(".sensei")))
+    /// Where the store is: `--store`, `--state-dir` (or their variables), the
+    /// configuration's `store` or `state_dir`, else `.sensei`.
+    pub fn location(&self) -> Result<Location, u8> {
+        self.config()?
+            .store_location(self.store.as_deref(), self.state_dir.as_deref())
+            .map_err(|message| {
+                error(message);
+                exit::USAGE
+            })
+    }
+
+    /// How long a local driver's lease lasts (the configuration's `lease_time`).
+    pub fn lease_time(&self) -> Result<std::time::Duration, u8> {
+        Ok(self.config()?.lease_time())
     }
 
     /// Opens the store, or says why not (exit code for the failure).
     pub fn open(&self) -> Result<Store, u8> {
-        Store::open(&self.state_dir()?).map_err(|e| exit::fail(&e))
+        Store::connect(&self.location()?, Durability::Full).map_err(|e| exit::fail(&e))
     }
 
     /// Opens the store only when it exists: inspecting commands should not create one.
     pub fn open_existing(&self) -> Result<Store, u8> {
-        let dir = self.state_dir()?;
-        if !dir.join("sensei.db").exists() {
+        let location = self.location()?;
+        if let Location::Dir(dir) = &location
+            && !dir.join(DB_FILE).exists()
+        {
             error(format!(
                 "no migrations in {}: the state directory has no store yet (run `sensei run FILE` first, or pass --state-dir)",
                 dir.display()
             ));
             return Err(exit::USAGE);
         }
-        self.open()
+        Store::connect(&location, Durability::Full).map_err(|e| exit::fail(&e))
     }
 }
 

@@ -18,6 +18,10 @@ pub struct Args {
     /// The state directory holding the embedded store (default .sensei).
     #[arg(long, value_name = "DIR", env = "SENSEI_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// A PostgreSQL store shared with other servers, e.g. postgres://sensei@db/sensei
+    /// (default: `store` of the configuration file, else the state directory's SQLite).
+    #[arg(long, value_name = "URL", env = "SENSEI_STORE", hide_env_values = true)]
+    store: Option<String>,
     /// The directory of runbooks offered by the API (default ./runbooks), reloaded on change.
     #[arg(long, value_name = "DIR")]
     runbooks: Option<PathBuf>,
@@ -42,6 +46,7 @@ pub fn run(args: &Args) -> u8 {
         config: args.config.clone(),
         listen: args.listen.clone(),
         state_dir: args.state_dir.clone(),
+        store: args.store.clone(),
         runbooks: args.runbooks.clone(),
         body_limit: args.max_body,
         shutdown_grace: args.shutdown_grace,

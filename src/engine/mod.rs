@@ -79,7 +79,7 @@ impl Options {
             reaper: None,
             inherited_env: Inherited::from_process(&[]),
             identity,
-            lease_ttl: test_lease_ttl().unwrap_or(Duration::from_secs(15)),
+            lease_ttl: lease_time(crate::config::DEFAULT_LEASE_TIME),
             poll: Duration::from_millis(100),
             clock: Arc::new(SystemClock),
             stop: None,
@@ -87,8 +87,13 @@ impl Options {
     }
 }
 
-/// Crash and takeover tests shorten leases (`SENSEI_TEST_LEASE_TTL_MS`), so that a lease
-/// that is not renewed lapses within a test's time.
+/// A driver's lease for a configured `lease_time`. Crash and takeover tests shorten leases
+/// below the configuration's 1 s minimum (`SENSEI_TEST_LEASE_TTL_MS`), so that a lease that
+/// is not renewed lapses within a test's time.
+pub fn lease_time(configured: Duration) -> Duration {
+    test_lease_ttl().unwrap_or(configured)
+}
+
 fn test_lease_ttl() -> Option<Duration> {
     let ms: u64 = std::env::var("SENSEI_TEST_LEASE_TTL_MS")
         .ok()?

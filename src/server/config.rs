@@ -1,5 +1,6 @@
 //! The server's settings: the server keys of the shared configuration file
-//! ([`crate::config::Config`], SPEC §6: `listen`, `state_dir`, `runbooks`, `tokens`),
+//! ([`crate::config::Config`], SPEC §6: `listen`, `state_dir` or `store`, `lease_time`,
+//! `runbooks`, `tokens`),
 //! overridden by flags, checked once at start.
 //!
 //! Paths in the file are taken as local commands take them (relative to the current
@@ -9,6 +10,7 @@
 
 use super::auth::{Role, TokenError, Tokens};
 use crate::config::Config;
+use crate::store::Location;
 use serde::Deserialize;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -37,6 +39,8 @@ pub struct Flags {
     pub config: Option<PathBuf>,
     pub listen: Option<String>,
     pub state_dir: Option<PathBuf>,
+    /// `--store`: a PostgreSQL URL.
+    pub store: Option<String>,
     pub runbooks: Option<PathBuf>,
     pub body_limit: Option<usize>,
     pub shutdown_grace: Option<std::time::Duration>,
@@ -48,7 +52,10 @@ pub struct Flags {
 #[derive(Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
-    pub state_dir: PathBuf,
+    /// The store: SQLite in a state directory, or PostgreSQL shared with other servers.
+    pub store: Location,
+    /// How long a driver's lease lasts without renewal (`lease_time`).
+    pub lease_time: std::time::Duration,
     pub runbooks: PathBuf,
     /// The runbooks directory was named (flag or file), so it must exist.
     pub runbooks_named: bool,
@@ -74,9 +81,7 @@ pub enum ConfigError {
         "no tokens are configured, so the server only listens on a loopback address and {0} is not one; configure `tokens` in the configuration file, or listen on 127.0.0.1"
     )]
     NotLoopback(SocketAddr),
-    #[error(
-        "`store: {0}` is not supported yet: this server keeps its state in SQLite in `state_dir`"
-    )]
+    #[error("{0}")]
     Store(String),
     #[error(transparent)]
     Token(#[from] TokenError),
@@ -107,18 +112,13 @@ impl Settings {
         flags.keys.apply(&mut config).map_err(ConfigError::Flag)?;
         // Again with the flags' tokens, password variable and pass-through names.
         config.check_step_env().map_err(ConfigError::StepEnv)?;
-        if let Some(store) = &config.store {
-            return Err(ConfigError::Store(store.clone()));
-        }
+        let store = config
+            .store_location(flags.store.as_deref(), flags.state_dir.as_deref())
+            .map_err(ConfigError::Store)?;
         let listen = match flags.listen.as_ref().or(config.listen.as_ref()) {
             Some(text) => parse_listen(text)?,
             None => DEFAULT_LISTEN,
         };
-        let state_dir = flags
-            .state_dir
-            .clone()
-            .or_else(|| config.state_dir.clone())
-            .unwrap_or_else(|| PathBuf::from(".sensei"));
         let named = flags.runbooks.clone().or_else(|| config.runbooks.clone());
         let specs = config
             .tokens
@@ -140,7 +140,8 @@ impl Settings {
         }
         Ok(Settings {
             listen,
-            state_dir,
+            store,
+            lease_time: crate::engine::lease_time(config.lease_time()),
             runbooks_named: named.is_some(),
             runbooks: named.unwrap_or_else(|| PathBuf::from("runbooks")),
             tokens,
@@ -190,7 +191,7 @@ mod tests {
             - { name: bot, roles: [operator], sha256: 5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8 }\n";
         let s = settings(yaml, &Flags::default()).unwrap();
         assert_eq!(s.listen.to_string(), "0.0.0.0:9000");
-        assert_eq!(s.state_dir, Path::new(".sensei"));
+        assert_eq!(s.store, Location::Dir(".sensei".into()));
         assert_eq!(s.runbooks, Path::new("./runbooks"));
         assert_eq!(s.tokens.len(), 2);
         let flags = Flags {
@@ -200,7 +201,7 @@ mod tests {
         };
         let s = settings(yaml, &flags).unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:7000");
-        assert_eq!(s.state_dir, Path::new("/var/lib/sensei"));
+        assert_eq!(s.store, Location::Dir("/var/lib/sensei".into()));
     }
 
     #[test]

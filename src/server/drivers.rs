@@ -31,6 +31,10 @@ pub struct Drivers {
     clock: Arc<dyn Clock>,
     /// What step processes inherit from the server's environment.
     inherited_env: Inherited,
+    /// How long a driver's lease lasts without renewal.
+    lease_time: std::time::Duration,
+    /// Migrations this server took over from a driver that died or lost its lease.
+    takeovers: std::sync::atomic::AtomicU64,
     tasks: Mutex<JoinSet<()>>,
     /// Migrations driven by this process now.
     active: Arc<Mutex<HashSet<MigrationId>>>,
@@ -65,12 +69,15 @@ impl Drivers {
         clock: Arc<dyn Clock>,
         reaper: Option<Arc<Reaper>>,
         inherited_env: Inherited,
+        lease_time: std::time::Duration,
     ) -> Drivers {
         Drivers {
             store,
             reaper,
             clock,
             inherited_env,
+            lease_time,
+            takeovers: std::sync::atomic::AtomicU64::new(0),
             tasks: Mutex::new(JoinSet::new()),
             active: Arc::new(Mutex::new(HashSet::new())),
             closed: AtomicBool::new(false),
@@ -84,9 +91,43 @@ impl Drivers {
         self.clock.now()
     }
 
-    /// How many migrations this process drives now.
+    /// How many migrations this process drives now (each holds its lease).
     pub fn active(&self) -> usize {
         self.active.lock().map(|a| a.len()).unwrap_or(0)
+    }
+
+    /// Migrations this server took over since it started (not counting those it resumed
+    /// at its start).
+    pub fn takeovers(&self) -> u64 {
+        self.takeovers.load(Ordering::Relaxed)
+    }
+
+    /// How often the server looks for migrations nobody drives: a fifth of the lease, at
+    /// most every 2 s, so a dead server's migrations are taken over within the lease time
+    /// and one look.
+    pub fn scan_interval(&self) -> std::time::Duration {
+        (self.lease_time / 5).clamp(
+            std::time::Duration::from_millis(20),
+            std::time::Duration::from_secs(2),
+        )
+    }
+
+    /// Takes over, until shutdown, every migration whose driver died or lost its lease (on
+    /// a shared store: another server's).
+    pub async fn watch(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(self.scan_interval()) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            let taken = self.resume_all().await;
+            if taken > 0 {
+                self.takeovers.fetch_add(taken as u64, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Attaches a driver for `how` (the lifecycle and the lease decide whether that is
@@ -110,6 +151,7 @@ impl Drivers {
         opts.reaper = self.reaper.clone();
         opts.inherited_env = self.inherited_env.clone();
         opts.clock = self.clock.clone();
+        opts.lease_ttl = self.lease_time;
         opts.stop = Some(self.stop.subscribe());
         let driver = engine::attach(&self.store, id, opts, Box::new(LogObserver), how).await?;
         let operated = driver.state();

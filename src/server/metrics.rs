@@ -174,6 +174,18 @@ pub fn render(state: &AppState) -> String {
     out.push_str("# HELP sensei_drivers Migrations this server is driving now.\n");
     out.push_str("# TYPE sensei_drivers gauge\n");
     let _ = writeln!(out, "sensei_drivers {}", state.drivers.active());
+    out.push_str(
+        "# HELP sensei_leases_held Migration leases this server holds now (one per migration it drives).\n",
+    );
+    out.push_str("# TYPE sensei_leases_held gauge\n");
+    let _ = writeln!(out, "sensei_leases_held {}", state.drivers.active());
+    out.push_str("# HELP sensei_lease_takeovers_total Migrations this server took over from a driver that died or lost its lease.\n");
+    out.push_str("# TYPE sensei_lease_takeovers_total counter\n");
+    let _ = writeln!(
+        out,
+        "sensei_lease_takeovers_total {}",
+        state.drivers.takeovers()
+    );
     let (valid, invalid) = state.runbooks.counts();
     out.push_str("# HELP sensei_runbook_files Runbook files in the runbooks directory, by whether their latest version validates.\n");
     out.push_str("# TYPE sensei_runbook_files gauge\n");

@@ -28,7 +28,7 @@ pub use runbooks::Runbooks;
 pub use state::AppState;
 
 use crate::engine::clock::Clock;
-use crate::store::Store;
+use crate::store::{Durability, Store};
 use auth::Caller;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -44,6 +44,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 /// Every route, as `(method, path)`: the OpenAPI document in docs/ is checked against it.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
+    ("GET", "/v1/health"),
+    ("GET", "/v1/ready"),
     ("GET", "/metrics"),
     ("GET", "/v1/migrations"),
     ("POST", "/v1/migrations"),
@@ -66,7 +68,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/hooks/{name}"),
 ];
 
-/// The router: every route of [`ROUTES`], authenticated (except `/healthz`, and the webhooks
+/// The router: every route of [`ROUTES`], authenticated (except the probes `/healthz`,
+/// `/v1/health` and `/v1/ready`, and the webhooks
 /// whose signature is their authentication), counted in the
 /// metrics, bodies limited, every error a problem document.
 pub fn app(state: AppState) -> Router {
@@ -111,6 +114,8 @@ pub fn app(state: AppState) -> Router {
         .route_layer(RequestBodyLimitLayer::new(state.body_limit));
     Router::new()
         .route("/healthz", get(system::healthz))
+        .route("/v1/health", get(system::health))
+        .route("/v1/ready", get(system::ready))
         .merge(api)
         .merge(signed)
         .route_layer(middleware::from_fn_with_state(
@@ -188,7 +193,10 @@ pub async fn serve(
         );
     }
     let settings_grace = settings.shutdown_grace;
-    let store = Store::open(&settings.state_dir)?;
+    let location = settings.store.clone();
+    let store = tokio::task::spawn_blocking(move || Store::connect(&location, Durability::Full))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
     let deliverer = crate::alert::Deliverer::new(store.clone(), &settings.config)
         .map_err(ServeError::Alerts)?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -209,6 +217,7 @@ pub async fn serve(
         clock.clone(),
         drivers::spawn_reaper(),
         settings.config.inherited_env(),
+        settings.lease_time,
     ));
     let state = AppState::new(
         store.clone(),
@@ -226,12 +235,22 @@ pub async fn serve(
         async move { deliverer.run(stop, report_alert).await }
     });
     let resumed = drivers.resume_all().await;
+    // On a shared store, migrations whose driver dies later (another server killed, or
+    // paused past its lease) are taken over by whichever live server looks first. On SQLite
+    // a killed local driver's migration waits for `sensei resume` or the next start, as
+    // before.
+    if store.is_shared() {
+        background.spawn({
+            let (drivers, stop) = (drivers.clone(), state.shutdown.subscribe());
+            async move { drivers.watch(stop).await }
+        });
+    }
     // After the resume, so a resumed scheduled migration counts as active for `overlap`.
     background.spawn(scheduler::run(state.clone(), clock));
     tracing::info!(
         "sensei serve listening on http://{} (state {}, runbooks {}, {} token(s), {resumed} migration(s) resumed)",
         listener.local_addr().unwrap_or(settings.listen),
-        settings.state_dir.display(),
+        settings.store,
         settings.runbooks.display(),
         state.tokens.len(),
     );
@@ -330,6 +349,7 @@ mod tests {
             clock,
             None,
             crate::process::Inherited::from_process(&[]),
+            crate::config::DEFAULT_LEASE_TIME,
         ));
         let runbooks = Arc::new(Runbooks::load(&dir.join("runbooks"), Default::default()));
         app(AppState::new(store, runbooks, drivers, tokens, 1024))
@@ -370,6 +390,19 @@ mod tests {
             (status, body.as_str()),
             (StatusCode::OK, r#"{"status":"ok"}"#)
         );
+        // The probes need no token: a load balancer has none.
+        let (status, _, body) = call(r.clone(), "GET", "/v1/health", None).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, r#"{"status":"ok"}"#)
+        );
+        let (status, _, body) = call(r.clone(), "GET", "/v1/ready", None).await;
+        let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(ready["status"], "ready");
+        assert_eq!(ready["store"], "ok");
+        assert_eq!(ready["shared_store"], false);
+        assert_eq!(ready["migrations_owned"], 0);
         let (status, kind, _) = call(r.clone(), "GET", "/v1/migrations", None).await;
         assert_eq!(
             (status, kind.as_str()),

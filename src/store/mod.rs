@@ -35,9 +35,8 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+use crate::event::{Event, MigrationId, MigrationState, NewEvent};
 pub use contract::{Location, Store};
-pub use postgres::Postgres;
-pub use sqlite::Sqlite;
 pub use error::{GateError, LeaseError, StoreError};
 pub use gate::{GateDecision, GateInfo, GateOpen, GateOutcome, GateStatus, GateVote};
 pub use lease::{Lease, LeaseHolder};
@@ -46,12 +45,12 @@ pub use outbox::{
     NewDelivery,
 };
 pub use pool::{PoolHolder, PoolTake};
+pub use postgres::{Postgres, redact};
 pub use processes::StepProcess;
 pub use schema::{DB_FILE, SCHEMA_VERSION};
-use crate::event::{Event, MigrationId, MigrationState, NewEvent};
+pub use sqlite::Sqlite;
 
 pub use types::{
     Batch, Committed, Durability, LogLine, LogStream, Migration, MigrationHead, NewLogLine,
     NewMigration, Reported, StepRow,
 };
-

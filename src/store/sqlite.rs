@@ -3,6 +3,7 @@
 //! transaction (`writer`); reads use a second connection. A call that writes returns only
 //! after the COMMIT, at the configured [`Durability`].
 
+use super::writer::{self, Group, Job, Reply, Stats};
 use super::*;
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
@@ -13,8 +14,6 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use super::writer::{self, Group, Job, Reply, Stats};
-
 
 /// A handle on the store of one state directory. Cheap to clone; the writer thread stops
 /// (after committing everything queued) when the last clone is dropped.

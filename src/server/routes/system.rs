@@ -60,6 +60,56 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// `GET /v1/health`: liveness. The process answers; it says nothing of the store, so a
+/// store outage does not make an orchestrator restart every server at once.
+pub async fn health(State(state): State<AppState>) -> Response {
+    let status = if state.shutdown.is_triggered() {
+        "stopping"
+    } else {
+        "ok"
+    };
+    Json(json!({ "status": status })).into_response()
+}
+
+/// `GET /v1/ready`: readiness. 200 when the store answers and the server is not stopping,
+/// with how many migrations this server drives (holds the lease of); 503 otherwise, so a
+/// load balancer sends API calls and webhooks to another server.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let store = state.store.clone();
+    let reached = tokio::task::spawn_blocking(move || store.ping())
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let owned = state.drivers.active();
+    let shared = state.store.is_shared();
+    let body = |status: &str, store: &str| {
+        json!({
+            "status": status,
+            "store": store,
+            "shared_store": shared,
+            "migrations_owned": owned,
+            "takeovers": state.drivers.takeovers(),
+        })
+    };
+    match reached {
+        Ok(()) if !state.shutdown.is_triggered() => Json(body("ready", "ok")).into_response(),
+        Ok(()) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(body("stopping", "ok")),
+        )
+            .into_response(),
+        // The reason goes to the log, not to an unauthenticated caller.
+        Err(e) => {
+            tracing::warn!("not ready: the store cannot be reached: {e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(body("unavailable", "unreachable")),
+            )
+                .into_response()
+        }
+    }
+}
+
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(State(state): State<AppState>, Reader(_): Reader) -> Response {
     (

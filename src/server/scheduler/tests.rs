@@ -37,6 +37,7 @@ fn state(dir: &Path, clock: Arc<ManualClock>) -> AppState {
         clock,
         None,
         crate::process::Inherited::from_process(&[]),
+        crate::config::DEFAULT_LEASE_TIME,
     ));
     let tokens = Tokens::from_specs(&[], |_| None).unwrap();
     AppState::new(store, runbooks, drivers, tokens, 1024)

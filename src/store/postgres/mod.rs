@@ -287,7 +287,13 @@ impl Postgres {
         status: GateStatus,
         event: NewEvent,
     ) -> Result<bool, StoreError> {
-        self.block(gate::close(self.db(), id.clone(), step.to_owned(), status, event))
+        self.block(gate::close(
+            self.db(),
+            id.clone(),
+            step.to_owned(),
+            status,
+            event,
+        ))
     }
 
     pub fn close_gate_async(
@@ -297,7 +303,13 @@ impl Postgres {
         status: GateStatus,
         event: NewEvent,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send + 'static {
-        self.run(gate::close(self.db(), id.clone(), step.to_owned(), status, event))
+        self.run(gate::close(
+            self.db(),
+            id.clone(),
+            step.to_owned(),
+            status,
+            event,
+        ))
     }
 
     pub fn gate(&self, id: &MigrationId, step: &str) -> Result<Option<GateInfo>, StoreError> {

@@ -5,7 +5,13 @@ use super::db::Db;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
-pub async fn claim(_db: Arc<Db>, _now: DateTime<Utc>, _until: DateTime<Utc>, _limit: u32, _with_email: bool) -> Result<Vec<Delivery>, StoreError> {
+pub async fn claim(
+    _db: Arc<Db>,
+    _now: DateTime<Utc>,
+    _until: DateTime<Utc>,
+    _limit: u32,
+    _with_email: bool,
+) -> Result<Vec<Delivery>, StoreError> {
     Err(StoreError::Database("not implemented on PostgreSQL yet".into()).into())
 }
 
@@ -21,7 +27,11 @@ pub async fn list(_db: Arc<Db>, _id: Option<MigrationId>) -> Result<Vec<Delivery
     Err(StoreError::Database("not implemented on PostgreSQL yet".into()).into())
 }
 
-pub async fn pending(_db: Arc<Db>, _id: Option<MigrationId>, _with_email: bool) -> Result<(u64, Option<DateTime<Utc>>), StoreError> {
+pub async fn pending(
+    _db: Arc<Db>,
+    _id: Option<MigrationId>,
+    _with_email: bool,
+) -> Result<(u64, Option<DateTime<Utc>>), StoreError> {
     Err(StoreError::Database("not implemented on PostgreSQL yet".into()).into())
 }
 
@@ -39,5 +49,7 @@ pub async fn insert(
     _seqs: &[i64],
     _steps: &[Option<String>],
 ) -> Result<(), StoreError> {
-    Err(StoreError::Database("not implemented on PostgreSQL yet".into()))
+    Err(StoreError::Database(
+        "not implemented on PostgreSQL yet".into(),
+    ))
 }

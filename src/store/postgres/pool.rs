@@ -4,7 +4,13 @@ use super::super::{Lease, PoolHolder, PoolTake, StoreError};
 use super::db::Db;
 use std::sync::Arc;
 
-pub async fn take(_db: Arc<Db>, _pool: String, _size: u32, _step: String, _lease: Lease) -> Result<PoolTake, StoreError> {
+pub async fn take(
+    _db: Arc<Db>,
+    _pool: String,
+    _size: u32,
+    _step: String,
+    _lease: Lease,
+) -> Result<PoolTake, StoreError> {
     Err(StoreError::Database("not implemented on PostgreSQL yet".into()).into())
 }
 

@@ -44,7 +44,11 @@ impl Queue {
 
     /// Starts the task that writes what is sent.
     pub fn start(&self, runtime: &tokio::runtime::Handle, db: Arc<Db>) {
-        let taken = self.rx.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let taken = self
+            .rx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some((rx, done)) = taken {
             runtime.spawn(run(rx, done, db, self.lost.clone()));
         }
@@ -59,7 +63,9 @@ impl Queue {
     }
 
     /// Resolves once everything sent before is committed (or could not be).
-    pub fn flush(&self) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+    pub fn flush(
+        &self,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
         self.send(Work::Flush(tx));
         async move { rx.await.map_err(|_| StoreError::Closed) }
@@ -72,7 +78,10 @@ impl Queue {
 
     /// No more sends; the task writes what is queued and ends.
     pub fn close(&self) {
-        self.tx.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 }
 
@@ -90,8 +99,9 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let (writes, flushes): (Vec<Work>, Vec<Work>) =
-            group.into_iter().partition(|w| !matches!(w, Work::Flush(_)));
+        let (writes, flushes): (Vec<Work>, Vec<Work>) = group
+            .into_iter()
+            .partition(|w| !matches!(w, Work::Flush(_)));
         if !writes.is_empty() && write(&db, &writes).await.is_err() {
             for work in &writes {
                 if write(&db, std::slice::from_ref(work)).await.is_err() {

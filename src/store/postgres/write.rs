@@ -1,7 +1,9 @@
 //! Writes of migrations: creating one, applying a batch (fence, state check, events with the
 //! alert deliveries they cause, step rows, gates), and log lines.
 
-use super::super::{Batch, Committed, Migration, MigrationId, NewLogLine, NewMigration, StoreError};
+use super::super::{
+    Batch, Committed, Migration, MigrationId, NewLogLine, NewMigration, StoreError,
+};
 use super::db::Db;
 use std::sync::Arc;
 
@@ -9,11 +11,19 @@ pub async fn create_migration(_db: Arc<Db>, _new: NewMigration) -> Result<Migrat
     Err(StoreError::Database("not implemented on PostgreSQL yet".into()).into())
 }
 
-pub async fn apply_batch(_db: Arc<Db>, _id: MigrationId, _batch: Batch) -> Result<Committed, StoreError> {
+pub async fn apply_batch(
+    _db: Arc<Db>,
+    _id: MigrationId,
+    _batch: Batch,
+) -> Result<Committed, StoreError> {
     Err(StoreError::Database("not implemented on PostgreSQL yet".into()).into())
 }
 
-pub async fn insert_log(_conn: &mut sqlx::PgConnection, _id: &MigrationId, _line: &NewLogLine) -> Result<(), StoreError> {
+pub async fn insert_log(
+    _conn: &mut sqlx::PgConnection,
+    _id: &MigrationId,
+    _line: &NewLogLine,
+) -> Result<(), StoreError> {
     Err(StoreError::Database("not implemented on PostgreSQL yet".into()).into())
 }
 

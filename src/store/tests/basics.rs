@@ -245,7 +245,11 @@ fn data_version_changes_when_another_store_writes() {
     let watcher = Store::open(dir.path()).unwrap();
     let other = Store::open(dir.path()).unwrap();
     let before = watcher.as_sqlite().unwrap().data_version().unwrap();
-    assert_eq!(watcher.as_sqlite().unwrap().data_version().unwrap(), before, "stable while idle");
+    assert_eq!(
+        watcher.as_sqlite().unwrap().data_version().unwrap(),
+        before,
+        "stable while idle"
+    );
     let m = create(&other, "m-aaaa00000001");
     let after = watcher.as_sqlite().unwrap().data_version().unwrap();
     assert_ne!(after, before);

@@ -11,7 +11,6 @@ fn contract(backend: &Store) {
     let mut changes = backend.changes();
     let m = backend
         .create_migration(new_migration("m-aaaa00000001", &["a", "b"]))
-        
         .unwrap();
     assert!(changes.has_changed().unwrap(), "a commit moves the feed");
     changes.borrow_and_update();

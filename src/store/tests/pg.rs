@@ -79,7 +79,9 @@ pub enum Fresh {
 
 #[test]
 fn a_postgres_store_opens_upgrades_and_answers() {
-    let Some(schema) = Schema::create() else { return };
+    let Some(schema) = Schema::create() else {
+        return;
+    };
     let store = schema.store();
     store.ping().unwrap();
     assert!(store.is_shared());
