@@ -88,11 +88,6 @@ impl Local {
             })
     }
 
-    /// How long a local driver's lease lasts (the configuration's `lease_time`).
-    pub fn lease_time(&self) -> Result<std::time::Duration, u8> {
-        Ok(self.config()?.lease_time())
-    }
-
     /// Opens the store, or says why not (exit code for the failure).
     pub fn open(&self) -> Result<Store, u8> {
         Store::connect(&self.location()?, Durability::Full).map_err(|e| exit::fail(&e))

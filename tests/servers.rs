@@ -1,0 +1,357 @@
+//! Several `sensei serve` processes sharing one PostgreSQL store (SPEC §4, "Store"): each
+//! migration is driven by one lease holder, a dead or paused owner's migrations are taken
+//! over by another server under the crash-resume rules, and schedules and alerts happen once
+//! across servers. Real processes on loopback against the machine's PostgreSQL
+//! (`SENSEI_TEST_PG`, which `.ci/run` sets; each test its own database).
+
+#[path = "support/db.rs"]
+mod db;
+mod harness;
+#[path = "support/http.rs"]
+mod http;
+
+use db::{Kind, TestDb};
+use harness::{Dir, Server, kinds, wait_for};
+use http::Receiver;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// Leases short enough for a test: a paused server loses its lease within 1.5 s.
+const LEASE_MS: &str = "1500";
+
+/// A ledger of step runs (`ledger` in the runbooks directory, one line per run), and two
+/// steps held until the file `go` exists: `hold_again` may run twice (idempotent),
+/// `hold_once` may not. Each held step writes its pid, so a test can see that a dead
+/// server's step processes did not outlive it.
+const LEDGER: &str = r#"version: 1
+name: ledger
+steps:
+  - id: once
+    run: echo once >> ledger
+  - id: hold_again
+    needs: [once]
+    idempotent: true
+    run: echo hold_again >> ledger; echo $$ > again.pid; touch again.started; while [ ! -f go ]; do sleep 0.05; done
+  - id: hold_once
+    needs: [once]
+    run: echo hold_once >> ledger; echo $$ > once.pid; touch once.started; while [ ! -f go ]; do sleep 0.05; done
+  - id: after
+    needs: [hold_again, hold_once]
+    run: echo after >> ledger
+  - id: verify
+    phase: validate
+    run: echo verify >> ledger
+"#;
+
+/// Three servers on the test's database, all on `dir`'s runbooks.
+fn three(dir: &Dir, db: &TestDb, env: &[(&str, &str)]) -> Vec<Server> {
+    (0..3).map(|_| one(dir, db, env)).collect()
+}
+
+fn one(dir: &Dir, db: &TestDb, env: &[(&str, &str)]) -> Server {
+    let mut all = vec![("SENSEI_TEST_LEASE_TTL_MS", LEASE_MS)];
+    all.extend_from_slice(env);
+    dir.serve_with_tokens(&["--store", &db.dsn()], &all)
+}
+
+fn ledger(dir: &Dir) -> Vec<String> {
+    std::fs::read_to_string(dir.path("runbooks/ledger"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn count(lines: &[String], what: &str) -> usize {
+    lines.iter().filter(|l| *l == what).count()
+}
+
+fn pid(dir: &Dir, file: &str) -> i32 {
+    std::fs::read_to_string(dir.path(&format!("runbooks/{file}")))
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("a pid")
+}
+
+fn alive(pid: i32) -> bool {
+    // Signal 0 checks that the process exists (a zombie reaped by init is gone).
+    std::process::Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn signal(server: &Server, sig: &str) {
+    let pid = server.child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success(), "kill {sig} {pid}");
+}
+
+/// `GET /v1/ready`'s `migrations_owned` of each server.
+fn owned(servers: &[&Server]) -> Vec<u64> {
+    servers
+        .iter()
+        .map(|s| {
+            s.get("/v1/ready").expect(200).json["migrations_owned"]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+#[test]
+fn kill_9_of_the_owner_mid_step_and_another_server_certifies() {
+    let Some(db) = TestDb::new(Kind::Postgres) else {
+        return;
+    };
+    let dir = Dir::new();
+    dir.runbook("ledger.yaml", LEDGER);
+    let mut servers = three(&dir, &db, &[]);
+    let owner = servers.remove(0);
+    let id = owner.create(Some("ops-token"), "ledger", "{}");
+    owner
+        .post(&format!("/v1/migrations/{id}/start"), "")
+        .expect(200);
+    wait_for("both held steps to start", || {
+        (dir.path("runbooks/again.started").exists() && dir.path("runbooks/once.started").exists())
+            .then_some(())
+    });
+    assert_eq!(
+        owned(&[&owner]),
+        vec![1],
+        "the server that started it drives it"
+    );
+    let (again, once) = (pid(&dir, "again.pid"), pid(&dir, "once.pid"));
+    std::fs::remove_file(dir.path("runbooks/again.started")).expect("rm");
+    owner.kill9();
+
+    // The dead server's watchdog kills its step processes: none is left running.
+    wait_for("the dead server's step processes to be gone", || {
+        (!alive(again) && !alive(once)).then_some(())
+    });
+    // Another server takes over within the lease time: the idempotent step runs again, the
+    // other is interrupted and the migration pauses for an operator, with an alert event.
+    let (a, b) = (&servers[0], &servers[1]);
+    a.wait_state(&id, "paused");
+    wait_for("the idempotent step to run again", || {
+        dir.path("runbooks/again.started").exists().then_some(())
+    });
+    let events = a.events(&id);
+    let seen = kinds(&events);
+    assert!(seen.contains(&"step_interrupted".to_owned()), "{seen:?}");
+    let takeover = events
+        .iter()
+        .rfind(|e| e["kind"] == "driver_attached")
+        .expect("driver_attached");
+    assert_eq!(takeover["data"]["op"], "resume");
+    let taken: u64 = servers
+        .iter()
+        .map(|s| {
+            s.get("/v1/ready").expect(200).json["takeovers"]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(taken, 1, "exactly one server took the migration over");
+
+    // An operator retries the interrupted step through any server; it certifies.
+    b.post(
+        &format!("/v1/migrations/{id}/resume"),
+        r#"{"interrupted": "retry"}"#,
+    )
+    .expect(200);
+    std::fs::write(dir.path("runbooks/go"), "").expect("go");
+    a.wait_state(&id, "certified");
+    let lines = ledger(&dir);
+    assert_eq!(count(&lines, "once"), 1, "{lines:?}");
+    assert_eq!(
+        count(&lines, "hold_again"),
+        2,
+        "ran again without an operator: {lines:?}"
+    );
+    assert_eq!(
+        count(&lines, "hold_once"),
+        2,
+        "ran again only after the operator: {lines:?}"
+    );
+    assert_eq!(count(&lines, "after"), 1, "{lines:?}");
+    assert_eq!(count(&lines, "verify"), 1, "{lines:?}");
+}
+
+#[test]
+fn a_paused_owner_loses_its_lease_and_writes_nothing_when_it_wakes() {
+    let Some(db) = TestDb::new(Kind::Postgres) else {
+        return;
+    };
+    let dir = Dir::new();
+    dir.runbook(
+        "ledger.yaml",
+        LEDGER
+            .replace(
+                "    run: echo hold_once",
+                "    idempotent: true\n    run: echo hold_once",
+            )
+            .as_str(),
+    );
+    let mut servers = three(&dir, &db, &[]);
+    let owner = servers.remove(0);
+    let id = owner.create(Some("ops-token"), "ledger", "{}");
+    owner
+        .post(&format!("/v1/migrations/{id}/start"), "")
+        .expect(200);
+    wait_for("the held steps to start", || {
+        dir.path("runbooks/once.started").exists().then_some(())
+    });
+    signal(&owner, "-STOP");
+    // Past its lease another server takes over and, once released, certifies.
+    let other = &servers[0];
+    wait_for("a takeover", || {
+        let taken: u64 = servers
+            .iter()
+            .map(|s| {
+                s.get("/v1/ready").expect(200).json["takeovers"]
+                    .as_u64()
+                    .unwrap_or(0)
+            })
+            .sum();
+        (taken == 1).then_some(())
+    });
+    std::fs::write(dir.path("runbooks/go"), "").expect("go");
+    other.wait_state(&id, "certified");
+    let before = other.events(&id);
+
+    // The old owner wakes: its lease is gone, so it stops driving and writes nothing.
+    signal(&owner, "-CONT");
+    wait_for("the old owner to notice it lost the lease", || {
+        let log = owner.log();
+        (log.contains("taken over") || log.contains("lost")).then_some(())
+    });
+    wait_for("the old owner to drive nothing", || {
+        (owned(&[&owner]) == vec![0]).then_some(())
+    });
+    let after = other.events(&id);
+    assert_eq!(
+        after.len(),
+        before.len(),
+        "the woken owner wrote events: {:?}",
+        &kinds(&after)[before.len().min(after.len())..]
+    );
+    assert_eq!(other.state(&id), "certified");
+    let lines = ledger(&dir);
+    assert_eq!(count(&lines, "after"), 1, "{lines:?}");
+    assert_eq!(count(&lines, "verify"), 1, "{lines:?}");
+}
+
+const TICK: &str = r#"version: 1
+name: tick
+schedules:
+  - cron: "* * * * *"
+steps:
+  - id: work
+    run: echo work >> ticks
+"#;
+
+#[test]
+fn three_servers_fire_a_schedule_once_per_fire_time() {
+    let Some(db) = TestDb::new(Kind::Postgres) else {
+        return;
+    };
+    let dir = Dir::new();
+    dir.runbook("tick.yaml", TICK);
+    // Each round starts three servers two seconds before a minute boundary (their clocks
+    // shifted by SENSEI_NOW), lets the fire time pass and stops them.
+    let fires = ["12:01:00", "12:02:00", "12:03:00"];
+    for fire in fires {
+        let start = chrono::NaiveTime::parse_from_str(fire, "%H:%M:%S").expect("time")
+            - chrono::Duration::seconds(2);
+        let now = format!("2026-05-01T{}Z", start.format("%H:%M:%S"));
+        let servers = three(&dir, &db, &[("SENSEI_NOW", &now)]);
+        let at = chrono::DateTime::parse_from_rfc3339(&format!("2026-05-01T{fire}Z"))
+            .expect("fire")
+            .to_utc();
+        let id = sensei::schedule::scheduled_id("tick", 0, at).to_string();
+        servers[0].wait_state(&id, "certified");
+        for s in servers {
+            assert_eq!(s.terminate(), 0);
+        }
+    }
+    let listed = one(&dir, &db, &[])
+        .get("/v1/migrations?runbook=tick")
+        .expect(200)
+        .json;
+    let list = listed.as_array().expect("a list");
+    assert_eq!(
+        list.len(),
+        fires.len(),
+        "one migration per fire time: {listed}"
+    );
+    let ticks = std::fs::read_to_string(dir.path("runbooks/ticks")).unwrap_or_default();
+    assert_eq!(ticks.lines().count(), fires.len(), "each ran once: {ticks}");
+}
+
+/// A step that fails, with a webhook alert on `step_failed`.
+fn failing(url: &str) -> String {
+    format!(
+        r#"version: 1
+name: failing
+alerts:
+  channels:
+    ops: {{ webhook: {{ url: "{url}" }} }}
+  rules:
+    - {{ on: [step_failed], notify: [ops] }}
+steps:
+  - id: boom
+    run: exit 3
+"#
+    )
+}
+
+#[test]
+fn an_alert_is_delivered_by_exactly_one_of_three_servers() {
+    let Some(db) = TestDb::new(Kind::Postgres) else {
+        return;
+    };
+    let dir = Dir::new();
+    let receiver = Receiver::start(&[200]);
+    dir.runbook("failing.yaml", &failing(&receiver.url("/hook")));
+    let servers: Vec<Server> = (0..3)
+        .map(|_| {
+            dir.serve_with_tokens(
+                &["--store", &db.dsn(), "--allow-private-urls"],
+                &[("SENSEI_TEST_LEASE_TTL_MS", LEASE_MS)],
+            )
+        })
+        .collect();
+    let id = servers[1].create(Some("ops-token"), "failing", "{}");
+    servers[1]
+        .post(&format!("/v1/migrations/{id}/start"), "")
+        .expect(200);
+    servers[1].wait_state(&id, "failed");
+    let delivered = wait_for("the delivery to be recorded", || {
+        let alerts = servers[2]
+            .get(&format!("/v1/migrations/{id}/alerts"))
+            .expect(200)
+            .json;
+        let list = alerts.as_array().cloned().unwrap_or_default();
+        list.iter()
+            .any(|d| d["state"] == "delivered")
+            .then_some(list)
+    });
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    assert_eq!(delivered[0]["attempts"], 1, "{delivered:?}");
+    // A duplicate would come from another server's claim pass, each at most a second
+    // apart: watch for one over two seconds, failing as soon as it shows.
+    let watch_until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < watch_until {
+        let got = receiver.got();
+        assert_eq!(got.len(), 1, "delivered more than once: {got:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let body: Value = serde_json::from_str(&receiver.got()[0].body).expect("json");
+    assert_eq!(body["event"], "step_failed");
+}
