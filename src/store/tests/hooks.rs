@@ -1,6 +1,7 @@
-//! Webhook signatures are accepted once and forgotten after their expiry; idempotency keys
-//! keep their migration; a version 2 store gains the tables in place, and signatures a
-//! version 3 store kept as header text are still known after the upgrade.
+//! Webhook signatures are accepted once (by one server of several) and forgotten after their
+//! expiry; idempotency keys keep their migration (each on every backend); a version 2 SQLite
+//! store gains the tables in place, and signatures a version 3 one kept as header text are
+//! still known after the upgrade.
 
 use super::super::schema::fmt_time;
 use super::*;
@@ -10,22 +11,79 @@ const MAC: &[u8] = &[0xab; 32];
 
 #[test]
 fn a_signature_is_accepted_once_until_it_expires() {
-    let (_dir, store) = store();
-    let now = Utc::now();
-    let later = now + Span::minutes(15);
-    assert!(store.claim_hook_signature("h", MAC, 1, now, later).unwrap());
-    assert!(!store.claim_hook_signature("h", MAC, 1, now, later).unwrap());
-    // Another hook has its own signatures.
-    assert!(store.claim_hook_signature("g", MAC, 1, now, later).unwrap());
-    // Past its expiry the signature is forgotten.
-    let after = later + Span::seconds(1);
-    assert!(
-        store
-            .claim_hook_signature("h", MAC, 1, after, after + Span::minutes(15))
-            .unwrap()
-    );
+    for (store, fresh) in pg::each() {
+        let now = Utc::now();
+        let later = now + Span::minutes(15);
+        assert!(store.claim_hook_signature("h", MAC, 1, now, later).unwrap());
+        assert!(
+            !store.claim_hook_signature("h", MAC, 1, now, later).unwrap(),
+            "{fresh}: a replay"
+        );
+        // Another hook has its own signatures.
+        assert!(store.claim_hook_signature("g", MAC, 1, now, later).unwrap());
+        // Past its expiry the signature is forgotten.
+        let after = later + Span::seconds(1);
+        assert!(
+            store
+                .claim_hook_signature("h", MAC, 1, after, after + Span::minutes(15))
+                .unwrap(),
+            "{fresh}"
+        );
+    }
 }
 
+/// The same signed request reaching two servers at once (a sender's retry behind a load
+/// balancer) starts one migration: exactly one of them claims the signature.
+#[test]
+fn two_servers_claiming_one_signature_at_once_accept_it_once() {
+    for (store, fresh) in pg::each() {
+        let servers = [store, fresh.open()];
+        let now = Utc::now();
+        for round in 0u8..10 {
+            let mac = [round; 32];
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(servers.len()));
+            let threads: Vec<_> = servers
+                .iter()
+                .map(|server| {
+                    let (server, barrier) = (server.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        let later = now + Span::minutes(15);
+                        server
+                            .claim_hook_signature("h", &mac, 1, now, later)
+                            .unwrap()
+                    })
+                })
+                .collect();
+            let accepted = threads
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .filter(|accepted| *accepted)
+                .count();
+            assert_eq!(accepted, 1, "{fresh}: round {round}");
+        }
+    }
+}
+
+#[test]
+fn an_idempotency_key_keeps_the_first_migration_it_created() {
+    for (store, fresh) in pg::each() {
+        let first = create(&store, "m-aaaa00000001");
+        let second = create(&store, "m-aaaa00000002");
+        assert_eq!(store.hook_key("h", "k").unwrap(), None, "{fresh}");
+        store
+            .remember_hook_key("h", "k", &first, Utc::now())
+            .unwrap();
+        store
+            .remember_hook_key("h", "k", &second, Utc::now())
+            .unwrap();
+        assert_eq!(store.hook_key("h", "k").unwrap(), Some(first), "{fresh}");
+        // Keys are per hook.
+        assert_eq!(store.hook_key("g", "k").unwrap(), None, "{fresh}");
+    }
+}
+
+// SQLite only from here: stores written by older versions of the SQLite schema.
 #[test]
 fn a_version_2_store_gains_the_hook_tables_in_place() {
     let dir = tempfile::tempdir().unwrap();
