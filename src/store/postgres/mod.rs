@@ -24,6 +24,7 @@ mod pool;
 mod processes;
 mod queue;
 mod read;
+mod rows;
 mod schema;
 mod write;
 
