@@ -7,6 +7,7 @@ mod basics;
 mod checkpoints;
 mod commits;
 mod contract;
+mod feed;
 mod gates;
 mod hooks;
 mod leases;

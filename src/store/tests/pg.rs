@@ -51,6 +51,12 @@ impl Schema {
     pub fn store(&self) -> Store {
         Store::connect(&Location::Postgres(self.url.clone()), Durability::Full).unwrap()
     }
+
+    /// Runs `sql` in the schema, behind the stores' backs.
+    pub fn execute(&self, sql: &str) {
+        on_own_runtime(execute(self.url.clone(), sql.to_owned()))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
 }
 
 impl Drop for Schema {
@@ -75,6 +81,41 @@ pub fn each() -> Vec<(Store, Fresh)> {
 pub enum Fresh {
     Dir(TempDir),
     Schema(Schema),
+}
+
+impl Fresh {
+    /// Another handle on the same store, as a second process (or server) opens it.
+    pub fn open(&self) -> Store {
+        match self {
+            Fresh::Dir(dir) => Store::open(dir.path()).unwrap(),
+            Fresh::Schema(schema) => schema.store(),
+        }
+    }
+
+    /// Runs `sql` (the same text on both backends) behind the store's back, as another
+    /// process would have written it.
+    pub fn execute(&self, sql: &str) {
+        match self {
+            Fresh::Dir(dir) => raw(dir)
+                .execute_batch(sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+            Fresh::Schema(schema) => schema.execute(sql),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Fresh::Schema(_))
+    }
+}
+
+impl std::fmt::Display for Fresh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_postgres() {
+            "postgres"
+        } else {
+            "sqlite"
+        })
+    }
 }
 
 #[test]
