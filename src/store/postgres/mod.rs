@@ -11,7 +11,7 @@
 //!
 //! The files: `schema` (tables, versioned upgrades), `db` (the pool and transactions), `queue`
 //! (log lines, process records and slot releases, written in order without waiting), `listen`
-//! (the change feed), and one file per area as in the SQLite backend: `write`, `read`, `gate`,
+//! (the change feed), `rows` (reading a row's columns), and one file per area as in the SQLite backend: `write`, `read`, `gate`,
 //! `lease`, `outbox`, `hooks`, `pool`, `processes`.
 
 mod db;

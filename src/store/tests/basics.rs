@@ -56,6 +56,34 @@ fn a_second_create_with_the_same_id_is_refused() {
 }
 
 #[test]
+fn of_two_creates_of_one_id_at_once_exactly_one_succeeds() {
+    for (store, fresh) in pg::each() {
+        let other = fresh.open();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let results: Vec<_> = [store, other]
+            .into_iter()
+            .map(|store| {
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    store.create_migration(new_migration("m-aaaa00000001", &["a"]))
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{fresh}");
+        assert!(
+            results
+                .iter()
+                .any(|r| matches!(r, Err(StoreError::Exists(_)))),
+            "{fresh}: {results:?}"
+        );
+    }
+}
+
+#[test]
 fn commit_sets_state_appends_events_and_upserts_steps_in_place() {
     for (store, _fresh) in pg::each() {
         let m = create(&store, "m-aaaa00000001");
@@ -403,63 +431,6 @@ fn progress_reads_back_as_reported_and_shows_only_when_reported() {
                 .is_none()
         );
     }
-}
-
-#[test]
-fn earlier_runs_of_a_runbook_are_read_in_one_go_without_this_migration() {
-    for (store, _fresh) in pg::each() {
-        let done = |id: &str, step: &str, secs: i64| {
-            let mut row = step_row_done(step, secs);
-            row.state = StepState::Succeeded;
-            store
-                .commit(
-                    &self::id(id),
-                    Batch {
-                        steps: vec![row],
-                        ..Batch::default()
-                    },
-                )
-                .unwrap();
-        };
-        create(&store, "m-old1");
-        create(&store, "m-old2");
-        create(&store, "m-now");
-        done("m-old1", "a", 10);
-        done("m-old2", "a", 20);
-        done("m-now", "a", 30);
-        let mut history = store
-            .step_history("orders-cutover", &id("m-now"), 10)
-            .unwrap();
-        history.sort();
-        assert_eq!(
-            history,
-            vec![
-                ("a".to_owned(), chrono::Duration::seconds(10)),
-                ("a".to_owned(), chrono::Duration::seconds(20))
-            ]
-        );
-        assert_eq!(
-            store
-                .step_history("orders-cutover", &id("m-now"), 1)
-                .unwrap()
-                .len(),
-            1
-        );
-        assert!(
-            store
-                .step_history("other", &id("m-now"), 10)
-                .unwrap()
-                .is_empty()
-        );
-    }
-}
-
-fn step_row_done(name: &str, secs: i64) -> StepRow {
-    let mut row = step(name, StepState::Succeeded);
-    row.attempts = 1;
-    row.started_at = Some(at(0));
-    row.finished_at = Some(at(secs));
-    row
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod commits;
 mod contract;
 mod feed;
 mod gates;
+mod history;
 mod hooks;
 mod leases;
 mod logs;
