@@ -209,28 +209,10 @@ pub fn decide(
              WHERE migration = ?1 AND step = ?2 AND round = ?3 AND decision = 'approve'",
         )?
         .query_row(params![id.as_str(), vote.step, round], |r| r.get(0))?;
-    let status = match vote.decision {
-        Decision::Reject => GateStatus::Rejected,
-        Decision::Approve if approvals >= required => GateStatus::Approved,
-        Decision::Approve => GateStatus::Open,
-    };
+    let (status, event) = decided(&vote, approvals, required);
     if status != GateStatus::Open {
         set_status(conn, group, id, &vote.step, status)?;
     }
-    let event = NewEvent::step(
-        &vote.step,
-        crate::event::GateDecided {
-            who: vote.who.clone(),
-            decision: vote.decision.as_str().to_owned(),
-            comment: Some(vote.comment.clone()),
-            digest: Some(Some(vote.digest.clone())),
-            local: Some(vote.local),
-            approvals: Some(approvals),
-            required: Some(required),
-            on_timeout: None,
-            status: status.as_str().to_owned(),
-        },
-    );
     let seqs = append_events(
         conn,
         group,
@@ -246,6 +228,32 @@ pub fn decide(
         required,
         event_seq,
     })
+}
+
+/// Where a recorded vote leaves its gate, with `approvals` in its round counted (this vote
+/// included), and the `gate_decided` event that says so (both backends): a rejection closes
+/// the gate at once, the `required`th approval approves it.
+pub fn decided(vote: &GateVote, approvals: u32, required: u32) -> (GateStatus, NewEvent) {
+    let status = match vote.decision {
+        Decision::Reject => GateStatus::Rejected,
+        Decision::Approve if approvals >= required => GateStatus::Approved,
+        Decision::Approve => GateStatus::Open,
+    };
+    let event = NewEvent::step(
+        &vote.step,
+        crate::event::GateDecided {
+            who: vote.who.clone(),
+            decision: vote.decision.as_str().to_owned(),
+            comment: Some(vote.comment.clone()),
+            digest: Some(Some(vote.digest.clone())),
+            local: Some(vote.local),
+            approvals: Some(approvals),
+            required: Some(required),
+            on_timeout: None,
+            status: status.as_str().to_owned(),
+        },
+    );
+    (status, event)
 }
 
 /// Closes an open gate with `status` and appends `event` (and its alert deliveries, `event`

@@ -5,10 +5,11 @@ use super::StoreError;
 use super::schema::{json_col, name_col, opt_json_col, opt_time_col, time_col};
 use super::types::{LogLine, Migration, MigrationHead, Reported, StepRow};
 use crate::event::{Checkpoint, Event, MigrationId, MigrationState, Progress};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// How many candidates an ambiguous prefix names.
-const AMBIGUOUS_SHOWN: i64 = 5;
+pub const AMBIGUOUS_SHOWN: i64 = 5;
 
 const MIGRATION_COLUMNS: &str = "id, runbook, runbook_path, runbook_text, params, masked_params, \
      digest, state, starter, created_at, updated_at, last_seq, runbook_files";
@@ -108,13 +109,19 @@ pub fn resolve_id(conn: &Connection, prefix: &str) -> Result<MigrationId, StoreE
                     .query_row(params![prefix, upper], |r| r.get(0))?;
                 n as usize
             };
-            matches.truncate(AMBIGUOUS_SHOWN as usize);
-            Err(StoreError::Ambiguous {
-                prefix: prefix.to_owned(),
-                total,
-                matches: matches.into_iter().map(MigrationId::from).collect(),
-            })
+            Err(ambiguous(prefix, matches, total))
         }
+    }
+}
+
+/// The refusal of a prefix that `total` ids start with; `matches` are the first of them in
+/// id order, [`AMBIGUOUS_SHOWN`] or more (both backends).
+pub fn ambiguous(prefix: &str, mut matches: Vec<String>, total: usize) -> StoreError {
+    matches.truncate(AMBIGUOUS_SHOWN as usize);
+    StoreError::Ambiguous {
+        prefix: prefix.to_owned(),
+        total,
+        matches: matches.into_iter().map(MigrationId::from).collect(),
     }
 }
 
@@ -149,10 +156,20 @@ pub fn steps(conn: &Connection, id: &MigrationId) -> Result<Vec<StepRow>, StoreE
 
 /// The progress kept in columns `idx..idx + 3` (done, total, at), if any.
 fn progress_cols(r: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Reported>> {
-    let done: Option<i64> = r.get(idx)?;
-    let total: Option<i64> = r.get(idx + 1)?;
-    let at = opt_time_col(r, idx + 2)?;
-    Ok(match (done, total, at) {
+    Ok(progress(
+        r.get(idx)?,
+        r.get(idx + 1)?,
+        opt_time_col(r, idx + 2)?,
+    ))
+}
+
+/// A step row's progress columns (done, total, at) as read (both backends): all or nothing.
+pub fn progress(
+    done: Option<i64>,
+    total: Option<i64>,
+    at: Option<DateTime<Utc>>,
+) -> Option<Reported> {
+    match (done, total, at) {
         (Some(done), Some(total), Some(at)) => Some(Reported {
             progress: Progress {
                 done: done.max(0) as u64,
@@ -161,18 +178,28 @@ fn progress_cols(r: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Reported>> 
             at,
         }),
         _ => None,
-    })
+    }
 }
 
 /// The checkpoint kept in columns `idx..idx + 3` (value, attempt, at), if any.
 fn checkpoint_cols(r: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Checkpoint>> {
-    let value: Option<String> = r.get(idx)?;
-    let attempt: Option<u32> = r.get(idx + 1)?;
-    let at = opt_time_col(r, idx + 2)?;
-    Ok(match (value, attempt, at) {
+    Ok(checkpoint(
+        r.get(idx)?,
+        r.get(idx + 1)?,
+        opt_time_col(r, idx + 2)?,
+    ))
+}
+
+/// A step row's checkpoint columns (value, attempt, at) as read (both backends).
+pub fn checkpoint(
+    value: Option<String>,
+    attempt: Option<u32>,
+    at: Option<DateTime<Utc>>,
+) -> Option<Checkpoint> {
+    match (value, attempt, at) {
         (Some(value), Some(attempt), Some(at)) => Some(Checkpoint { value, attempt, at }),
         _ => None,
-    })
+    }
 }
 
 /// Events with a seq above `after_seq`, in order.

@@ -1,10 +1,13 @@
 //! Alert routing inside the commit (SPEC §4: deliveries are written to the outbox in the same
 //! transaction as the events that cause them).
 //!
-//! This is the one place events become deliveries: [`super::write::append_events`], which
-//! every write that appends events goes through (a batch, a new migration, a gate vote, a
-//! gate closed by a timeout), routes what it appends by the migration's runbook's rules. No
-//! writer routes for itself, so a new path that appends events cannot forget its alerts.
+//! This is the one place events become deliveries: [`super::write::append_events`] (and its
+//! PostgreSQL twin), which every write that appends events goes through (a batch, a new
+//! migration, a gate vote, a gate closed by a timeout), routes what it appends by the
+//! migration's runbook's rules. No writer routes for itself, so a new path that appends
+//! events cannot forget its alerts. Both backends share the rule of when rules are known or
+//! loaded ([`Routes::lookup`]) and how a stored runbook gives them ([`parse`]); only reading
+//! the stored text is each backend's own.
 //!
 //! The rules come from the runbook text the migration was created with, which never changes:
 //! parsed once per migration and kept (a bounded cache). A process that has the runbook
@@ -33,10 +36,40 @@ pub struct Routes {
     rules: Mutex<HashMap<MigrationId, Arc<Alerts>>>,
 }
 
+/// What routing a migration's events needs, as [`Routes::lookup`] finds it.
+#[derive(Debug)]
+pub enum Lookup {
+    /// The rules are known.
+    Known(Arc<Alerts>),
+    /// The rules are not known, and none of the events can alert: nothing to route, nothing
+    /// to load.
+    Silent,
+    /// The rules are not known and some event may alert: load the migration's runbook
+    /// (`runbook_path, runbook_text, runbook_files`), [`parse`] it and [`Routes::learn`] it.
+    Load,
+}
+
 impl Routes {
     /// Remembers a migration's rules, taken from the runbook it was created with.
     pub fn know(&self, id: &MigrationId, alerts: &Alerts) {
         self.keep(id, Arc::new(alerts.clone()));
+    }
+
+    /// The one rule of both backends: known rules are used at once; unknown ones are loaded
+    /// only for events that can alert at all.
+    pub fn lookup(&self, id: &MigrationId, events: &[NewEvent]) -> Lookup {
+        match self.rules().get(id).cloned() {
+            Some(alerts) => Lookup::Known(alerts),
+            None if !events.iter().any(rules::may_alert) => Lookup::Silent,
+            None => Lookup::Load,
+        }
+    }
+
+    /// Keeps rules a backend loaded after [`Lookup::Load`], and gives them back.
+    pub fn learn(&self, id: &MigrationId, alerts: Alerts) -> Arc<Alerts> {
+        let alerts = Arc::new(alerts);
+        self.keep(id, alerts.clone());
+        alerts
     }
 
     /// The deliveries `events` cause; `state` is the migration's state before the first.
@@ -47,16 +80,10 @@ impl Routes {
         state: MigrationState,
         events: &[NewEvent],
     ) -> Result<Vec<NewDelivery>, StoreError> {
-        let known = self.rules().get(id).cloned();
-        let alerts = match known {
-            Some(alerts) => alerts,
-            // Not known yet: the runbook is parsed only for events that can alert at all.
-            None if !events.iter().any(rules::may_alert) => return Ok(Vec::new()),
-            None => {
-                let alerts = Arc::new(load(conn, id)?);
-                self.keep(id, alerts.clone());
-                alerts
-            }
+        let alerts = match self.lookup(id, events) {
+            Lookup::Known(alerts) => alerts,
+            Lookup::Silent => return Ok(Vec::new()),
+            Lookup::Load => self.learn(id, load(conn, id)?),
         };
         // Without rules (most runbooks), `route` reads no event.
         Ok(rules::route(&alerts, state, events))
@@ -87,10 +114,16 @@ fn load(conn: &Connection, id: &MigrationId) -> Result<Alerts, StoreError> {
     let Some((path, text, files)) = source else {
         return Err(StoreError::NotFound(id.to_string()));
     };
-    let files = serde_json::from_str(&files).unwrap_or_default();
+    Ok(parse(&path, &text, &files))
+}
+
+/// The alert rules of a stored runbook (its path, text and SQL files as stored JSON); a
+/// text that no longer loads has none.
+pub fn parse(path: &str, text: &str, files_json: &str) -> Alerts {
+    let files = serde_json::from_str(files_json).unwrap_or_default();
     let files = crate::runbook::Files::Stored(&files);
-    Ok(crate::runbook::load_with(&path, text.as_bytes(), files)
+    crate::runbook::load_with(path, text.as_bytes(), files)
         .runbook
         .map(|r| r.alerts)
-        .unwrap_or_default())
+        .unwrap_or_default()
 }

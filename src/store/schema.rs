@@ -382,12 +382,15 @@ fn conversion(idx: usize, e: impl std::error::Error + Send + Sync + 'static) -> 
     rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e))
 }
 
+/// A time as stored, read back (both backends).
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc))
+}
+
 /// Reads a stored time.
 pub fn time_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
     let s: String = row.get(idx)?;
-    DateTime::parse_from_rfc3339(&s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| conversion(idx, e))
+    parse_time(&s).map_err(|e| conversion(idx, e))
 }
 
 /// Reads a stored time that may be absent.

@@ -1,7 +1,7 @@
 //! The PostgreSQL backend: one database (and schema) shared by several servers
 //! (`store: postgres://...`). Each operation is one transaction on a connection pool; what
 //! orders writes across servers is PostgreSQL's row locks: a write to a migration locks its
-//! row (`FOR UPDATE`) first, so a batch's fence check and a lease takeover never interleave.
+//! row (`FOR NO KEY UPDATE`: foreign-key checks of log lines still pass) first, so a batch's fence check and a lease takeover never interleave.
 //!
 //! The store's own tokio runtime runs on a thread of its own (`sensei-pg`), so the blocking
 //! methods work from any thread, a server's runtime threads included, and dropping the last
@@ -11,7 +11,7 @@
 //!
 //! The files: `schema` (tables, versioned upgrades), `db` (the pool and transactions), `queue`
 //! (log lines, process records and slot releases, written in order without waiting), `listen`
-//! (the change feed), and one file per area as in the SQLite backend: `write`, `read`, `gate`,
+//! (the change feed), `rows` (reading a row's columns), and one file per area as in the SQLite backend: `write`, `read`, `gate`,
 //! `lease`, `outbox`, `hooks`, `pool`, `processes`.
 
 mod db;

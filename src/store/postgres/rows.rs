@@ -1,12 +1,10 @@
-//! Reading a row's columns by position. The columns keep the SQLite backend's encodings
-//! (`super::super::schema`: times as RFC 3339 text, JSON as text, wire names as text, counts
-//! as BIGINT); what cannot be read is [`StoreError::Corrupt`], naming the column. And
-//! [`storable`], the one change text needs on its way in.
-//!
-//! The `pgwrite` branch adds this same module with more readers (for `read` and `gate`);
-//! these are the same functions with the same signatures, so on merging keep that one.
+//! Reading a row's columns by position, for `read` and `gate`. The columns keep the SQLite
+//! backend's encodings (`super::super::schema`: times as RFC 3339 text, JSON as text, wire
+//! names as text, counts as BIGINT); what cannot be read is [`StoreError::Corrupt`], naming
+//! the column. And [`storable`], the one change text needs on its way in.
 
 use super::super::StoreError;
+use super::super::schema::parse_time;
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 use sqlx::postgres::PgRow;
@@ -28,9 +26,7 @@ pub fn opt_text(row: &PgRow, idx: usize) -> Result<Option<String>, StoreError> {
 
 pub fn time(row: &PgRow, idx: usize) -> Result<DateTime<Utc>, StoreError> {
     let s = text(row, idx)?;
-    DateTime::parse_from_rfc3339(&s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| corrupt(row, idx, format!("`{s}`, not a time: {e}")))
+    parse_time(&s).map_err(|e| corrupt(row, idx, format!("`{s}`, not a time: {e}")))
 }
 
 pub fn opt_time(row: &PgRow, idx: usize) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -66,6 +62,18 @@ where
 pub fn int<T: TryFrom<i64>>(row: &PgRow, idx: usize) -> Result<T, StoreError> {
     let n: i64 = row.try_get(idx)?;
     T::try_from(n).map_err(|_| corrupt(row, idx, format!("{n}, out of range")))
+}
+
+pub fn opt_int<T: TryFrom<i64>>(row: &PgRow, idx: usize) -> Result<Option<T>, StoreError> {
+    let n: Option<i64> = row.try_get(idx)?;
+    match n {
+        None => Ok(None),
+        Some(_) => int(row, idx).map(Some),
+    }
+}
+
+pub fn flag(row: &PgRow, idx: usize) -> Result<bool, StoreError> {
+    Ok(row.try_get(idx)?)
 }
 
 /// Text as PostgreSQL can keep it: a TEXT value cannot hold a NUL byte, which SQLite keeps

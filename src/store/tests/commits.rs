@@ -1,10 +1,12 @@
-//! Group commit: a refused batch leaves its group alone, seqs stay consecutive under
-//! concurrency, and the throughput figure.
+//! Commits: a refused batch writes nothing and burns no seq, the state check and seqs hold
+//! under concurrency, a dropped future keeps its commit (on each backend, `pg::each`); and
+//! SQLite's group commit: a refused batch leaves its group alone, and the throughput figure.
 
 use super::*;
 use crate::event::MigrationState;
 use std::time::{Duration, Instant};
 
+/// SQLite's own: its group commit (a lock held on its file from outside).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refused_batch_writes_nothing_and_its_group_still_commits() {
     let (dir, store) = store();
@@ -80,111 +82,183 @@ async fn a_refused_batch_writes_nothing_and_its_group_still_commits() {
 }
 
 #[test]
-fn the_state_check_sees_earlier_batches_of_the_same_group() {
-    let (_dir, store) = store();
-    let m = create(&store, "m-aaaa00000001");
-    let to = |from, to| Batch {
-        expect_state: Some(from),
-        state: Some(to),
-        ..Batch::default()
-    };
-    // Two writers both move the migration out of `created`: exactly one wins.
-    let threads: Vec<_> = [MigrationState::Analyzing, MigrationState::Cancelled]
-        .into_iter()
-        .map(|target| {
-            let (store, m) = (store.clone(), m.clone());
-            std::thread::spawn(move || store.commit(&m, to(MigrationState::Created, target)))
-        })
-        .collect();
-    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    assert_eq!(
-        results.iter().filter(|r| r.is_ok()).count(),
-        1,
-        "{results:?}"
-    );
-    assert!(
-        results
+fn a_refused_batch_writes_nothing_and_burns_no_seq() {
+    for (store, fresh) in pg::each() {
+        let m = create(&store, "m-aaaa00000001");
+        let good = |step: &str| Batch {
+            expect_state: Some(MigrationState::Created),
+            events: vec![event(EventKind::StepStarted, step)],
+            steps: vec![super::step(step, StepState::Running)],
+            ..Batch::default()
+        };
+        assert_eq!(store.commit(&m, good("a")).unwrap().seqs, [2]);
+        let refused = store.commit(
+            &m,
+            Batch {
+                expect_state: Some(MigrationState::Running),
+                state: Some(MigrationState::Paused),
+                events: vec![event(EventKind::StepFailed, "b")],
+                steps: vec![super::step("b", StepState::Failed)],
+                ..Batch::default()
+            },
+        );
+        assert_eq!(
+            refused.unwrap_err(),
+            StoreError::StateChanged {
+                expected: MigrationState::Running,
+                found: MigrationState::Created
+            },
+            "{fresh}"
+        );
+        assert_eq!(store.commit(&m, good("c")).unwrap().seqs, [3], "{fresh}");
+        let kinds: Vec<_> = store
+            .events(&m, 0)
+            .unwrap()
             .iter()
-            .any(|r| matches!(r, Err(StoreError::StateChanged { .. })))
-    );
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::MigrationCreated,
+                EventKind::StepStarted,
+                EventKind::StepStarted
+            ]
+        );
+        let states: Vec<_> = store.steps(&m).unwrap().iter().map(|s| s.state).collect();
+        assert_eq!(
+            states,
+            [StepState::Running, StepState::Pending, StepState::Running]
+        );
+        let read = store.migration(&m).unwrap().unwrap();
+        assert_eq!((read.state, read.last_seq), (MigrationState::Created, 3));
+    }
+}
+
+#[test]
+fn the_state_check_sees_earlier_batches_of_the_same_group() {
+    // Two writers both move the migration out of `created`: exactly one wins (SQLite: in
+    // one group; PostgreSQL: on two connections, one waiting for the other's row lock).
+    for (store, _fresh) in pg::each() {
+        let m = create(&store, "m-aaaa00000001");
+        let to = |from, to| Batch {
+            expect_state: Some(from),
+            state: Some(to),
+            ..Batch::default()
+        };
+        let threads: Vec<_> = [MigrationState::Analyzing, MigrationState::Cancelled]
+            .into_iter()
+            .map(|target| {
+                let (store, m) = (store.clone(), m.clone());
+                std::thread::spawn(move || store.commit(&m, to(MigrationState::Created, target)))
+            })
+            .collect();
+        let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        assert!(
+            results
+                .iter()
+                .any(|r| matches!(r, Err(StoreError::StateChanged { .. })))
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn seqs_stay_consecutive_under_concurrent_commits() {
-    let (_dir, store) = store();
-    let m = create(&store, "m-aaaa00000001");
-    let mut tasks = tokio::task::JoinSet::new();
-    for task in 0..32 {
-        let (store, m) = (store.clone(), m.clone());
-        tasks.spawn(async move {
-            let mut seqs = Vec::new();
-            for i in 0..20 {
-                let n = 1 + (task + i) % 3;
-                let events = (0..n)
-                    .map(|k| event(EventKind::StepStarted, &format!("t{task}-{i}-{k}")))
-                    .collect();
-                let committed = store
-                    .commit_async(
-                        &m,
-                        Batch {
-                            events,
-                            ..Batch::default()
-                        },
-                    )
-                    .await
-                    .unwrap();
-                assert_eq!(committed.seqs.len(), n);
-                assert!(
-                    committed.seqs.windows(2).all(|w| w[1] == w[0] + 1),
-                    "a batch's seqs are consecutive: {:?}",
-                    committed.seqs
-                );
-                seqs.extend(committed.seqs);
-            }
-            seqs
-        });
-    }
-    let mut all = Vec::new();
-    while let Some(seqs) = tasks.join_next().await {
-        all.extend(seqs.unwrap());
-    }
-    all.sort_unstable();
-    let expected: Vec<i64> = (2..2 + all.len() as i64).collect();
-    assert_eq!(all, expected, "no gap, no duplicate");
+    for (store, fresh) in pg::each() {
+        let m = create(&store, "m-aaaa00000001");
+        let mut tasks = tokio::task::JoinSet::new();
+        for task in 0..32 {
+            let (store, m) = (store.clone(), m.clone());
+            tasks.spawn(async move {
+                let mut seqs = Vec::new();
+                for i in 0..20 {
+                    let n = 1 + (task + i) % 3;
+                    let events = (0..n)
+                        .map(|k| event(EventKind::StepStarted, &format!("t{task}-{i}-{k}")))
+                        .collect();
+                    let committed = store
+                        .commit_async(
+                            &m,
+                            Batch {
+                                events,
+                                ..Batch::default()
+                            },
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(committed.seqs.len(), n);
+                    assert!(
+                        committed.seqs.windows(2).all(|w| w[1] == w[0] + 1),
+                        "a batch's seqs are consecutive: {:?}",
+                        committed.seqs
+                    );
+                    seqs.extend(committed.seqs);
+                }
+                seqs
+            });
+        }
+        let mut all = Vec::new();
+        while let Some(seqs) = tasks.join_next().await {
+            all.extend(seqs.unwrap());
+        }
+        all.sort_unstable();
+        let expected: Vec<i64> = (2..2 + all.len() as i64).collect();
+        assert_eq!(all, expected, "no gap, no duplicate");
 
-    let events = store.events(&m, 0).unwrap();
-    assert_eq!(events.len(), all.len() + 1);
-    assert!(events.windows(2).all(|w| w[1].seq == w[0].seq + 1));
-    assert!(
-        events.windows(2).all(|w| w[1].at >= w[0].at),
-        "commit times never go back"
-    );
-    let last = store.migration(&m).unwrap().unwrap().last_seq;
-    assert_eq!(last, all.len() as i64 + 1);
-    let (transactions, jobs) = store.write_stats();
-    assert!(
-        transactions < jobs,
-        "commits were grouped: {jobs} in {transactions}"
-    );
+        let events = store.events(&m, 0).unwrap();
+        assert_eq!(events.len(), all.len() + 1);
+        assert!(events.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+        assert!(
+            events.windows(2).all(|w| w[1].at >= w[0].at),
+            "commit times never go back"
+        );
+        let last = store.migration(&m).unwrap().unwrap().last_seq;
+        assert_eq!(last, all.len() as i64 + 1);
+        // SQLite's own: its writer groups commits.
+        if !fresh.is_postgres() {
+            let (transactions, jobs) = store.write_stats();
+            assert!(
+                transactions < jobs,
+                "commits were grouped: {jobs} in {transactions}"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_future_does_not_lose_its_commit() {
-    let (_dir, store) = store();
-    let m = create(&store, "m-aaaa00000001");
-    // The batch is sent when the future is made; dropping it only drops the answer.
-    drop(store.commit_async(
-        &m,
-        Batch {
-            events: vec![event(EventKind::StepStarted, "a")],
-            ..Batch::default()
-        },
-    ));
-    store.flush_async().await.unwrap();
-    assert_eq!(store.events(&m, 0).unwrap().len(), 2);
+    for (store, fresh) in pg::each() {
+        let m = create(&store, "m-aaaa00000001");
+        // The batch is sent when the future is made; dropping it only drops the answer.
+        drop(store.commit_async(
+            &m,
+            Batch {
+                events: vec![event(EventKind::StepStarted, "a")],
+                ..Batch::default()
+            },
+        ));
+        store.flush_async().await.unwrap();
+        if !fresh.is_postgres() {
+            // SQLite's flush follows the commit through its one writer.
+            assert_eq!(store.events(&m, 0).unwrap().len(), 2, "{fresh}");
+        }
+        // PostgreSQL's flush covers only its queue (log lines...): the commit runs on a
+        // task of its own, which ends soon.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.events(&m, 0).unwrap().len() < 2 {
+            assert!(Instant::now() < deadline, "{fresh}: the commit was lost");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 }
 
-/// The figure for the report: `cargo test --release -- --ignored --nocapture group_commit`.
+/// The figure for the report: `cargo test --release -- --ignored --nocapture group_commit`
+/// (SQLite's group commit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: run on demand"]
 async fn group_commit_throughput() {

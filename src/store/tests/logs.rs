@@ -1,4 +1,5 @@
-//! Log lines: fire-and-forget, ordered, flushed, and written soon without a flush.
+//! Log lines: fire-and-forget, ordered, flushed, and written soon without a flush, on each
+//! backend (`pg::each`); riding along with commits is SQLite's own.
 
 use super::*;
 use std::time::{Duration, Instant};
@@ -19,46 +20,49 @@ fn line(step: &str, n: usize) -> NewLogLine {
 
 #[test]
 fn lines_keep_their_order_and_flush_waits_for_them() {
-    let (_dir, store) = store();
-    let m = create(&store, "m-aaaa00000001");
-    for n in 0..1000_usize {
-        store.log(&m, line(if n.is_multiple_of(3) { "a" } else { "b" }, n));
-    }
-    store.flush().unwrap();
-    let all = store.logs(&m, None).unwrap();
-    assert_eq!(all.len(), 1000);
-    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
-    let texts: Vec<_> = all.iter().map(|l| l.text.clone()).collect();
-    let expected: Vec<_> = (0..1000)
-        .map(|n: usize| format!("{} line {n}", if n.is_multiple_of(3) { "a" } else { "b" }))
-        .collect();
-    assert_eq!(texts, expected);
+    for (store, _fresh) in pg::each() {
+        let m = create(&store, "m-aaaa00000001");
+        for n in 0..1000_usize {
+            store.log(&m, line(if n.is_multiple_of(3) { "a" } else { "b" }, n));
+        }
+        store.flush().unwrap();
+        let all = store.logs(&m, None).unwrap();
+        assert_eq!(all.len(), 1000);
+        assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+        let texts: Vec<_> = all.iter().map(|l| l.text.clone()).collect();
+        let expected: Vec<_> = (0..1000)
+            .map(|n: usize| format!("{} line {n}", if n.is_multiple_of(3) { "a" } else { "b" }))
+            .collect();
+        assert_eq!(texts, expected);
 
-    let a = store.logs(&m, Some("a")).unwrap();
-    assert_eq!(a.len(), 334);
-    assert!(a.iter().all(|l| l.step == "a"));
-    assert_eq!(a[1].text, "a line 3");
-    assert_eq!(a[1].stream, LogStream::Stderr);
-    assert_eq!(a[1].at, at(3));
-    assert_eq!(a[1].attempt, 1);
-    assert_eq!(store.lost_log_lines(), 0);
+        let a = store.logs(&m, Some("a")).unwrap();
+        assert_eq!(a.len(), 334);
+        assert!(a.iter().all(|l| l.step == "a"));
+        assert_eq!(a[1].text, "a line 3");
+        assert_eq!(a[1].stream, LogStream::Stderr);
+        assert_eq!(a[1].at, at(3));
+        assert_eq!(a[1].attempt, 1);
+        assert_eq!(store.lost_log_lines(), 0);
+    }
 }
 
 #[test]
 fn lines_are_written_soon_without_a_flush() {
-    let (_dir, store) = store();
-    let m = create(&store, "m-aaaa00000001");
-    store.log(&m, line("a", 0));
-    let start = Instant::now();
-    while store.logs(&m, None).unwrap().is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "the line was not written"
-        );
-        std::thread::sleep(Duration::from_millis(5));
+    for (store, _fresh) in pg::each() {
+        let m = create(&store, "m-aaaa00000001");
+        store.log(&m, line("a", 0));
+        let start = Instant::now();
+        while store.logs(&m, None).unwrap().is_empty() {
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "the line was not written"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 
+/// SQLite's own: its group commit (PostgreSQL writes lines on their own, in order).
 #[test]
 fn lines_ride_along_with_commits() {
     let (_dir, store) = store();
@@ -75,15 +79,16 @@ fn lines_ride_along_with_commits() {
 
 #[test]
 fn a_line_for_an_unknown_migration_is_counted_as_lost() {
-    let (_dir, store) = store();
-    let m = create(&store, "m-aaaa00000001");
-    store.log(&id("m-nope"), line("a", 0));
-    store.log(&m, line("a", 1));
-    store.flush().unwrap();
-    assert_eq!(store.lost_log_lines(), 1);
-    assert_eq!(
-        store.logs(&m, None).unwrap().len(),
-        1,
-        "its neighbour is kept"
-    );
+    for (store, _fresh) in pg::each() {
+        let m = create(&store, "m-aaaa00000001");
+        store.log(&id("m-nope"), line("a", 0));
+        store.log(&m, line("a", 1));
+        store.flush().unwrap();
+        assert_eq!(store.lost_log_lines(), 1);
+        assert_eq!(
+            store.logs(&m, None).unwrap().len(),
+            1,
+            "its neighbour is kept"
+        );
+    }
 }
