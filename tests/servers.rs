@@ -92,6 +92,25 @@ fn signal(server: &Server, sig: &str) {
     assert!(sent.success(), "kill {sig} {pid}");
 }
 
+/// Waits (30 s) until the migration is in `state` as `servers[0]` reads it; on a timeout,
+/// fails with the migration's events and every server's log.
+fn wait_state(servers: &[&Server], id: &str, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if servers[0].state(id) == state {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let logs: Vec<String> = servers.iter().map(|s| s.log()).collect();
+    panic!(
+        "{id} is {} after 30 s, not {state}; events: {:?}\nlogs:\n{}",
+        servers[0].state(id),
+        kinds(&servers[0].events(id)),
+        logs.join("\n-----\n")
+    );
+}
+
 /// `GET /v1/ready`'s `migrations_owned` of each server.
 fn owned(servers: &[&Server]) -> Vec<u64> {
     servers
@@ -137,10 +156,7 @@ fn kill_9_of_the_owner_mid_step_and_another_server_certifies() {
     // Another server takes over within the lease time: the idempotent step runs again, the
     // other is interrupted and the migration pauses for an operator, with an alert event.
     let (a, b) = (&servers[0], &servers[1]);
-    a.wait_state(&id, "paused");
-    wait_for("the idempotent step to run again", || {
-        dir.path("runbooks/again.started").exists().then_some(())
-    });
+    wait_state(&[a, b], &id, "paused");
     let events = a.events(&id);
     let seen = kinds(&events);
     assert!(seen.contains(&"step_interrupted".to_owned()), "{seen:?}");
@@ -159,14 +175,18 @@ fn kill_9_of_the_owner_mid_step_and_another_server_certifies() {
         .sum();
     assert_eq!(taken, 1, "exactly one server took the migration over");
 
-    // An operator retries the interrupted step through any server; it certifies.
+    // An operator retries the interrupted step through any server; both held steps run
+    // again, and it certifies.
     b.post(
         &format!("/v1/migrations/{id}/resume"),
         r#"{"interrupted": "retry"}"#,
     )
     .expect(200);
+    wait_for("the idempotent step to run again", || {
+        dir.path("runbooks/again.started").exists().then_some(())
+    });
     std::fs::write(dir.path("runbooks/go"), "").expect("go");
-    a.wait_state(&id, "certified");
+    wait_state(&[a, b], &id, "certified");
     let lines = ledger(&dir);
     assert_eq!(count(&lines, "once"), 1, "{lines:?}");
     assert_eq!(
@@ -189,60 +209,69 @@ fn a_paused_owner_loses_its_lease_and_writes_nothing_when_it_wakes() {
         return;
     };
     let dir = Dir::new();
-    dir.runbook(
-        "ledger.yaml",
-        LEDGER
-            .replace(
-                "    run: echo hold_once",
-                "    idempotent: true\n    run: echo hold_once",
-            )
-            .as_str(),
-    );
+    dir.runbook("ledger.yaml", LEDGER);
     let mut servers = three(&dir, &db, &[]);
     let owner = servers.remove(0);
+    let (other, third) = (&servers[0], &servers[1]);
     let id = owner.create(Some("ops-token"), "ledger", "{}");
     owner
         .post(&format!("/v1/migrations/{id}/start"), "")
         .expect(200);
-    wait_for("the held steps to start", || {
-        dir.path("runbooks/once.started").exists().then_some(())
+    wait_for("both held steps to start", || {
+        (dir.path("runbooks/again.started").exists() && dir.path("runbooks/once.started").exists())
+            .then_some(())
     });
+    let (again, once) = (pid(&dir, "again.pid"), pid(&dir, "once.pid"));
     signal(&owner, "-STOP");
-    // Past its lease another server takes over and, once released, certifies.
-    let other = &servers[0];
-    wait_for("a takeover", || {
-        let taken: u64 = servers
-            .iter()
-            .map(|s| {
-                s.get("/v1/ready").expect(200).json["takeovers"]
-                    .as_u64()
-                    .unwrap_or(0)
-            })
-            .sum();
-        (taken == 1).then_some(())
-    });
-    std::fs::write(dir.path("runbooks/go"), "").expect("go");
-    other.wait_state(&id, "certified");
+
+    // Past its lease another server takes the migration over. The paused server's step
+    // processes still run on this host, so even the idempotent step is not started a
+    // second time beside its first copy: both are interrupted, and the migration pauses.
+    wait_state(&[other, third], &id, "paused");
+    let taken: u64 = servers
+        .iter()
+        .map(|s| {
+            s.get("/v1/ready").expect(200).json["takeovers"]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(taken, 1, "exactly one server took the migration over");
     let before = other.events(&id);
 
-    // The old owner wakes: its lease is gone, so it stops driving and writes nothing.
+    // The old owner wakes: its renewal finds the lease taken, so it stops driving, kills
+    // its step processes, and writes nothing.
     signal(&owner, "-CONT");
-    wait_for("the old owner to notice it lost the lease", || {
-        let log = owner.log();
-        (log.contains("taken over") || log.contains("lost")).then_some(())
-    });
     wait_for("the old owner to drive nothing", || {
         (owned(&[&owner]) == vec![0]).then_some(())
     });
+    wait_for("the old owner's step processes to be gone", || {
+        (!alive(again) && !alive(once)).then_some(())
+    });
     let after = other.events(&id);
     assert_eq!(
-        after.len(),
-        before.len(),
-        "the woken owner wrote events: {:?}",
-        &kinds(&after)[before.len().min(after.len())..]
+        kinds(&after),
+        kinds(&before),
+        "the woken owner wrote to the migration it lost"
     );
-    assert_eq!(other.state(&id), "certified");
+    assert!(
+        owner.log().contains("taken over"),
+        "the old owner says why it stopped:\n{}",
+        owner.log()
+    );
+
+    // An operator retries the interrupted steps through another server; it certifies.
+    third
+        .post(
+            &format!("/v1/migrations/{id}/resume"),
+            r#"{"interrupted": "retry"}"#,
+        )
+        .expect(200);
+    std::fs::write(dir.path("runbooks/go"), "").expect("go");
+    wait_state(&[other, third, &owner], &id, "certified");
     let lines = ledger(&dir);
+    assert_eq!(count(&lines, "once"), 1, "{lines:?}");
+    assert_eq!(count(&lines, "hold_once"), 2, "{lines:?}");
     assert_eq!(count(&lines, "after"), 1, "{lines:?}");
     assert_eq!(count(&lines, "verify"), 1, "{lines:?}");
 }
@@ -275,7 +304,11 @@ fn three_servers_fire_a_schedule_once_per_fire_time() {
             .expect("fire")
             .to_utc();
         let id = sensei::schedule::scheduled_id("tick", 0, at).to_string();
-        servers[0].wait_state(&id, "certified");
+        wait_for("the fire time's migration", || {
+            (servers[0].get(&format!("/v1/migrations/{id}")).status == 200).then_some(())
+        });
+        let refs: Vec<&Server> = servers.iter().collect();
+        wait_state(&refs, &id, "certified");
         for s in servers {
             assert_eq!(s.terminate(), 0);
         }
