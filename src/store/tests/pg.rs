@@ -130,4 +130,16 @@ fn a_postgres_store_opens_upgrades_and_answers() {
     // A second open finds the schema at this build's version.
     let again = schema.store();
     again.ping().unwrap();
+    drop(again);
+    // A store a newer release upgraded is refused in words, and left as it is.
+    schema.execute("UPDATE sensei_schema SET version = 99");
+    let refused = Store::connect(&Location::Postgres(schema.url.clone()), Durability::Full)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("written by a newer sensei (schema version 99"),
+        "{refused}"
+    );
+    schema.execute("UPDATE sensei_schema SET version = 1");
+    schema.store().ping().unwrap();
 }
