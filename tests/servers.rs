@@ -388,3 +388,61 @@ fn an_alert_is_delivered_by_exactly_one_of_three_servers() {
     let body: Value = serde_json::from_str(&receiver.got()[0].body).expect("json");
     assert_eq!(body["event"], "step_failed");
 }
+
+#[test]
+fn local_commands_use_the_shared_store_with_store_and_servers_see_their_migrations() {
+    let Some(db) = TestDb::new(Kind::Postgres) else {
+        return;
+    };
+    let dir = Dir::new();
+    dir.runbook(
+        "ledger.yaml",
+        &LEDGER.replace("while [ ! -f go ]; do sleep 0.05; done", "true"),
+    );
+    let server = one(&dir, &db, &[]);
+    let sensei = |args: &[&str]| {
+        std::process::Command::new(harness::BIN)
+            .args(args)
+            .current_dir(dir.path("runbooks"))
+            .env_remove("SENSEI_STATE_DIR")
+            .env("SENSEI_STORE", db.dsn())
+            .output()
+            .expect("run sensei")
+    };
+    let run = sensei(&["run", "ledger.yaml"]);
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let id = stdout
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("migration "))
+        .and_then(|l| l.strip_suffix(" created"))
+        .expect("the id")
+        .to_owned();
+    assert_eq!(
+        server.state(&id),
+        "certified",
+        "the server reads what the CLI wrote"
+    );
+    let status = sensei(&["status", &id]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("certified"));
+    // No state directory was made: the store is PostgreSQL.
+    assert!(!dir.path("runbooks/.sensei").exists());
+
+    let refused = std::process::Command::new(harness::BIN)
+        .args(["list", "--store", "mysql://root:hunter2@db/x"])
+        .current_dir(dir.path("runbooks"))
+        .output()
+        .expect("run sensei");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--store must be a postgres:// URL"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}

@@ -28,8 +28,6 @@ pub struct Db {
     pub me: Me,
     pub routes: Arc<Routes>,
     pub feed: Arc<Feed>,
-    /// The URL without its password, for messages.
-    pub url: String,
     transactions: AtomicU64,
 }
 
@@ -61,7 +59,6 @@ impl Db {
             me: Me::discover(),
             routes: Arc::new(Routes::default()),
             feed: Arc::new(Feed::default()),
-            url: shown,
             transactions: AtomicU64::new(0),
         })
     }
@@ -69,7 +66,7 @@ impl Db {
     /// Begins a write transaction, reading the database's clock.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let now = now(&mut *tx).await?;
+        let now = now(&mut tx).await?;
         Ok(Tx { tx, now })
     }
 

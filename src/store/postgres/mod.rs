@@ -28,8 +28,6 @@ mod rows;
 mod schema;
 mod write;
 
-pub use schema::SCHEMA_VERSION;
-
 use super::{
     AttemptRecord, Batch, Committed, Delivery, DeliveryAttempt, Event, GateDecision, GateError,
     GateInfo, GateOutcome, GateStatus, GateVote, Lease, LeaseError, LeaseHolder, LogLine,
