@@ -298,6 +298,9 @@ pub struct KeyFlags {
     /// `alerts.allow_private_urls`: allow webhook URLs on loopback and private networks.
     #[arg(long)]
     pub allow_private_urls: bool,
+    /// `lease_time`: how long a driver's lease lasts without renewal (default 15s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lease_time: Option<Duration>,
     /// `alerts.retry_for`: how long a delivery is retried (e.g. 1h).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub alerts_retry_for: Option<Duration>,
@@ -345,6 +348,9 @@ impl KeyFlags {
         }
         if self.allow_private_urls {
             config.alerts.allow_private_urls = true;
+        }
+        if let Some(d) = self.lease_time {
+            config.lease_time = Some(d);
         }
         if let Some(d) = self.alerts_retry_for {
             config.alerts.retry_for = d;

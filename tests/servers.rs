@@ -51,7 +51,7 @@ fn three(dir: &Dir, db: &TestDb, env: &[(&str, &str)]) -> Vec<Server> {
 fn one(dir: &Dir, db: &TestDb, env: &[(&str, &str)]) -> Server {
     let mut all = vec![("SENSEI_TEST_LEASE_TTL_MS", LEASE_MS)];
     all.extend_from_slice(env);
-    dir.serve_with_tokens(&["--store", &db.dsn()], &all)
+    dir.serve_with_tokens(&["--store", &db.dsn(), "--allow-private-urls"], &all)
 }
 
 fn ledger(dir: &Dir) -> Vec<String> {
@@ -129,13 +129,25 @@ fn kill_9_of_the_owner_mid_step_and_another_server_certifies() {
         return;
     };
     let dir = Dir::new();
-    dir.runbook("ledger.yaml", LEDGER);
+    let receiver = Receiver::start(&[200]);
+    let alerting = format!(
+        "alerts:\n  channels:\n    ops: {{ webhook: {{ url: \"{}\" }} }}\n  rules:\n    - {{ on: [paused], notify: [ops] }}\nsteps:\n",
+        receiver.url("/paused")
+    );
+    dir.runbook("ledger.yaml", &LEDGER.replacen("steps:\n", &alerting, 1));
     let mut servers = three(&dir, &db, &[]);
     let owner = servers.remove(0);
     let id = owner.create(Some("ops-token"), "ledger", "{}");
+    // Another server's event stream shows what the owner commits, as it happens.
+    let mut stream = servers[0].stream(&id);
     owner
         .post(&format!("/v1/migrations/{id}/start"), "")
         .expect(200);
+    let seen = stream.until("step_started");
+    assert!(
+        seen.iter().any(|m| m.event == "driver_attached"),
+        "{seen:?}"
+    );
     wait_for("both held steps to start", || {
         (dir.path("runbooks/again.started").exists() && dir.path("runbooks/once.started").exists())
             .then_some(())
@@ -174,6 +186,11 @@ fn kill_9_of_the_owner_mid_step_and_another_server_certifies() {
         })
         .sum();
     assert_eq!(taken, 1, "exactly one server took the migration over");
+    let paused = wait_for("the `paused` alert", || {
+        let got = receiver.got();
+        (!got.is_empty()).then_some(got)
+    });
+    assert_eq!(paused[0].json()["event"], "paused", "{paused:?}");
 
     // An operator retries the interrupted step through any server; both held steps run
     // again, and it certifies.

@@ -46,7 +46,7 @@ impl Config {
     }
 
     /// `store` and `lease_time` as the file has them, checked.
-    pub(super) fn check_store(&self) -> Result<(), String> {
+    pub(crate) fn check_store(&self) -> Result<(), String> {
         if let Some(url) = &self.store {
             check_store_url(url, "`store`")?;
         }

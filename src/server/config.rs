@@ -112,6 +112,7 @@ impl Settings {
         flags.keys.apply(&mut config).map_err(ConfigError::Flag)?;
         // Again with the flags' tokens, password variable and pass-through names.
         config.check_step_env().map_err(ConfigError::StepEnv)?;
+        config.check_store().map_err(ConfigError::Store)?;
         let store = config
             .store_location(flags.store.as_deref(), flags.state_dir.as_deref())
             .map_err(ConfigError::Store)?;
