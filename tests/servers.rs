@@ -463,3 +463,48 @@ fn local_commands_use_the_shared_store_with_store_and_servers_see_their_migratio
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
+
+#[test]
+fn webhook_replays_and_idempotency_keys_hold_across_servers() {
+    use harness::hooks::{DEPLOY, SECRET, deliver, now, signed};
+    let Some(db) = TestDb::new(Kind::Postgres) else {
+        return;
+    };
+    let dir = Dir::new();
+    dir.runbook("deploy.yaml", DEPLOY);
+    let servers: Vec<Server> = (0..3)
+        .map(|_| one(&dir, &db, &[("SENSEI_TEST_HOOK", SECRET)]))
+        .collect();
+    let body = br#"{"tables": ["orders"], "batch": 5}"#;
+
+    // A delivery accepted by one server is a replay at every other.
+    let ts = now();
+    let headers = signed(SECRET, ts, body);
+    deliver(&servers[0], "deploy-finished", &headers, body).expect(202);
+    for s in &servers[1..] {
+        deliver(s, "deploy-finished", &headers, body).expect(401);
+    }
+
+    // One key sent to all three servers at once (each signed afresh): one migration.
+    let answers: Vec<String> = std::thread::scope(|scope| {
+        let calls: Vec<_> = servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                scope.spawn(move || {
+                    let mut headers = signed(SECRET, ts - 1 - i as i64, body);
+                    headers.push(("Idempotency-Key", "deploy-7".to_owned()));
+                    let reply = deliver(s, "deploy-finished", &headers, body).expect(202);
+                    reply.json["id"].as_str().expect("an id").to_owned()
+                })
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().expect("call")).collect()
+    });
+    assert!(answers.iter().all(|id| *id == answers[0]), "{answers:?}");
+    let listed = servers[2]
+        .get("/v1/migrations?runbook=deploy")
+        .expect(200)
+        .json;
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+}

@@ -37,7 +37,24 @@ fn schedule_bits(runbook: &str, index: usize) -> u64 {
 /// The id of the migration that fire time `fire` of schedule `index` of `runbook` creates.
 pub fn scheduled_id(runbook: &str, index: usize, fire: DateTime<Utc>) -> MigrationId {
     let secs = fire.timestamp().max(0) as u64 & SECONDS_MASK;
-    let bits = (secs << HASH_BITS) | schedule_bits(runbook, index);
+    encode((secs << HASH_BITS) | schedule_bits(runbook, index))
+}
+
+/// The id of the migration a webhook call to `hook` with `Idempotency-Key: key` creates: 60
+/// bits of FNV-1a over both. Every server derives the same id, so when two servers get the
+/// same key at once, the store's refusal of a second migration with one id makes exactly one
+/// of them create it (the same rule as fire times).
+pub fn keyed_id(hook: &str, key: &str) -> MigrationId {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in hook.bytes().chain(std::iter::once(0)).chain(key.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    encode((hash ^ (hash >> 60)) & ((1 << 60) - 1))
+}
+
+/// 60 bits as `m-` and 12 base-32 characters.
+fn encode(bits: u64) -> MigrationId {
     let mut id = String::with_capacity(14);
     id.push_str("m-");
     for i in (0..12).rev() {

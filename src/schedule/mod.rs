@@ -14,4 +14,4 @@ pub mod id;
 pub mod plan;
 
 pub use fire::{Fired, starter};
-pub use id::{fire_time, scheduled_id};
+pub use id::{fire_time, keyed_id, scheduled_id};

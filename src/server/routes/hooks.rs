@@ -25,6 +25,7 @@ use crate::operator::{self, Requester};
 use crate::runbook::model::Trigger;
 use crate::runbook::params;
 use crate::runbook::render::{Renderer, Values};
+use crate::schedule::keyed_id;
 use crate::server::error::{ApiError, body_rejection};
 use crate::server::extract::Segments;
 use axum::Json;
@@ -114,7 +115,20 @@ async fn handle(
         return Ok(accepted(&m.id.to_string(), m.state));
     }
     let starter = format!("hook:{name}");
-    let m = create_from(&state, active, params, starter.clone()).await?;
+    // A keyed call's migration has an id derived from the key, so when another server got
+    // the same key at the same moment, the store lets only one of the two creates through;
+    // the other answers with that migration, as for a key seen before.
+    let keyed = idempotency.as_deref().map(|k| keyed_id(&name, k));
+    let m = match create_from(&state, active, params, starter.clone(), keyed.clone()).await {
+        Ok(m) => m,
+        Err(ApiError::Conflict(_)) if keyed.is_some() => {
+            let id = keyed.map(|id| id.to_string()).unwrap_or_default();
+            let m = load(&state, &id)?;
+            tracing::info!(migration = %m.id, hook = %name, "idempotency key's migration was created by another call: same migration");
+            return Ok(accepted(&m.id.to_string(), m.state));
+        }
+        Err(e) => return Err(e),
+    };
     if let Some(k) = idempotency.clone() {
         let (store, hook, id) = (state.store.clone(), name.clone(), m.id.clone());
         super::blocking(move || Ok(store.remember_hook_key(&hook, &k, &id, now)?)).await?;

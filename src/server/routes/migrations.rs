@@ -52,7 +52,7 @@ pub async fn create(
     };
     let params = params::resolve_json(&active.runbook, &body.params)
         .map_err(|errors| params_error(&body.runbook, &errors))?;
-    let migration = create_from(&state, active, params, caller.name.clone()).await?;
+    let migration = create_from(&state, active, params, caller.name.clone(), None).await?;
     tracing::info!(migration = %migration.id, runbook = %migration.runbook, by = %migration.starter, "created");
     let steps = state.store.steps(&migration.id)?;
     let mut headers = HeaderMap::new();
@@ -83,6 +83,7 @@ pub async fn create_from(
     active: Arc<Active>,
     params: params::Params,
     starter: String,
+    id: Option<crate::event::MigrationId>,
 ) -> Result<Migration, ApiError> {
     let store = state.store.clone();
     blocking(move || {
@@ -94,7 +95,7 @@ pub async fn create_from(
                 runbook_text: active.text.clone(),
                 params,
                 starter,
-                id: None,
+                id,
                 now: None,
                 origin: Default::default(),
             },
@@ -104,6 +105,9 @@ pub async fn create_from(
                 format!("the plan cannot be built with these params: {e}"),
                 json!({}),
             ),
+            EngineError::Store(e @ crate::store::StoreError::Exists(_)) => {
+                ApiError::Conflict(e.to_string())
+            }
             other => other.into(),
         })
     })
