@@ -1,18 +1,23 @@
 //! The store: durable migrations, their event log, derived step rows, logs, gate decisions
-//! and leases, in SQLite in the state directory (`<state_dir>/sensei.db`, WAL).
+//! and leases. [`Store`] (`contract`) is the one handle everything uses, over either backend:
+//! SQLite in the state directory (`<state_dir>/sensei.db`, WAL; the default) or PostgreSQL
+//! shared by several servers (`postgres/`).
 //!
 //! It knows nothing of windows, runbook actions or the lifecycle table: callers decide, the
-//! store makes their decisions durable and atomic. Every write goes to one writer thread that
-//! commits whatever is queued in one transaction (`writer`); reads use a second connection.
-//! A call that writes returns only after the COMMIT, at the configured [`Durability`].
+//! store makes their decisions durable and atomic. A call that writes returns only after the
+//! COMMIT.
 //!
-//! The files: `types` (what goes in and out), `schema` (tables and column encodings),
-//! `contract` (the async interface a backend implements; `Store`'s own methods are its
-//! blocking adapter), `writer` (group commit), `feed` (the change feed readers wait on), `write` (migrations, batches, logs), `read`, `gate`, `lease`,
-//! `route` (the alert deliveries each appended event causes, by its runbook's rules),
-//! `outbox` (alert deliveries and their attempts), `hooks` (webhook signatures seen and
-//! idempotency keys), `pool` (pool slots shared by every migration), `processes` (the process
-//! group of each step's latest attempt).
+//! The files: `contract` (the handle and [`Location`]), `types` (what goes in and out, shared
+//! by both backends, as are the row types of `gate`, `lease`, `outbox`, `pool`, `processes`),
+//! `error`, `feed` (the change feed readers wait on), `route` (the alert deliveries each
+//! appended event causes, by its runbook's rules: one rule for both backends), and
+//! `postgres/` (the PostgreSQL backend). The SQLite backend is `sqlite` (its handle),
+//! `writer` (one thread that group-commits whatever is queued in one transaction; reads use a
+//! second connection), `schema` (tables and column encodings, which PostgreSQL keeps too),
+//! `write` (migrations, batches, logs), `read`, `gate`, `lease`, `outbox` (alert deliveries
+//! and their attempts), `hooks` (webhook signatures seen and idempotency keys), `pool` (pool
+//! slots shared by every migration) and `processes` (the process group of each step's latest
+//! attempt).
 
 mod contract;
 mod error;
