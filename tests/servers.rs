@@ -186,6 +186,18 @@ fn kill_9_of_the_owner_mid_step_and_another_server_certifies() {
         })
         .sum();
     assert_eq!(taken, 1, "exactly one server took the migration over");
+    let metrics: Vec<String> = servers
+        .iter()
+        .map(|s| s.get("/metrics").expect(200).text)
+        .collect();
+    assert_eq!(
+        metrics
+            .iter()
+            .filter(|m| m.contains("\nsensei_lease_takeovers_total 1\n"))
+            .count(),
+        1,
+        "one server counts the takeover in its metrics: {metrics:?}"
+    );
     let paused = wait_for("the `paused` alert", || {
         let got = receiver.got();
         (!got.is_empty()).then_some(got)

@@ -66,19 +66,47 @@ impl Me {
 
 struct Row {
     token: String,
-    pid: u32,
     pid_start: Option<u64>,
     holder: LeaseHolder,
 }
 
+/// How a backend judges whether a lease's holder still holds it: the one rule of both
+/// backends, with the one difference between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// SQLite (one host, or local drivers beside a server): a process of this host that
+    /// still runs keeps its lease whatever its expiry (its steps may still run, and a second
+    /// driver would start them again beside them).
+    HostFirst,
+    /// PostgreSQL (servers on several hosts): only the expiry counts, by the database's
+    /// clock, so a server paused past its lease loses it to the next that asks.
+    ClockFirst,
+}
+
+/// Held by a live process: a holder of this host whose process is gone never is (a reused
+/// pid is told apart by its start time); otherwise as `rule` says, and an unexpired lease
+/// of another host (or of this one when /proc cannot tell) always is.
+pub fn is_live(
+    holder: &LeaseHolder,
+    pid_start: Option<u64>,
+    me: &Me,
+    now: DateTime<Utc>,
+    rule: Liveness,
+) -> bool {
+    let on_this_host = (holder.host == me.host)
+        .then(|| host::alive(holder.pid, pid_start))
+        .flatten();
+    let unexpired = holder.expires_at > now;
+    match (on_this_host, rule) {
+        (Some(false), _) => false,
+        (Some(true), Liveness::HostFirst) => true,
+        _ => unexpired,
+    }
+}
+
 impl Row {
-    /// Held by a live process: a process of this host that still runs (whatever its
-    /// expiry), or an unexpired lease of another host (or of this one when /proc cannot tell).
     fn is_live(&self, me: &Me, now: DateTime<Utc>) -> bool {
-        let on_this_host = (self.holder.host == me.host)
-            .then(|| host::alive(self.pid, self.pid_start))
-            .flatten();
-        on_this_host.unwrap_or(self.holder.expires_at > now)
+        is_live(&self.holder, self.pid_start, me, now, Liveness::HostFirst)
     }
 }
 
@@ -88,13 +116,11 @@ fn row(conn: &Connection, id: &MigrationId) -> Result<Option<Row>, StoreError> {
             "SELECT token, pid, pid_start, host, since, expires_at FROM leases WHERE migration = ?1",
         )?
         .query_row([id.as_str()], |r| {
-            let pid: u32 = r.get(1)?;
             Ok(Row {
                 token: r.get(0)?,
-                pid,
                 pid_start: r.get::<_, Option<i64>>(2)?.map(|s| s as u64),
                 holder: LeaseHolder {
-                    pid,
+                    pid: r.get(1)?,
                     host: r.get(3)?,
                     since: time_col(r, 4)?,
                     expires_at: time_col(r, 5)?,

@@ -19,7 +19,7 @@
 //! first (`write::head`), as every batch does before its [`fence`] check, so a takeover
 //! waits for a batch in flight and the batch after it sees the new token.
 
-use super::super::lease::Me;
+use super::super::lease::{Liveness, Me, is_live};
 use super::super::schema::fmt_time;
 use super::super::{Lease, LeaseError, LeaseHolder, MigrationId, StoreError};
 use super::db::{self, Db};
@@ -62,9 +62,7 @@ impl Row {
     /// Held by a live process: unexpired by the database's clock, and not held by a
     /// process of this host that is gone.
     fn is_live(&self, me: &Me, now: DateTime<Utc>) -> bool {
-        let gone = self.holder.host == me.host
-            && crate::host::alive(self.holder.pid, self.pid_start) == Some(false);
-        !gone && self.holder.expires_at > now
+        is_live(&self.holder, self.pid_start, me, now, Liveness::ClockFirst)
     }
 }
 
