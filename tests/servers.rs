@@ -111,16 +111,35 @@ fn wait_state(servers: &[&Server], id: &str, state: &str) {
     );
 }
 
-/// `GET /v1/ready`'s `migrations_owned` of each server.
-fn owned(servers: &[&Server]) -> Vec<u64> {
+/// A count of `GET /v1/ready` (`migrations_owned`, `takeovers`) of each server.
+fn ready(servers: &[&Server], count: &str) -> Vec<u64> {
     servers
         .iter()
         .map(|s| {
-            s.get("/v1/ready").expect(200).json["migrations_owned"]
+            s.get("/v1/ready").expect(200).json[count]
                 .as_u64()
                 .unwrap_or(0)
         })
         .collect()
+}
+
+/// How many migrations the servers took over, together.
+fn takeovers(servers: &[Server]) -> u64 {
+    ready(&servers.iter().collect::<Vec<_>>(), "takeovers")
+        .iter()
+        .sum()
+}
+
+/// Starts `id` on `owner` and waits until both held steps of [`LEDGER`] run; their pids.
+fn start_held(owner: &Server, dir: &Dir, id: &str) -> (i32, i32) {
+    owner
+        .post(&format!("/v1/migrations/{id}/start"), "")
+        .expect(200);
+    wait_for("both held steps to start", || {
+        (dir.path("runbooks/again.started").exists() && dir.path("runbooks/once.started").exists())
+            .then_some(())
+    });
+    (pid(dir, "again.pid"), pid(dir, "once.pid"))
 }
 
 #[test]
@@ -140,24 +159,17 @@ fn kill_9_of_the_owner_mid_step_and_another_server_certifies() {
     let id = owner.create(Some("ops-token"), "ledger", "{}");
     // Another server's event stream shows what the owner commits, as it happens.
     let mut stream = servers[0].stream(&id);
-    owner
-        .post(&format!("/v1/migrations/{id}/start"), "")
-        .expect(200);
+    let (again, once) = start_held(&owner, &dir, &id);
     let seen = stream.until("step_started");
     assert!(
         seen.iter().any(|m| m.event == "driver_attached"),
         "{seen:?}"
     );
-    wait_for("both held steps to start", || {
-        (dir.path("runbooks/again.started").exists() && dir.path("runbooks/once.started").exists())
-            .then_some(())
-    });
     assert_eq!(
-        owned(&[&owner]),
+        ready(&[&owner], "migrations_owned"),
         vec![1],
         "the server that started it drives it"
     );
-    let (again, once) = (pid(&dir, "again.pid"), pid(&dir, "once.pid"));
     std::fs::remove_file(dir.path("runbooks/again.started")).expect("rm");
     owner.kill9();
 
@@ -177,15 +189,11 @@ fn kill_9_of_the_owner_mid_step_and_another_server_certifies() {
         .rfind(|e| e["kind"] == "driver_attached")
         .expect("driver_attached");
     assert_eq!(takeover["data"]["op"], "resume");
-    let taken: u64 = servers
-        .iter()
-        .map(|s| {
-            s.get("/v1/ready").expect(200).json["takeovers"]
-                .as_u64()
-                .unwrap_or(0)
-        })
-        .sum();
-    assert_eq!(taken, 1, "exactly one server took the migration over");
+    assert_eq!(
+        takeovers(&servers),
+        1,
+        "exactly one server took the migration over"
+    );
     let metrics: Vec<String> = servers
         .iter()
         .map(|s| s.get("/metrics").expect(200).text)
@@ -243,36 +251,25 @@ fn a_paused_owner_loses_its_lease_and_writes_nothing_when_it_wakes() {
     let owner = servers.remove(0);
     let (other, third) = (&servers[0], &servers[1]);
     let id = owner.create(Some("ops-token"), "ledger", "{}");
-    owner
-        .post(&format!("/v1/migrations/{id}/start"), "")
-        .expect(200);
-    wait_for("both held steps to start", || {
-        (dir.path("runbooks/again.started").exists() && dir.path("runbooks/once.started").exists())
-            .then_some(())
-    });
-    let (again, once) = (pid(&dir, "again.pid"), pid(&dir, "once.pid"));
+    let (again, once) = start_held(&owner, &dir, &id);
     signal(&owner, "-STOP");
 
     // Past its lease another server takes the migration over. The paused server's step
     // processes still run on this host, so even the idempotent step is not started a
     // second time beside its first copy: both are interrupted, and the migration pauses.
     wait_state(&[other, third], &id, "paused");
-    let taken: u64 = servers
-        .iter()
-        .map(|s| {
-            s.get("/v1/ready").expect(200).json["takeovers"]
-                .as_u64()
-                .unwrap_or(0)
-        })
-        .sum();
-    assert_eq!(taken, 1, "exactly one server took the migration over");
+    assert_eq!(
+        takeovers(&servers),
+        1,
+        "exactly one server took the migration over"
+    );
     let before = other.events(&id);
 
     // The old owner wakes: its renewal finds the lease taken, so it stops driving, kills
     // its step processes, and writes nothing.
     signal(&owner, "-CONT");
     wait_for("the old owner to drive nothing", || {
-        (owned(&[&owner]) == vec![0]).then_some(())
+        (ready(&[&owner], "migrations_owned") == vec![0]).then_some(())
     });
     wait_for("the old owner's step processes to be gone", || {
         (!alive(again) && !alive(once)).then_some(())

@@ -11,7 +11,7 @@ use super::super::{
 };
 use super::db::{Db, Tx};
 use super::rows as col;
-use super::write::{append_events, begin_locked, set_migration};
+use super::write::{append_one, begin_locked};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::{PgConnection, Row};
@@ -141,16 +141,7 @@ pub async fn decide(
     if status != GateStatus::Open {
         set_status(&mut tx, &id, &vote.step, status).await?;
     }
-    let seqs = append_events(
-        &mut tx,
-        &db.routes,
-        &id,
-        (state, last_seq),
-        std::slice::from_ref(&event),
-    )
-    .await?;
-    let event_seq = seqs.last().copied().unwrap_or(last_seq);
-    set_migration(&mut tx, &id, state, event_seq).await?;
+    let event_seq = append_one(&mut tx, &db.routes, &id, (state, last_seq), &event).await?;
     tx.commit(&db).await?;
     Ok(GateOutcome {
         status,
@@ -179,16 +170,7 @@ pub async fn close(
         return Ok(false);
     }
     set_status(&mut tx, &id, &step, status).await?;
-    let seqs = append_events(
-        &mut tx,
-        &db.routes,
-        &id,
-        (state, last_seq),
-        std::slice::from_ref(&event),
-    )
-    .await?;
-    let newest = seqs.last().copied().unwrap_or(last_seq);
-    set_migration(&mut tx, &id, state, newest).await?;
+    append_one(&mut tx, &db.routes, &id, (state, last_seq), &event).await?;
     tx.commit(&db).await?;
     Ok(true)
 }

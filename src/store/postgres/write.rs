@@ -190,6 +190,21 @@ pub async fn append_events(
     Ok(seqs)
 }
 
+/// Appends one event (a gate vote, a gate closed by a timeout) and records it as the
+/// migration's newest, its state unchanged; returns its seq.
+pub async fn append_one(
+    tx: &mut Tx,
+    routes: &Routes,
+    id: &MigrationId,
+    head: (MigrationState, i64),
+    event: &NewEvent,
+) -> Result<i64, StoreError> {
+    let seqs = append_events(tx, routes, id, head, std::slice::from_ref(event)).await?;
+    let newest = seqs.last().copied().unwrap_or(head.1);
+    set_migration(tx, id, head.0, newest).await?;
+    Ok(newest)
+}
+
 /// The alert rules of a migration's runbook, from the text it was created with.
 async fn load_alerts(
     conn: &mut PgConnection,
