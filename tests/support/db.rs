@@ -35,6 +35,12 @@ impl TestDb {
     /// The test's database on the server `kind`, or `None` (the reason printed) when the
     /// environment names no server.
     pub fn new(kind: Kind) -> Option<TestDb> {
+        TestDb::with_prefix(kind, "sensei_t")
+    }
+
+    /// [`TestDb::new`] with the database named `<prefix>_<random>` (benches name theirs
+    /// apart from the tests', so a left-over one says where it came from).
+    pub fn with_prefix(kind: Kind, prefix: &str) -> Option<TestDb> {
         let Ok(text) = std::env::var(kind.var()) else {
             eprintln!(
                 "skipped: {} is not set (CI sets it; e.g. {})",
@@ -47,7 +53,7 @@ impl TestDb {
             return None;
         };
         let admin = url::Url::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", kind.var()));
-        let name = format!("sensei_t_{:016x}", fastrand::u64(..));
+        let name = format!("{prefix}_{:016x}", fastrand::u64(..));
         let db = TestDb { kind, admin, name };
         db.admin_exec(&format!("CREATE DATABASE {}", db.name));
         Some(db)
