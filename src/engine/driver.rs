@@ -311,7 +311,10 @@ impl Driver {
 
     /// Reads and handles the events of other processes not seen yet.
     async fn read_outside(&mut self) -> Result<(), EngineError> {
-        let events = self.store.events(&self.core.migration.id, self.seen_seq)?;
+        let events = self
+            .store
+            .events_async(&self.core.migration.id, self.seen_seq)
+            .await?;
         for event in events {
             self.seen_seq = self.seen_seq.max(event.seq);
             match event.kind {

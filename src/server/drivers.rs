@@ -204,10 +204,28 @@ impl Drivers {
                     tracing::info!(migration = %m.id, "resumed from {}", m.state);
                     resumed += 1;
                 }
+                // Another server took it first, or it came to rest since the list: the
+                // ordinary race of servers that look at once, not a fault.
+                Err(e) if self.moved_on(&m) => {
+                    tracing::debug!(migration = %m.id, "not resumed, it moved on: {e}")
+                }
                 Err(e) => tracing::error!(migration = %m.id, "cannot resume: {e}"),
             }
         }
         resumed
+    }
+
+    /// Whether a migration listed in `seen` state is driven by someone now, or is in
+    /// another state.
+    fn moved_on(&self, seen: &crate::store::MigrationHead) -> bool {
+        let driven = matches!(self.store.driver(&seen.id), Ok(Some(_)));
+        let state = self
+            .store
+            .migration(&seen.id)
+            .ok()
+            .flatten()
+            .map(|m| m.state);
+        driven || state.is_some_and(|s| s != seen.state)
     }
 
     /// Stops every driver (see the module comment): running steps get `grace` to finish.

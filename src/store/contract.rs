@@ -215,6 +215,20 @@ impl Store {
         on!(self, b => b.events(id, after_seq))
     }
 
+    /// [`Store::events`] without holding a runtime thread while PostgreSQL answers (a
+    /// driver reads the events other processes appended each time the feed moves).
+    pub fn events_async(
+        &self,
+        id: &MigrationId,
+        after_seq: i64,
+    ) -> impl Future<Output = Result<Vec<Event>, StoreError>> + Send + 'static {
+        match &self.backend {
+            // A local read: done now, the future only hands it over.
+            Backend::Sqlite(b) => Either::Left(std::future::ready(b.events(id, after_seq))),
+            Backend::Postgres(b) => Either::Right(b.events_async(id, after_seq)),
+        }
+    }
+
     pub fn event(&self, id: &MigrationId, seq: i64) -> Result<Option<Event>, StoreError> {
         on!(self, b => b.event(id, seq))
     }

@@ -40,7 +40,7 @@ pub struct Tx {
 impl Db {
     /// Connects and upgrades the schema.
     pub async fn connect(url: &str) -> Result<Db, StoreError> {
-        let shown = super::redact(url);
+        let shown = redact(url);
         let failed = |reason: String| StoreError::Open {
             path: shown.clone().into(),
             reason,
@@ -105,4 +105,64 @@ pub async fn now(conn: &mut sqlx::PgConnection) -> Result<DateTime<Utc>, StoreEr
 pub async fn ping(db: Arc<Db>) -> Result<(), StoreError> {
     sqlx::query("SELECT 1").execute(&db.pool).await?;
     Ok(())
+}
+
+/// The URL for messages: its password (in the user part or a `password` parameter)
+/// replaced by `***`. Text that is not a URL is shown as it is unless it holds an `@`.
+pub fn redact(url: &str) -> String {
+    let Ok(mut u) = url::Url::parse(url) else {
+        return if url.contains('@') {
+            "(a URL that cannot be read)".to_owned()
+        } else {
+            url.to_owned()
+        };
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
+    }
+    let secret =
+        |k: &str| k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("sslpassword");
+    if u.query_pairs().any(|(k, _)| secret(&k)) {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret(&k) {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
+}
+
+/// Why the store at `url` could not be opened.
+pub fn open_error(url: &str, reason: String) -> StoreError {
+    StoreError::Open {
+        path: redact(url).into(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_a_message() {
+        assert_eq!(
+            redact("postgres://sensei:hunter2@db/s"),
+            "postgres://sensei:***@db/s"
+        );
+        let query = redact("postgres://db/s?user=u&password=hunter2&sslmode=require");
+        assert!(
+            !query.contains("hunter2") && query.contains("sslmode=require"),
+            "{query}"
+        );
+        assert_eq!(redact("/var/lib/sensei"), "/var/lib/sensei");
+        assert!(!redact("not a url:hunter2@x").contains("hunter2"));
+    }
 }

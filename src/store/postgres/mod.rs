@@ -35,7 +35,8 @@ use super::{
     PoolHolder, PoolTake, StepProcess, StepRow, StoreError,
 };
 use chrono::{DateTime, Utc};
-use db::Db;
+pub use db::redact;
+use db::{Db, open_error};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,18 +65,6 @@ impl Drop for Inner {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-/// The URL for messages: its password replaced by `***`.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "postgres://(an unreadable URL)".to_owned(),
     }
 }
 
@@ -255,6 +244,14 @@ impl Postgres {
 
     pub fn events(&self, id: &MigrationId, after_seq: i64) -> Result<Vec<Event>, StoreError> {
         self.block(read::events(self.db(), id.clone(), after_seq))
+    }
+
+    pub fn events_async(
+        &self,
+        id: &MigrationId,
+        after_seq: i64,
+    ) -> impl Future<Output = Result<Vec<Event>, StoreError>> + Send + 'static {
+        self.run(read::events(self.db(), id.clone(), after_seq))
     }
 
     pub fn event(&self, id: &MigrationId, seq: i64) -> Result<Option<Event>, StoreError> {
@@ -482,12 +479,5 @@ impl Postgres {
     ) -> Result<(), StoreError> {
         let (hook, key, migration) = (hook.to_owned(), key.to_owned(), migration.clone());
         self.block(hooks::remember_key(self.db(), hook, key, migration, now))
-    }
-}
-
-fn open_error(url: &str, reason: String) -> StoreError {
-    StoreError::Open {
-        path: redact(url).into(),
-        reason,
     }
 }
