@@ -246,7 +246,11 @@ fn a_paused_owner_loses_its_lease_and_writes_nothing_when_it_wakes() {
         return;
     };
     let dir = Dir::new();
-    dir.runbook("ledger.yaml", LEDGER);
+    // The held steps print while they wait, so the paused server has output to write.
+    dir.runbook(
+        "ledger.yaml",
+        &LEDGER.replace("do sleep 0.05; done", "do echo tick; sleep 0.05; done"),
+    );
     let mut servers = three(&dir, &db, &[]);
     let owner = servers.remove(0);
     let (other, third) = (&servers[0], &servers[1]);
@@ -264,6 +268,29 @@ fn a_paused_owner_loses_its_lease_and_writes_nothing_when_it_wakes() {
         "exactly one server took the migration over"
     );
     let before = other.events(&id);
+    let taken_at = before
+        .iter()
+        .rfind(|e| e["kind"] == "driver_attached")
+        .and_then(|e| e["at"].as_str())
+        .expect("the takeover's driver_attached")
+        .to_owned();
+    // Step output read after the takeover: what the woken owner must not write. (A line it
+    // read before its pause may still commit as it wakes: it was written under its lease.)
+    let late_lines = |step: &str| -> Vec<Value> {
+        let logs = other
+            .get(&format!("/v1/migrations/{id}/steps/{step}/logs"))
+            .expect(200)
+            .json;
+        let at =
+            |l: &Value| chrono::DateTime::parse_from_rfc3339(l["at"].as_str().unwrap_or("")).ok();
+        let taken = chrono::DateTime::parse_from_rfc3339(&taken_at).ok();
+        logs.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|l| at(l) > taken)
+            .cloned()
+            .collect()
+    };
 
     // The old owner wakes: its renewal finds the lease taken, so it stops driving, kills
     // its step processes, and writes nothing.
@@ -280,6 +307,13 @@ fn a_paused_owner_loses_its_lease_and_writes_nothing_when_it_wakes() {
         kinds(&before),
         "the woken owner wrote to the migration it lost"
     );
+    for step in ["hold_again", "hold_once"] {
+        let late = late_lines(step);
+        assert!(
+            late.is_empty(),
+            "the woken owner wrote {step}'s output: {late:?}"
+        );
+    }
     assert!(
         owner.log().contains("taken over"),
         "the old owner says why it stopped:\n{}",

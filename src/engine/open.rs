@@ -224,7 +224,8 @@ fn build(
     )?;
     store.know_alerts(&id, &core.runbook.alerts);
     Ok(Driver {
-        store: store.clone(),
+        // Its step output is written only while this lease holds.
+        store: store.fenced_by(&lease),
         core,
         opts,
         lease,

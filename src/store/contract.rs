@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::Either;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where a store is: a state directory (SQLite) or a PostgreSQL URL.
@@ -57,6 +58,9 @@ impl std::fmt::Display for Location {
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,
+    /// The lease token of the driver this handle writes for ([`Store::fenced_by`]): its
+    /// step log lines are written only while the lease is still that driver's.
+    fence: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +98,7 @@ impl Store {
     pub fn open_with(state_dir: &Path, durability: Durability) -> Result<Store, StoreError> {
         Ok(Store {
             backend: Backend::Sqlite(Sqlite::open_with(state_dir, durability)?),
+            fence: None,
         })
     }
 
@@ -103,7 +108,18 @@ impl Store {
             Location::Dir(dir) => Store::open_with(dir, durability),
             Location::Postgres(url) => Ok(Store {
                 backend: Backend::Postgres(Postgres::connect(url)?),
+                fence: None,
             }),
+        }
+    }
+
+    /// This store as a driver holding `lease` writes to it: the step log lines it queues are
+    /// dropped once another process has taken the migration over (batches carry their own
+    /// fence), so a driver that wakes after losing its lease writes nothing.
+    pub fn fenced_by(&self, lease: &super::Lease) -> Store {
+        Store {
+            backend: self.backend.clone(),
+            fence: Some(Arc::from(lease.token.as_str())),
         }
     }
 
@@ -149,7 +165,7 @@ impl Store {
 
     /// Queues a line of step output; it is written soon, in order (see [`Sqlite::log`]).
     pub fn log(&self, id: &MigrationId, line: NewLogLine) {
-        on!(self, b => b.log(id, line))
+        on!(self, b => b.log(id, line, self.fence.clone()))
     }
 
     pub fn lost_log_lines(&self) -> u64 {

@@ -165,10 +165,10 @@ impl Sqlite {
     /// Queues a line of step output and returns at once. It is written with the next group
     /// commit, or within about 50 ms; lines keep their order. A line that cannot be written
     /// (an unknown migration, a failing disk) is counted in [`Sqlite::lost_log_lines`].
-    pub fn log(&self, id: &MigrationId, line: NewLogLine) {
+    pub fn log(&self, id: &MigrationId, line: NewLogLine, fence: Option<Arc<str>>) {
         let id = id.clone();
         let job = Job::detached(
-            move |conn, _| write::insert_log(conn, &id, &line),
+            move |conn, _| write::insert_log(conn, &id, &line, fence.as_deref()),
             self.inner.lost_logs.clone(),
         );
         if self.send(job).is_err() {

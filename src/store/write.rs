@@ -222,14 +222,19 @@ fn upsert_step(conn: &Connection, id: &MigrationId, row: &StepRow) -> Result<(),
     Ok(())
 }
 
-/// Stores one line of output.
+/// Stores one line of output; with a `fence` (a driver's lease token), only while the
+/// migration's lease is still that token's.
 pub fn insert_log(
     conn: &Connection,
     id: &MigrationId,
     line: &NewLogLine,
+    fence: Option<&str>,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO logs (migration, step, attempt, stream, at, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO logs (migration, step, attempt, stream, at, text)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6
+          WHERE ?7 IS NULL
+             OR EXISTS (SELECT 1 FROM leases WHERE migration = ?1 AND token = ?7)",
     )?
     .execute(params![
         id.as_str(),
@@ -238,6 +243,7 @@ pub fn insert_log(
         line.stream.as_str(),
         fmt_time(line.at),
         line.text,
+        fence,
     ])?;
     Ok(())
 }

@@ -19,6 +19,9 @@ use std::time::Duration;
 /// its transaction.
 const CONNECTIONS: u32 = 8;
 
+/// How long a transaction may wait between statements before PostgreSQL ends it.
+const IDLE_IN_TRANSACTION: &str = "5s";
+
 /// The channel every commit notifies.
 pub const CHANNEL: &str = "sensei_changes";
 
@@ -46,7 +49,12 @@ impl Db {
             reason,
         };
         let options = PgConnectOptions::from_str(url)
-            .map_err(|e| failed(format!("the URL is not a PostgreSQL URL: {e}")))?;
+            .map_err(|e| failed(format!("the URL is not a PostgreSQL URL: {e}")))?
+            // A server paused (or cut off) in the middle of a transaction would hold its
+            // row locks, and so stall another server's takeover, until it wakes: PostgreSQL
+            // ends such a transaction instead. Every transaction of the store takes
+            // milliseconds.
+            .options([("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION)]);
         let pool = PgPoolOptions::new()
             .max_connections(CONNECTIONS)
             .acquire_timeout(Duration::from_secs(10))

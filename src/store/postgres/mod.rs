@@ -177,8 +177,10 @@ impl Postgres {
         self.run(write::apply_batch(self.db(), id.clone(), batch))
     }
 
-    pub fn log(&self, id: &MigrationId, line: NewLogLine) {
-        self.inner.queue.send(queue::Work::Log(id.clone(), line));
+    pub fn log(&self, id: &MigrationId, line: NewLogLine, fence: Option<Arc<str>>) {
+        self.inner
+            .queue
+            .send(queue::Work::Log(id.clone(), line, fence));
     }
 
     pub fn lost_log_lines(&self) -> u64 {

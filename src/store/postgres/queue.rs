@@ -15,7 +15,8 @@ const MAX_GROUP: usize = 512;
 
 #[derive(Debug)]
 pub enum Work {
-    Log(MigrationId, NewLogLine),
+    /// A line, and the lease token it is written under (see `Store::fenced_by`).
+    Log(MigrationId, NewLogLine, Option<Arc<str>>),
     Process(MigrationId, StepProcess),
     Release(i64),
     Flush(oneshot::Sender<()>),
@@ -123,7 +124,9 @@ async fn write(db: &Db, group: &[Work]) -> Result<(), StoreError> {
     let mut tx = db.begin().await?;
     for work in group {
         match work {
-            Work::Log(id, line) => super::write::insert_log(&mut tx.tx, id, line).await?,
+            Work::Log(id, line, fence) => {
+                super::write::insert_log(&mut tx.tx, id, line, fence.as_deref()).await?
+            }
             Work::Process(id, p) => super::processes::record(&mut tx.tx, id, p).await?,
             Work::Release(slot) => super::pool::release(&mut tx.tx, *slot).await?,
             Work::Flush(_) => {}

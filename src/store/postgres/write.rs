@@ -123,10 +123,11 @@ pub async fn begin_locked(
     db: &Db,
     id: &MigrationId,
 ) -> Result<(Tx, MigrationState, i64), StoreError> {
-    let mut tx = db.begin().await?;
-    let (state, last_seq) = head(&mut tx.tx, id).await?;
-    tx.now = db::now(&mut tx.tx).await?;
-    Ok((tx, state, last_seq))
+    // The clock is read once, after the lock: a read before it would be thrown away.
+    let mut tx = db.pool.begin().await?;
+    let (state, last_seq) = head(&mut tx, id).await?;
+    let now = db::now(&mut tx).await?;
+    Ok((Tx { tx, now }, state, last_seq))
 }
 
 /// A migration's state and newest seq, or NotFound; locks its row until the transaction
@@ -283,15 +284,19 @@ async fn upsert_step(
     Ok(())
 }
 
-/// Stores one line of output (written by the queue, in order).
+/// Stores one line of output (written by the queue, in order); with a `fence` (a driver's
+/// lease token), only while the migration's lease is still that token's.
 pub async fn insert_log(
     conn: &mut PgConnection,
     id: &MigrationId,
     line: &NewLogLine,
+    fence: Option<&str>,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO logs (migration, step, attempt, stream, at, text)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+         SELECT $1, $2, $3, $4, $5, $6
+          WHERE $7::text IS NULL
+             OR EXISTS (SELECT 1 FROM leases WHERE migration = $1 AND token = $7)",
     )
     .bind(id.as_str())
     .bind(&line.step)
@@ -299,6 +304,7 @@ pub async fn insert_log(
     .bind(line.stream.as_str())
     .bind(fmt_time(line.at))
     .bind(storable(&line.text).as_ref())
+    .bind(fence)
     .execute(conn)
     .await?;
     Ok(())

@@ -92,3 +92,31 @@ fn a_line_for_an_unknown_migration_is_counted_as_lost() {
         );
     }
 }
+
+/// A driver's lines are written only while its lease holds: once another process has taken
+/// the migration over, what the old driver still queues (a server woken after a pause) is
+/// dropped, on every backend.
+#[test]
+fn a_driver_that_lost_its_lease_writes_no_more_lines() {
+    for (store, _fresh) in pg::each() {
+        let m = create(&store, "m-aaaa00000001");
+        let ttl = std::time::Duration::from_secs(30);
+        let old = store.acquire_lease(&m, ttl).unwrap();
+        store.fenced_by(&old).log(&m, line("a", 0));
+        store.flush().unwrap();
+        assert_eq!(store.logs(&m, None).unwrap().len(), 1);
+
+        store.release_lease(&old).unwrap();
+        let new = store.acquire_lease(&m, ttl).unwrap();
+        store.fenced_by(&old).log(&m, line("a", 1));
+        store.fenced_by(&new).log(&m, line("a", 2));
+        store.flush().unwrap();
+        let texts: Vec<_> = store
+            .logs(&m, None)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.text)
+            .collect();
+        assert_eq!(texts, ["a line 0", "a line 2"]);
+    }
+}
