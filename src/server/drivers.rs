@@ -177,13 +177,22 @@ impl Drivers {
     /// Resumes every migration that is between states (not created, not at rest) and that no
     /// live process drives: what a crash or a stop of the server left (SPEC §4).
     pub async fn resume_all(&self) -> usize {
-        let migrations = match self.store.list(None) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::error!("cannot list migrations to resume: {e}");
-                return 0;
+        // Only the states a driver may have left (between states, or paused by a window),
+        // each by the store's index on state: not the whole history on every look.
+        let waiting = MigrationState::ALL
+            .iter()
+            .filter(|s| !s.is_at_rest() || **s == MigrationState::Paused)
+            .filter(|s| **s != MigrationState::Created);
+        let mut migrations = Vec::new();
+        for state in waiting {
+            match self.store.list(Some(*state)) {
+                Ok(m) => migrations.extend(m),
+                Err(e) => {
+                    tracing::error!("cannot list migrations to resume: {e}");
+                    return 0;
+                }
             }
-        };
+        }
         let mut resumed = 0;
         for m in migrations {
             // A migration a window's close paused waits for the window's next opening: the
