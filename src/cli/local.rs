@@ -1,4 +1,5 @@
-//! Local mode (SPEC §5): the store (`--store`, or the embedded one in `--state-dir`), the caller's identity from
+//! Local mode (SPEC §5): the store (`--store`, or the embedded one in `--state-dir`), the
+//! caller's identity from
 //! `--as` (default: the operating-system user), the configuration file (`--config`), and
 //! finding a migration by id or prefix.
 
