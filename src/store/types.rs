@@ -90,6 +90,28 @@ pub struct Migration {
     pub last_seq: i64,
 }
 
+impl NewMigration {
+    /// The migration this becomes once stored at `at` in `created`, its first event `seq`
+    /// (what either backend's create answers).
+    pub fn stored(self, at: DateTime<Utc>, last_seq: i64) -> Migration {
+        Migration {
+            id: self.id,
+            runbook: self.runbook,
+            runbook_path: self.runbook_path,
+            runbook_text: self.runbook_text,
+            runbook_files: self.runbook_files,
+            params: self.params,
+            masked_params: self.masked_params,
+            digest: self.digest,
+            state: MigrationState::Created,
+            starter: self.starter,
+            created_at: at,
+            updated_at: at,
+            last_seq,
+        }
+    }
+}
+
 /// Changes to one migration, committed all or nothing.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Batch {

@@ -15,7 +15,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub fn create_migration(
     conn: &Connection,
     group: &Group,
-    new: NewMigration,
+    mut new: NewMigration,
 ) -> Result<Migration, StoreError> {
     let exists: Option<i64> = conn
         .prepare_cached("SELECT 1 FROM migrations WHERE id = ?1")?
@@ -47,7 +47,10 @@ pub fn create_migration(
         fmt_time(group.now),
         serde_json::to_string(&new.runbook_files).unwrap_or_else(|_| "{}".into()),
     ])?;
-    let event = NewEvent::new(EventKind::MigrationCreated, new.created_event_data);
+    let event = NewEvent::new(
+        EventKind::MigrationCreated,
+        std::mem::take(&mut new.created_event_data),
+    );
     let seqs = append_events(
         conn,
         group,
@@ -60,21 +63,7 @@ pub fn create_migration(
     for step in &new.steps {
         upsert_step(conn, &new.id, &StepRow::new(step, StepState::Pending))?;
     }
-    Ok(Migration {
-        id: new.id,
-        runbook: new.runbook,
-        runbook_path: new.runbook_path,
-        runbook_text: new.runbook_text,
-        runbook_files: new.runbook_files,
-        params: new.params,
-        masked_params: new.masked_params,
-        digest: new.digest,
-        state,
-        starter: new.starter,
-        created_at,
-        updated_at: group.now,
-        last_seq,
-    })
+    Ok(new.stored(created_at, last_seq))
 }
 
 /// Applies one batch; refuses it whole when the migration is no longer in the expected state.

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 /// Inserts a migration in `created` with its `migration_created` event (seq 1) and a pending
 /// row per plan step.
-pub async fn create_migration(db: Arc<Db>, new: NewMigration) -> Result<Migration, StoreError> {
+pub async fn create_migration(db: Arc<Db>, mut new: NewMigration) -> Result<Migration, StoreError> {
     let mut tx = db.begin().await?;
     let now = tx.now;
     let state = MigrationState::Created;
@@ -47,7 +47,10 @@ pub async fn create_migration(db: Arc<Db>, new: NewMigration) -> Result<Migratio
     if inserted == 0 {
         return Err(StoreError::Exists(new.id));
     }
-    let event = NewEvent::new(EventKind::MigrationCreated, new.created_event_data);
+    let event = NewEvent::new(
+        EventKind::MigrationCreated,
+        std::mem::take(&mut new.created_event_data),
+    );
     let seqs = append_events(
         &mut tx,
         &db.routes,
@@ -62,21 +65,7 @@ pub async fn create_migration(db: Arc<Db>, new: NewMigration) -> Result<Migratio
         upsert_step(&mut tx.tx, &new.id, &StepRow::new(step, StepState::Pending)).await?;
     }
     tx.commit(&db).await?;
-    Ok(Migration {
-        id: new.id,
-        runbook: new.runbook,
-        runbook_path: new.runbook_path,
-        runbook_text: new.runbook_text,
-        runbook_files: new.runbook_files,
-        params: new.params,
-        masked_params: new.masked_params,
-        digest: new.digest,
-        state,
-        starter: new.starter,
-        created_at: now,
-        updated_at: now,
-        last_seq,
-    })
+    Ok(new.stored(now, last_seq))
 }
 
 /// Applies one batch; refuses it whole when its lease is gone or the migration is no longer
