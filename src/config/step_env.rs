@@ -9,6 +9,9 @@ use serde::Deserialize;
 /// The variable the CLI reads the bearer token for `--server` from: a secret of Sensei's too.
 pub const CLIENT_TOKEN_ENV: &str = "SENSEI_TOKEN";
 
+/// The variable `--store` is read from: a PostgreSQL URL, which may hold its password.
+pub const STORE_ENV: &str = "SENSEI_STORE";
+
 /// `step_env: { pass: [NAME, ...] }`: variables of Sensei's environment passed to every step
 /// by name, besides the fixed list ([`crate::process::INHERITED`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -49,12 +52,19 @@ impl StepEnvSettings {
 
 impl Config {
     /// The environment variables this configuration reads a secret from, each with what
-    /// it holds: token values, the SMTP password, and the CLI's `SENSEI_TOKEN`.
+    /// it holds: token values, the SMTP password, the CLI's `SENSEI_TOKEN`, and the store's
+    /// URL (`SENSEI_STORE`).
     pub fn secret_envs(&self) -> Vec<(String, String)> {
-        let mut secrets = vec![(
-            CLIENT_TOKEN_ENV.to_owned(),
-            "the bearer token the CLI sends to `--server`".to_owned(),
-        )];
+        let mut secrets = vec![
+            (
+                CLIENT_TOKEN_ENV.to_owned(),
+                "the bearer token the CLI sends to `--server`".to_owned(),
+            ),
+            (
+                STORE_ENV.to_owned(),
+                "the store's URL, which may hold its password (`--store`)".to_owned(),
+            ),
+        ];
         for token in self.tokens.iter().flatten() {
             if let Some(var) = token.get("token_env").and_then(|v| v.as_str()) {
                 let name = token.get("name").and_then(|v| v.as_str()).unwrap_or("?");
@@ -123,6 +133,8 @@ mod tests {
             ),
             "{err}"
         );
+        let err = refused("step_env: { pass: [SENSEI_STORE] }\n");
+        assert!(err.contains("`SENSEI_STORE`, which holds the store's URL"), "{err}");
         let err = refused("step_env: { pass: [PGHOST], keep: [X] }\n");
         assert!(err.starts_with("sensei.yaml:1:"), "{err}");
     }
