@@ -134,7 +134,10 @@ mod tests {
             "{err}"
         );
         let err = refused("step_env: { pass: [SENSEI_STORE] }\n");
-        assert!(err.contains("`SENSEI_STORE`, which holds the store's URL"), "{err}");
+        assert!(
+            err.contains("`SENSEI_STORE`, which holds the store's URL"),
+            "{err}"
+        );
         let err = refused("step_env: { pass: [PGHOST], keep: [X] }\n");
         assert!(err.starts_with("sensei.yaml:1:"), "{err}");
     }
