@@ -164,18 +164,7 @@ pub fn decide(
     vote: GateVote,
 ) -> Result<GateOutcome, GateError> {
     let (state, last_seq) = head(conn, id)?;
-    let Some((status, round, required)) = current(conn, id, &vote.step)? else {
-        return Err(GateError::NotOpen {
-            step: vote.step,
-            status: None,
-        });
-    };
-    if status != GateStatus::Open {
-        return Err(GateError::NotOpen {
-            step: vote.step,
-            status: Some(status),
-        });
-    }
+    let (round, required) = open_round(&vote.step, current(conn, id, &vote.step)?)?;
     let voted: Option<i64> = conn
         .prepare_cached(
             "SELECT 1 FROM gate_votes WHERE migration = ?1 AND step = ?2 AND round = ?3 AND who = ?4",
@@ -228,6 +217,21 @@ pub fn decide(
         required,
         event_seq,
     })
+}
+
+/// The round and required approvals of a gate a vote may be cast on (both backends), or
+/// why not: it was never opened, or it is closed.
+pub fn open_round(
+    step: &str,
+    found: Option<(GateStatus, u32, u32)>,
+) -> Result<(u32, u32), GateError> {
+    match found {
+        Some((GateStatus::Open, round, required)) => Ok((round, required)),
+        status => Err(GateError::NotOpen {
+            step: step.to_owned(),
+            status: status.map(|(s, _, _)| s),
+        }),
+    }
 }
 
 /// Where a recorded vote leaves its gate, with `approvals` in its round counted (this vote

@@ -3,7 +3,7 @@
 //! a vote and a timeout both lock the migration's row first (`write::begin_locked`), so two
 //! approvers, or an approver and a timeout on another server, can never both close a gate.
 
-use super::super::gate::decided;
+use super::super::gate::{decided, open_round};
 use super::super::schema::{fmt_time, json_text};
 use super::super::{
     GateDecision, GateError, GateInfo, GateOpen, GateOutcome, GateStatus, GateVote, MigrationId,
@@ -85,18 +85,7 @@ pub async fn decide(
     vote: GateVote,
 ) -> Result<GateOutcome, GateError> {
     let (mut tx, state, last_seq) = begin_locked(&db, &id).await?;
-    let Some((status, round, required)) = current(&mut tx.tx, &id, &vote.step).await? else {
-        return Err(GateError::NotOpen {
-            step: vote.step,
-            status: None,
-        });
-    };
-    if status != GateStatus::Open {
-        return Err(GateError::NotOpen {
-            step: vote.step,
-            status: Some(status),
-        });
-    }
+    let (round, required) = open_round(&vote.step, current(&mut tx.tx, &id, &vote.step).await?)?;
     let voted: Option<i32> = sqlx::query_scalar(
         "SELECT 1 FROM gate_votes WHERE migration = $1 AND step = $2 AND round = $3 AND who = $4",
     )
